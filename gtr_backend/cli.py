@@ -1,0 +1,150 @@
+"""The `gtr` command: `gtr convert-weights`, `gtr views`, `gtr bench`.
+
+Errors a user can fix are printed as one plain message (exit status 2), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from .errors import GTRError
+from .model import PRESETS
+from .views import Orbit, ViewSet, load_views
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _background(text: str) -> str | tuple[float, float, float]:
+    if "," in text:
+        values = _floats(text)
+        if len(values) != 3:
+            raise argparse.ArgumentTypeError("a background colour is three numbers in [0, 1], e.g. 1,1,1")
+        return (values[0], values[1], values[2])
+    return text
+
+
+def add_view_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options that say how to read a view set (shared by every command that takes views)."""
+    parser.add_argument(
+        "input",
+        type=Path,
+        help="a view folder (cameras.json or cam_NNN.txt), a cameras.json, "
+        "an image folder with --orbit, or a grid image with --zero123pp",
+    )
+    parser.add_argument("--zero123pp", action="store_true", help="INPUT is a Zero123++ 3x2 grid image")
+    parser.add_argument("--orbit", action="store_true", help="images without cameras: put them on an orbit")
+    parser.add_argument(
+        "--azimuths", type=_floats, help="orbit azimuths in degrees, comma-separated (default: evenly spaced from 0)"
+    )
+    parser.add_argument("--elevation", type=float, default=Orbit.elevation_deg, help="orbit elevation, degrees")
+    parser.add_argument("--fov", type=float, default=Orbit.fov_deg, help="orbit field of view, degrees")
+    parser.add_argument("--distance", type=float, default=Orbit.distance, help="orbit camera distance")
+    parser.add_argument(
+        "--background",
+        type=_background,
+        help="for images without alpha: the background colour (white, gray, black or r,g,b)",
+    )
+
+
+def views_from_arguments(args: argparse.Namespace) -> ViewSet:
+    orbit = Orbit(args.azimuths, args.elevation, args.fov, args.distance) if args.orbit else None
+    return load_views(args.input, orbit=orbit, zero123pp=args.zero123pp, background=args.background)
+
+
+def cmd_views(args: argparse.Namespace) -> int:
+    views = views_from_arguments(args)
+    print(f"{views.num_views} views, {views.width}x{views.height}")
+    for i, name in enumerate(views.names):
+        centre = views.c2w[i, :3, 3]
+        fx = float(views.intrinsics[i, 0])
+        coverage = float(views.mask[i].mean())
+        print(
+            f"  {i}: {name}  camera at ({centre[0]:+.3f}, {centre[1]:+.3f}, {centre[2]:+.3f}), "
+            f"distance {float(centre.norm()):.3f}, fx {fx:.1f} px, object covers {coverage:.0%}"
+        )
+    return 0
+
+
+def cmd_convert_weights(args: argparse.Namespace) -> int:
+    from .model import preset
+    from .weights import convert_released_checkpoint
+
+    json_path = convert_released_checkpoint(args.checkpoint, args.output, preset(args.preset), DTYPES[args.dtype])
+    print(f"wrote {args.output} and {json_path}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .evaluation.bench import BenchCase, run_isolated, write_results
+
+    devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    results = []
+    for device in devices:
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise GTRError("--device cuda was asked for, but PyTorch sees no CUDA GPU")
+        for name in args.presets:
+            for precision in args.precision or (["bf16", "fp32"] if device.startswith("cuda") else ["fp32"]):
+                case = BenchCase(name, device, precision, args.views, args.size, args.repeats, args.render)
+                print(f"running {case}", file=sys.stderr)
+                results.append(run_isolated(case))
+    print(write_results(results, args.json, args.markdown))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gtr", description="GTR: posed views of an object in, 3D out.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("views", help="load a view set, check it and summarise its cameras")
+    add_view_arguments(p)
+    p.set_defaults(run=cmd_views)
+
+    p = sub.add_parser("convert-weights", help="convert the released GTR ckpt.pth to .safetensors + .json")
+    p.add_argument("checkpoint", type=Path, help="the released checkpoint (ckpt.pth)")
+    p.add_argument("output", type=Path, help="the .safetensors file to write (its .json is written beside it)")
+    p.add_argument("--preset", default="gtr-paper", choices=sorted(PRESETS))
+    p.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="storage precision")
+    p.set_defaults(run=cmd_convert_weights)
+
+    p = sub.add_parser("bench", help="time the feed-forward model (views to triplane) and measure peak memory")
+    p.add_argument("--presets", nargs="+", default=["gtr-small", "gtr-paper"], choices=sorted(PRESETS))
+    p.add_argument("--device", nargs="+", help="devices to run on (default: cpu, and cuda when present)")
+    p.add_argument(
+        "--precision", nargs="+", choices=["fp32", "bf16", "fp16"], help="default: bf16 and fp32 on CUDA, fp32 on CPU"
+    )
+    p.add_argument("--views", type=int, default=4)
+    p.add_argument("--size", type=int, default=512, help="input view size in pixels")
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--render", action="store_true", help="also time a size x size NeRF render (256 samples)")
+    p.add_argument("--json", type=Path, help="write the results as JSON here")
+    p.add_argument("--markdown", type=Path, help="write the results table as Markdown here")
+    p.set_defaults(run=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except GTRError as error:
+        print(f"gtr: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gtr: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

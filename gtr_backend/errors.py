@@ -1,0 +1,24 @@
+"""The errors `gtr_backend` raises on purpose.
+
+Every error a user can cause (bad files, bad cameras, bad weights) is a `GTRError` whose message says which
+file or view is at fault, what is wrong, and what to do about it. The command line prints the message alone,
+never a traceback; the Blender add-on shows it in the status bar.
+"""
+
+from __future__ import annotations
+
+
+class GTRError(Exception):
+    """Base class of the errors a user can act on."""
+
+
+class ViewError(GTRError):
+    """A view set cannot be used: unreadable image, missing mask, bad camera, too few views, ..."""
+
+
+class WeightsError(GTRError):
+    """A weights file cannot be loaded: missing, corrupt, truncated, or made for another architecture."""
+
+
+class ConfigError(GTRError):
+    """A model configuration is inconsistent or names an unknown preset."""

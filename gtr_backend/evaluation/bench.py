@@ -1,0 +1,137 @@
+"""Speed and memory of the feed-forward model: 4 views at 512x512 in, triplane out.
+
+Each case (preset, device, precision) runs in a fresh child process, so its peak memory is its own:
+CUDA peak = torch.cuda.max_memory_allocated; CPU peak = the child's maximum resident set size.
+Times are the median of `repeats` warm runs (after warm-up), plus the first (cold) run; CUDA is synchronised.
+Stages: `prepare` (resize 512x512 views to the model's resolution, rays, inputs) and `triplane` (network).
+Optionally `render`: a 512x512 NeRF render of the triplane with 256 samples per ray.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..model import GTR, Precision, preset
+from ..pipeline import predict_triplane, prepare_inputs
+from ..render import VolumeOptions, render_triplane
+from ..views.synthetic import sphere_views
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    preset: str
+    device: str
+    precision: Precision = "auto"
+    views: int = 4
+    view_size: int = 512
+    repeats: int = 10
+    render: bool = False
+
+
+@dataclass
+class BenchResult:
+    case: BenchCase
+    parameters: int = 0
+    cold_ms: dict[str, float] = field(default_factory=dict)
+    median_ms: dict[str, float] = field(default_factory=dict)
+    peak_memory_mb: float = 0.0
+    device_name: str = ""
+
+
+def _timed(fn: Callable[[], object], device: str, repeats: int) -> tuple[float, float]:
+    """(cold ms, median warm ms) of fn."""
+
+    def once() -> float:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return (time.perf_counter() - start) * 1000
+
+    cold = once()
+    for _ in range(2):
+        once()
+    return cold, statistics.median(once() for _ in range(repeats))
+
+
+def run_case(case: BenchCase) -> BenchResult:
+    """Run one case in this process (call through `run_isolated` for honest peak memory)."""
+    torch.manual_seed(0)
+    config = preset(case.preset)
+    model = GTR(config).to(case.device).eval()
+    views = sphere_views(tuple(360.0 * i / case.views for i in range(case.views)), size=case.view_size).to(case.device)
+    result = BenchResult(case, parameters=model.num_parameters())
+    result.device_name = (
+        torch.cuda.get_device_name(case.device)
+        if case.device.startswith("cuda")
+        else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    )
+    if case.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(case.device)
+    inputs = prepare_inputs(model, views)
+    stages: dict[str, Callable[[], object]] = {
+        "prepare": lambda: prepare_inputs(model, views),
+        "triplane": lambda: model.triplane(inputs, case.precision),
+    }
+    if case.render:
+        triplane = predict_triplane(model, views, case.precision)
+        k, c2w = views.intrinsics[:1], views.c2w[:1]
+        options = VolumeOptions()
+
+        def render() -> object:
+            with torch.no_grad():
+                return render_triplane(model.field, triplane, k, c2w, case.view_size, case.view_size, options)
+
+        stages["render"] = render
+    for name, fn in stages.items():
+        result.cold_ms[name], result.median_ms[name] = _timed(fn, case.device, case.repeats)
+    if case.device.startswith("cuda"):
+        result.peak_memory_mb = torch.cuda.max_memory_allocated(case.device) / 2**20
+    else:
+        result.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+def run_isolated(case: BenchCase) -> BenchResult:
+    """`run_case` in a fresh child process."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(run_case, (case,))
+
+
+def to_markdown(results: list[BenchResult]) -> str:
+    stages = sorted({s for r in results for s in r.median_ms}, key=["prepare", "triplane", "render"].index)
+    head = ["preset", "device", "precision", "params (M)"] + [f"{s} ms (cold)" for s in stages] + ["peak MB"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        cells = [r.case.preset, r.device_name, r.case.precision, f"{r.parameters / 1e6:.1f}"]
+        cells += [f"{r.median_ms[s]:.1f} ({r.cold_ms[s]:.0f})" if s in r.median_ms else "" for s in stages]
+        cells.append(f"{r.peak_memory_mb:.0f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(results: list[BenchResult], json_path: Path | None, markdown_path: Path | None) -> str:
+    table = to_markdown(results)
+    info = {
+        "date": time.strftime("%Y-%m-%d"),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "results": [asdict(r) for r in results],
+    }
+    if json_path:
+        json_path.write_text(json.dumps(info, indent=2) + "\n")
+    if markdown_path:
+        markdown_path.write_text(f"Measured {info['date']}, torch {info['torch']}.\n\n{table}")
+    return table

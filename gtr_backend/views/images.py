@@ -1,0 +1,122 @@
+"""Reading and writing view images: files in, (rgb (3, H, W), mask (1, H, W)) float32 tensors in [0, 1] out.
+
+The mask of a view comes, in this order of preference, from a mask image given for it, from the image's own
+alpha channel, or from a background colour the caller names (pixels of that colour are background). A view
+with none of these is an error that says how to provide one. A fully opaque alpha channel counts as none.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+from ..errors import ViewError
+
+Background = str | tuple[float, float, float] | None
+BACKGROUNDS: dict[str, tuple[float, float, float]] = {
+    "white": (1.0, 1.0, 1.0),
+    "gray": (0.5, 0.5, 0.5),
+    "black": (0.0, 0.0, 0.0),
+}
+BACKGROUND_TOLERANCE = 4 / 255  # colour distance (max over channels) under which a pixel is background
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+HOW_TO_MASK = (
+    "give it an alpha channel (RGBA PNG with a transparent background), give a mask image for it "
+    "(white = object), or name its background colour (background='white', 'gray', 'black' or an "
+    "RGB triple; `--background` on the command line)"
+)
+
+
+def read_image(path: Path) -> np.ndarray:
+    """(H, W, 3 or 4) float32 in [0, 1]; grey images become RGB, palette images keep their transparency."""
+    if not path.is_file():
+        raise ViewError(f"{path}: image file not found")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+            converted = image.convert("RGBA" if has_alpha else "RGB")
+            array = np.asarray(converted, dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise ViewError(f"{path}: cannot read this image ({error}); use a PNG or JPEG file") from None
+    return array
+
+
+def _background_rgb(background: Background) -> tuple[float, float, float]:
+    if isinstance(background, str):
+        try:
+            return BACKGROUNDS[background]
+        except KeyError:
+            raise ViewError(
+                f"unknown background {background!r}; use one of {', '.join(BACKGROUNDS)} or an RGB triple in [0, 1]"
+            ) from None
+    assert background is not None
+    if len(background) != 3 or not all(0.0 <= float(c) <= 1.0 for c in background):
+        raise ViewError(f"background must be an RGB triple in [0, 1], got {background!r}")
+    return (float(background[0]), float(background[1]), float(background[2]))
+
+
+def split_rgba(
+    array: np.ndarray, where: str, mask: np.ndarray | None = None, background: Background = None
+) -> tuple[Tensor, Tensor]:
+    """(H, W, 3|4) array -> rgb (3, H, W), mask (1, H, W), with the mask rules of this module."""
+    rgb = array[..., :3]
+    alpha = array[..., 3] if array.shape[-1] == 4 else None
+    if alpha is not None and alpha.min() >= 1.0 and mask is None and background is not None:
+        alpha = None  # fully opaque: the alpha channel does not separate anything, use the background colour
+    if mask is not None:
+        if mask.shape != rgb.shape[:2]:
+            raise ViewError(
+                f"{where}: the mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                f"{rgb.shape[1]}x{rgb.shape[0]}; they must be the same size"
+            )
+        coverage = mask
+    elif alpha is not None and alpha.min() < 1.0:
+        coverage = alpha
+    elif background is not None:
+        colour = np.asarray(_background_rgb(background), dtype=np.float32)
+        coverage = (np.abs(rgb - colour).max(axis=-1) > BACKGROUND_TOLERANCE).astype(np.float32)
+    elif alpha is not None:
+        raise ViewError(
+            f"{where}: the alpha channel is fully opaque, so it does not say where the object is; " + HOW_TO_MASK
+        )
+    else:
+        raise ViewError(f"{where}: the image has no alpha channel and no mask was given; " + HOW_TO_MASK)
+    rgb_t = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
+    mask_t = torch.from_numpy(np.ascontiguousarray(coverage[None]))
+    return rgb_t, mask_t
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """(H, W) float32 coverage in [0, 1] from a mask image (its alpha if it has one, else its luminance)."""
+    array = read_image(path)
+    return array[..., 3] if array.shape[-1] == 4 and array[..., 3].min() < 1.0 else array[..., :3].mean(-1)
+
+
+def read_view(path: Path, mask_path: Path | None = None, background: Background = None) -> tuple[Tensor, Tensor]:
+    """One view image (and optional mask image) -> rgb (3, H, W), mask (1, H, W)."""
+    mask = read_mask(mask_path) if mask_path is not None else None
+    return split_rgba(read_image(path), str(path), mask, background)
+
+
+def write_rgba(path: Path, rgb: Tensor, mask: Tensor) -> None:
+    """Save rgb (3, H, W) and mask (1, H, W) in [0, 1] as an 8-bit RGBA PNG."""
+    rgba = torch.cat([rgb, mask], dim=0).clamp(0, 1).mul(255).round().byte()
+    Image.fromarray(rgba.permute(1, 2, 0).cpu().numpy(), mode="RGBA").save(path)
+
+
+def stack_views(views: list[tuple[Tensor, Tensor]], names: list[str]) -> tuple[Tensor, Tensor]:
+    """Stack per-view (rgb, mask) into (N, 3, H, W), (N, 1, H, W); views of different sizes are an error."""
+    h, w = views[0][0].shape[1:]
+    for (rgb, _), name in zip(views, names, strict=True):
+        if tuple(rgb.shape[1:]) != (h, w):
+            raise ViewError(
+                f"{name} is {rgb.shape[2]}x{rgb.shape[1]} but {names[0]} is {w}x{h}: all views of "
+                "one set must have the same size"
+            )
+    return torch.stack([v[0] for v in views]), torch.stack([v[1] for v in views])

@@ -1,0 +1,328 @@
+"""View-set loaders and writers: files on disk in, a validated `ViewSet` (world frame of `views.cameras`) out.
+
+Formats:
+1. The project's own folder: images beside a ``cameras.json`` that states its conventions (README.md,
+   "View folders"); written by `save_views`.
+2. The released GTR format: ``rgb_NNN.png`` (RGBA) beside ``cam_NNN.txt`` (world-to-camera extrinsic,
+   OpenCV axes, and ``fx, fy, cx, cy, height, width``); written by `save_gtr_release`.
+3. A Zero123++ 3x2 grid image (6 views with fixed poses).
+4. Plain images with an `Orbit` preset (N cameras at given azimuths, elevation, FoV and distance).
+`load_views` picks the format from what it finds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..errors import ViewError
+from .cameras import OPENGL_TO_OPENCV, intrinsics_from_fov, invert_pose, orbit_poses
+from .images import IMAGE_SUFFIXES, Background, read_image, read_view, split_rgba, stack_views, write_rgba
+from .viewset import ViewSet
+
+CAMERAS_JSON = "cameras.json"
+PROJECT_FORMAT = "gtr-views/1"
+
+# Zero123++ v1.2 grid (gtr.md section 3): 3 rows x 2 columns, views in row-major order.
+ZERO123PP_POLAR_DEG = (70.0, 100.0, 70.0, 100.0, 70.0, 100.0)
+ZERO123PP_AZIMUTH_DEG = (60.0, 0.0, -60.0, -120.0, 180.0, 120.0)
+ZERO123PP_DISTANCE = 4.0
+ZERO123PP_FOV_DEG = 30.0
+
+
+@dataclass(frozen=True)
+class Orbit:
+    """Cameras for images that come without any: N views on an orbit around the origin.
+
+    `azimuths_deg` defaults to N evenly spaced azimuths starting at 0 (0/90/180/270 for 4 views).
+    The defaults match a typical 4-view capture: elevation 20 deg, FoV 30 deg, distance 2.7.
+    """
+
+    azimuths_deg: tuple[float, ...] | None = None
+    elevation_deg: float = 20.0
+    fov_deg: float = 30.0
+    distance: float = 2.7
+
+    def poses(self, num_views: int) -> Tensor:
+        azimuths = self.azimuths_deg or tuple(360.0 * i / num_views for i in range(num_views))
+        if len(azimuths) != num_views:
+            raise ViewError(f"orbit: {len(azimuths)} azimuths given for {num_views} images")
+        return orbit_poses(azimuths, self.elevation_deg, self.distance)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 1. The project's folder format.
+
+
+def _field(
+    data: dict[str, Any], key: str, where: str, allowed: Sequence[str] | None = None, default: Any = None
+) -> Any:
+    if key not in data:
+        if default is not None:
+            return default
+        raise ViewError(f"{where}: missing field {key!r}")
+    value = data[key]
+    if allowed is not None and value not in allowed:
+        raise ViewError(f"{where}: field {key!r} is {value!r}; allowed: {', '.join(map(repr, allowed))}")
+    return value
+
+
+def _matrix(value: Any, where: str) -> Tensor:
+    try:
+        m = torch.tensor(value, dtype=torch.float64)
+    except (TypeError, ValueError):
+        raise ViewError(f"{where}: 'matrix' must be a 4x4 list of numbers") from None
+    if m.shape != (4, 4):
+        raise ViewError(f"{where}: 'matrix' must be 4x4, got shape {tuple(m.shape)}")
+    if not torch.isfinite(m).all():
+        raise ViewError(f"{where}: the camera matrix contains NaN or Inf")
+    return m
+
+
+def _intrinsics(view: dict[str, Any], where: str, width: int, height: int) -> Tensor:
+    if "fov_deg" in view:
+        return intrinsics_from_fov(float(view["fov_deg"]), width, height)
+    try:
+        return torch.tensor([float(view[k]) for k in ("fx", "fy", "cx", "cy")], dtype=torch.float64)
+    except KeyError as key:
+        raise ViewError(f"{where}: missing {key}; give fx, fy, cx, cy (pixels) or fov_deg") from None
+    except (TypeError, ValueError):
+        raise ViewError(f"{where}: fx, fy, cx, cy must be numbers") from None
+
+
+def load_project_folder(path: Path, background: Background = None) -> ViewSet:
+    """A folder with ``cameras.json`` (or the path of that file) -> ViewSet."""
+    json_path = path / CAMERAS_JSON if path.is_dir() else path
+    if not json_path.is_file():
+        raise ViewError(f"{json_path}: file not found")
+    try:
+        data = json.loads(json_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ViewError(f"{json_path}: not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise ViewError(f"{json_path}: expected a JSON object with 'format' and 'views'")
+    where = str(json_path)
+    _field(data, "format", where, allowed=[PROJECT_FORMAT])
+    axes = _field(data, "camera_axes", where, allowed=["opencv", "opengl"])
+    pose_kind = _field(data, "pose", where, allowed=["camera_to_world", "world_to_camera"])
+    _field(data, "world_up", where, allowed=["+y"])
+    views = _field(data, "views", where)
+    if not isinstance(views, list) or not views:
+        raise ViewError(f"{where}: 'views' must be a non-empty list")
+    loaded, intrinsics, poses, names = [], [], [], []
+    for i, view in enumerate(views):
+        view_where = f"{where}, view {i}"
+        if not isinstance(view, dict):
+            raise ViewError(f"{view_where}: each view must be an object with 'image' and 'matrix'")
+        image = json_path.parent / str(_field(view, "image", view_where))
+        mask = json_path.parent / str(view["mask"]) if "mask" in view else None
+        rgb, alpha = read_view(image, mask, background)
+        matrix = _matrix(_field(view, "matrix", view_where), view_where)
+        c2w = matrix if pose_kind == "camera_to_world" else invert_pose(matrix, view_where)
+        if axes == "opengl":
+            c2w = c2w @ OPENGL_TO_OPENCV
+        loaded.append((rgb, alpha))
+        intrinsics.append(_intrinsics(view, view_where, rgb.shape[2], rgb.shape[1]))
+        poses.append(c2w)
+        names.append(image.name)
+    rgbs, masks = stack_views(loaded, names)
+    return ViewSet.from_tensors(rgbs, masks, torch.stack(intrinsics), torch.stack(poses), names)
+
+
+def save_views(views: ViewSet, folder: Path, prefix: str = "view") -> Path:
+    """Write `views` as RGBA PNGs plus ``cameras.json`` (OpenCV, camera-to-world); returns the JSON's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for i in range(views.num_views):
+        name = f"{prefix}_{i:03d}.png"
+        write_rgba(folder / name, views.rgb[i], views.mask[i])
+        fx, fy, cx, cy = views.intrinsics[i].tolist()
+        entries.append(
+            {"image": name, "fx": fx, "fy": fy, "cx": cx, "cy": cy, "matrix": views.c2w[i].double().tolist()}
+        )
+    data = {
+        "format": PROJECT_FORMAT,
+        "camera_axes": "opencv",
+        "pose": "camera_to_world",
+        "world_up": "+y",
+        "views": entries,
+    }
+    path = folder / CAMERAS_JSON
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 2. The released GTR format.
+
+
+def parse_gtr_camera(path: Path) -> tuple[Tensor, Tensor, tuple[int, int]]:
+    """``cam_NNN.txt`` -> (world-to-camera (4, 4), (fx, fy, cx, cy), (height, width)), float64."""
+    try:
+        lines = [line.strip() for line in path.read_text().splitlines()]
+    except (OSError, UnicodeDecodeError) as error:
+        raise ViewError(f"{path}: cannot read camera file ({error})") from None
+
+    def numbers(text: str) -> list[float]:
+        try:
+            return [float(v) for v in re.split(r"[,\s]+", text.strip()) if v]
+        except ValueError:
+            raise ViewError(f"{path}: expected numbers, found {text!r}") from None
+
+    try:
+        start = next(i for i, line in enumerate(lines) if line.lower().startswith("extrinsic"))
+        header = next(i for i, line in enumerate(lines) if line.lower().startswith("intrinsic"))
+    except StopIteration:
+        raise ViewError(
+            f"{path}: not a GTR camera file: expected an 'extrinsic' line, 4 matrix rows, and an "
+            "'intrinsic fx, fy, cx, cy, height, width' line followed by six numbers"
+        ) from None
+    rows = [numbers(line) for line in lines[start + 1 : header] if line]
+    if len(rows) != 4 or any(len(r) != 4 for r in rows):
+        raise ViewError(f"{path}: the extrinsic must be 4 rows of 4 numbers")
+    values = numbers(" ".join(lines[header + 1 :]))
+    if len(values) != 6:
+        raise ViewError(f"{path}: expected six intrinsic numbers (fx, fy, cx, cy, height, width), found {len(values)}")
+    w2c = torch.tensor(rows, dtype=torch.float64)
+    if not torch.isfinite(w2c).all() or not all(map(torch.isfinite, torch.tensor(values))):
+        raise ViewError(f"{path}: the camera contains NaN or Inf")
+    return w2c, torch.tensor(values[:4], dtype=torch.float64), (int(values[4]), int(values[5]))
+
+
+def load_gtr_release(folder: Path, background: Background = None) -> ViewSet:
+    """A folder of ``rgb_NNN.png`` + ``cam_NNN.txt`` pairs -> ViewSet (intrinsics rescaled to the real size)."""
+    images = {m.group(1): p for p in folder.glob("rgb_*.png") if (m := re.fullmatch(r"rgb_(\d+)\.png", p.name))}
+    cameras = {m.group(1): p for p in folder.glob("cam_*.txt") if (m := re.fullmatch(r"cam_(\d+)\.txt", p.name))}
+    if not images and not cameras:
+        raise ViewError(f"{folder}: no rgb_NNN.png / cam_NNN.txt pairs found")
+    unpaired = sorted(set(images) ^ set(cameras), key=int)
+    if unpaired:
+        missing = f"cam_{unpaired[0]}.txt" if unpaired[0] in images else f"rgb_{unpaired[0]}.png"
+        raise ViewError(f"{folder}: {missing} is missing: every rgb_NNN.png needs its cam_NNN.txt and back")
+    loaded, intrinsics, poses, names = [], [], [], []
+    for key in sorted(images, key=int):
+        rgb, mask = read_view(images[key], None, background)
+        w2c, k, (height, width) = parse_gtr_camera(cameras[key])
+        h, w = rgb.shape[1:]
+        k = k * torch.tensor([w / width, h / height, w / width, h / height], dtype=torch.float64)
+        loaded.append((rgb, mask))
+        intrinsics.append(k)
+        poses.append(invert_pose(w2c, str(cameras[key])))
+        names.append(images[key].name)
+    rgbs, masks = stack_views(loaded, names)
+    return ViewSet.from_tensors(rgbs, masks, torch.stack(intrinsics), torch.stack(poses), names)
+
+
+def save_gtr_release(views: ViewSet, folder: Path) -> None:
+    """Write `views` in the released GTR format (``rgb_NNN.png`` + ``cam_NNN.txt``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(views.num_views):
+        write_rgba(folder / f"rgb_{i:03d}.png", views.rgb[i], views.mask[i])
+        w2c = torch.linalg.inv(views.c2w[i].double())
+        rows = "\n".join(" ".join(f"{v:.10g}" for v in row) for row in w2c.tolist())
+        fx, fy, cx, cy = views.intrinsics[i].tolist()
+        (folder / f"cam_{i:03d}.txt").write_text(
+            f"extrinsic\n{rows}\n\nintrinsic fx, fy, cx, cy, height, width\n"
+            f"{fx:.10g} {fy:.10g} {cx:.10g} {cy:.10g} {views.height} {views.width}\n"
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 3. Zero123++ grid.
+
+
+def zero123pp_poses() -> Tensor:
+    """c2w (6, 4, 4) of the Zero123++ grid views (elevation = 90 - polar)."""
+    return orbit_poses(ZERO123PP_AZIMUTH_DEG, [90.0 - t for t in ZERO123PP_POLAR_DEG], ZERO123PP_DISTANCE)
+
+
+def load_zero123pp_grid(path: Path, background: Background = None) -> ViewSet:
+    """A 3-row x 2-column grid image (each cell square, 320x320 as released) -> 6-view ViewSet."""
+    array = read_image(path)
+    h, w = array.shape[:2]
+    cell = w // 2
+    if w % 2 or h != 3 * cell:
+        raise ViewError(
+            f"{path}: a Zero123++ grid is 2 cells wide and 3 high with square cells "
+            f"(640x960 as released), but this image is {w}x{h}"
+        )
+    views, names = [], []
+    for i in range(6):
+        row, col = divmod(i, 2)
+        label = f"cell {i}, row {row}, column {col}"
+        names.append(f"{path.name} ({label})")
+        views.append(
+            split_rgba(
+                array[row * cell : (row + 1) * cell, col * cell : (col + 1) * cell],
+                f"{path}, {label}",
+                None,
+                background,
+            )
+        )
+    rgbs, masks = stack_views(views, names)
+    k = intrinsics_from_fov(ZERO123PP_FOV_DEG, cell, cell).expand(6, 4)
+    return ViewSet.from_tensors(rgbs, masks, k, zero123pp_poses(), names)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 4. Plain images on an orbit.
+
+
+def load_orbit(images: Sequence[Path], orbit: Orbit, background: Background = None) -> ViewSet:
+    """Images in azimuth order, with cameras from `orbit` -> ViewSet."""
+    if not images:
+        raise ViewError("no images given for the orbit preset")
+    loaded = [read_view(p, None, background) for p in images]
+    names = [p.name for p in images]
+    rgbs, masks = stack_views(loaded, names)
+    k = intrinsics_from_fov(orbit.fov_deg, rgbs.shape[3], rgbs.shape[2]).expand(len(images), 4)
+    return ViewSet.from_tensors(rgbs, masks, k, orbit.poses(len(images)), names)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def load_views(
+    path: Path | str, *, orbit: Orbit | None = None, zero123pp: bool = False, background: Background = None
+) -> ViewSet:
+    """Load a view set, choosing the format from what is there.
+
+    - a folder with ``cameras.json``, or that file itself: the project format;
+    - a folder with ``cam_NNN.txt`` files: the released GTR format;
+    - an image with ``zero123pp=True``: a Zero123++ grid;
+    - a folder of images, or one image, with an `Orbit`: orbit cameras (images in name order).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ViewError(f"{path}: no such file or folder")
+    if zero123pp:
+        return load_zero123pp_grid(path, background)
+    if path.is_dir():
+        if (path / CAMERAS_JSON).is_file():
+            return load_project_folder(path, background)
+        if any(path.glob("cam_*.txt")):
+            return load_gtr_release(path, background)
+        images = list_images(path)
+        if orbit is not None and images:
+            return load_orbit(images, orbit, background)
+        raise ViewError(
+            f"{path}: found no {CAMERAS_JSON} and no cam_NNN.txt files, so the cameras are unknown; "
+            "add a cameras.json (see README, 'View folders') or use the orbit preset (--orbit) "
+            f"for {len(images)} image(s) taken around the object"
+        )
+    if path.suffix.lower() == ".json":
+        return load_project_folder(path, background)
+    if orbit is not None:
+        return load_orbit([path], orbit, background)
+    raise ViewError(f"{path}: a single image needs --zero123pp (a 3x2 grid) or --orbit (cameras on an orbit)")

@@ -1,0 +1,143 @@
+"""`ViewSet`: N posed RGBA views of one object, validated on construction.
+
+Tensors (float32 on any device):
+- rgb (N, 3, H, W) in [0, 1], straight (not premultiplied) colour;
+- mask (N, 1, H, W) in [0, 1], the foreground (1) / background (0) coverage;
+- intrinsics (N, 4) = (fx, fy, cx, cy) in pixels of these images, pixel centres at (i + 0.5);
+- c2w (N, 4, 4): OpenCV camera-to-world poses in the world frame of `views.cameras`.
+`names` holds one label per view (its source file) so errors can say which view is at fault.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import ViewError
+from .cameras import pose_problem
+
+
+@dataclass(frozen=True)
+class ViewSet:
+    rgb: Tensor
+    mask: Tensor
+    intrinsics: Tensor
+    c2w: Tensor
+    names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", tuple(self.names))
+        n = self.rgb.shape[0] if self.rgb.dim() == 4 else -1
+        if n < 1 or self.rgb.shape[1] != 3:
+            raise ViewError(f"a view set needs rgb of shape (N>=1, 3, H, W), got {tuple(self.rgb.shape)}")
+        h, w = self.rgb.shape[2:]
+        expected = {"mask": (n, 1, h, w), "intrinsics": (n, 4), "c2w": (n, 4, 4)}
+        for field, shape in expected.items():
+            got = tuple(getattr(self, field).shape)
+            if got != shape:
+                raise ViewError(f"view set: {field} has shape {got}, expected {shape} for {n} views of {w}x{h}")
+        if len(self.names) != n:
+            raise ViewError(f"view set: {len(self.names)} names for {n} views")
+        for i, name in enumerate(self.names):
+            where = f"view {i} ({name})"
+            for field in ("rgb", "mask", "intrinsics", "c2w"):
+                if not torch.isfinite(getattr(self, field)[i]).all():
+                    raise ViewError(f"{where}: its {field} contains NaN or Inf")
+            for field in ("rgb", "mask"):
+                values = getattr(self, field)[i]
+                if values.min() < 0 or values.max() > 1:
+                    raise ViewError(
+                        f"{where}: {field} values must lie in [0, 1], found "
+                        f"[{float(values.min()):.3g}, {float(values.max()):.3g}]"
+                    )
+            if float(self.mask[i].max()) < 0.5:
+                raise ViewError(
+                    f"{where}: the mask is empty, no object is visible; check the alpha channel or mask image"
+                )
+            fx, fy = float(self.intrinsics[i, 0]), float(self.intrinsics[i, 1])
+            if fx <= 0 or fy <= 0:
+                raise ViewError(f"{where}: focal lengths must be positive, got fx={fx}, fy={fy}")
+            problem = pose_problem(self.c2w[i], self.intrinsics[i], w, h)
+            if problem:
+                raise ViewError(f"{where}: {problem}")
+
+    @classmethod
+    def from_tensors(
+        cls, rgb: Tensor, mask: Tensor, intrinsics: Tensor, c2w: Tensor, names: Sequence[str] | None = None
+    ) -> ViewSet:
+        """Build from tensors of any float dtype; they are stored as float32."""
+        n = rgb.shape[0]
+        return cls(
+            rgb.float(),
+            mask.float(),
+            intrinsics.float(),
+            c2w.float(),
+            tuple(names) if names is not None else tuple(f"view_{i:03d}" for i in range(n)),
+        )
+
+    @property
+    def num_views(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[2])
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[3])
+
+    @property
+    def device(self) -> torch.device:
+        return self.rgb.device
+
+    def on_white(self) -> Tensor:
+        """(N, 3, H, W): the colour composited over a white background."""
+        return self.rgb * self.mask + (1 - self.mask)
+
+    def to(self, device: torch.device | str) -> ViewSet:
+        return dataclasses.replace(
+            self,
+            rgb=self.rgb.to(device),
+            mask=self.mask.to(device),
+            intrinsics=self.intrinsics.to(device),
+            c2w=self.c2w.to(device),
+        )
+
+    def select(self, indices: Sequence[int]) -> ViewSet:
+        """The views at `indices`, in that order."""
+        idx = torch.as_tensor(list(indices), dtype=torch.long)
+        return ViewSet(
+            self.rgb[idx],
+            self.mask[idx],
+            self.intrinsics[idx],
+            self.c2w[idx],
+            tuple(self.names[i] for i in idx.tolist()),
+        )
+
+    def resized(self, size: int | tuple[int, int]) -> ViewSet:
+        """Resample every view to `size` (square side, or (height, width)) with intrinsics scaled to match.
+
+        Colour is resampled premultiplied by the mask, so no background colour bleeds into the object's rim.
+        With pixel centres at (i + 0.5) the scaling is exact: (fx, cx) *= W'/W and (fy, cy) *= H'/H.
+        """
+        h2, w2 = (size, size) if isinstance(size, int) else size
+        if (h2, w2) == (self.height, self.width):
+            return self
+        antialias = h2 < self.height or w2 < self.width
+
+        def resample(x: Tensor) -> Tensor:
+            return F.interpolate(x, size=(h2, w2), mode="bilinear", align_corners=False, antialias=antialias)
+
+        mask = resample(self.mask).clamp(0, 1)
+        premultiplied = resample(self.rgb * self.mask)
+        rgb = torch.where(mask > 1e-4, premultiplied / mask.clamp_min(1e-4), torch.ones_like(premultiplied))
+        scale = torch.tensor(
+            [w2 / self.width, h2 / self.height, w2 / self.width, h2 / self.height], device=self.intrinsics.device
+        )
+        return ViewSet(rgb.clamp(0, 1), mask, self.intrinsics * scale, self.c2w, self.names)

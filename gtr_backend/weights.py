@@ -1,0 +1,262 @@
+"""Weights on disk: the project's safetensors + JSON format, and the released GTR checkpoint.
+
+- Project format: ``NAME.safetensors`` (tensors under this package's own parameter names) beside
+  ``NAME.json`` ({"format": "gtr-weights/1", "config": GTRConfig fields, ...}). Read without any pickle.
+- Released GTR checkpoint ``ckpt.pth``: a torch pickle holding {"pipeline": {"generator": state dict,
+  "field": state dict}, "scalers": ...}; read with ``torch.load(weights_only=True)`` only, mapped to this
+  package's names by `RENAMES`, and converted once to the project format by `convert_released_checkpoint`.
+
+Every load checks the whole file (keys, shapes, finite values) before a single parameter is set, so a bad
+file raises `WeightsError` and leaves nothing half-loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from .errors import ConfigError, WeightsError
+from .model import GTR, GTRConfig, preset
+
+WEIGHTS_FORMAT = "gtr-weights/1"
+RELEASED_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
+
+# This package's parameter names <-> the released checkpoint's flattened names; {i} is a block index.
+RENAMES: tuple[tuple[str, str], ...] = (
+    ("encoder.proj.", "pipeline.generator.conv_proj."),
+    ("encoder.norm.", "pipeline.generator.norm1."),
+    ("transformer.plane_tokens", "pipeline.generator.planes"),
+    ("transformer.norm_out.", "pipeline.generator.norm2."),
+    ("transformer.blocks.{i}.norm_attn.", "pipeline.generator.attn_layers.{i}.norm1."),
+    ("transformer.blocks.{i}.norm_ff.", "pipeline.generator.attn_layers.{i}.norm2."),
+    ("transformer.blocks.{i}.attn.q.", "pipeline.generator.attn_layers.{i}.self_attn.to_q."),
+    ("transformer.blocks.{i}.attn.k.", "pipeline.generator.attn_layers.{i}.self_attn.to_k."),
+    ("transformer.blocks.{i}.attn.v.", "pipeline.generator.attn_layers.{i}.self_attn.to_v."),
+    ("transformer.blocks.{i}.attn.out.", "pipeline.generator.attn_layers.{i}.self_attn.to_out.0."),
+    ("transformer.blocks.{i}.ff.proj.", "pipeline.generator.attn_layers.{i}.ff.net.0.proj."),
+    ("transformer.blocks.{i}.ff.out.", "pipeline.generator.attn_layers.{i}.ff.net.2."),
+    ("upsampler.proj.", "pipeline.generator.out.proj."),
+    ("field.density_mlp.", "pipeline.field.decoder.field.mlp_sigma."),
+    ("field.color_mlp.", "pipeline.field.decoder.field.mlp_color."),
+)
+
+
+def _prefix_pattern(prefix: str) -> re.Pattern[str]:
+    return re.compile("^" + re.escape(prefix).replace(r"\{i\}", r"(?P<i>\d+)"))
+
+
+def _rename(name: str, to_released: bool) -> str | None:
+    for ours, released in RENAMES:
+        source, target = (ours, released) if to_released else (released, ours)
+        match = _prefix_pattern(source).match(name)
+        if match:
+            head = target.replace("{i}", match.group("i")) if "{i}" in target else target
+            return head + name[match.end() :]
+    return None
+
+
+def to_released_names(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """This package's state dict -> the released checkpoint's flattened names (``pipeline.generator.*``, ...)."""
+    out = {}
+    for name, tensor in state.items():
+        released = _rename(name, to_released=True)
+        if released is None:
+            raise WeightsError(
+                f"parameter {name!r} has no counterpart in the released GTR layout (only the "
+                "PixelShuffle upsampler with separate density and colour MLPs was released)"
+            )
+        out[released] = tensor
+    return out
+
+
+def from_released_names(state: Mapping[str, Tensor], source: str) -> dict[str, Tensor]:
+    """The released checkpoint's flattened names -> this package's names."""
+    out, unknown = {}, []
+    for name, tensor in state.items():
+        ours = _rename(name, to_released=False)
+        if ours is None:
+            unknown.append(name)
+        else:
+            out[ours] = tensor
+    if unknown:
+        raise WeightsError(
+            f"{source}: not a GTR checkpoint of the released architecture; unexpected tensors {_few(unknown)}"
+        )
+    return out
+
+
+def _few(names: list[str], count: int = 5) -> str:
+    shown = ", ".join(sorted(names)[:count])
+    return shown + (f" and {len(names) - count} more" if len(names) > count else "")
+
+
+def check_state(model: GTR, state: Mapping[str, Tensor], source: str) -> None:
+    """Raise `WeightsError` unless `state` has exactly the model's names and shapes, all values finite."""
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    missing = [n for n in expected if n not in state]
+    unexpected = [n for n in state if n not in expected]
+    hint = (
+        f"; it was made for another architecture than {model.config.name!r} "
+        "(check the preset or the config JSON beside the weights)"
+    )
+    if missing:
+        raise WeightsError(f"{source}: missing tensors {_few(missing)}{hint}")
+    if unexpected:
+        raise WeightsError(f"{source}: unexpected tensors {_few(unexpected)}{hint}")
+    wrong = [
+        f"{n} is {tuple(state[n].shape)}, expected {shape}"
+        for n, shape in expected.items()
+        if tuple(state[n].shape) != shape
+    ]
+    if wrong:
+        raise WeightsError(f"{source}: wrong tensor shapes: {'; '.join(wrong[:3])}{hint}")
+    for name, tensor in state.items():
+        if not tensor.is_floating_point():
+            raise WeightsError(f"{source}: tensor {name} has dtype {tensor.dtype}, expected floating point")
+        if not torch.isfinite(tensor).all():
+            raise WeightsError(f"{source}: tensor {name} contains NaN or Inf; the file is damaged")
+
+
+def model_from_state(
+    config: GTRConfig, state: Mapping[str, Tensor], source: str, device: torch.device | str = "cpu"
+) -> GTR:
+    """A new model holding `state` (checked first); the model is float32, in eval mode, on `device`."""
+    with torch.device("meta"):
+        model = GTR(config)
+    check_state(model, state, source)
+    model.load_state_dict(
+        {n: t.to(device=device, dtype=torch.float32) for n, t in state.items()}, strict=True, assign=True
+    )
+    return model.eval()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Project format.
+
+
+def config_path_for(weights: Path) -> Path:
+    return weights.with_suffix(".json")
+
+
+def save_weights(
+    model: GTR, path: Path | str, dtype: torch.dtype = torch.float32, info: Mapping[str, Any] | None = None
+) -> Path:
+    """Write ``path`` (.safetensors) and its config JSON beside it; returns the JSON's path."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise WeightsError(f"{path}: the project's weights files end in .safetensors")
+    state = {n: t.detach().to("cpu", dtype).contiguous() for n, t in model.state_dict().items()}
+    save_file(state, str(path), metadata={"format": WEIGHTS_FORMAT})
+    meta = {
+        "format": WEIGHTS_FORMAT,
+        "config": model.config.to_dict(),
+        "dtype": str(dtype).removeprefix("torch."),
+        "parameters": model.num_parameters(),
+        **(info or {}),
+    }
+    json_path = config_path_for(path)
+    json_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return json_path
+
+
+def read_weights_config(path: Path) -> tuple[GTRConfig, dict[str, Any]]:
+    """The config JSON beside a .safetensors file -> (GTRConfig, the whole JSON object)."""
+    json_path = config_path_for(path)
+    if not json_path.is_file():
+        raise WeightsError(
+            f"{path}: its configuration file {json_path.name} is missing; keep the .json that was "
+            "written with the weights beside them"
+        )
+    try:
+        meta = json.loads(json_path.read_text())
+        if meta.get("format") != WEIGHTS_FORMAT:
+            raise WeightsError(f"{json_path}: format is {meta.get('format')!r}, expected {WEIGHTS_FORMAT!r}")
+        return GTRConfig.from_dict(meta["config"]), meta
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as error:
+        raise WeightsError(f"{json_path}: not a valid weights configuration ({error!r})") from None
+    except ConfigError as error:
+        raise WeightsError(f"{json_path}: {error}") from None
+
+
+def load_weights(path: Path | str, device: torch.device | str = "cpu") -> GTR:
+    """A project weights file (.safetensors + .json) -> model in eval mode on `device`."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found")
+    config, _ = read_weights_config(path)
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise WeightsError(f"{path}: cannot read this safetensors file, it is corrupt or truncated ({error})") from None
+    return model_from_state(config, state, str(path), device)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Released checkpoint.
+
+
+def read_released_checkpoint(path: Path | str) -> dict[str, Tensor]:
+    """``ckpt.pth`` -> flattened released names (``pipeline.generator.planes``, ...) -> tensors, on the CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: checkpoint file not found")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:
+        raise WeightsError(
+            f"{path}: cannot read this checkpoint: it is corrupt, truncated or not a torch "
+            f"checkpoint ({type(error).__name__}: {str(error).splitlines()[0][:200]})"
+        ) from None
+    pipeline = checkpoint.get("pipeline") if isinstance(checkpoint, dict) else None
+    if not isinstance(pipeline, dict) or not all(isinstance(pipeline.get(k), dict) for k in ("generator", "field")):
+        raise WeightsError(
+            f"{path}: not a released GTR checkpoint: expected a dict with "
+            "'pipeline': {'generator': ..., 'field': ...}"
+        )
+    flat = {}
+    for group in ("generator", "field"):
+        for name, tensor in pipeline[group].items():
+            if not isinstance(tensor, Tensor):
+                raise WeightsError(f"{path}: pipeline.{group}.{name} is not a tensor")
+            flat[f"pipeline.{group}.{name}"] = tensor
+    return flat
+
+
+def load_released_checkpoint(
+    path: Path | str, config: GTRConfig | None = None, device: torch.device | str = "cpu"
+) -> GTR:
+    """The released ``ckpt.pth`` -> model of `config` (default: the ``gtr-paper`` preset), strictly checked."""
+    config = config or preset("gtr-paper")
+    state = from_released_names(read_released_checkpoint(path), str(path))
+    return model_from_state(config, state, str(path), device)
+
+
+def convert_released_checkpoint(
+    source: Path | str, target: Path | str, config: GTRConfig | None = None, dtype: torch.dtype = torch.float32
+) -> Path:
+    """Convert ``ckpt.pth`` once to ``target`` (.safetensors + .json); returns the JSON's path."""
+    model = load_released_checkpoint(source, config)
+    return save_weights(
+        model, target, dtype, info={"source": Path(source).name, "licence": "GTR release: non-commercial use only"}
+    )
+
+
+def load_model(path: Path | str, device: torch.device | str = "cpu", config: GTRConfig | None = None) -> GTR:
+    """Any supported weights file -> model: project .safetensors, or a released checkpoint (.pth, ...)."""
+    path = Path(path)
+    if path.suffix in RELEASED_SUFFIXES:
+        return load_released_checkpoint(path, config, device)
+    if path.suffix == ".safetensors":
+        return load_weights(path, device)
+    raise WeightsError(
+        f"{path}: unknown weights file type; expected .safetensors (with its .json) or a "
+        f"released GTR checkpoint ({', '.join(RELEASED_SUFFIXES)})"
+    )

@@ -1,0 +1,35 @@
+import json
+import subprocess
+import sys
+
+from gtr_backend.cli import main
+from gtr_backend.views import save_views
+from gtr_backend.views.synthetic import sphere_views
+
+
+def test_views_command_summarises_cameras(tmp_path, capsys):
+    save_views(sphere_views(size=32, distance=2.5), tmp_path)
+    assert main(["views", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "4 views, 32x32" in out and out.count("distance 2.500") == 4
+
+
+def test_errors_are_one_plain_line(tmp_path):
+    """Run as a real process: the message names the folder and the fix, and no traceback is printed."""
+    (tmp_path / "a.png").write_bytes(b"")
+    result = subprocess.run([sys.executable, "-m", "gtr_backend.cli", "views", str(tmp_path)],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 2
+    assert "cameras are unknown" in result.stderr and "--orbit" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bench_command_reports_times_and_memory(tmp_path, capsys):
+    out_json = tmp_path / "bench.json"
+    code = main(["bench", "--presets", "gtr-tiny", "--device", "cpu", "--size", "64", "--repeats", "2",
+                 "--json", str(out_json), "--markdown", str(tmp_path / "bench.md")])
+    assert code == 0
+    results = json.loads(out_json.read_text())["results"]
+    assert len(results) == 1 and results[0]["case"]["preset"] == "gtr-tiny"
+    assert results[0]["median_ms"]["triplane"] > 0 and results[0]["peak_memory_mb"] > 10
+    assert "| gtr-tiny |" in capsys.readouterr().out

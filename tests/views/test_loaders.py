@@ -1,0 +1,211 @@
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gtr_backend.errors import ViewError
+from gtr_backend.views import (
+    Orbit,
+    load_views,
+    save_gtr_release,
+    save_views,
+    zero123pp_poses,
+)
+from gtr_backend.views.cameras import OPENGL_TO_OPENCV
+from gtr_backend.views.synthetic import sphere_views
+
+
+def assert_same_views(a, b, image_tol=1 / 255 + 1e-6):
+    assert a.num_views == b.num_views
+    assert torch.allclose(a.rgb * a.mask, b.rgb * b.mask, atol=image_tol)
+    assert torch.allclose(a.mask, b.mask, atol=image_tol)
+    assert torch.allclose(a.intrinsics, b.intrinsics, atol=1e-4)
+    assert torch.allclose(a.c2w, b.c2w, atol=1e-5)
+
+
+def write_png(path: Path, array: np.ndarray) -> None:
+    Image.fromarray((np.clip(array, 0, 1) * 255).round().astype(np.uint8)).save(path)
+
+
+def test_project_folder_round_trip(tmp_path):
+    views = sphere_views(size=32)
+    json_path = save_views(views, tmp_path)
+    data = json.loads(json_path.read_text())
+    assert data["camera_axes"] == "opencv" and data["pose"] == "camera_to_world" and data["world_up"] == "+y"
+    loaded = load_views(tmp_path)
+    assert_same_views(views, loaded)
+    assert loaded.names == tuple(f"view_{i:03d}.png" for i in range(4))
+
+
+def test_project_folder_states_its_conventions(tmp_path):
+    """The same cameras written as OpenGL world-to-camera with a FoV load to the same OpenCV c2w."""
+    views = sphere_views(size=32, fov_deg=40.0)
+    save_views(views, tmp_path)
+    data = json.loads((tmp_path / "cameras.json").read_text())
+    data.update(camera_axes="opengl", pose="world_to_camera")
+    for i, view in enumerate(data["views"]):
+        gl_c2w = views.c2w[i].double() @ OPENGL_TO_OPENCV  # the flip is its own inverse
+        view["matrix"] = torch.linalg.inv(gl_c2w).tolist()
+        for key in ("fx", "fy", "cx", "cy"):
+            del view[key]
+        view["fov_deg"] = 40.0
+    (tmp_path / "cameras.json").write_text(json.dumps(data))
+    assert_same_views(views, load_views(tmp_path))
+
+
+def test_project_folder_mask_files(tmp_path):
+    views = sphere_views(size=16)
+    save_views(views, tmp_path)
+    data = json.loads((tmp_path / "cameras.json").read_text())
+    for i, view in enumerate(data["views"]):
+        rgb_only = tmp_path / f"rgb_{i}.jpg"
+        Image.fromarray((views.on_white()[i].permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(rgb_only)
+        write_png(tmp_path / f"mask_{i}.png", views.mask[i, 0].numpy())
+        view.update(image=rgb_only.name, mask=f"mask_{i}.png")
+    (tmp_path / "cameras.json").write_text(json.dumps(data))
+    loaded = load_views(tmp_path)
+    assert torch.equal(loaded.mask, views.mask)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d.update(camera_axes="blender"), "camera_axes"),
+        (lambda d: d.update(world_up="+z"), "world_up"),
+        (lambda d: d.pop("pose"), "missing field 'pose'"),
+        (lambda d: d["views"][1].update(matrix=[[1, 0], [0, 1]]), "view 1: 'matrix' must be 4x4"),
+        (lambda d: d["views"][2].update(matrix=[[0.0] * 4] * 4), r"view 2 \(view_002.png\): the pose is singular"),
+        (lambda d: d["views"][0].update(matrix=[[2, 0, 0, 0], [0, 2, 0, 0], [0, 0, 2, 3], [0, 0, 0, 1]]),
+         "not rigid"),
+        (lambda d: d["views"][0].update(matrix=[[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 3], [0, 0, 0, 1]]),
+         "looks away"),
+        (lambda d: d["views"][3]["matrix"][0].__setitem__(3, math.nan), "NaN or Inf"),
+        (lambda d: d["views"][0].pop("fx"), "missing 'fx'"),
+        (lambda d: d["views"][0].update(image="nope.png"), "nope.png: image file not found"),
+    ],
+)
+def test_project_folder_errors_name_the_problem(tmp_path, edit, message):
+    save_views(sphere_views(size=16), tmp_path)
+    data = json.loads((tmp_path / "cameras.json").read_text())
+    edit(data)
+    (tmp_path / "cameras.json").write_text(json.dumps(data))
+    with pytest.raises(ViewError, match=message):
+        load_views(tmp_path)
+
+
+def test_gtr_release_round_trip_and_rescaling(tmp_path):
+    views = sphere_views(size=32)
+    save_gtr_release(views, tmp_path)
+    text = (tmp_path / "cam_002.txt").read_text().splitlines()
+    assert text[0] == "extrinsic" and text[5] == "" and text[6].startswith("intrinsic")
+    assert_same_views(views, load_views(tmp_path))
+    # A camera file stating 64x64 for a 32x32 image: intrinsics are rescaled to the image.
+    for i in range(4):
+        lines = (tmp_path / f"cam_{i:03d}.txt").read_text().splitlines()
+        fx, fy, cx, cy, _, _ = (float(v) for v in lines[7].split())
+        lines[7] = f"{2 * fx}, {2 * fy}, {2 * cx}, {2 * cy}, 64, 64"
+        (tmp_path / f"cam_{i:03d}.txt").write_text("\n".join(lines))
+    assert_same_views(views, load_views(tmp_path))
+
+
+def test_gtr_release_errors(tmp_path):
+    save_gtr_release(sphere_views(size=16), tmp_path)
+    (tmp_path / "cam_001.txt").unlink()
+    with pytest.raises(ViewError, match="cam_001.txt is missing"):
+        load_views(tmp_path)
+    save_gtr_release(sphere_views(size=16), tmp_path)
+    (tmp_path / "cam_003.txt").write_text("extrinsic\n1 0 0\n")
+    with pytest.raises(ViewError, match="cam_003.txt: not a GTR camera file"):
+        load_views(tmp_path)
+    (tmp_path / "cam_003.txt").write_text("extrinsic\n1 0 0 0\n0 1 0 0\n0 0 1 0\n0 0 0 1\n\nintrinsic\n1 2 3\n")
+    with pytest.raises(ViewError, match="six intrinsic numbers"):
+        load_views(tmp_path)
+
+
+def grid_image(cell: int, alpha: bool) -> np.ndarray:
+    grid = np.full((3 * cell, 2 * cell, 4 if alpha else 3), 0.5, dtype=np.float32)
+    if alpha:
+        grid[..., 3] = 0
+    yy, xx = np.mgrid[:cell, :cell]
+    disc = (xx - cell / 2 + 0.5) ** 2 + (yy - cell / 2 + 0.5) ** 2 < (cell / 4) ** 2
+    for i in range(6):
+        row, col = divmod(i, 2)
+        block = grid[row * cell:(row + 1) * cell, col * cell:(col + 1) * cell]
+        block[disc, 0] = i / 5
+        block[disc, 1] = 1.0
+        block[disc, 2] = 0.0
+        if alpha:
+            block[disc, 3] = 1
+    return grid
+
+
+def test_zero123pp_grid(tmp_path):
+    path = tmp_path / "grid.png"
+    write_png(path, grid_image(40, alpha=True))
+    views = load_views(path, zero123pp=True)
+    assert views.num_views == 6 and views.width == 40
+    for i in range(6):  # each view holds its own cell, and the object sits at the image centre
+        assert float(views.rgb[i, 0][views.mask[i, 0] > 0.5].mean()) == pytest.approx(i / 5, abs=1 / 255)
+    poses = zero123pp_poses()
+    t, p = math.radians(100), 0.0  # view 1: polar 100, azimuth 0
+    expected = 4 * torch.tensor([math.sin(t) * math.cos(p), math.cos(t), math.sin(t) * math.sin(p)])
+    assert torch.allclose(views.c2w[1, :3, 3], expected.float(), atol=1e-5)
+    assert torch.allclose(views.c2w, poses.float())
+    assert torch.allclose(views.intrinsics[0, 0], torch.tensor(20 / math.tan(math.radians(15))))
+
+
+def test_zero123pp_without_alpha_needs_a_background(tmp_path):
+    path = tmp_path / "grid.png"
+    write_png(path, grid_image(40, alpha=False))
+    with pytest.raises(ViewError, match=r"cell 0.*no alpha channel.*background="):
+        load_views(path, zero123pp=True)
+    views = load_views(path, zero123pp=True, background="gray")
+    yy, xx = np.mgrid[:40, :40]
+    disc = torch.from_numpy((xx - 19.5) ** 2 + (yy - 19.5) ** 2 < 100).float()
+    assert torch.equal(views.mask[4, 0], disc)
+    write_png(path, grid_image(40, alpha=True)[:100])
+    with pytest.raises(ViewError, match="2 cells wide and 3 high"):
+        load_views(path, zero123pp=True)
+
+
+def test_orbit_preset(tmp_path):
+    views = sphere_views(size=24, azimuths_deg=(0, 90, 180, 270), elevation_deg=10, distance=3.0, fov_deg=35)
+    for i in range(4):
+        Image.fromarray(
+            (torch.cat([views.rgb[i], views.mask[i]]).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        ).save(tmp_path / f"img_{i}.png")
+    orbit = Orbit(elevation_deg=10, fov_deg=35, distance=3.0)
+    assert_same_views(views, load_views(tmp_path, orbit=orbit))
+    with pytest.raises(ViewError, match="3 azimuths given for 4 images"):
+        load_views(tmp_path, orbit=Orbit(azimuths_deg=(0, 90, 180)))
+    with pytest.raises(ViewError, match="cameras are unknown.*--orbit"):
+        load_views(tmp_path)
+
+
+def test_image_errors(tmp_path):
+    views = sphere_views(size=16)
+    save_views(views, tmp_path)
+    (tmp_path / "view_001.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    with pytest.raises(ViewError, match="view_001.png: cannot read this image"):
+        load_views(tmp_path)
+    save_views(views, tmp_path)
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "view_002.png")
+    with pytest.raises(ViewError, match=r"view_002.png: the image has no alpha channel and no mask was given; "
+                                        r"give it an alpha channel"):
+        load_views(tmp_path)
+    Image.fromarray(np.full((16, 16, 4), 255, np.uint8)).save(tmp_path / "view_002.png")
+    with pytest.raises(ViewError, match="view_002.png: the alpha channel is fully opaque"):
+        load_views(tmp_path)
+    save_views(views, tmp_path)
+    Image.fromarray(np.full((20, 16, 4), 128, np.uint8)).save(tmp_path / "view_003.png")
+    with pytest.raises(ViewError, match="view_003.png is 16x20 but view_000.png is 16x16"):
+        load_views(tmp_path)
+    with pytest.raises(ViewError, match="no such file or folder"):
+        load_views(tmp_path / "missing")
+    (tmp_path / "cameras.json").write_text("{not json")
+    with pytest.raises(ViewError, match="cameras.json: not valid JSON"):
+        load_views(tmp_path)
