@@ -96,7 +96,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise GTRError("--device cuda was asked for, but PyTorch sees no CUDA GPU")
         for name in args.presets:
             for precision in args.precision or (["bf16", "fp32"] if device.startswith("cuda") else ["fp32"]):
-                case = BenchCase(name, device, precision, args.views, args.size, args.repeats, args.render)
+                case = BenchCase(name, device, precision, args.views, args.size, args.repeats, args.warmup, args.render)
                 print(f"running {case}", file=sys.stderr)
                 results.append(run_isolated(case))
     print(write_results(results, args.json, args.markdown))
@@ -126,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--views", type=int, default=4)
     p.add_argument("--size", type=int, default=512, help="input view size in pixels")
-    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=10, help="timed warm runs (the median is reported)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed runs between the cold run and the timed ones")
     p.add_argument("--render", action="store_true", help="also time a size x size NeRF render (256 samples)")
     p.add_argument("--json", type=Path, help="write the results as JSON here")
     p.add_argument("--markdown", type=Path, help="write the results table as Markdown here")

@@ -17,8 +17,9 @@ def test_views_command_summarises_cameras(tmp_path, capsys):
 def test_errors_are_one_plain_line(tmp_path):
     """Run as a real process: the message names the folder and the fix, and no traceback is printed."""
     (tmp_path / "a.png").write_bytes(b"")
-    result = subprocess.run([sys.executable, "-m", "gtr_backend.cli", "views", str(tmp_path)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "gtr_backend.cli", "views", str(tmp_path)], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 2
     assert "cameras are unknown" in result.stderr and "--orbit" in result.stderr
     assert "Traceback" not in result.stderr
@@ -26,8 +27,23 @@ def test_errors_are_one_plain_line(tmp_path):
 
 def test_bench_command_reports_times_and_memory(tmp_path, capsys):
     out_json = tmp_path / "bench.json"
-    code = main(["bench", "--presets", "gtr-tiny", "--device", "cpu", "--size", "64", "--repeats", "2",
-                 "--json", str(out_json), "--markdown", str(tmp_path / "bench.md")])
+    code = main(
+        [
+            "bench",
+            "--presets",
+            "gtr-tiny",
+            "--device",
+            "cpu",
+            "--size",
+            "64",
+            "--repeats",
+            "2",
+            "--json",
+            str(out_json),
+            "--markdown",
+            str(tmp_path / "bench.md"),
+        ]
+    )
     assert code == 0
     results = json.loads(out_json.read_text())["results"]
     assert len(results) == 1 and results[0]["case"]["preset"] == "gtr-tiny"

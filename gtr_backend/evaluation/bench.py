@@ -2,7 +2,7 @@
 
 Each case (preset, device, precision) runs in a fresh child process, so its peak memory is its own:
 CUDA peak = torch.cuda.max_memory_allocated; CPU peak = the child's maximum resident set size.
-Times are the median of `repeats` warm runs (after warm-up), plus the first (cold) run; CUDA is synchronised.
+Times are the median of `repeats` warm runs (after `warmup` runs), plus the first (cold) run; CUDA is synchronised.
 Stages: `prepare` (resize 512x512 views to the model's resolution, rays, inputs) and `triplane` (network).
 Optionally `render`: a 512x512 NeRF render of the triplane with 256 samples per ray.
 """
@@ -35,6 +35,7 @@ class BenchCase:
     views: int = 4
     view_size: int = 512
     repeats: int = 10
+    warmup: int = 2
     render: bool = False
 
 
@@ -48,7 +49,7 @@ class BenchResult:
     device_name: str = ""
 
 
-def _timed(fn: Callable[[], object], device: str, repeats: int) -> tuple[float, float]:
+def _timed(fn: Callable[[], object], device: str, repeats: int, warmup: int) -> tuple[float, float]:
     """(cold ms, median warm ms) of fn."""
 
     def once() -> float:
@@ -61,7 +62,7 @@ def _timed(fn: Callable[[], object], device: str, repeats: int) -> tuple[float, 
         return (time.perf_counter() - start) * 1000
 
     cold = once()
-    for _ in range(2):
+    for _ in range(warmup):
         once()
     return cold, statistics.median(once() for _ in range(repeats))
 
@@ -96,7 +97,7 @@ def run_case(case: BenchCase) -> BenchResult:
 
         stages["render"] = render
     for name, fn in stages.items():
-        result.cold_ms[name], result.median_ms[name] = _timed(fn, case.device, case.repeats)
+        result.cold_ms[name], result.median_ms[name] = _timed(fn, case.device, case.repeats, case.warmup)
     if case.device.startswith("cuda"):
         result.peak_memory_mb = torch.cuda.max_memory_allocated(case.device) / 2**20
     else:

@@ -21,8 +21,12 @@ def paper_on_meta() -> GTR:
 
 def test_gtr_paper_matches_the_released_checkpoint_layout_key_for_key():
     layout = json.loads(CHECKPOINT_LAYOUT.read_text())
-    expected = {f"{group}.{name}": shape for group, tensors in layout.items() if group != "_about"
-                for name, shape in tensors.items()}
+    expected = {
+        f"{group}.{name}": shape
+        for group, tensors in layout.items()
+        if group != "_about"
+        for name, shape in tensors.items()
+    }
     model = paper_on_meta()
     mapped = {name: list(t.shape) for name, t in to_released_names(model.state_dict()).items()}
     assert sorted(mapped) == sorted(expected)

@@ -83,8 +83,9 @@ def test_render_a_predicted_triplane():
     views = sphere_views(size=64)
     triplane = predict_triplane(model, views)
     with torch.no_grad():
-        render = render_triplane(model.field, triplane, views.intrinsics[:2], views.c2w[:2], 20, 30,
-                                 VolumeOptions(num_samples=32))
+        render = render_triplane(
+            model.field, triplane, views.intrinsics[:2], views.c2w[:2], 20, 30, VolumeOptions(num_samples=32)
+        )
     assert render.rgb.shape == (2, 3, 20, 30) and render.opacity.shape == render.depth.shape == (2, 1, 20, 30)
     assert render.opacity.min() >= 0 and render.opacity.max() <= 1 + 1e-5
     assert torch.isfinite(render.rgb).all()

@@ -3,15 +3,15 @@ import math
 import pytest
 import torch
 
+from gtr_backend.errors import ViewError
 from gtr_backend.views.cameras import (
     intrinsics_from_fov,
     invert_pose,
     look_at,
-    orbit_position,
     orbit_poses,
+    orbit_position,
     pose_problem,
 )
-from gtr_backend.errors import ViewError
 
 
 def project(c2w: torch.Tensor, k: torch.Tensor, point: torch.Tensor) -> torch.Tensor:
@@ -38,8 +38,11 @@ def test_orbit_convention_and_pole():
     k = intrinsics_from_fov(40.0, 32, 32)
     for c2w in poses:  # every camera is rigid and looks at the origin, the pole included
         assert pose_problem(c2w, k, 32, 32) is None
-        assert torch.allclose(project(c2w, k, torch.zeros(3, dtype=torch.float64)),
-                              torch.tensor([16.0, 16.0], dtype=torch.float64), atol=1e-9)
+        assert torch.allclose(
+            project(c2w, k, torch.zeros(3, dtype=torch.float64)),
+            torch.tensor([16.0, 16.0], dtype=torch.float64),
+            atol=1e-9,
+        )
 
 
 def test_fov_spans_the_larger_side():
@@ -56,8 +59,10 @@ def test_fov_spans_the_larger_side():
         (lambda m: m.__setitem__((slice(0, 3), slice(0, 3)), 0.0), "singular"),
         (lambda m: m.__setitem__((slice(0, 3), 0), m[:3, 0] * 2), "not rigid"),
         (lambda m: m.__setitem__((slice(0, 3), 0), -m[:3, 0]), "reflection"),
-        (lambda m: m.__setitem__((slice(0, 3), 2), -m[:3, 2]) or m.__setitem__((slice(0, 3), 1), -m[:3, 1]),
-         "looks away"),
+        (
+            lambda m: m.__setitem__((slice(0, 3), 2), -m[:3, 2]) or m.__setitem__((slice(0, 3), 1), -m[:3, 1]),
+            "looks away",
+        ),
         (lambda m: m.__setitem__((3, 0), 1.0), "last row"),
     ],
 )

@@ -79,10 +79,8 @@ def test_project_folder_mask_files(tmp_path):
         (lambda d: d.pop("pose"), "missing field 'pose'"),
         (lambda d: d["views"][1].update(matrix=[[1, 0], [0, 1]]), "view 1: 'matrix' must be 4x4"),
         (lambda d: d["views"][2].update(matrix=[[0.0] * 4] * 4), r"view 2 \(view_002.png\): the pose is singular"),
-        (lambda d: d["views"][0].update(matrix=[[2, 0, 0, 0], [0, 2, 0, 0], [0, 0, 2, 3], [0, 0, 0, 1]]),
-         "not rigid"),
-        (lambda d: d["views"][0].update(matrix=[[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 3], [0, 0, 0, 1]]),
-         "looks away"),
+        (lambda d: d["views"][0].update(matrix=[[2, 0, 0, 0], [0, 2, 0, 0], [0, 0, 2, 3], [0, 0, 0, 1]]), "not rigid"),
+        (lambda d: d["views"][0].update(matrix=[[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 3], [0, 0, 0, 1]]), "looks away"),
         (lambda d: d["views"][3]["matrix"][0].__setitem__(3, math.nan), "NaN or Inf"),
         (lambda d: d["views"][0].pop("fx"), "missing 'fx'"),
         (lambda d: d["views"][0].update(image="nope.png"), "nope.png: image file not found"),
@@ -134,7 +132,7 @@ def grid_image(cell: int, alpha: bool) -> np.ndarray:
     disc = (xx - cell / 2 + 0.5) ** 2 + (yy - cell / 2 + 0.5) ** 2 < (cell / 4) ** 2
     for i in range(6):
         row, col = divmod(i, 2)
-        block = grid[row * cell:(row + 1) * cell, col * cell:(col + 1) * cell]
+        block = grid[row * cell : (row + 1) * cell, col * cell : (col + 1) * cell]
         block[disc, 0] = i / 5
         block[disc, 1] = 1.0
         block[disc, 2] = 0.0
@@ -194,8 +192,11 @@ def test_image_errors(tmp_path):
         load_views(tmp_path)
     save_views(views, tmp_path)
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "view_002.png")
-    with pytest.raises(ViewError, match=r"view_002.png: the image has no alpha channel and no mask was given; "
-                                        r"give it an alpha channel"):
+    with pytest.raises(
+        ViewError,
+        match=r"view_002.png: the image has no alpha channel and no mask was given; "
+        r"give it an alpha channel",
+    ):
         load_views(tmp_path)
     Image.fromarray(np.full((16, 16, 4), 255, np.uint8)).save(tmp_path / "view_002.png")
     with pytest.raises(ViewError, match="view_002.png: the alpha channel is fully opaque"):

@@ -155,7 +155,9 @@ def test_checkpoints_are_never_unpickled_unrestricted(tmp_path, source_model):
 def test_project_weights_errors(tmp_path, source_model):
     path = tmp_path / "model.safetensors"
     save_weights(source_model, path)
-    assert torch.equal(load_weights(path).field.color_mlp.layers[0].weight, source_model.field.color_mlp.layers[0].weight)
+    assert torch.equal(
+        load_weights(path).field.color_mlp.layers[0].weight, source_model.field.color_mlp.layers[0].weight
+    )
 
     data = path.read_bytes()
     (tmp_path / "cut.safetensors").write_bytes(data[: len(data) - 100])
