@@ -90,7 +90,7 @@ def pose_problem(c2w: Tensor, intrinsics: Tensor, width: int, height: int) -> st
     the world origin (the object's centre): the origin must lie in front of the camera and project near the
     image (within half an image of its border).
     """
-    m = c2w.to(torch.float64)
+    m = c2w.detach().to("cpu", torch.float64)
     rot = m[:3, :3]
     det = float(torch.linalg.det(rot))
     if abs(det) < 1e-8:
@@ -108,7 +108,7 @@ def pose_problem(c2w: Tensor, intrinsics: Tensor, width: int, height: int) -> st
             "in [-1, 1]^3 with the cameras looking at it: check OpenCV vs OpenGL axes and "
             "camera-to-world vs world-to-camera"
         )
-    fx, fy, cx, cy = (float(v) for v in intrinsics)
+    fx, fy, cx, cy = intrinsics.detach().cpu().tolist()
     u = fx * float(centre_cam[0] / centre_cam[2]) + cx
     v = fy * float(centre_cam[1] / centre_cam[2]) + cy
     if not (-0.5 * width <= u <= 1.5 * width and -0.5 * height <= v <= 1.5 * height):
