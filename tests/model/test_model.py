@@ -140,3 +140,13 @@ def test_cuda_and_cpu_agree_for_the_small_preset():
     assert relative < 1e-4
     bf16 = predict_triplane(model_cuda, views, precision="bf16").cpu()
     assert (bf16 - cpu).norm() / cpu.norm() < 3e-2
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_autocast_precisions_stay_close_to_fp32(precision):
+    model = GTR(preset("gtr-tiny")).eval()
+    inputs = prepare_inputs(model, sphere_views(size=64))
+    reference = model.triplane(inputs, precision="fp32")
+    low = model.triplane(inputs, precision=precision)
+    assert low.dtype == torch.float32
+    assert 0 < (low - reference).norm() / reference.norm() < 3e-2  # really ran in lower precision, and close
