@@ -24,7 +24,7 @@ import torch
 from ..model import GTR, Precision, preset
 from ..pipeline import predict_triplane, prepare_inputs
 from ..render import VolumeOptions, render_triplane
-from ..views.synthetic import sphere_views
+from ..synthetic import sphere_views
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,11 @@ Rays (world frame) are clipped to the box [-1, 1]^3 with near >= 0.2 (gtr.md sec
 `num_samples` uniform points (bin midpoints, or jittered within bins when `stratified`), and alpha-composited
 front to back: alpha_i = 1 - exp(-density_i * delta_i), weight_i = alpha_i * prod_{j<i}(1 - alpha_j).
 
-Outputs per ray: rgb (composited over `background`, white by default), opacity = sum of weights, and depth =
-the opacity-normalised expected distance along the unit ray direction (0 where nothing is hit). The field is
-queried `chunk_points` points at a time, so memory stays bounded whatever the image size.
+Outputs per ray (`render_rays`): rgb (composited over `background`, white by default), opacity = sum of
+weights, and distance = the opacity-normalised expected distance along the unit ray direction (0 where nothing
+is hit). Images (`render_views`) report depth as the camera-space z (OpenCV, the usual depth map), the same
+quantity the mesh rasterizer gives. The field is queried `chunk_points` points at a time, so memory stays
+bounded whatever the image size.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class VolumeOptions:
 
 @dataclass(frozen=True)
 class VolumeRender:
-    """rgb (N, 3, H, W), opacity (N, 1, H, W), depth (N, 1, H, W): distance along the ray."""
+    """rgb (N, 3, H, W), opacity (N, 1, H, W), depth (N, 1, H, W): camera-space z, 0 where nothing is hit."""
 
     rgb: Tensor
     opacity: Tensor
@@ -55,7 +57,7 @@ def clip_rays_to_box(origins: Tensor, directions: Tensor, bound: float, near: fl
 def render_rays(
     field: FieldFn, origins: Tensor, directions: Tensor, options: VolumeOptions = VolumeOptions()
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """origins, directions (R, 3) -> rgb (R, 3), opacity (R, 1), depth (R, 1)."""
+    """origins, directions (R, 3) -> rgb (R, 3), opacity (R, 1), distance along the ray (R, 1)."""
     s = options.num_samples
     chunk = max(1, options.chunk_points // s)
     outputs = [
@@ -98,7 +100,10 @@ def render_views(
     """Render N cameras (intrinsics (N, 4), OpenCV c2w (N, 4, 4)) of `field` at height x width."""
     origins, directions = pixel_rays(intrinsics, c2w, height, width)
     n = origins.shape[0]
-    rgb, opacity, depth = render_rays(field, origins.reshape(-1, 3).float(), directions.reshape(-1, 3).float(), options)
+    rays_d = directions.reshape(-1, 3).float()
+    rgb, opacity, distance = render_rays(field, origins.reshape(-1, 3).float(), rays_d, options)
+    forward = c2w[:, None, None, :3, 2].expand(n, height, width, 3).reshape(-1, 3).float()  # optical axes
+    depth = distance * (rays_d * forward).sum(-1, keepdim=True)
 
     def image(x: Tensor) -> Tensor:
         return x.reshape(n, height, width, -1).permute(0, 3, 1, 2)

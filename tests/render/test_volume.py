@@ -6,7 +6,7 @@ from gtr_backend.pipeline import predict_triplane
 from gtr_backend.render import VolumeOptions, clip_rays_to_box, render_rays, render_triplane, render_views
 from gtr_backend.views import look_at, pixel_rays
 from gtr_backend.views.cameras import intrinsics_from_fov, orbit_poses
-from gtr_backend.views.synthetic import sphere_hits, sphere_views
+from gtr_backend.synthetic import sphere_hits, sphere_views
 
 CENTRE, RADIUS = (0.1, -0.05, 0.2), 0.55
 
@@ -42,9 +42,10 @@ def test_sphere_mask_and_depth_match_the_analytic_projection():
     rim = (F.max_pool2d(t, 3, 1, 1) - (-F.max_pool2d(-t, 3, 1, 1)))[:, 0] > 0
     assert truth.sum() > 500
     assert not (mask ^ truth)[~rim].any()
-    # Depth: the analytic distance along the ray, within one sample spacing (2 * sqrt(3) / 256).
+    # Depth: the analytic distance along the ray, within one sample spacing (2 * sqrt(3) / 256), as camera z.
     both = mask & truth
-    error = (render.depth[:, 0][both] - truth_t[both]).abs()
+    cos = (directions * c2w[:, None, None, :3, 2]).sum(-1)
+    error = (render.depth[:, 0][both] - (truth_t * cos)[both]).abs()
     assert error.max() < 2 * 3**0.5 / 256
     # Colour: red on the sphere, white elsewhere.
     pixels = render.rgb.permute(0, 2, 3, 1)

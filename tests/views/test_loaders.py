@@ -16,7 +16,7 @@ from gtr_backend.views import (
     zero123pp_poses,
 )
 from gtr_backend.views.cameras import OPENGL_TO_OPENCV
-from gtr_backend.views.synthetic import sphere_views
+from gtr_backend.synthetic import sphere_views
 
 
 def assert_same_views(a, b, image_tol=1 / 255 + 1e-6):

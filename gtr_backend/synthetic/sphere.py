@@ -12,9 +12,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .cameras import intrinsics_from_fov, orbit_poses
-from .rays import pixel_rays
-from .viewset import ViewSet
+from ..views.cameras import intrinsics_from_fov, orbit_poses
+from ..views.rays import pixel_rays
+from ..views.viewset import ViewSet
 
 
 def sphere_hits(origins: Tensor, directions: Tensor, centre: Sequence[float], radius: float) -> Tensor:
