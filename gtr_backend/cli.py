@@ -86,6 +86,83 @@ def cmd_convert_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from tqdm import tqdm
+
+    from .export import FORMATS
+    from .reconstruct import ReconstructOptions, reconstruct, resolve_device
+    from .weights import describe_weights, find_default_weights
+
+    output: Path = args.output
+    if output.suffix.lower() not in FORMATS:
+        raise GTRError(f"{output}: unknown mesh format; the output must end in {', '.join(FORMATS)}")
+    if not output.parent.is_dir():
+        raise GTRError(f"{output}: the folder {output.parent} does not exist")
+    weights = args.weights or find_default_weights()
+    if weights is None:
+        raise GTRError(
+            "no weights given and none bundled: pass --weights PATH (a .safetensors file with its .json, "
+            "or the released GTR ckpt.pth)"
+        )
+    device = resolve_device(args.device)
+    options = ReconstructOptions(
+        mesh_resolution=args.mesh_resolution,
+        refine_steps=args.refine_steps,
+        refine_params=args.refine_params,
+        texture_size=args.texture_size,
+        target_faces=args.faces,
+        vertex_colors=args.vertex_colors,
+    )
+    views = views_from_arguments(args)
+    if not args.json:
+        print(f"weights: {describe_weights(Path(weights))}", file=sys.stderr)
+    start = time.perf_counter()
+    with tqdm(
+        total=100,
+        desc="starting",
+        unit="%",
+        disable=args.json or args.quiet,
+        file=sys.stderr,
+        bar_format="{desc:<16} {bar} {percentage:3.0f}% {elapsed}",
+    ) as bar:
+
+        def progress(stage: str, fraction: float) -> None:
+            bar.set_description_str(stage)
+            bar.update(round(fraction * 100) - bar.n)
+
+        result = reconstruct(views, Path(weights), device, options, progress=progress)
+    files = result.save(output)
+    total = time.perf_counter() - start
+    summary = {
+        "output": [str(f) for f in files],
+        "device": result.device,
+        "weights": str(weights),
+        "views": views.num_views,
+        "faces": result.mesh.num_faces,
+        "vertices": result.mesh.num_vertices,
+        "timings_s": {k: round(v, 4) for k, v in result.timings.items()},
+        "total_s": round(total, 4),
+        "refine_psnr_before": result.refinement.psnr_before if result.refinement else None,
+        "refine_psnr_after": result.refinement.psnr_after if result.refinement else None,
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    for stage, seconds in result.timings.items():
+        print(f"  {stage:<16} {seconds * 1000:9.1f} ms", file=sys.stderr)
+    print(f"  {'total':<16} {total * 1000:9.1f} ms", file=sys.stderr)
+    if result.refinement:
+        print(
+            f"refinement: input-view PSNR {result.refinement.psnr_before:.2f} -> {result.refinement.psnr_after:.2f} dB",
+            file=sys.stderr,
+        )
+    print(f"wrote {', '.join(map(str, files))} ({result.mesh.num_faces} faces)")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .evaluation.bench import BenchCase, run_isolated, write_results
 
@@ -110,6 +187,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("views", help="load a view set, check it and summarise its cameras")
     add_view_arguments(p)
     p.set_defaults(run=cmd_views)
+
+    p = sub.add_parser("reconstruct", help="posed views in, textured mesh file (GLB, OBJ or PLY) out")
+    add_view_arguments(p)
+    p.add_argument("-o", "--output", type=Path, required=True, help="the mesh file to write (.glb, .obj, .ply)")
+    p.add_argument("--weights", type=Path, help="weights file (default: the bundled starter weights)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--mesh-resolution", type=int, help="marching-cubes grid per side (default 256 on CUDA, 128 on CPU)")
+    p.add_argument("--refine-steps", type=int, default=20, help="texture refinement steps (0 turns it off)")
+    p.add_argument("--refine-params", default="both", choices=["both", "color_mlp", "triplane"])
+    p.add_argument("--texture-size", type=int, default=1024, help="texture atlas size in pixels (up to 4096)")
+    p.add_argument("--faces", type=int, default=20000, help="simplify to about this many faces (0 keeps all)")
+    p.add_argument("--vertex-colors", action="store_true", help="colour per vertex instead of a UV texture")
+    p.add_argument("--json", action="store_true", help="print a JSON summary (timings, files) instead of text")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_reconstruct)
 
     p = sub.add_parser("convert-weights", help="convert the released GTR ckpt.pth to .safetensors + .json")
     p.add_argument("checkpoint", type=Path, help="the released checkpoint (ckpt.pth)")

@@ -22,3 +22,7 @@ class WeightsError(GTRError):
 
 class ConfigError(GTRError):
     """A model configuration is inconsistent or names an unknown preset."""
+
+
+class CancelledError(GTRError):
+    """The caller cancelled a long operation (between two of its steps)."""

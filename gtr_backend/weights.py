@@ -27,6 +27,7 @@ from .errors import ConfigError, WeightsError
 from .model import GTR, GTRConfig, preset
 
 WEIGHTS_FORMAT = "gtr-weights/1"
+BUNDLED_WEIGHTS = Path(__file__).parent / "assets" / "gtr-small-starter.safetensors"
 RELEASED_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 
 # This package's parameter names <-> the released checkpoint's flattened names; {i} is a block index.
@@ -260,3 +261,17 @@ def load_model(path: Path | str, device: torch.device | str = "cpu", config: GTR
         f"{path}: unknown weights file type; expected .safetensors (with its .json) or a "
         f"released GTR checkpoint ({', '.join(RELEASED_SUFFIXES)})"
     )
+
+
+def find_default_weights() -> Path | None:
+    """The weights bundled with the package, if this copy has them."""
+    return BUNDLED_WEIGHTS if BUNDLED_WEIGHTS.is_file() else None
+
+
+def describe_weights(path: Path) -> str:
+    """One line about a weights file: its preset and the note recorded with it (how it was trained)."""
+    if path.suffix == ".safetensors" and config_path_for(path).is_file():
+        config, meta = read_weights_config(path)
+        note = meta.get("note", "")
+        return f"{path.name} ({config.name}{'; ' + note if note else ''})"
+    return f"{path.name} (released GTR checkpoint, non-commercial licence)"

@@ -23,3 +23,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def fitted_sphere():
+    """(field, triplane, views): a triplane fitted to a striped sphere (colour only roughly), and 4 views of the
+    true striped sphere (rendered from an icosphere) at 128x128."""
+    import trimesh
+
+    from gtr_backend.mesh import Mesh
+    from gtr_backend.synthetic.objects import ProceduralObject, orbit_render
+    from tests.helpers import SPHERE_RADIUS, fit_triplane, sphere_inside, stripes
+
+    ico = trimesh.creation.icosphere(subdivisions=5, radius=SPHERE_RADIUS)
+    sphere = Mesh(torch.tensor(ico.vertices, dtype=torch.float32), torch.tensor(ico.faces))
+    views = orbit_render(ProceduralObject(sphere, stripes, "sphere"), size=128)
+    field, triplane = fit_triplane(sphere_inside, stripes, steps=150, color_steps=30)
+    return field, triplane, views

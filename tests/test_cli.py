@@ -3,8 +3,8 @@ import subprocess
 import sys
 
 from gtr_backend.cli import main
-from gtr_backend.views import save_views
 from gtr_backend.synthetic import sphere_views
+from gtr_backend.views import save_views
 
 
 def test_views_command_summarises_cameras(tmp_path, capsys):

@@ -1,5 +1,7 @@
-"""Rendering: NeRF volume rendering of triplane fields."""
+"""Rendering: NeRF volume rendering of triplane fields; mesh rasterization (PyTorch or nvdiffrast)."""
 
+from .mesh_render import MeshRender, render_mesh, sample_texture
+from .raster import Fragments, Rasterizer, TorchRasterizer, get_rasterizer, project, uv_clip
 from .volume import (
     FieldFn,
     VolumeOptions,
@@ -13,11 +15,20 @@ from .volume import (
 
 __all__ = [
     "FieldFn",
+    "Fragments",
+    "MeshRender",
+    "Rasterizer",
+    "TorchRasterizer",
     "VolumeOptions",
     "VolumeRender",
     "clip_rays_to_box",
+    "get_rasterizer",
+    "project",
+    "render_mesh",
     "render_rays",
     "render_triplane",
     "render_views",
+    "sample_texture",
     "triplane_field",
+    "uv_clip",
 ]

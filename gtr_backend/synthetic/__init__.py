@@ -4,6 +4,7 @@
 - `objects`: procedural textured meshes rendered with the project's rasterizer.
 """
 
+from .objects import ProceduralObject, orbit_render, render_object, toy_object
 from .sphere import sphere_hits, sphere_views
 
-__all__ = ["sphere_hits", "sphere_views"]
+__all__ = ["ProceduralObject", "orbit_render", "render_object", "sphere_hits", "sphere_views", "toy_object"]

@@ -1,0 +1,93 @@
+"""UV unwrapping (xatlas) and baking a colour field into a texture atlas.
+
+`unwrap`: mesh -> the same surface with per-vertex UVs in [0, 1] (v up); vertices on chart seams are split.
+`bake_texture`: the UV layout is rasterized as an image (texel row 0 = v = 1), each covered texel gets the
+colour of its surface point, and colours are then dilated past the chart borders (`dilate`) so bilinear
+filtering and mip-mapping never pull in the empty background: no seams show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..mesh.mesh import Mesh
+from ..render.raster import Rasterizer, TorchRasterizer, uv_clip
+
+ColorFn = Callable[[Tensor], Tensor]  # world points (P, 3) -> rgb (P, 3)
+
+
+def unwrap(mesh: Mesh, texture_size: int = 1024, padding: int = 2) -> Mesh:
+    """UV-unwrap with xatlas: returns a mesh with `uv` (V', 2), vertices split along seams."""
+    import xatlas
+
+    atlas = xatlas.Atlas()
+    atlas.add_mesh(mesh.vertices.detach().cpu().numpy().astype(np.float32), mesh.faces.cpu().numpy().astype(np.uint32))
+    pack = xatlas.PackOptions()
+    pack.resolution = texture_size
+    pack.padding = padding
+    pack.bilinear = True
+    atlas.generate(xatlas.ChartOptions(), pack)
+    mapping, indices, uvs = atlas[0]
+    device = mesh.vertices.device
+    index = torch.from_numpy(mapping.astype(np.int64)).to(device)
+    return Mesh(
+        mesh.vertices[index],
+        torch.from_numpy(indices.astype(np.int64)).to(device),
+        uv=torch.from_numpy(uvs.astype(np.float32)).to(device),
+    )
+
+
+def dilate(image: Tensor, filled: Tensor, iterations: int) -> tuple[Tensor, Tensor]:
+    """Grow filled regions: image (H, W, C), filled (H, W) bool -> each empty texel next to filled ones takes
+    their mean, `iterations` times (one texel per iteration)."""
+    values = (image * filled[..., None]).permute(2, 0, 1)[None]
+    weight = filled[None, None].to(image.dtype)
+    kernel = torch.ones(1, 1, 3, 3, dtype=image.dtype, device=image.device)
+    channels = values.shape[1]
+    for _ in range(iterations):
+        total = F.conv2d(values, kernel.expand(channels, 1, 3, 3), padding=1, groups=channels)
+        count = F.conv2d(weight, kernel, padding=1)
+        grow = (count > 0) & (weight == 0)
+        values = torch.where(grow, total / count.clamp_min(1), values)
+        weight = torch.where(grow, torch.ones_like(weight), weight)
+        if not bool(grow.any()):
+            break
+    return values[0].permute(1, 2, 0), weight[0, 0] > 0
+
+
+def bake_texture(
+    mesh: Mesh,
+    colors: ColorFn,
+    texture_size: int = 1024,
+    rasterizer: Rasterizer | None = None,
+    dilation: int = 16,
+    chunk_points: int = 1 << 20,
+) -> Tensor:
+    """Texture (S, S, 3) in [0, 1] of `colors` over a mesh with `uv`; unused texels get the mean colour."""
+    if mesh.uv is None:
+        raise ValueError("bake_texture needs a mesh with uv (see unwrap)")
+    rasterizer = rasterizer or TorchRasterizer()
+    clip = uv_clip(mesh.uv.float())
+    fragments = rasterizer.rasterize(clip, mesh.faces, texture_size, texture_size)
+    points = rasterizer.interpolate(mesh.vertices.detach().float(), fragments, mesh.faces)[0]  # (S, S, 3)
+    covered = fragments.mask[0]
+    surface = points[covered]
+    with torch.no_grad():
+        rgb = torch.cat([colors(surface[i : i + chunk_points]) for i in range(0, surface.shape[0], chunk_points)])
+    texture = torch.zeros((texture_size, texture_size, 3), dtype=rgb.dtype, device=rgb.device)
+    texture[covered] = rgb.clamp(0, 1)
+    texture, filled = dilate(texture, covered, dilation)
+    mean = rgb.mean(dim=0) if rgb.shape[0] else torch.full((3,), 0.5, device=rgb.device)
+    return torch.where(filled[..., None], texture, mean.to(texture.dtype)).clamp(0, 1)
+
+
+def bake_vertex_colors(mesh: Mesh, colors: ColorFn) -> Mesh:
+    """The mesh with `vertex_colors` (V, 3) sampled from `colors`."""
+    with torch.no_grad():
+        rgb = colors(mesh.vertices.detach().float()).clamp(0, 1)
+    return Mesh(mesh.vertices, mesh.faces, vertex_colors=rgb)

@@ -1,0 +1,81 @@
+"""Rendering meshes (UV-textured, vertex-coloured, or plain) from OpenCV cameras with a `Rasterizer`.
+
+Output images are channels-first like `ViewSet`: rgb (N, 3, H, W) composited over `background` (white by
+default; None keeps it transparent, i.e. premultiplied), alpha (N, 1, H, W), depth (N, 1, H, W) = camera-space
+z (0 on background), normals (N, 3, H, W) in the world frame, and the rasterizer's fragments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..mesh.mesh import Mesh
+from .raster import Fragments, Rasterizer, TorchRasterizer, project
+
+
+@dataclass(frozen=True)
+class MeshRender:
+    rgb: Tensor
+    alpha: Tensor
+    depth: Tensor
+    normals: Tensor
+    fragments: Fragments
+
+
+def sample_texture(texture: Tensor, uv: Tensor) -> Tensor:
+    """texture (T, T', C) in [0, 1], image row 0 at the top; uv (..., 2) with v up -> (..., C), bilinear."""
+    grid = torch.stack([uv[..., 0] * 2 - 1, 1 - uv[..., 1] * 2], dim=-1).reshape(1, -1, 1, 2)
+    image = texture.permute(2, 0, 1)[None].to(uv.dtype)
+    out = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out[0, :, :, 0].T.reshape(*uv.shape[:-1], texture.shape[-1])
+
+
+def channels_first(image: Tensor) -> Tensor:
+    return image.permute(0, 3, 1, 2)
+
+
+def render_mesh(
+    mesh: Mesh,
+    intrinsics: Tensor,
+    c2w: Tensor,
+    height: int,
+    width: int,
+    rasterizer: Rasterizer | None = None,
+    background: float | None = 1.0,
+    antialias: bool = True,
+) -> MeshRender:
+    """Render `mesh` from N cameras (intrinsics (N, 4), c2w (N, 4, 4)) at height x width.
+
+    Colour comes from the texture (if the mesh has uv and texture), else the vertex colours, else a neutral
+    grey shaded by the normals' facing ratio (a clay render).
+    """
+    rasterizer = rasterizer or TorchRasterizer()
+    vertices = mesh.vertices.float()
+    clip = project(vertices, intrinsics.float(), c2w.float(), height, width)
+    fragments = rasterizer.rasterize(clip, mesh.faces, height, width)
+    mask = fragments.mask[..., None].float()
+    depth = rasterizer.interpolate(clip[..., 3:].contiguous(), fragments, mesh.faces)
+    normals = rasterizer.interpolate(mesh.vertex_normals(), fragments, mesh.faces)
+    normals = normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+    if mesh.uv is not None and mesh.texture is not None:
+        uv = rasterizer.interpolate(mesh.uv.float(), fragments, mesh.faces)
+        rgb = sample_texture(mesh.texture, uv) * mask
+    elif mesh.vertex_colors is not None:
+        rgb = rasterizer.interpolate(mesh.vertex_colors.float(), fragments, mesh.faces)
+    else:
+        origins = c2w[:, None, None, :3, 3].float()
+        points = rasterizer.interpolate(vertices, fragments, mesh.faces)
+        view = F.normalize(origins - points, dim=-1)
+        facing = (normals * view).sum(-1, keepdim=True).abs()
+        rgb = ((0.25 + 0.6 * facing) * mask).expand(-1, -1, -1, 3)
+    if antialias:
+        rgb, mask = rasterizer.antialias(torch.cat([rgb, mask], dim=-1), fragments, clip, mesh.faces).split([3, 1], -1)
+    if background is not None:
+        rgb = rgb + (1 - mask) * background
+    return MeshRender(
+        channels_first(rgb), channels_first(mask), channels_first(depth), channels_first(normals), fragments
+    )

@@ -1,0 +1,228 @@
+"""Triangle rasterization behind one interface, with a PyTorch back end (any device) and nvdiffrast (CUDA).
+
+Cameras: OpenCV intrinsics (fx, fy, cx, cy) in pixels with pixel centres at i + 0.5, and camera-to-world
+poses, as everywhere in this package. `project` turns world vertices into clip coordinates (N, V, 4) whose
+NDC x, y map pixel coordinates linearly onto [-1, 1] (row 0 of the image is NDC y = -1, as nvdiffrast stores
+it) and whose w is the camera-space depth z; NDC depth maps [near, far] onto [-1, 1].
+
+`Rasterizer.rasterize` gives `Fragments`: per pixel the front-most triangle (-1 where there is none) and its
+perspective-correct barycentrics. `interpolate` blends vertex attributes with them (differentiably, in the
+attributes and, through the barycentrics, in the vertex positions), and `antialias` smooths silhouette edges
+where the back end can (nvdiffrast), returning the image unchanged elsewhere.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from ..errors import GTRError
+
+RasterBackend = Literal["auto", "torch", "nvdiffrast"]
+NEAR, FAR = 0.05, 100.0
+
+
+def project(
+    vertices: Tensor, intrinsics: Tensor, c2w: Tensor, height: int, width: int, near: float = NEAR, far: float = FAR
+) -> Tensor:
+    """World vertices (V, 3) seen by N cameras -> clip coordinates (N, V, 4) (see the module docstring)."""
+    w2c = torch.linalg.inv(c2w.to(vertices.dtype))
+    cam = torch.einsum("nab,vb->nva", w2c[:, :3, :3], vertices) + w2c[:, None, :3, 3]  # (N, V, 3)
+    x, y, z = cam.unbind(-1)
+    fx, fy, cx, cy = (intrinsics.to(vertices.dtype)[:, i, None] for i in range(4))
+    clip_x = (2 * fx * x + (2 * cx - width) * z) / width
+    clip_y = (2 * fy * y + (2 * cy - height) * z) / height
+    clip_z = (z * (far + near) - 2 * far * near) / (far - near)
+    return torch.stack([clip_x, clip_y, clip_z, z], dim=-1)
+
+
+def uv_clip(uv: Tensor) -> Tensor:
+    """UVs (V, 2) in [0, 1] (v up) -> clip coordinates (1, V, 4) that rasterize the UV layout itself:
+    texel row 0 is v = 1, so the result reads as an image of the texture (row 0 at the top)."""
+    x = uv[:, 0] * 2 - 1
+    y = (1 - uv[:, 1]) * 2 - 1
+    return torch.stack([x, y, torch.zeros_like(x), torch.ones_like(x)], dim=-1)[None]
+
+
+@dataclass
+class Fragments:
+    """triangle_id (N, H, W) long, -1 = background; barycentrics (N, H, W, 3), perspective-correct."""
+
+    triangle_id: Tensor
+    barycentrics: Tensor
+    raw: Any = None  # the back end's own output, for its interpolate / antialias
+
+    @property
+    def mask(self) -> Tensor:
+        """(N, H, W) bool: pixels covered by a triangle."""
+        return self.triangle_id >= 0
+
+
+class Rasterizer:
+    name = "base"
+
+    def rasterize(self, clip: Tensor, faces: Tensor, height: int, width: int) -> Fragments:
+        raise NotImplementedError
+
+    def interpolate(self, attributes: Tensor, fragments: Fragments, faces: Tensor) -> Tensor:
+        """attributes (V, C) or (N, V, C) -> (N, H, W, C), zero on background pixels."""
+        tri = fragments.triangle_id.clamp_min(0)
+        corners = faces[tri]  # (N, H, W, 3)
+        if attributes.dim() == 2:
+            values = attributes[corners]  # (N, H, W, 3, C)
+        else:
+            n = attributes.shape[0]
+            values = attributes[torch.arange(n, device=attributes.device)[:, None, None, None], corners]
+        out = (fragments.barycentrics[..., None] * values).sum(dim=-2)
+        return out * fragments.mask[..., None]
+
+    def antialias(self, image: Tensor, fragments: Fragments, clip: Tensor, faces: Tensor) -> Tensor:
+        """image (N, H, W, C) -> the same with anti-aliased silhouettes (identity without nvdiffrast)."""
+        return image
+
+
+class TorchRasterizer(Rasterizer):
+    """A z-buffer rasterizer in plain PyTorch: every triangle is expanded to the pixel centres inside its
+    screen bounding box, chunked so that at most `max_pairs` (triangle, pixel) candidates exist at once.
+    Triangles with a vertex behind the near plane are skipped (objects are expected in front of the camera).
+    """
+
+    name = "torch"
+
+    def __init__(self, max_pairs: int = 1 << 23) -> None:
+        self.max_pairs = max_pairs
+
+    def rasterize(self, clip: Tensor, faces: Tensor, height: int, width: int) -> Fragments:
+        n = clip.shape[0]
+        device = clip.device
+        triangle_id = torch.full((n, height, width), -1, dtype=torch.long, device=device)
+        barycentrics = torch.zeros((n, height, width, 3), dtype=clip.dtype, device=device)
+        for view in range(n):
+            tri, bary = self._rasterize_view(clip[view], faces, height, width)
+            triangle_id[view] = tri
+            barycentrics[view] = bary
+        return Fragments(triangle_id, barycentrics)
+
+    def _rasterize_view(self, clip: Tensor, faces: Tensor, height: int, width: int) -> tuple[Tensor, Tensor]:
+        device = clip.device
+        w = clip[:, 3]
+        px = (clip[:, 0] / w + 1) * (width / 2)  # pixel coordinates, pixel centres at i + 0.5
+        py = (clip[:, 1] / w + 1) * (height / 2)
+        tri_x, tri_y, tri_w = px[faces], py[faces], w[faces]  # (F, 3)
+        in_front = (tri_w > NEAR).all(dim=1)
+        x0 = torch.ceil(tri_x.min(dim=1).values - 0.5).clamp(0, width).long()
+        x1 = torch.floor(tri_x.max(dim=1).values - 0.5).clamp(-1, width - 1).long()
+        y0 = torch.ceil(tri_y.min(dim=1).values - 0.5).clamp(0, height).long()
+        y1 = torch.floor(tri_y.max(dim=1).values - 0.5).clamp(-1, height - 1).long()
+        spans_x, spans_y = (x1 - x0 + 1).clamp_min(0), (y1 - y0 + 1).clamp_min(0)
+        count = torch.where(in_front, spans_x * spans_y, torch.zeros_like(spans_x))
+        best_inv_depth = torch.zeros(height * width, dtype=clip.dtype, device=device)  # 1/z, 0 = empty
+        best_tri = torch.full((height * width,), -1, dtype=torch.long, device=device)
+        candidates = torch.nonzero(count).squeeze(1)
+        ends = torch.cumsum(count[candidates], 0)
+        start = 0
+        while start < candidates.shape[0]:
+            limit = (ends[start - 1] if start else 0) + self.max_pairs
+            stop = max(start + 1, int(torch.searchsorted(ends, limit, right=True)))
+            chunk = candidates[start:stop]
+            start = stop
+            per = count[chunk]
+            tri = torch.repeat_interleave(chunk, per)
+            offset = torch.arange(tri.shape[0], device=device) - torch.repeat_interleave(
+                torch.cumsum(per, 0) - per, per
+            )
+            u = x0[tri] + offset % spans_x[tri]
+            v = y0[tri] + offset // spans_x[tri]
+            bary = _barycentrics(tri_x[tri], tri_y[tri], u.to(clip.dtype) + 0.5, v.to(clip.dtype) + 0.5)
+            inside = (bary >= 0).all(dim=1)
+            tri, u, v, bary = tri[inside], u[inside], v[inside], bary[inside]
+            inv_depth = (bary / tri_w[tri]).sum(dim=1)  # perspective: 1/z is linear in screen space
+            pixel = v * width + u
+            before = best_inv_depth[pixel]
+            best_inv_depth.scatter_reduce_(0, pixel, inv_depth, reduce="amax")
+            winner = inv_depth >= best_inv_depth[pixel]
+            best_tri[pixel[winner & (inv_depth > before)]] = -1  # a nearer surface replaces earlier chunks' pick
+            best_tri.scatter_reduce_(0, pixel[winner], tri[winner], reduce="amax")  # ties: the higher id
+        # Recompute the winners' barycentrics (differentiably in the vertex positions).
+        covered = torch.nonzero(best_tri >= 0).squeeze(1)
+        tri = best_tri[covered]
+        u = (covered % width).to(clip.dtype) + 0.5
+        v = (covered // width).to(clip.dtype) + 0.5
+        bary = _barycentrics(tri_x[tri], tri_y[tri], u, v)
+        bary = bary / tri_w[tri]
+        bary = bary / bary.sum(dim=1, keepdim=True)  # perspective-correct
+        full = torch.zeros((height * width, 3), dtype=clip.dtype, device=device)
+        full = full.index_put((covered,), bary)
+        return best_tri.reshape(height, width), full.reshape(height, width, 3)
+
+
+def _barycentrics(tx: Tensor, ty: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    """Screen-space barycentrics (P, 3) of points (x, y) in triangles with corners (tx, ty) (P, 3).
+    Degenerate triangles give negative values, so they never cover a pixel."""
+    x0, x1, x2 = tx.unbind(1)
+    y0, y1, y2 = ty.unbind(1)
+    area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
+    safe = torch.where(area.abs() < 1e-12, torch.full_like(area, float("inf")), area)
+    b1 = ((x - x0) * (y2 - y0) - (x2 - x0) * (y - y0)) / safe
+    b2 = ((x1 - x0) * (y - y0) - (x - x0) * (y1 - y0)) / safe
+    b0 = 1 - b1 - b2
+    bary = torch.stack([b0, b1, b2], dim=1)
+    return torch.where((area.abs() < 1e-12)[:, None], torch.full_like(bary, -1.0), bary)
+
+
+class NvdiffrastRasterizer(Rasterizer):
+    """nvdiffrast's CUDA rasterizer (optional; non-commercial licence)."""
+
+    name = "nvdiffrast"
+
+    def __init__(self, device: torch.device | str = "cuda") -> None:
+        import nvdiffrast.torch as dr
+
+        self.dr = dr
+        self.context = dr.RasterizeCudaContext(device=device)
+
+    def rasterize(self, clip: Tensor, faces: Tensor, height: int, width: int) -> Fragments:
+        faces32 = faces.int().contiguous()
+        rast, _ = self.dr.rasterize(self.context, clip.float().contiguous(), faces32, resolution=[height, width])
+        triangle_id = rast[..., 3].long() - 1
+        u, v = rast[..., 0], rast[..., 1]
+        barycentrics = torch.stack([u, v, 1 - u - v], dim=-1) * (triangle_id >= 0)[..., None]
+        return Fragments(triangle_id, barycentrics, raw=rast)
+
+    def interpolate(self, attributes: Tensor, fragments: Fragments, faces: Tensor) -> Tensor:
+        out, _ = self.dr.interpolate(attributes.float().contiguous(), fragments.raw, faces.int().contiguous())
+        return torch.as_tensor(out)
+
+    def antialias(self, image: Tensor, fragments: Fragments, clip: Tensor, faces: Tensor) -> Tensor:
+        return torch.as_tensor(
+            self.dr.antialias(image.contiguous(), fragments.raw, clip.float().contiguous(), faces.int().contiguous())
+        )
+
+
+def nvdiffrast_available() -> bool:
+    if not torch.cuda.is_available():
+        return False
+    try:
+        import nvdiffrast.torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@functools.cache
+def _nvdiffrast(device: str) -> NvdiffrastRasterizer:
+    return NvdiffrastRasterizer(device)
+
+
+def get_rasterizer(device: torch.device | str, backend: RasterBackend = "auto") -> Rasterizer:
+    """nvdiffrast on CUDA when installed (or when asked for), else the PyTorch rasterizer."""
+    device = torch.device(device)
+    if backend == "nvdiffrast" or (backend == "auto" and device.type == "cuda" and nvdiffrast_available()):
+        if device.type != "cuda" or not nvdiffrast_available():
+            raise GTRError("the nvdiffrast rasterizer needs a CUDA GPU and the optional diffrp-nvdiffrast package")
+        return _nvdiffrast(str(device))
+    return TorchRasterizer()

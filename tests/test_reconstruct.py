@@ -1,0 +1,120 @@
+import json
+
+import pytest
+import torch
+import trimesh
+
+from gtr_backend.cli import main
+from gtr_backend.errors import CancelledError, GTRError
+from gtr_backend.mesh import MeshError
+from gtr_backend.model import GTR, preset
+from gtr_backend.reconstruct import ReconstructOptions, reconstruct, reconstruct_from_triplane, resolve_device
+from gtr_backend.views import save_views
+from gtr_backend.weights import save_weights
+
+FAST = ReconstructOptions(mesh_resolution=48, texture_size=256, refine_steps=10)
+
+
+def test_stages_after_the_network_make_a_textured_mesh_in_place(fitted_sphere, tmp_path):
+    field, triplane, views = fitted_sphere
+    events = []
+    result = reconstruct_from_triplane(field, triplane, views, FAST, progress=lambda s, f: events.append((s, f)))
+    fractions = [f for _, f in events]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert {"density grid", "marching cubes", "refine", "unwrap", "bake"} <= set(result.timings)
+    assert result.refinement is not None and result.refinement.psnr_after > result.refinement.psnr_before
+    mesh = result.mesh
+    assert mesh.uv is not None and mesh.texture is not None and mesh.texture.shape == (256, 256, 3)
+    assert (mesh.vertices.norm(dim=-1) - 0.6).abs().max() < 0.06  # where the sphere is
+    written = result.save(tmp_path / "out.glb")
+    assert len(trimesh.load(written[0], force="mesh").faces) == mesh.num_faces
+    assert "export" in result.timings
+
+
+def test_vertex_colours_and_no_refinement(fitted_sphere):
+    field, triplane, views = fitted_sphere
+    options = ReconstructOptions(mesh_resolution=32, refine_steps=0, vertex_colors=True)
+    result = reconstruct_from_triplane(field, triplane, views, options)
+    assert result.refinement is None and "unwrap" not in result.timings
+    assert result.mesh.vertex_colors is not None and result.mesh.vertex_colors.shape == (result.mesh.num_vertices, 3)
+
+
+def test_cancel_stops_between_stages(fitted_sphere):
+    field, triplane, views = fitted_sphere
+    seen = []
+
+    def cancel() -> bool:
+        seen.append(1)
+        return len(seen) > 3
+
+    with pytest.raises(CancelledError, match="cancelled"):
+        reconstruct_from_triplane(field, triplane, views, FAST, cancel=cancel)
+
+
+def test_an_untrained_model_gives_a_clear_error_not_an_empty_file(fitted_sphere):
+    _, _, views = fitted_sphere
+    model = GTR(preset("gtr-tiny"))
+    with pytest.raises(MeshError, match="never reaches the surface level"):
+        reconstruct(views, model, "cpu", FAST)
+
+
+def test_device_errors():
+    if not torch.cuda.is_available():
+        with pytest.raises(GTRError, match="CUDA was requested"):
+            resolve_device("cuda")
+    assert resolve_device("cpu").type == "cpu"
+    with pytest.raises(GTRError, match="texture size"):
+        ReconstructOptions(texture_size=8192)
+
+
+def test_command_errors_are_plain(tmp_path, capsys, fitted_sphere):
+    _, _, views = fitted_sphere
+    save_views(views, tmp_path / "views")
+    weights = tmp_path / "tiny.safetensors"
+    save_weights(GTR(preset("gtr-tiny")), weights)
+    cases = [
+        (["--weights", str(tmp_path / "none.safetensors")], "none.safetensors: weights file not found"),
+        (["--weights", str(weights)], "never reaches the surface level"),
+        (["--weights", str(weights), "-o", str(tmp_path / "x.fbx")], "unknown mesh format"),
+    ]
+    if not torch.cuda.is_available():
+        cases.append((["--weights", str(weights), "--device", "cuda"], "CUDA was requested"))
+    for extra, message in cases:
+        args = ["reconstruct", str(tmp_path / "views"), "-o", str(tmp_path / "out.glb"), "--quiet", *extra]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+
+
+def test_json_summary_of_a_run(tmp_path, capsys, monkeypatch, fitted_sphere):
+    """`gtr reconstruct --json` with a model whose triplane is the fitted sphere's."""
+    field, triplane, views = fitted_sphere
+    save_views(views, tmp_path / "views")
+    model = GTR(preset("gtr-tiny", triplane_channels=16, plane_tokens=16, mlp_width=32))
+    model.field.load_state_dict(field.state_dict())
+    weights = tmp_path / "model.safetensors"
+    save_weights(model, weights)
+    monkeypatch.setattr("gtr_backend.reconstruct.predict_triplane", lambda *args: triplane)
+    code = main(
+        [
+            "reconstruct",
+            str(tmp_path / "views"),
+            "-o",
+            str(tmp_path / "out.glb"),
+            "--weights",
+            str(weights),
+            "--mesh-resolution",
+            "40",
+            "--texture-size",
+            "128",
+            "--refine-steps",
+            "5",
+            "--json",
+        ]
+    )
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["output"] == [str(tmp_path / "out.glb")] and summary["device"] == "cpu"
+    assert summary["faces"] > 1000 and summary["total_s"] > 0
+    assert set(summary["timings_s"]) >= {"load weights", "triplane", "marching cubes", "refine", "bake", "export"}
+    assert summary["refine_psnr_after"] > summary["refine_psnr_before"]
