@@ -163,9 +163,85 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    import platform
+    import time
+
+    from .model import preset
+    from .reconstruct import resolve_device
+    from .training import RenderedPool, Stage1Options, ViewSampling, train_stage1
+    from .weights import save_weights
+
+    device = resolve_device(args.device)
+    config = preset(args.preset)
+    sampling = ViewSampling(size=config.image_size)
+    start = time.perf_counter()
+    pool = RenderedPool(range(args.objects), sampling, device)
+    print(f"rendered {len(pool)} procedural objects in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    options = Stage1Options(
+        steps=args.steps,
+        batch=args.batch,
+        rays=args.rays,
+        samples=args.samples,
+        lr=args.lr,
+        warmup=args.warmup,
+        max_minutes=args.max_minutes,
+    )
+    last: dict[str, float] = {}
+
+    def log(entry: dict[str, float]) -> None:
+        last.update(entry)
+        if entry["step"] % args.log_every == 0:
+            print(
+                f"step {entry['step']:6.0f}  loss {entry['loss']:.4f}  psnr {entry['psnr']:5.2f}  "
+                f"opacity {entry['opacity_loss']:.4f}  lr {entry['lr']:.2e}  {entry['seconds']:7.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    initial = None
+    if args.init:
+        from .weights import load_weights
+
+        initial = load_weights(args.init, device)
+        config = initial.config
+    model = train_stage1(config, pool, options, device, log=log, model=initial)
+    hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU"
+    note = (
+        f"stage 1 (NeRF) on {len(pool)} procedural objects, {int(last.get('step', 0))} steps of batch "
+        f"{args.batch}, {last.get('seconds', 0) / 60:.1f} min on {hardware}"
+    )
+    save_weights(model, args.output, DTYPES[args.dtype], info={"note": note, "final_loss": last.get("loss")})
+    print(f"wrote {args.output}: {note}")
+    return 0
+
+
+def bench_pipeline(args: argparse.Namespace) -> int:
+    import json
+
+    from .evaluation.bench import PipelineCase, pipeline_markdown, run_pipeline
+
+    runs = []
+    for device in args.device or (["cuda"] if torch.cuda.is_available() else ["cpu"]):
+        for name in args.presets:
+            grid = args.mesh_resolution or (256 if device.startswith("cuda") else 128)
+            case = PipelineCase(name, device, mesh_resolution=grid, repeats=args.repeats)
+            print(f"running {case}", file=sys.stderr)
+            runs.append(run_pipeline(case))
+    text = pipeline_markdown(runs)
+    if args.json:
+        args.json.write_text(json.dumps(runs, indent=2, default=str) + "\n")
+    if args.markdown:
+        args.markdown.write_text(text)
+    print(text)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .evaluation.bench import BenchCase, run_isolated, write_results
 
+    if args.pipeline:
+        return bench_pipeline(args)
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     results = []
     for device in devices:
@@ -203,6 +279,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_reconstruct)
 
+    p = sub.add_parser("train", help="train stage 1 (NeRF) on procedural objects and write .safetensors + .json")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the .safetensors file to write")
+    p.add_argument("--preset", default="gtr-small", choices=sorted(PRESETS))
+    p.add_argument("--device", default="auto")
+    p.add_argument("--objects", type=int, default=1024, help="procedural objects to render for training")
+    p.add_argument("--steps", type=int, default=10000)
+    p.add_argument("--max-minutes", type=float, help="stop after this many minutes of training")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--rays", type=int, default=4096, help="supervision rays per object and step")
+    p.add_argument("--samples", type=int, default=96, help="samples per ray")
+    p.add_argument("--lr", type=float, default=4e-4)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--dtype", default="bfloat16", choices=sorted(DTYPES), help="storage precision of the weights")
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--init", type=Path, help="continue from these weights (.safetensors) instead of a fresh model")
+    p.set_defaults(run=cmd_train)
+
     p = sub.add_parser("convert-weights", help="convert the released GTR ckpt.pth to .safetensors + .json")
     p.add_argument("checkpoint", type=Path, help="the released checkpoint (ckpt.pth)")
     p.add_argument("output", type=Path, help="the .safetensors file to write (its .json is written beside it)")
@@ -221,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=10, help="timed warm runs (the median is reported)")
     p.add_argument("--warmup", type=int, default=2, help="untimed runs between the cold run and the timed ones")
     p.add_argument("--render", action="store_true", help="also time a size x size NeRF render (256 samples)")
+    p.add_argument("--pipeline", action="store_true", help="time views -> GLB on disk, stage by stage, instead")
+    p.add_argument("--mesh-resolution", type=int, help="with --pipeline: the grid (default 256 CUDA, 128 CPU)")
     p.add_argument("--json", type=Path, help="write the results as JSON here")
     p.add_argument("--markdown", type=Path, help="write the results table as Markdown here")
     p.set_defaults(run=cmd_bench)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -136,3 +137,94 @@ def write_results(results: list[BenchResult], json_path: Path | None, markdown_p
     if markdown_path:
         markdown_path.write_text(f"Measured {info['date']}, torch {info['torch']}.\n\n{table}")
     return table
+
+
+@dataclass(frozen=True)
+class PipelineCase:
+    """Views to GLB on disk: the network on `preset` (random weights), then the stages after it on a triplane of
+    the same sizes fitted to a sphere (random weights have no surface), then the GLB export."""
+
+    preset: str
+    device: str
+    mesh_resolution: int = 256
+    refine_steps: int = 20
+    texture_size: int = 1024
+    target_faces: int = 20000
+    view_size: int = 512
+    repeats: int = 3
+
+
+def run_pipeline(case: PipelineCase) -> dict[str, Any]:
+    """Per-stage seconds (median of warm runs), the first run's total, and peak memory, in one dict."""
+    import tempfile
+
+    from ..reconstruct import ReconstructOptions, reconstruct_from_triplane
+    from ..synthetic.fitting import fit_triplane, sphere_inside, stripes
+    from ..synthetic.objects import orbit_render, toy_object
+
+    torch.manual_seed(0)
+    device = torch.device(case.device)
+    config = preset(case.preset)
+    model = GTR(config).to(device).eval()
+    field, fitted = fit_triplane(sphere_inside, stripes, config, steps=300, device=device)
+    views = orbit_render(toy_object(), size=case.view_size).to(device)
+    options = ReconstructOptions(
+        mesh_resolution=case.mesh_resolution,
+        refine_steps=case.refine_steps,
+        texture_size=case.texture_size,
+        target_faces=case.target_faces,
+    )
+    runs: list[dict[str, float]] = []
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(case.repeats + 1):
+            timings: dict[str, float] = {}
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            predict_triplane(model, views)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            timings["views to triplane"] = time.perf_counter() - start
+            result = reconstruct_from_triplane(field, fitted, views.resized(config.image_size), options)
+            result.save(Path(folder) / "out.glb")
+            timings.update(result.timings)
+            timings["total"] = sum(timings.values())
+            runs.append(timings)
+    warm = runs[1:] or runs
+    median = {k: statistics.median(r[k] for r in warm) for k in warm[0]}
+    peak = (
+        torch.cuda.max_memory_allocated(device) / 2**20
+        if device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+    )
+    return {
+        "case": asdict(case),
+        "device_name": name,
+        "median_s": median,
+        "cold_total_s": runs[0]["total"],
+        "peak_memory_mb": peak,
+        "faces": result.mesh.num_faces,
+    }
+
+
+def pipeline_markdown(results: list[dict[str, Any]]) -> str:
+    lines = []
+    for r in results:
+        case, median = r["case"], r["median_s"]
+        lines.append(
+            f"**{case['preset']}** on {r['device_name']}: grid {case['mesh_resolution']}^3, "
+            f"{case['refine_steps']} refinement steps, {case['texture_size']}^2 texture, "
+            f"{r['faces']} faces; peak memory {r['peak_memory_mb']:.0f} MB "
+            f"(first run {float(r['cold_total_s']):.2f} s)\n"
+        )
+        lines.append("| stage | ms |\n|---|---|")
+        lines += [f"| {stage} | {seconds * 1000:.1f} |" for stage, seconds in median.items()]
+        lines.append("")
+    return "\n".join(lines) + "\n"

@@ -96,7 +96,7 @@ def orbit_render(
     azimuths_deg: Sequence[float] = (0.0, 90.0, 180.0, 270.0),
     elevation_deg: float = 20.0,
     distance: float = 2.7,
-    fov_deg: float = 30.0,
+    fov_deg: float = 40.0,
     size: int = 512,
 ) -> ViewSet:
     """`obj` seen from cameras on an orbit (the orbit convention of `views.cameras`)."""

@@ -42,12 +42,13 @@ class Orbit:
     """Cameras for images that come without any: N views on an orbit around the origin.
 
     `azimuths_deg` defaults to N evenly spaced azimuths starting at 0 (0/90/180/270 for 4 views).
-    The defaults match a typical 4-view capture: elevation 20 deg, FoV 30 deg, distance 2.7.
+    The defaults match a typical 4-view capture: elevation 20 deg, FoV 40 deg, distance 2.7 (the whole box
+    [-1, 1]^3 is in view).
     """
 
     azimuths_deg: tuple[float, ...] | None = None
     elevation_deg: float = 20.0
-    fov_deg: float = 30.0
+    fov_deg: float = 40.0
     distance: float = 2.7
 
     def poses(self, num_views: int) -> Tensor:
