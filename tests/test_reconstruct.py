@@ -109,6 +109,8 @@ def test_json_summary_of_a_run(tmp_path, capsys, monkeypatch, fitted_sphere):
             "128",
             "--refine-steps",
             "5",
+            "--device",
+            "cpu",
             "--json",
         ]
     )

@@ -14,6 +14,8 @@ where the back end can (nvdiffrast), returning the image unchanged elsewhere.
 from __future__ import annotations
 
 import functools
+import sys
+import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -183,7 +185,17 @@ class NvdiffrastRasterizer(Rasterizer):
         import nvdiffrast.torch as dr
 
         self.dr = dr
-        self.context = dr.RasterizeCudaContext(device=device)
+        try:
+            self.context = dr.RasterizeCudaContext(device=device)
+        except ModuleNotFoundError as error:
+            # nvdiffrast compiles its plugin on first use and then imports it by name; newer PyTorch no longer
+            # puts the extension's build folder on sys.path, so point there and import again.
+            from torch.utils import cpp_extension
+
+            if not error.name or not error.name.startswith("nvdiffrast_plugin"):
+                raise
+            sys.path.insert(0, cpp_extension._get_build_directory(error.name, False))
+            self.context = dr.RasterizeCudaContext(device=device)
 
     def rasterize(self, clip: Tensor, faces: Tensor, height: int, width: int) -> Fragments:
         faces32 = faces.int().contiguous()
@@ -219,10 +231,19 @@ def _nvdiffrast(device: str) -> NvdiffrastRasterizer:
 
 
 def get_rasterizer(device: torch.device | str, backend: RasterBackend = "auto") -> Rasterizer:
-    """nvdiffrast on CUDA when installed (or when asked for), else the PyTorch rasterizer."""
+    """nvdiffrast on CUDA when installed (or when asked for), else the PyTorch rasterizer.
+
+    With "auto", an nvdiffrast that is installed but fails to build or load is reported once as a warning
+    and the PyTorch rasterizer is used instead.
+    """
     device = torch.device(device)
-    if backend == "nvdiffrast" or (backend == "auto" and device.type == "cuda" and nvdiffrast_available()):
+    if backend == "nvdiffrast":
         if device.type != "cuda" or not nvdiffrast_available():
             raise GTRError("the nvdiffrast rasterizer needs a CUDA GPU and the optional diffrp-nvdiffrast package")
         return _nvdiffrast(str(device))
+    if backend == "auto" and device.type == "cuda" and nvdiffrast_available():
+        try:
+            return _nvdiffrast(str(device))
+        except Exception as error:
+            warnings.warn(f"nvdiffrast could not be loaded ({error}); using the PyTorch rasterizer", stacklevel=2)
     return TorchRasterizer()

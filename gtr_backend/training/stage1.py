@@ -121,7 +121,7 @@ def train_stage1(
                 {
                     "step": step + 1,
                     "loss": float(loss.detach()),
-                    "psnr": -10 * math.log10(max(float(colour_loss), 1e-10)),
+                    "psnr": -10 * math.log10(max(float(colour_loss.detach()), 1e-10)),
                     "opacity_loss": float(opacity_loss.detach()),
                     "lr": float(scheduler.get_last_lr()[0]),
                     "seconds": elapsed,

@@ -124,8 +124,9 @@ def test_nvdiffrast_and_torch_agree_up_to_edge_pixels():
     )
     assert ((a ^ b) & ~edge).sum() == 0
     same = a & b & ~edge
-    same_triangle = ours.fragments.triangle_id[same] == theirs.fragments.triangle_id[same]
-    assert same_triangle.float().mean() > 0.99
+    same_triangle = ours.fragments.triangle_id == theirs.fragments.triangle_id
+    assert same_triangle[same].float().mean() > 0.99  # the others lie on edges shared by two triangles
+    same = same & same_triangle
     assert torch.allclose(ours.rgb.permute(0, 2, 3, 1)[same], theirs.rgb.permute(0, 2, 3, 1)[same], atol=1e-3)
     assert torch.allclose(ours.depth[:, 0][same], theirs.depth[:, 0][same], atol=1e-4)
     assert np.isfinite(theirs.rgb.cpu().numpy()).all()
