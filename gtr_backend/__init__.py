@@ -1,4 +1,4 @@
-"""GTR backend: posed views of an object in, a triplane (and, later, a textured mesh) out.
+"""GTR backend: posed views of an object in, a textured mesh out.
 
 Public API (everything else is internal and may move):
     load_views(path, ...)            -> ViewSet          (gtr_backend.views)
@@ -6,12 +6,14 @@ Public API (everything else is internal and may move):
     load_model(weights_path, device) -> GTR              (gtr_backend.weights)
     predict_triplane(model, views)   -> triplane (3, C, R, R)
     render_triplane(model.field, triplane, intrinsics, c2w, H, W) -> VolumeRender
+    reconstruct(views, model_or_weights, device, options, progress, cancel) -> Reconstruction
 The world frame is Y-up with the object in [-1, 1]^3; cameras are OpenCV camera-to-world (views.cameras).
 """
 
 from .errors import ConfigError, GTRError, ViewError, WeightsError
 from .model import GTR, PRESETS, GTRConfig, preset
 from .pipeline import predict_triplane, prepare_inputs
+from .reconstruct import Reconstruction, ReconstructOptions, reconstruct
 from .render import VolumeOptions, VolumeRender, render_triplane
 from .views import Orbit, ViewSet, load_views, save_views
 from .weights import convert_released_checkpoint, load_model, save_weights
@@ -25,6 +27,8 @@ __all__ = [
     "GTRConfig",
     "GTRError",
     "Orbit",
+    "ReconstructOptions",
+    "Reconstruction",
     "ViewError",
     "ViewSet",
     "VolumeOptions",
@@ -37,6 +41,7 @@ __all__ = [
     "predict_triplane",
     "prepare_inputs",
     "preset",
+    "reconstruct",
     "render_triplane",
     "save_views",
     "save_weights",
