@@ -13,7 +13,7 @@ The world frame is Y-up with the object in [-1, 1]^3; cameras are OpenCV camera-
 from .errors import ConfigError, GTRError, ViewError, WeightsError
 from .model import GTR, PRESETS, GTRConfig, preset
 from .pipeline import predict_triplane, prepare_inputs
-from .reconstruct import Reconstruction, ReconstructOptions, reconstruct
+from .reconstruction import Reconstruction, ReconstructOptions, reconstruct
 from .render import VolumeOptions, VolumeRender, render_triplane
 from .views import Orbit, ViewSet, load_views, save_views
 from .weights import convert_released_checkpoint, load_model, save_weights

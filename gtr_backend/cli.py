@@ -93,7 +93,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .export import FORMATS
-    from .reconstruct import ReconstructOptions, reconstruct, resolve_device
+    from .reconstruction import ReconstructOptions, reconstruct, resolve_device
     from .weights import describe_weights, find_default_weights
 
     output: Path = args.output
@@ -168,7 +168,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import time
 
     from .model import preset
-    from .reconstruct import resolve_device
+    from .reconstruction import resolve_device
     from .training import RenderedPool, Stage1Options, ViewSampling, train_stage1
     from .weights import save_weights
 

@@ -8,7 +8,7 @@ from gtr_backend.cli import main
 from gtr_backend.errors import CancelledError, GTRError
 from gtr_backend.mesh import MeshError
 from gtr_backend.model import GTR, preset
-from gtr_backend.reconstruct import ReconstructOptions, reconstruct, reconstruct_from_triplane, resolve_device
+from gtr_backend.reconstruction import ReconstructOptions, reconstruct, reconstruct_from_triplane, resolve_device
 from gtr_backend.views import save_views
 from gtr_backend.weights import save_weights
 
@@ -94,7 +94,7 @@ def test_json_summary_of_a_run(tmp_path, capsys, monkeypatch, fitted_sphere):
     model.field.load_state_dict(field.state_dict())
     weights = tmp_path / "model.safetensors"
     save_weights(model, weights)
-    monkeypatch.setattr("gtr_backend.reconstruct.predict_triplane", lambda *args: triplane)
+    monkeypatch.setattr("gtr_backend.reconstruction.predict_triplane", lambda *args: triplane)
     code = main(
         [
             "reconstruct",

@@ -158,7 +158,7 @@ def run_pipeline(case: PipelineCase) -> dict[str, Any]:
     """Per-stage seconds (median of warm runs), the first run's total, and peak memory, in one dict."""
     import tempfile
 
-    from ..reconstruct import ReconstructOptions, reconstruct_from_triplane
+    from ..reconstruction import ReconstructOptions, reconstruct_from_triplane
     from ..synthetic.fitting import fit_triplane, sphere_inside, stripes
     from ..synthetic.objects import orbit_render, toy_object
 
