@@ -120,3 +120,14 @@ def test_json_summary_of_a_run(tmp_path, capsys, monkeypatch, fitted_sphere):
     assert summary["faces"] > 1000 and summary["total_s"] > 0
     assert set(summary["timings_s"]) >= {"load weights", "triplane", "marching cubes", "refine", "bake", "export"}
     assert summary["refine_psnr_after"] > summary["refine_psnr_before"]
+
+
+def test_out_of_gpu_memory_says_what_to_lower(fitted_sphere, monkeypatch):
+    field, triplane, views = fitted_sphere
+
+    def exhausted(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr("gtr_backend.reconstruction.sdf_to_mesh", exhausted)
+    with pytest.raises(GTRError, match="out of GPU memory during 'marching cubes': lower --mesh-resolution"):
+        reconstruct_from_triplane(field, triplane, views, FAST)
