@@ -31,7 +31,8 @@ class ProceduralObject:
     name: str = "object"
 
 
-def _mesh(parts: Sequence[trimesh.Trimesh]) -> Mesh:
+def merge_parts(parts: Sequence[trimesh.Trimesh]) -> Mesh:
+    """One `Mesh` holding all the parts' triangles (overlapping parts are fine for rendering)."""
     vertices = np.concatenate([p.vertices for p in parts])
     offsets = np.cumsum([0] + [len(p.vertices) for p in parts[:-1]])
     faces = np.concatenate([p.faces + o for p, o in zip(parts, offsets, strict=True)])
@@ -49,7 +50,7 @@ def toy_object() -> ProceduralObject:
     handle = trimesh.creation.torus(major_radius=0.22, minor_radius=0.06, major_sections=48, minor_sections=16)
     handle.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, (1, 0, 0)))
     handle.apply_translation((0.55, -0.15, 0.0))
-    mesh = _mesh([body, block, handle])
+    mesh = merge_parts([body, block, handle])
 
     def color(points: Tensor) -> Tensor:
         x, y, z = points.unbind(-1)

@@ -15,7 +15,7 @@ import trimesh
 from torch import Tensor
 
 from ..mesh.mesh import Mesh
-from ..synthetic.objects import ProceduralObject
+from ..synthetic.objects import ProceduralObject, merge_parts
 
 PRIMITIVES = ("ellipsoid", "box", "cylinder", "cone", "torus", "capsule")
 PATTERNS = ("flat", "gradient", "stripes", "checks", "waves")
@@ -75,15 +75,12 @@ def random_object(seed: int) -> ProceduralObject:
     count = int(rng.integers(1, 5))
     parts = [_primitive(str(rng.choice(PRIMITIVES)), rng) for _ in range(count)]
     textures = [_texture(str(rng.choice(PATTERNS)), rng) for _ in range(count)]
-    vertices = np.concatenate([p.vertices for p in parts])
-    low, high = vertices.min(0), vertices.max(0)
+    merged = merge_parts(parts)
+    low, high = merged.vertices.min(0).values, merged.vertices.max(0).values
     centre = (low + high) / 2
-    scale = 0.8 / float(np.linalg.norm(vertices - centre, axis=1).max())  # inside a sphere of radius 0.8
-    centres = torch.tensor(np.stack([p.vertices.mean(0) for p in parts]) - centre, dtype=torch.float32) * scale
-    faces = np.concatenate(
-        [p.faces + o for p, o in zip(parts, np.cumsum([0] + [len(p.vertices) for p in parts[:-1]]), strict=True)]
-    )
-    mesh = Mesh(torch.tensor((vertices - centre) * scale, dtype=torch.float32), torch.tensor(faces, dtype=torch.long))
+    scale = 0.8 / float((merged.vertices - centre).norm(dim=-1).max())  # inside a sphere of radius 0.8
+    mesh = Mesh((merged.vertices - centre) * scale, merged.faces)
+    centres = torch.stack([(torch.tensor(p.vertices.mean(0), dtype=torch.float32) - centre) * scale for p in parts])
 
     def color(points: Tensor) -> Tensor:
         # Each point takes the texture of the primitive whose centre is nearest.

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..model import GTR, GTRConfig, autocast
 from ..render.volume import VolumeOptions, render_rays, triplane_field
-from ..views.rays import pixel_rays
+from ..views.rays import input_maps, pixel_rays
 from ..weights import save_weights
 from .dataset import RenderedPool
 
@@ -43,12 +43,10 @@ class Stage1Options:
 
 def model_inputs_batch(rgba: Tensor, intrinsics: Tensor, c2w: Tensor) -> Tensor:
     """rgba (B, V, 4, S, S) in [0, 1] with cameras -> model inputs (B, V, 10, S, S) (see views.rays)."""
-    b, v, _, s, _ = rgba.shape
-    rgb, mask = rgba[:, :, :3], rgba[:, :, 3:]
-    origins, directions = pixel_rays(intrinsics.reshape(-1, 4), c2w.reshape(-1, 4, 4), s, s)
-    moment = torch.linalg.cross(directions, origins, dim=-1)
-    rays = torch.cat([directions, moment], dim=-1).permute(0, 3, 1, 2).reshape(b, v, 6, s, s)
-    return torch.cat([rgb * mask + (1 - mask), rays.to(rgba.dtype), mask], dim=2)
+    b, v = rgba.shape[:2]
+    flat = rgba.flatten(0, 1)
+    maps = input_maps(flat[:, :3], flat[:, 3:], intrinsics.reshape(-1, 4), c2w.reshape(-1, 4, 4))
+    return maps.reshape(b, v, *maps.shape[1:])
 
 
 def sample_rays(

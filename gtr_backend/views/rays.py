@@ -41,7 +41,13 @@ def pluecker_rays(intrinsics: Tensor, c2w: Tensor, height: int, width: int) -> T
     return torch.cat([directions, moment], dim=-1).permute(0, 3, 1, 2)
 
 
+def input_maps(rgb: Tensor, mask: Tensor, intrinsics: Tensor, c2w: Tensor) -> Tensor:
+    """rgb (N, 3, H, W), mask (N, 1, H, W), intrinsics (N, 4), c2w (N, 4, 4) -> model input (N, 10, H, W)."""
+    height, width = rgb.shape[-2:]
+    rays = pluecker_rays(intrinsics, c2w, height, width).to(rgb.dtype)
+    return torch.cat([rgb * mask + (1 - mask), rays, mask], dim=1)
+
+
 def model_inputs(views: ViewSet) -> Tensor:
     """(N, 10, H, W) float32 model input of a view set (resize it to the model's resolution first)."""
-    rays = pluecker_rays(views.intrinsics, views.c2w, views.height, views.width).float()
-    return torch.cat([views.on_white(), rays, views.mask], dim=1)
+    return input_maps(views.rgb, views.mask, views.intrinsics, views.c2w)
