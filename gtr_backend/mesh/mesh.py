@@ -7,7 +7,6 @@ and vertex_colors (V, 3) in [0, 1].
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -62,6 +61,3 @@ class Mesh:
             move(self.texture),
             move(self.vertex_colors),
         )
-
-    def detach(self) -> Mesh:
-        return dataclasses.replace(self, vertices=self.vertices.detach())
