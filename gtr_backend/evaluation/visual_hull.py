@@ -1,0 +1,73 @@
+"""A learning-free baseline: the visual hull carved from the input masks, coloured from the input views.
+
+Shape: a grid over [-1, 1]^3 keeps the points that every view sees inside its mask (points outside a view's
+image count as background); the soft minimum of the masks is meshed at level 0.5 by marching cubes.
+Colour: each vertex takes the average of the input pixels it projects to, over the views that see it
+(not hidden behind the hull itself, judged with a z-buffer), weighted by how squarely the view faces it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..mesh import Mesh, grid_points, sdf_to_mesh
+from ..render.raster import Rasterizer, TorchRasterizer, project
+from ..views.viewset import ViewSet
+
+
+def _sample(images: Tensor, pixels: Tensor, height: int, width: int) -> Tensor:
+    """images (N, C, H, W), pixel coordinates (N, P, 2) -> (N, P, C) bilinear, zero outside the image."""
+    grid = torch.stack([pixels[..., 0] / width * 2 - 1, pixels[..., 1] / height * 2 - 1], dim=-1)[:, :, None]
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[..., 0].transpose(
+        1, 2
+    )
+
+
+def _pixels(points: Tensor, views: ViewSet) -> tuple[Tensor, Tensor]:
+    """World points (P, 3) -> pixel coordinates (N, P, 2) and camera depth (N, P) in each view."""
+    clip = project(points, views.intrinsics, views.c2w, views.height, views.width)
+    depth = clip[..., 3]
+    safe = torch.where(depth.abs() < 1e-9, torch.full_like(depth, 1e-9), depth)
+    u = (clip[..., 0] / safe + 1) * views.width / 2
+    v = (clip[..., 1] / safe + 1) * views.height / 2
+    return torch.stack([u, v], dim=-1), depth
+
+
+def visual_hull(
+    views: ViewSet, resolution: int = 96, rasterizer: Rasterizer | None = None, chunk_points: int = 1 << 18
+) -> Mesh:
+    """The vertex-coloured visual hull of `views` (world frame)."""
+    rasterizer = rasterizer or TorchRasterizer()
+    points = grid_points(resolution, views.device).reshape(-1, 3)
+    occupancy = []
+    for i in range(0, points.shape[0], chunk_points):
+        pixels, depth = _pixels(points[i : i + chunk_points], views)
+        masks = _sample(views.mask, pixels, views.height, views.width)[..., 0]  # (N, P)
+        masks = torch.where(depth > 0, masks, torch.zeros_like(masks))
+        occupancy.append(masks.min(dim=0).values)
+    soft = torch.cat(occupancy).reshape(resolution, resolution, resolution)
+    mesh = sdf_to_mesh(0.5 - soft)
+    return Mesh(mesh.vertices, mesh.faces, vertex_colors=project_colors(mesh, views, rasterizer))
+
+
+def project_colors(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer | None = None) -> Tensor:
+    """(V, 3) vertex colours averaged from the views that see each vertex; unseen vertices get the mean."""
+    rasterizer = rasterizer or TorchRasterizer()
+    vertices = mesh.vertices.float()
+    pixels, depth = _pixels(vertices, views)  # (N, V, 2), (N, V)
+    clip = project(vertices, views.intrinsics, views.c2w, views.height, views.width)
+    fragments = rasterizer.rasterize(clip, mesh.faces, views.height, views.width)
+    surface = rasterizer.interpolate(clip[..., 3:].contiguous(), fragments, mesh.faces)  # (N, H, W, 1)
+    surface = torch.where(fragments.mask[..., None], surface, torch.full_like(surface, float("inf")))
+    front = _sample(surface.permute(0, 3, 1, 2).nan_to_num(posinf=1e6), pixels, views.height, views.width)[..., 0]
+    visible = depth <= front + 0.02 * depth  # not hidden behind the hull
+    to_camera = F.normalize(views.c2w[:, None, :3, 3] - vertices[None], dim=-1)
+    facing = (mesh.vertex_normals()[None] * to_camera).sum(-1).clamp_min(0)
+    weight = facing * visible * (_sample(views.mask, pixels, views.height, views.width)[..., 0] > 0.5)
+    colours = _sample(views.rgb, pixels, views.height, views.width)  # (N, V, 3)
+    total = weight.sum(0)
+    mean = (colours * weight[..., None]).sum(0) / total.clamp_min(1e-8)[:, None]
+    fallback = mean[total > 0].mean(0) if bool((total > 0).any()) else torch.full((3,), 0.5)
+    return torch.where((total > 0)[:, None], mean, fallback).clamp(0, 1)
