@@ -1,0 +1,227 @@
+"""The evaluation protocol (gtr.md section 7) as code: assets in, per-asset and mean metrics out.
+
+For each ground-truth asset (a textured mesh file, or a procedural object), normalised into [-0.9, 0.9]^3:
+1. render the input views (4 by default: azimuths 0/90/180/270 at `input_elevation_deg`) and 20 evaluation
+   views on an orbit (uniform azimuths, elevations cycling through -30, 0, 30 deg), RGBA at `size`;
+2. reconstruct with each variant: "feed-forward" (the mesh, no refinement), "refined" (texture refinement),
+   "nerf" (volume rendering of the triplane: images only) and "visual-hull" (the learning-free baseline);
+3. image metrics on the evaluation views over white (PSNR, SSIM; LPIPS only with a backbone, else n/a);
+4. shape metrics after re-centring and scaling the prediction onto the ground truth's bounding box and an ICP
+   alignment: Chamfer distance x100 on 16,000 surface points each, and volume IoU.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import trimesh
+from torch import Tensor
+
+from ..errors import GTRError
+from ..mesh import Mesh
+from ..model import GTR
+from ..pipeline import predict_triplane
+from ..reconstruction import ReconstructOptions, reconstruct_from_triplane
+from ..render import VolumeOptions, render_mesh, render_triplane
+from ..render.raster import Rasterizer, get_rasterizer
+from ..synthetic.objects import ProceduralObject, render_object
+from ..views.cameras import intrinsics_from_fov, orbit_poses
+from ..views.viewset import ViewSet
+from .align import icp
+from .metrics import chamfer_distance, psnr, sample_surface, ssim, volume_iou
+from .visual_hull import visual_hull
+
+VARIANTS = ("feed-forward", "refined", "nerf", "visual-hull")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    input_azimuths_deg: tuple[float, ...] = (0.0, 90.0, 180.0, 270.0)
+    input_elevation_deg: float = 20.0
+    eval_views: int = 20
+    eval_elevations_deg: tuple[float, ...] = (-30.0, 0.0, 30.0)
+    fov_deg: float = 40.0
+    distance: float = 2.7
+    size: int = 512
+    surface_points: int = 16000
+    iou_resolution: int = 64
+    variants: tuple[str, ...] = VARIANTS
+
+    def cameras(self, azimuths: list[float], elevations: list[float]) -> tuple[Tensor, Tensor]:
+        c2w = orbit_poses(azimuths, elevations, self.distance).float()
+        k = intrinsics_from_fov(self.fov_deg, self.size, self.size).float().expand(len(azimuths), 4)
+        return k, c2w
+
+    def input_cameras(self) -> tuple[Tensor, Tensor]:
+        n = len(self.input_azimuths_deg)
+        return self.cameras(list(self.input_azimuths_deg), [self.input_elevation_deg] * n)
+
+    def eval_cameras(self) -> tuple[Tensor, Tensor]:
+        azimuths = [360.0 * i / self.eval_views + 9.0 for i in range(self.eval_views)]
+        elevations = [self.eval_elevations_deg[i % len(self.eval_elevations_deg)] for i in range(self.eval_views)]
+        return self.cameras(azimuths, elevations)
+
+
+@dataclass
+class Asset:
+    """A ground-truth object: its mesh (for 3D metrics) and a renderer of its views."""
+
+    name: str
+    mesh: Mesh
+    render: Callable[[Tensor, Tensor, int], ViewSet]  # (intrinsics, c2w, size) -> views
+
+
+def normalization(vertices: Tensor, half_extent: float = 0.9) -> tuple[Tensor, float]:
+    """(centre, scale) that put the bounding box's centre at the origin and its longest side at 2 * half_extent."""
+    low, high = vertices.min(0).values, vertices.max(0).values
+    return (low + high) / 2, 2 * half_extent / float((high - low).max().clamp_min(1e-12))
+
+
+def normalize_mesh(mesh: Mesh, half_extent: float = 0.9) -> Mesh:
+    centre, scale = normalization(mesh.vertices, half_extent)
+    return Mesh((mesh.vertices - centre) * scale, mesh.faces, mesh.uv, mesh.texture, mesh.vertex_colors)
+
+
+def load_mesh_file(path: Path) -> Mesh:
+    """A mesh file trimesh reads (GLB, OBJ + MTL + texture, PLY, ...) -> Mesh with its texture or colours."""
+    try:
+        loaded = trimesh.load(path, force="mesh")
+    except Exception as error:
+        raise GTRError(f"{path}: cannot read this mesh ({error})") from None
+    if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
+        raise GTRError(f"{path}: holds no triangles")
+    vertices = torch.tensor(np.asarray(loaded.vertices), dtype=torch.float32)
+    faces = torch.tensor(np.asarray(loaded.faces), dtype=torch.long)
+    visual = loaded.visual
+    if isinstance(visual, trimesh.visual.TextureVisuals) and visual.uv is not None:
+        material = visual.material
+        image = getattr(material, "baseColorTexture", None) or getattr(material, "image", None)
+        if image is not None:
+            texture = torch.tensor(np.asarray(image.convert("RGB")), dtype=torch.float32) / 255
+            return Mesh(vertices, faces, uv=torch.tensor(np.asarray(visual.uv), dtype=torch.float32), texture=texture)
+        visual = visual.to_color()
+    if isinstance(visual, trimesh.visual.ColorVisuals) and len(visual.vertex_colors) == len(vertices):
+        colours = np.asarray(visual.vertex_colors)[:, :3] / 255.0
+        return Mesh(vertices, faces, vertex_colors=torch.tensor(colours, dtype=torch.float32))
+    return Mesh(vertices, faces, vertex_colors=torch.full((len(vertices), 3), 0.7))  # untextured: light grey
+
+
+def mesh_asset(name: str, mesh: Mesh, rasterizer: Rasterizer) -> Asset:
+    mesh = normalize_mesh(mesh)
+
+    def render(intrinsics: Tensor, c2w: Tensor, size: int) -> ViewSet:
+        out = render_mesh(mesh.to(intrinsics.device), intrinsics, c2w, size, size, rasterizer, background=None)
+        alpha = out.alpha.clamp(0, 1)
+        rgb = torch.where(alpha > 0, out.rgb / alpha.clamp_min(1e-6), torch.ones_like(out.rgb)).clamp(0, 1)
+        return ViewSet.from_tensors(rgb, alpha, intrinsics, c2w)
+
+    return Asset(name, mesh, render)
+
+
+def procedural_asset(obj: ProceduralObject, rasterizer: Rasterizer) -> Asset:
+    centre, scale = normalization(obj.mesh.vertices)
+    mesh = Mesh((obj.mesh.vertices - centre) * scale, obj.mesh.faces)
+
+    def color(points: Tensor) -> Tensor:
+        return obj.color(points / scale + centre.to(points.device))  # shade in the object's own frame
+
+    normalized = ProceduralObject(mesh, color, obj.name)
+
+    def render(intrinsics: Tensor, c2w: Tensor, size: int) -> ViewSet:
+        return render_object(normalized, intrinsics, c2w, size, size, rasterizer)
+
+    return Asset(obj.name, mesh, render)
+
+
+@dataclass
+class VariantResult:
+    psnr: float
+    ssim: float
+    lpips: float | None = None
+    chamfer_x100: float | None = None
+    iou: float | None = None
+    prediction: Tensor | None = field(default=None, repr=False)  # eval renders (N, 3, H, W), for the contact sheet
+
+
+def image_metrics(prediction: Tensor, truth: ViewSet) -> tuple[float, float]:
+    target = truth.on_white()
+    return float(psnr(prediction, target).mean()), float(ssim(prediction, target).mean())
+
+
+def shape_metrics(predicted: Mesh, truth: Mesh, protocol: Protocol) -> tuple[float, float]:
+    """Chamfer x100 and volume IoU after bounding-box matching and ICP."""
+    truth_low, truth_high = truth.vertices.min(0).values, truth.vertices.max(0).values
+    low, high = predicted.vertices.min(0).values, predicted.vertices.max(0).values
+    scale = float((truth_high - truth_low).max() / (high - low).max().clamp_min(1e-12))
+    vertices = (predicted.vertices - (low + high) / 2) * scale + (truth_low + truth_high) / 2
+    truth_points = sample_surface(truth, protocol.surface_points, seed=1)
+    moved_samples = sample_surface(Mesh(vertices, predicted.faces), protocol.surface_points, seed=2)
+    _, transform = icp(moved_samples[::4].contiguous(), truth_points[::4].contiguous())
+    aligned = Mesh(transform.apply(vertices), predicted.faces)
+    points = sample_surface(aligned, protocol.surface_points, seed=2)
+    chamfer = chamfer_distance(points, truth_points) * 100
+    return chamfer, volume_iou(aligned, truth, protocol.iou_resolution)
+
+
+def evaluate_asset(
+    asset: Asset, model: GTR, protocol: Protocol, device: torch.device, options: ReconstructOptions | None = None
+) -> dict[str, VariantResult]:
+    """All variants of the protocol on one asset."""
+    rasterizer = get_rasterizer(device)
+    k_in, c2w_in = (t.to(device) for t in protocol.input_cameras())
+    k_ev, c2w_ev = (t.to(device) for t in protocol.eval_cameras())
+    inputs = asset.render(k_in, c2w_in, protocol.size)
+    truth = asset.render(k_ev, c2w_ev, protocol.size)
+    options = options or ReconstructOptions(texture_size=1024)
+    results: dict[str, VariantResult] = {}
+    triplane = predict_triplane(model, inputs)
+    fit_views = inputs.resized(model.config.image_size)
+
+    def score(mesh: Mesh) -> VariantResult:
+        render = render_mesh(mesh.to(device), k_ev, c2w_ev, protocol.size, protocol.size, rasterizer)
+        p, s = image_metrics(render.rgb, truth)
+        chamfer, iou = shape_metrics(mesh.to("cpu"), asset.mesh, protocol)
+        return VariantResult(p, s, None, chamfer, iou, render.rgb.cpu())
+
+    for variant in protocol.variants:
+        if variant in ("feed-forward", "refined"):
+            steps = options.refine_steps if variant == "refined" else 0
+            run = reconstruct_from_triplane(model.field, triplane, fit_views, _with_steps(options, steps))
+            results[variant] = score(run.mesh)
+        elif variant == "nerf":
+            with torch.no_grad():
+                render = render_triplane(
+                    model.field, triplane, k_ev, c2w_ev, protocol.size, protocol.size, VolumeOptions(num_samples=128)
+                )
+            p, s = image_metrics(render.rgb, truth)
+            results[variant] = VariantResult(p, s, prediction=render.rgb.cpu())
+        elif variant == "visual-hull":
+            results[variant] = score(visual_hull(inputs.resized(min(protocol.size, 256)), 96, rasterizer))
+        else:
+            raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+    return results
+
+
+def _with_steps(options: ReconstructOptions, steps: int) -> ReconstructOptions:
+    values = asdict(options)
+    values["refine_steps"] = steps
+    return ReconstructOptions(**values)
+
+
+def summarize(rows: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, float | None]]:
+    """Mean of every metric per variant over assets ({asset: {variant: metrics}} -> {variant: means})."""
+    means: dict[str, dict[str, float | None]] = {}
+    variants = sorted({v for per_asset in rows.values() for v in per_asset}, key=lambda v: VARIANTS.index(v))
+    for variant in variants:
+        entries = [per_asset[variant] for per_asset in rows.values() if variant in per_asset]
+        means[variant] = {}
+        for metric in ("psnr", "ssim", "lpips", "chamfer_x100", "iou"):
+            values = [e[metric] for e in entries if e.get(metric) is not None and not math.isnan(e[metric])]
+            means[variant][metric] = float(np.mean(values)) if values else None
+    return means
