@@ -12,9 +12,10 @@ For each ground-truth asset (a textured mesh file, or a procedural object), norm
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -192,7 +193,9 @@ def evaluate_asset(
     for variant in protocol.variants:
         if variant in ("feed-forward", "refined"):
             steps = options.refine_steps if variant == "refined" else 0
-            run = reconstruct_from_triplane(model.field, triplane, fit_views, _with_steps(options, steps))
+            run = reconstruct_from_triplane(
+                model.field, triplane, fit_views, dataclasses.replace(options, refine_steps=steps)
+            )
             results[variant] = score(run.mesh)
         elif variant == "nerf":
             with torch.no_grad():
@@ -206,12 +209,6 @@ def evaluate_asset(
         else:
             raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
     return results
-
-
-def _with_steps(options: ReconstructOptions, steps: int) -> ReconstructOptions:
-    values = asdict(options)
-    values["refine_steps"] = steps
-    return ReconstructOptions(**values)
 
 
 def summarize(rows: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, float | None]]:

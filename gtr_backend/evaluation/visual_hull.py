@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..mesh import Mesh, grid_points, sdf_to_mesh
-from ..render.raster import Rasterizer, TorchRasterizer, project
+from ..render.raster import Rasterizer, TorchRasterizer, clip_to_pixels, project
 from ..views.viewset import ViewSet
 
 
@@ -28,11 +28,7 @@ def _sample(images: Tensor, pixels: Tensor, height: int, width: int) -> Tensor:
 def _pixels(points: Tensor, views: ViewSet) -> tuple[Tensor, Tensor]:
     """World points (P, 3) -> pixel coordinates (N, P, 2) and camera depth (N, P) in each view."""
     clip = project(points, views.intrinsics, views.c2w, views.height, views.width)
-    depth = clip[..., 3]
-    safe = torch.where(depth.abs() < 1e-9, torch.full_like(depth, 1e-9), depth)
-    u = (clip[..., 0] / safe + 1) * views.width / 2
-    v = (clip[..., 1] / safe + 1) * views.height / 2
-    return torch.stack([u, v], dim=-1), depth
+    return clip_to_pixels(clip, views.height, views.width), clip[..., 3]
 
 
 def visual_hull(

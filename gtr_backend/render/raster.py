@@ -42,6 +42,12 @@ def project(
     return torch.stack([clip_x, clip_y, clip_z, z], dim=-1)
 
 
+def clip_to_pixels(clip: Tensor, height: int, width: int) -> Tensor:
+    """Clip coordinates (..., 4) -> pixel coordinates (..., 2), pixel centres at i + 0.5 (inverse of `project`)."""
+    w = torch.where(clip[..., 3].abs() < 1e-9, torch.full_like(clip[..., 3], 1e-9), clip[..., 3])
+    return torch.stack([(clip[..., 0] / w + 1) * (width / 2), (clip[..., 1] / w + 1) * (height / 2)], dim=-1)
+
+
 def uv_clip(uv: Tensor) -> Tensor:
     """UVs (V, 2) in [0, 1] (v up) -> clip coordinates (1, V, 4) that rasterize the UV layout itself:
     texel row 0 is v = 1, so the result reads as an image of the texture (row 0 at the top)."""
@@ -112,8 +118,7 @@ class TorchRasterizer(Rasterizer):
     def _rasterize_view(self, clip: Tensor, faces: Tensor, height: int, width: int) -> tuple[Tensor, Tensor]:
         device = clip.device
         w = clip[:, 3]
-        px = (clip[:, 0] / w + 1) * (width / 2)  # pixel coordinates, pixel centres at i + 0.5
-        py = (clip[:, 1] / w + 1) * (height / 2)
+        px, py = clip_to_pixels(clip, height, width).unbind(-1)
         tri_x, tri_y, tri_w = px[faces], py[faces], w[faces]  # (F, 3)
         in_front = (tri_w > NEAR).all(dim=1)
         x0 = torch.ceil(tri_x.min(dim=1).values - 0.5).clamp(0, width).long()
