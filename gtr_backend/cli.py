@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from .errors import GTRError
+from .evaluation.protocol import VARIANTS
 from .model import PRESETS
 from .views import Orbit, ViewSet, load_views
 
@@ -88,7 +90,6 @@ def cmd_convert_weights(args: argparse.Namespace) -> int:
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     import json
-    import time
 
     from tqdm import tqdm
 
@@ -165,7 +166,6 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     import platform
-    import time
 
     from .model import preset
     from .reconstruction import resolve_device
@@ -216,21 +216,84 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .evaluation.lpips import load_lpips
+    from .evaluation.protocol import Protocol
+    from .evaluation.runner import EvalSettings, find_assets, run_evaluation
+    from .reconstruction import ReconstructOptions, resolve_device
+    from .render.raster import get_rasterizer
+    from .weights import find_default_weights, load_model
+
+    device = resolve_device(args.device)
+    weights = args.weights or find_default_weights()
+    if weights is None:
+        raise GTRError("no weights given and none bundled: pass --weights PATH")
+    unknown = [v for v in args.variants if v not in VARIANTS]
+    if unknown:
+        raise GTRError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    protocol = Protocol(
+        input_azimuths_deg=args.azimuths or Protocol.input_azimuths_deg,
+        input_elevation_deg=args.elevation,
+        eval_views=args.eval_views,
+        fov_deg=args.fov,
+        distance=args.distance,
+        size=args.size,
+        surface_points=args.surface_points,
+        variants=tuple(args.variants),
+    )
+    options = ReconstructOptions(
+        mesh_resolution=args.mesh_resolution, refine_steps=args.refine_steps, texture_size=args.texture_size
+    )
+    assets = find_assets(args.input, get_rasterizer(device))
+    model = load_model(Path(weights), device).eval()
+    lpips = load_lpips(args.lpips, device) if args.lpips else None
+    settings = EvalSettings(protocol, options, Path(weights).name, lpips is not None)
+    args.output.mkdir(parents=True, exist_ok=True)
+    with tqdm(total=len(assets), unit="asset", file=sys.stderr, disable=args.quiet) as bar:
+
+        def progress(name: str, done: int, total: int) -> None:
+            bar.set_description_str(name)
+            bar.update(done - bar.n)
+
+        report = run_evaluation(assets, model, settings, args.output, device, lpips, not args.no_sheets, progress)
+    from .evaluation.runner import metrics_table
+
+    print(metrics_table(report["mean"], report["weights"]))
+    print(f"wrote {args.output / 'results.md'}, {args.output / 'results.json'}", file=sys.stderr)
+    return 0
+
+
 def bench_pipeline(args: argparse.Namespace) -> int:
     import json
 
-    from .evaluation.bench import PipelineCase, pipeline_markdown, run_pipeline
+    from .evaluation.bench import PipelineCase, pipeline_markdown, run_pipeline_isolated
 
     runs = []
-    for device in args.device or (["cuda"] if torch.cuda.is_available() else ["cpu"]):
+    for device in args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]):
+        grids = args.mesh_resolution or ([128, 256] if device.startswith("cuda") else [64, 128])
         for name in args.presets:
-            grid = args.mesh_resolution or (256 if device.startswith("cuda") else 128)
-            case = PipelineCase(name, device, mesh_resolution=grid, repeats=args.repeats)
-            print(f"running {case}", file=sys.stderr)
-            runs.append(run_pipeline(case))
+            for grid in grids:
+                case = PipelineCase(
+                    name,
+                    device,
+                    mesh_resolution=grid,
+                    refine_steps=args.refine_steps,
+                    texture_size=args.texture_size,
+                    view_size=args.size,
+                    repeats=args.repeats,
+                )
+                print(f"running {case}", file=sys.stderr)
+                runs.append(run_pipeline_isolated(case))
     text = pipeline_markdown(runs)
     if args.json:
-        args.json.write_text(json.dumps(runs, indent=2, default=str) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "runs": runs}, indent=2, default=str
+            )
+            + "\n"
+        )
     if args.markdown:
         args.markdown.write_text(text)
     print(text)
@@ -240,7 +303,7 @@ def bench_pipeline(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .evaluation.bench import BenchCase, run_isolated, write_results
 
-    if args.pipeline:
+    if not args.model_only:
         return bench_pipeline(args)
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     results = []
@@ -303,19 +366,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="storage precision")
     p.set_defaults(run=cmd_convert_weights)
 
-    p = sub.add_parser("bench", help="time the feed-forward model (views to triplane) and measure peak memory")
-    p.add_argument("--presets", nargs="+", default=["gtr-small", "gtr-paper"], choices=sorted(PRESETS))
+    p = sub.add_parser("eval", help="the evaluation protocol on a folder of meshes or rendered view sets")
+    p.add_argument("input", type=Path, help="folder of GLB/OBJ/PLY meshes, GSO folders or NAME/{inputs,eval} view sets")
+    p.add_argument("-o", "--output", type=Path, default=Path("eval-results"), help="results folder (resumable)")
+    p.add_argument("--weights", type=Path, help="weights file (default: the bundled starter weights)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), help="which variants to run")
+    p.add_argument("--azimuths", type=_floats, help="input view azimuths in degrees (default 0,90,180,270)")
+    p.add_argument("--elevation", type=float, default=20.0, help="input view elevation, degrees")
+    p.add_argument("--fov", type=float, default=40.0, help="field of view of all cameras, degrees")
+    p.add_argument("--distance", type=float, default=2.7, help="camera distance (assets fill [-0.9, 0.9]^3)")
+    p.add_argument("--size", type=int, default=512, help="rendered view size in pixels")
+    p.add_argument("--eval-views", type=int, default=20, help="evaluation views on the orbit")
+    p.add_argument("--surface-points", type=int, default=16000, help="points sampled per surface for Chamfer/ICP")
+    p.add_argument("--mesh-resolution", type=int, help="marching-cubes grid (default 256 CUDA, 128 CPU)")
+    p.add_argument("--refine-steps", type=int, default=20)
+    p.add_argument("--texture-size", type=int, default=1024)
+    p.add_argument("--lpips", type=Path, nargs="+", help="LPIPS weights: AlexNet .pth and lpips' alex.pth")
+    p.add_argument("--no-sheets", action="store_true", help="skip the contact-sheet PNGs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_eval)
+
+    p = sub.add_parser("bench", help="time every stage from views to GLB (or the network alone) and peak memory")
+    p.add_argument("--presets", nargs="+", default=["gtr-small"], choices=sorted(PRESETS))
     p.add_argument("--device", nargs="+", help="devices to run on (default: cpu, and cuda when present)")
     p.add_argument(
         "--precision", nargs="+", choices=["fp32", "bf16", "fp16"], help="default: bf16 and fp32 on CUDA, fp32 on CPU"
     )
     p.add_argument("--views", type=int, default=4)
     p.add_argument("--size", type=int, default=512, help="input view size in pixels")
-    p.add_argument("--repeats", type=int, default=10, help="timed warm runs (the median is reported)")
+    p.add_argument("--repeats", type=int, default=3, help="timed warm runs (the median is reported)")
     p.add_argument("--warmup", type=int, default=2, help="untimed runs between the cold run and the timed ones")
     p.add_argument("--render", action="store_true", help="also time a size x size NeRF render (256 samples)")
-    p.add_argument("--pipeline", action="store_true", help="time views -> GLB on disk, stage by stage, instead")
-    p.add_argument("--mesh-resolution", type=int, help="with --pipeline: the grid (default 256 CUDA, 128 CPU)")
+    p.add_argument("--refine-steps", type=int, default=20, help="refinement steps in the pipeline")
+    p.add_argument("--texture-size", type=int, default=1024, help="texture size in the pipeline")
+    p.add_argument("--model-only", action="store_true", help="time only views -> triplane, at several precisions")
+    p.add_argument("--mesh-resolution", type=int, nargs="+", help="grids (default 128 256 on CUDA, 64 128 on CPU)")
     p.add_argument("--json", type=Path, help="write the results as JSON here")
     p.add_argument("--markdown", type=Path, help="write the results table as Markdown here")
     p.set_defaults(run=cmd_bench)

@@ -30,6 +30,7 @@ def test_bench_command_reports_times_and_memory(tmp_path, capsys):
     code = main(
         [
             "bench",
+            "--model-only",
             "--presets",
             "gtr-tiny",
             "--device",
@@ -49,3 +50,45 @@ def test_bench_command_reports_times_and_memory(tmp_path, capsys):
     assert len(results) == 1 and results[0]["case"]["preset"] == "gtr-tiny"
     assert results[0]["median_ms"]["triplane"] > 0 and results[0]["peak_memory_mb"] > 10
     assert "| gtr-tiny |" in capsys.readouterr().out
+
+
+def test_bench_pipeline_reports_every_stage(tmp_path, capsys):
+    out_json = tmp_path / "pipeline.json"
+    args = [
+        "bench",
+        "--presets",
+        "gtr-tiny",
+        "--device",
+        "cpu",
+        "--size",
+        "64",
+        "--mesh-resolution",
+        "32",
+        "--refine-steps",
+        "2",
+        "--texture-size",
+        "64",
+        "--repeats",
+        "1",
+        "--json",
+        str(out_json),
+    ]
+    assert main(args) == 0
+    run = json.loads(out_json.read_text())["runs"][0]
+    stages = (
+        "encode",
+        "transformer",
+        "upsample",
+        "density grid",
+        "marching cubes",
+        "refine (per step)",
+        "unwrap",
+        "bake",
+        "export",
+    )
+    for stage in stages:
+        assert run["median_s"][stage] > 0 and run["cold_s"][stage] > 0, stage
+    total = sum(v for k, v in run["median_s"].items() if k not in ("total", "refine (per step)"))
+    assert abs(run["median_s"]["total"] - total) < 1e-9
+    assert run["peak_memory_mb"] > 10
+    assert "| transformer |" in capsys.readouterr().out

@@ -141,8 +141,9 @@ def write_results(results: list[BenchResult], json_path: Path | None, markdown_p
 
 @dataclass(frozen=True)
 class PipelineCase:
-    """Views to GLB on disk: the network on `preset` (random weights), then the stages after it on a triplane of
-    the same sizes fitted to a sphere (random weights have no surface), then the GLB export."""
+    """Views to GLB on disk, stage by stage: the network on `preset` (random weights: its speed does not depend on
+    them), split into encode / transformer / upsample; then the stages after it on a triplane of the same sizes
+    fitted to a sphere (random weights have no surface); then the GLB export."""
 
     preset: str
     device: str
@@ -154,8 +155,32 @@ class PipelineCase:
     repeats: int = 3
 
 
+def _network_stages(model: GTR, views: Any, device: torch.device) -> dict[str, float]:
+    """Seconds for prepare / encode / transformer / upsample, synchronised on CUDA."""
+    from ..model.gtr import autocast
+
+    timings: dict[str, float] = {}
+
+    def timed(name: str, fn: Callable[[], Any]) -> Any:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        out = fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        timings[name] = time.perf_counter() - start
+        return out
+
+    with torch.no_grad(), autocast(device, "auto"):
+        inputs = timed("prepare inputs", lambda: prepare_inputs(model, views))
+        tokens = timed("encode", lambda: model.encoder(inputs))
+        planes = timed("transformer", lambda: model.transformer(tokens))
+        timed("upsample", lambda: model.upsampler(planes))
+    return timings
+
+
 def run_pipeline(case: PipelineCase) -> dict[str, Any]:
-    """Per-stage seconds (median of warm runs), the first run's total, and peak memory, in one dict."""
+    """Per-stage seconds: the first (cold) run and the median of `repeats` warm runs; peak memory; in one dict."""
     import tempfile
 
     from ..reconstruction import ReconstructOptions, reconstruct_from_triplane
@@ -179,21 +204,15 @@ def run_pipeline(case: PipelineCase) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats(device)
     with tempfile.TemporaryDirectory() as folder:
         for _ in range(case.repeats + 1):
-            timings: dict[str, float] = {}
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            start = time.perf_counter()
-            predict_triplane(model, views)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            timings["views to triplane"] = time.perf_counter() - start
+            timings = _network_stages(model, views, device)
             result = reconstruct_from_triplane(field, fitted, views.resized(config.image_size), options)
             result.save(Path(folder) / "out.glb")
             timings.update(result.timings)
-            timings["total"] = sum(timings.values())
+            if case.refine_steps:
+                timings["refine (per step)"] = timings["refine"] / case.refine_steps
+            timings["total"] = sum(v for k, v in timings.items() if k != "refine (per step)")
             runs.append(timings)
     warm = runs[1:] or runs
-    median = {k: statistics.median(r[k] for r in warm) for k in warm[0]}
     peak = (
         torch.cuda.max_memory_allocated(device) / 2**20
         if device.type == "cuda"
@@ -207,24 +226,42 @@ def run_pipeline(case: PipelineCase) -> dict[str, Any]:
     return {
         "case": asdict(case),
         "device_name": name,
-        "median_s": median,
-        "cold_total_s": runs[0]["total"],
+        "cold_s": runs[0],
+        "median_s": {k: statistics.median(r[k] for r in warm) for k in warm[0]},
         "peak_memory_mb": peak,
         "faces": result.mesh.num_faces,
     }
 
 
+def run_pipeline_isolated(case: PipelineCase) -> dict[str, Any]:
+    """`run_pipeline` in a fresh child process (honest cold times and peak memory)."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(run_pipeline, (case,))
+
+
 def pipeline_markdown(results: list[dict[str, Any]]) -> str:
-    lines = []
-    for r in results:
-        case, median = r["case"], r["median_s"]
-        lines.append(
-            f"**{case['preset']}** on {r['device_name']}: grid {case['mesh_resolution']}^3, "
-            f"{case['refine_steps']} refinement steps, {case['texture_size']}^2 texture, "
-            f"{r['faces']} faces; peak memory {r['peak_memory_mb']:.0f} MB "
-            f"(first run {float(r['cold_total_s']):.2f} s)\n"
-        )
-        lines.append("| stage | ms |\n|---|---|")
-        lines += [f"| {stage} | {seconds * 1000:.1f} |" for stage, seconds in median.items()]
-        lines.append("")
+    """One table: a row per stage, a column per case, each cell `median warm ms (cold ms)`."""
+    if not results:
+        return ""
+    stages = list(results[0]["median_s"])
+    for r in results[1:]:
+        stages += [s for s in r["median_s"] if s not in stages]
+    heads = [f"{r['case']['preset']}, grid {r['case']['mesh_resolution']}" for r in results]
+    lines = [
+        "Cases: "
+        + "; ".join(
+            f"**{h}** on {r['device_name']} ({r['faces']} faces, peak memory {r['peak_memory_mb']:.0f} MB)"
+            for h, r in zip(heads, results, strict=True)
+        ),
+        "",
+        "| stage: median ms (cold) | " + " | ".join(heads) + " |",
+        "|---|" + "---|" * len(results),
+    ]
+    for stage in stages:
+        cells = [
+            f"{r['median_s'][stage] * 1000:.1f} ({r['cold_s'][stage] * 1000:.0f})" if stage in r["median_s"] else ""
+            for r in results
+        ]
+        label = f"**{stage}**" if stage == "total" else stage
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -35,6 +35,7 @@ from ..synthetic.objects import ProceduralObject, render_object
 from ..views.cameras import intrinsics_from_fov, orbit_poses
 from ..views.viewset import ViewSet
 from .align import icp
+from .lpips import LPIPS, lpips_distance
 from .metrics import chamfer_distance, psnr, sample_surface, ssim, volume_iou
 from .visual_hull import visual_hull
 
@@ -69,13 +70,28 @@ class Protocol:
         return self.cameras(azimuths, elevations)
 
 
+Renderer = Callable[[Tensor, Tensor, int], ViewSet]  # (intrinsics, c2w, size) -> views
+
+
 @dataclass
 class Asset:
-    """A ground-truth object: its mesh (for 3D metrics) and a renderer of its views."""
+    """A ground-truth object: a renderer of its views (or views rendered elsewhere) and, for the 3D metrics,
+    its mesh normalised into [-0.9, 0.9]^3 (None when only views are known: Chamfer and IoU read n/a)."""
 
     name: str
-    mesh: Mesh
-    render: Callable[[Tensor, Tensor, int], ViewSet]  # (intrinsics, c2w, size) -> views
+    mesh: Mesh | None
+    render: Renderer | None = None
+    source: str = ""
+    rendered: tuple[ViewSet, ViewSet] | None = None  # (inputs, evaluation views) with their own cameras
+
+    def views(self, protocol: Protocol, device: torch.device) -> tuple[ViewSet, ViewSet]:
+        """(input views, evaluation views) on `device`: rendered with the protocol's cameras, or as given."""
+        if self.rendered is not None:
+            return self.rendered[0].to(device), self.rendered[1].resized(protocol.size).to(device)
+        assert self.render is not None
+        k_in, c2w_in = (t.to(device) for t in protocol.input_cameras())
+        k_ev, c2w_ev = (t.to(device) for t in protocol.eval_cameras())
+        return self.render(k_in, c2w_in, protocol.size), self.render(k_ev, c2w_ev, protocol.size)
 
 
 def normalization(vertices: Tensor, half_extent: float = 0.9) -> tuple[Tensor, float]:
@@ -87,6 +103,12 @@ def normalization(vertices: Tensor, half_extent: float = 0.9) -> tuple[Tensor, f
 def normalize_mesh(mesh: Mesh, half_extent: float = 0.9) -> Mesh:
     centre, scale = normalization(mesh.vertices, half_extent)
     return Mesh((mesh.vertices - centre) * scale, mesh.faces, mesh.uv, mesh.texture, mesh.vertex_colors)
+
+
+def _gso_texture(path: Path) -> Path | None:
+    """Google Scanned Objects keep `meshes/model.obj` and its image in `materials/textures/texture.png`."""
+    candidate = path.parent.parent / "materials" / "textures" / "texture.png"
+    return candidate if candidate.is_file() else None
 
 
 def load_mesh_file(path: Path) -> Mesh:
@@ -103,6 +125,10 @@ def load_mesh_file(path: Path) -> Mesh:
     if isinstance(visual, trimesh.visual.TextureVisuals) and visual.uv is not None:
         material = visual.material
         image = getattr(material, "baseColorTexture", None) or getattr(material, "image", None)
+        if image is None and (gso := _gso_texture(path)) is not None:
+            from PIL import Image
+
+            image = Image.open(gso)
         if image is not None:
             texture = torch.tensor(np.asarray(image.convert("RGB")), dtype=torch.float32) / 255
             return Mesh(vertices, faces, uv=torch.tensor(np.asarray(visual.uv), dtype=torch.float32), texture=texture)
@@ -122,7 +148,7 @@ def mesh_asset(name: str, mesh: Mesh, rasterizer: Rasterizer) -> Asset:
         rgb = torch.where(alpha > 0, out.rgb / alpha.clamp_min(1e-6), torch.ones_like(out.rgb)).clamp(0, 1)
         return ViewSet.from_tensors(rgb, alpha, intrinsics, c2w)
 
-    return Asset(name, mesh, render)
+    return Asset(name, mesh, render, source=name)
 
 
 def procedural_asset(obj: ProceduralObject, rasterizer: Rasterizer) -> Asset:
@@ -137,7 +163,7 @@ def procedural_asset(obj: ProceduralObject, rasterizer: Rasterizer) -> Asset:
     def render(intrinsics: Tensor, c2w: Tensor, size: int) -> ViewSet:
         return render_object(normalized, intrinsics, c2w, size, size, rasterizer)
 
-    return Asset(obj.name, mesh, render)
+    return Asset(obj.name, mesh, render, source=f"procedural {obj.name}")
 
 
 @dataclass
@@ -148,11 +174,23 @@ class VariantResult:
     chamfer_x100: float | None = None
     iou: float | None = None
     prediction: Tensor | None = field(default=None, repr=False)  # eval renders (N, 3, H, W), for the contact sheet
+    normals: Tensor | None = field(default=None, repr=False)  # world normals of the mesh as colours (N, 3, H, W)
+
+    def metrics(self) -> dict[str, float | None]:
+        return {
+            "psnr": self.psnr,
+            "ssim": self.ssim,
+            "lpips": self.lpips,
+            "chamfer_x100": self.chamfer_x100,
+            "iou": self.iou,
+        }
 
 
-def image_metrics(prediction: Tensor, truth: ViewSet) -> tuple[float, float]:
+def image_metrics(prediction: Tensor, truth: ViewSet, lpips: LPIPS | None = None) -> tuple[float, float, float | None]:
+    """PSNR, SSIM and LPIPS (None without its weights) of renders (N, 3, H, W) against `truth` over white."""
     target = truth.on_white()
-    return float(psnr(prediction, target).mean()), float(ssim(prediction, target).mean())
+    perceptual = float(lpips_distance(lpips, prediction, target).mean()) if lpips is not None else None
+    return float(psnr(prediction, target).mean()), float(ssim(prediction, target).mean()), perceptual
 
 
 def shape_metrics(predicted: Mesh, truth: Mesh, protocol: Protocol) -> tuple[float, float]:
@@ -171,24 +209,28 @@ def shape_metrics(predicted: Mesh, truth: Mesh, protocol: Protocol) -> tuple[flo
 
 
 def evaluate_asset(
-    asset: Asset, model: GTR, protocol: Protocol, device: torch.device, options: ReconstructOptions | None = None
+    asset: Asset,
+    model: GTR,
+    protocol: Protocol,
+    device: torch.device,
+    options: ReconstructOptions | None = None,
+    lpips: LPIPS | None = None,
 ) -> dict[str, VariantResult]:
     """All variants of the protocol on one asset."""
     rasterizer = get_rasterizer(device)
-    k_in, c2w_in = (t.to(device) for t in protocol.input_cameras())
-    k_ev, c2w_ev = (t.to(device) for t in protocol.eval_cameras())
-    inputs = asset.render(k_in, c2w_in, protocol.size)
-    truth = asset.render(k_ev, c2w_ev, protocol.size)
+    inputs, truth = asset.views(protocol, device)
+    k_ev, c2w_ev = truth.intrinsics, truth.c2w
     options = options or ReconstructOptions(texture_size=1024)
     results: dict[str, VariantResult] = {}
     triplane = predict_triplane(model, inputs)
     fit_views = inputs.resized(model.config.image_size)
 
     def score(mesh: Mesh) -> VariantResult:
-        render = render_mesh(mesh.to(device), k_ev, c2w_ev, protocol.size, protocol.size, rasterizer)
-        p, s = image_metrics(render.rgb, truth)
-        chamfer, iou = shape_metrics(mesh.to("cpu"), asset.mesh, protocol)
-        return VariantResult(p, s, None, chamfer, iou, render.rgb.cpu())
+        render = render_mesh(mesh.to(device), k_ev, c2w_ev, truth.height, truth.width, rasterizer)
+        p, s, lp = image_metrics(render.rgb, truth, lpips)
+        chamfer, iou = shape_metrics(mesh.to("cpu"), asset.mesh, protocol) if asset.mesh is not None else (None, None)
+        normals = (render.normals * 0.5 + 0.5) * render.alpha + (1 - render.alpha)
+        return VariantResult(p, s, lp, chamfer, iou, render.rgb.cpu(), normals.cpu())
 
     for variant in protocol.variants:
         if variant in ("feed-forward", "refined"):
@@ -200,10 +242,10 @@ def evaluate_asset(
         elif variant == "nerf":
             with torch.no_grad():
                 render = render_triplane(
-                    model.field, triplane, k_ev, c2w_ev, protocol.size, protocol.size, VolumeOptions(num_samples=128)
+                    model.field, triplane, k_ev, c2w_ev, truth.height, truth.width, VolumeOptions(num_samples=128)
                 )
-            p, s = image_metrics(render.rgb, truth)
-            results[variant] = VariantResult(p, s, prediction=render.rgb.cpu())
+            p, s, lp = image_metrics(render.rgb, truth, lpips)
+            results[variant] = VariantResult(p, s, lp, prediction=render.rgb.cpu())
         elif variant == "visual-hull":
             results[variant] = score(visual_hull(inputs.resized(min(protocol.size, 256)), 96, rasterizer))
         else:

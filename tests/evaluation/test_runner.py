@@ -1,0 +1,103 @@
+import json
+
+import pytest
+import torch
+
+from gtr_backend.cli import main
+from gtr_backend.errors import GTRError
+from gtr_backend.evaluation import runner
+from gtr_backend.evaluation.protocol import Protocol, load_mesh_file, procedural_asset
+from gtr_backend.evaluation.runner import find_assets
+from gtr_backend.export import write_mesh
+from gtr_backend.render.raster import TorchRasterizer
+from gtr_backend.synthetic.evalset import bake_object, book, checker_cube
+from gtr_backend.views import save_views
+from gtr_backend.weights import find_default_weights
+
+TINY = [
+    "--size",
+    "48",
+    "--eval-views",
+    "3",
+    "--mesh-resolution",
+    "32",
+    "--refine-steps",
+    "2",
+    "--texture-size",
+    "64",
+    "--surface-points",
+    "2000",
+    "--device",
+    "cpu",
+    "--quiet",
+]
+
+
+@pytest.fixture(scope="module")
+def eval_folder(tmp_path_factory):
+    """Two procedural objects of the shipped evaluation set, baked into textured GLBs."""
+    folder = tmp_path_factory.mktemp("evalset")
+    for obj in (book(), checker_cube()):
+        write_mesh(bake_object(obj, texture_size=256), folder / f"{obj.name}.glb")
+    return folder
+
+
+@pytest.mark.skipif(find_default_weights() is None, reason="this copy has no bundled weights")
+def test_gtr_eval_end_to_end_and_resume(eval_folder, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "results"
+    assert main(["eval", str(eval_folder), "-o", str(out), *TINY]) == 0
+    report = json.loads((out / "results.json").read_text())
+    assert set(report["assets"]) == {"book", "checker-cube"}
+    assert list(report["mean"]) == ["feed-forward", "refined", "nerf", "visual-hull"]
+    for asset in report["assets"].values():
+        assert 5 < asset["refined"]["psnr"] < 60 and 0 < asset["refined"]["ssim"] <= 1
+        assert asset["refined"]["lpips"] is None  # no LPIPS weights given: never a made-up number
+        assert asset["visual-hull"]["iou"] > 0.5 and asset["visual-hull"]["chamfer_x100"] < 20
+        assert asset["nerf"]["iou"] is None
+    table = (out / "results.md").read_text()
+    assert "| refined | gtr-small-starter.safetensors |" in table and "n/a" in table
+    from PIL import Image
+
+    sheet = Image.open(out / "sheets" / "book.png")
+    assert sheet.height == 160 * 7  # inputs, truth, 4 variants, normals
+    # Interrupt-and-rerun: finished assets are not evaluated again; changed settings are.
+    calls = []
+    real = runner.evaluate_asset
+    monkeypatch.setattr(runner, "evaluate_asset", lambda *a, **k: calls.append(a[0].name) or real(*a, **k))
+    (out / "assets" / "book.json").unlink()
+    assert main(["eval", str(eval_folder), "-o", str(out), *TINY]) == 0
+    assert calls == ["book"]
+    assert main(["eval", str(eval_folder), "-o", str(out), *TINY, "--variants", "visual-hull"]) == 0
+    assert calls == ["book", "book", "checker-cube"]
+    assert list(json.loads((out / "results.json").read_text())["mean"]) == ["visual-hull"]
+
+
+def test_finds_meshes_gso_folders_and_rendered_view_sets(eval_folder, tmp_path):
+    folder = tmp_path / "mixed"
+    (folder / "cube" / "meshes").mkdir(parents=True)
+    (folder / "cube" / "materials" / "textures").mkdir(parents=True)
+    glb = load_mesh_file(eval_folder / "checker-cube.glb")
+    write_mesh(glb, folder / "cube" / "meshes" / "model.obj")
+    # GSO keeps the texture two folders up from the OBJ, where trimesh does not look.
+    for image in (folder / "cube" / "meshes").glob("*.png"):
+        image.rename(folder / "cube" / "materials" / "textures" / "texture.png")
+    write_mesh(glb, folder / "plain.ply")
+    asset = procedural_asset(book(), TorchRasterizer())
+    protocol = Protocol(size=48, eval_views=3)
+    inputs, truth = asset.views(protocol, torch.device("cpu"))
+    save_views(inputs, folder / "rendered" / "inputs")
+    save_views(truth, folder / "rendered" / "eval")
+    found = {a.name: a for a in find_assets(folder, TorchRasterizer())}
+    assert set(found) == {"cube", "plain", "rendered"}
+    assert found["cube"].mesh is not None and found["cube"].mesh.texture is not None
+    assert found["rendered"].mesh is None
+    again_inputs, again_truth = found["rendered"].views(protocol, torch.device("cpu"))
+    assert torch.allclose(again_truth.c2w, truth.c2w, atol=1e-5)
+    assert (again_inputs.rgb - inputs.rgb).abs().max() < 2 / 255
+
+
+def test_empty_or_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(GTRError, match="found no assets"):
+        find_assets(tmp_path, TorchRasterizer())
+    with pytest.raises(GTRError, match="no such folder"):
+        find_assets(tmp_path / "nope", TorchRasterizer())
