@@ -257,11 +257,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
             bar.set_description_str(name)
             bar.update(done - bar.n)
 
-        report = run_evaluation(assets, model, settings, args.output, device, lpips, not args.no_sheets, progress)
+        report = run_evaluation(
+            assets, model, settings, args.output, device, lpips, not args.no_sheets, progress, args.command_line
+        )
     from .evaluation.runner import metrics_table
 
     print(metrics_table(report["mean"], report["weights"]))
     print(f"wrote {args.output / 'results.md'}, {args.output / 'results.json'}", file=sys.stderr)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .evaluation.report import results_page
+
+    args.output.write_text(results_page(args.folder))
+    print(f"wrote {args.output}")
     return 0
 
 
@@ -315,7 +325,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 case = BenchCase(name, device, precision, args.views, args.size, args.repeats, args.warmup, args.render)
                 print(f"running {case}", file=sys.stderr)
                 results.append(run_isolated(case))
-    print(write_results(results, args.json, args.markdown))
+    print(write_results(results, args.json, args.markdown, args.command_line))
     return 0
 
 
@@ -387,6 +397,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_eval)
 
+    p = sub.add_parser("report", help="rebuild the results page from the measurement files in a folder")
+    p.add_argument("folder", type=Path, nargs="?", default=Path("docs/results"), help="default: docs/results")
+    p.add_argument("-o", "--output", type=Path, default=Path("docs/RESULTS.md"), help="default: docs/RESULTS.md")
+    p.set_defaults(run=cmd_report)
+
     p = sub.add_parser("bench", help="time every stage from views to GLB (or the network alone) and peak memory")
     p.add_argument("--presets", nargs="+", default=["gtr-small"], choices=sorted(PRESETS))
     p.add_argument("--device", nargs="+", help="devices to run on (default: cpu, and cuda when present)")
@@ -410,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.command_line = "gtr " + " ".join(list(argv) if argv is not None else sys.argv[1:])
     try:
         return int(args.run(args))
     except GTRError as error:

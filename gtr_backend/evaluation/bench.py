@@ -113,21 +113,30 @@ def run_isolated(case: BenchCase) -> BenchResult:
 
 
 def to_markdown(results: list[BenchResult]) -> str:
-    stages = sorted({s for r in results for s in r.median_ms}, key=["prepare", "triplane", "render"].index)
+    return model_markdown([asdict(r) for r in results])
+
+
+def model_markdown(rows: list[dict[str, Any]]) -> str:
+    """The network-alone table from `BenchResult`s as dicts (what the JSON file holds)."""
+    stages = [s for s in ("prepare", "triplane", "render") if any(s in r["median_ms"] for r in rows)]
     head = ["preset", "device", "precision", "params (M)"] + [f"{s} ms (cold)" for s in stages] + ["peak MB"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in results:
-        cells = [r.case.preset, r.device_name, r.case.precision, f"{r.parameters / 1e6:.1f}"]
-        cells += [f"{r.median_ms[s]:.1f} ({r.cold_ms[s]:.0f})" if s in r.median_ms else "" for s in stages]
-        cells.append(f"{r.peak_memory_mb:.0f}")
+    for r in rows:
+        case = r["case"]
+        cells = [case["preset"], r["device_name"], case["precision"], f"{r['parameters'] / 1e6:.1f}"]
+        cells += [f"{r['median_ms'][s]:.1f} ({r['cold_ms'][s]:.0f})" if s in r["median_ms"] else "" for s in stages]
+        cells.append(f"{r['peak_memory_mb']:.0f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def write_results(results: list[BenchResult], json_path: Path | None, markdown_path: Path | None) -> str:
+def write_results(
+    results: list[BenchResult], json_path: Path | None, markdown_path: Path | None, command: str = ""
+) -> str:
     table = to_markdown(results)
     info = {
         "date": time.strftime("%Y-%m-%d"),
+        "command": command,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "results": [asdict(r) for r in results],

@@ -146,6 +146,7 @@ def run_evaluation(
     lpips: LPIPS | None = None,
     sheets: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
+    command: str = "",
 ) -> dict[str, Any]:
     """Evaluate every asset not already done with the same settings; write and return the report."""
     fingerprint = settings.fingerprint()
@@ -184,6 +185,7 @@ def run_evaluation(
         progress("done", len(assets), len(assets))
     report = {
         "date": time.strftime("%Y-%m-%d"),
+        "command": command,
         "hardware": hardware(),
         "torch": torch.__version__,
         "weights": settings.weights,

@@ -72,6 +72,23 @@ def test_gtr_eval_end_to_end_and_resume(eval_folder, tmp_path, monkeypatch, caps
     assert list(json.loads((out / "results.json").read_text())["mean"]) == ["visual-hull"]
 
 
+@pytest.mark.skipif(find_default_weights() is None, reason="this copy has no bundled weights")
+def test_results_page_is_built_from_measurement_files(eval_folder, tmp_path):
+    out, results = tmp_path / "run", tmp_path / "results"
+    results.mkdir()
+    assert main(["eval", str(eval_folder / "book.glb"), "-o", str(out), *TINY, "--variants", "refined"]) == 0
+    (out / "results.json").rename(results / "eval-cpu.json")
+    (results / "notes-1-training.md").write_text("## How the weights were trained\n\nBy hand.\n")
+    page_path = tmp_path / "RESULTS.md"
+    assert main(["report", str(results), "-o", str(page_path)]) == 0
+    page = page_path.read_text()
+    measured = json.loads((results / "eval-cpu.json").read_text())["mean"]["refined"]["psnr"]
+    assert f"| refined | gtr-small-starter.safetensors | {measured:.2f} |" in page
+    assert "Command: `gtr eval" in page and "--variants refined" in page
+    assert "| GTR feed-forward | 28.67 | 0.946 |" in page and "not measured here" in page
+    assert page.rstrip().endswith("By hand.")
+
+
 def test_finds_meshes_gso_folders_and_rendered_view_sets(eval_folder, tmp_path):
     folder = tmp_path / "mixed"
     (folder / "cube" / "meshes").mkdir(parents=True)

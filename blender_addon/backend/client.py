@@ -1,0 +1,249 @@
+"""Backends the add-on sends requests to, speaking `gtr_backend.server`'s protocol (see its docstring).
+
+A request becomes a `Job`: its replies (progress, then one result or error) arrive on the job's queue from a
+reader thread, and the modal operator drains it on a timer in Blender's main thread. Nothing here calls `bpy`,
+so it runs safely off the main thread.
+
+- `SubprocessBackend`: `python -m gtr_backend.server` in the interpreter the user chose; restarted on the next
+  request when it has died; the model stays loaded between requests.
+- `InProcessBackend`: the same `Session` in a worker thread of Blender's own Python (torch must import there).
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROTOCOL = 1
+
+
+class BackendError(Exception):
+    """The backend cannot run (missing interpreter, wrong protocol, ...): a message for the user."""
+
+
+@dataclass
+class Job:
+    id: int
+    op: str
+    messages: queue.Queue[dict[str, Any]] = field(default_factory=queue.Queue)
+
+    def drain(self) -> list[dict[str, Any]]:
+        out = []
+        while True:
+            try:
+                out.append(self.messages.get_nowait())
+            except queue.Empty:
+                return out
+
+    def wait(self, timeout: float = 600.0) -> dict[str, Any]:
+        """Block until the final reply (for tests and scripts; operators use `drain`)."""
+        while True:
+            message = self.messages.get(timeout=timeout)
+            if message.get("type") in ("result", "error"):
+                return message
+
+
+class Backend:
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+        self._jobs: dict[int, Job] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, op: str, **arguments: Any) -> Job:
+        job = Job(next(self._ids), op)
+        with self._lock:
+            self._jobs[job.id] = job
+        self._send({"id": job.id, "op": op, **arguments})
+        return job
+
+    def cancel(self, job: Job) -> None:
+        self._cancel(job.id)
+
+    def _deliver(self, message: dict[str, Any]) -> None:
+        with self._lock:
+            job = self._jobs.get(message.get("id", -1))
+            if job is not None and message.get("type") in ("result", "error"):
+                del self._jobs[job.id]
+        if job is not None:
+            job.messages.put(message)
+
+    def _fail_all(self, text: str) -> None:
+        with self._lock:
+            jobs, self._jobs = list(self._jobs.values()), {}
+        for job in jobs:
+            job.messages.put({"id": job.id, "type": "error", "message": text})
+
+    def _send(self, message: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _cancel(self, job_id: int) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class SubprocessBackend(Backend):
+    def __init__(self, python: Path, source: Path, log: Path) -> None:
+        super().__init__()
+        self.python, self.source, self.log = python, source, log
+        self.process: subprocess.Popen[str] | None = None
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> None:
+        if not self.python.is_file():
+            raise BackendError(
+                f"the backend's Python was not found at {self.python}: press 'Set Up Backend' in the add-on's "
+                "preferences, or set the path of a Python that has torch installed"
+            )
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(self.source) + os.pathsep + env.get("PYTHONPATH", "")
+        env["PYTHONUNBUFFERED"] = "1"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [str(self.python), "-m", "gtr_backend.server"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                bufsize=1,
+                env=env,
+            )
+        threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
+        self._handshake = self.submit("hello")
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            try:
+                message = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a stray print in the backend; its log has the details
+            if message.get("id") == self._handshake.id and message.get("type") == "result":
+                if message.get("protocol") != PROTOCOL:
+                    self._fail_all(
+                        f"the backend speaks protocol {message.get('protocol')}, this add-on {PROTOCOL}: "
+                        "press 'Set Up Backend' to update it"
+                    )
+                    process.kill()
+                    return
+            self._deliver(message)
+        code = process.wait()
+        self._fail_all(f"the backend process stopped unexpectedly (exit code {code}); details are in {self.log}")
+
+    def _write(self, message: dict[str, Any]) -> None:
+        assert self.process is not None and self.process.stdin is not None
+        self.process.stdin.write(json.dumps(message) + "\n")
+        self.process.stdin.flush()
+
+    def _send(self, message: dict[str, Any]) -> None:
+        if not self.alive() and message.get("op") != "hello":
+            self.start()  # first use, or it died: start (again)
+        try:
+            self._write(message)
+        except (BrokenPipeError, OSError):
+            self.start()
+            self._write(message)
+
+    def _cancel(self, job_id: int) -> None:
+        if self.alive():
+            try:
+                self._write({"op": "cancel", "target": job_id})
+            except (BrokenPipeError, OSError):
+                pass
+
+    def stop(self) -> None:
+        if self.alive():
+            assert self.process is not None
+            try:
+                self._write({"id": 0, "op": "shutdown"})
+                self.process.wait(timeout=5)
+            except (BrokenPipeError, OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+        self.process = None
+
+
+class InProcessBackend(Backend):
+    """Requests run one at a time in a worker thread of this (Blender's) Python process."""
+
+    def __init__(self, source: Path, package: str) -> None:
+        super().__init__()
+        self.session: Any = None
+        self.source, self.package = source, package
+        self.requests: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.cancelled: set[int] = set()
+        self.thread: threading.Thread | None = None
+
+    def _server_module(self) -> Any:
+        if (Path(__file__).resolve().parents[1] / "gtr_backend").is_dir():  # inside the built extension
+            return importlib.import_module(f"{self.package}.gtr_backend.server")
+        if str(self.source) not in sys.path:
+            sys.path.append(str(self.source))  # development layout: gtr_backend sits in the repository root
+        return importlib.import_module("gtr_backend.server")
+
+    def _run(self) -> None:
+        try:
+            server = self._server_module()
+        except ImportError as error:
+            self._fail_all(f"torch or the backend's requirements do not import inside Blender ({error}); "
+                           "choose the 'Separate Python' backend")
+            return
+        self.session = server.Session()
+        while (request := self.requests.get()) is not None:
+            rid = request["id"]
+            emit: Callable[[dict[str, Any]], None] = lambda m, rid=rid: self._deliver({"id": rid, **m})  # noqa: E731
+            try:
+                payload = self.session.handle(request, emit, lambda rid=rid: rid in self.cancelled)
+                self._deliver({"id": rid, "type": "result", **payload})
+            except Exception as error:
+                cancelled = type(error).__name__ == "CancelledError"
+                self._deliver({"id": rid, "type": "error", "cancelled": cancelled, "message": str(error)})
+            self.cancelled.discard(rid)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        if self.thread is None or not self.thread.is_alive():
+            self.thread = threading.Thread(target=self._run, daemon=True)
+            self.thread.start()
+        self.requests.put(message)
+
+    def _cancel(self, job_id: int) -> None:
+        self.cancelled.add(job_id)
+
+    def stop(self) -> None:
+        if self.thread is not None and self.thread.is_alive():
+            self.requests.put(None)
+        self.thread = None
+
+
+_BACKENDS: dict[tuple[str, str], Backend] = {}  # the running backends of this Blender session
+
+
+def backend_for(mode: str, python: Path, source: Path, log: Path, package: str) -> Backend:
+    """The running backend for these settings, started on first use; others are stopped."""
+    key = (mode, str(python) if mode == "SUBPROCESS" else "")
+    if key not in _BACKENDS:
+        shutdown_all()
+        if mode == "SUBPROCESS":
+            _BACKENDS[key] = SubprocessBackend(python, source, log)
+        else:
+            _BACKENDS[key] = InProcessBackend(source, package)
+    return _BACKENDS[key]
+
+
+def shutdown_all() -> None:
+    for backend in _BACKENDS.values():
+        backend.stop()
+    _BACKENDS.clear()

@@ -1,0 +1,80 @@
+"""Coordinate frames between Blender and the backend (pure math: mathutils only).
+
+Blender's world is Z-up; the backend's world is Y-up (`gtr_backend.views.cameras`): a point (x, y, z) in
+Blender is (x, z, -y) in the backend, a rotation by -90 degrees about X (the glTF convention too).
+Blender cameras look down their local -Z with +Y up (OpenGL); the backend's cameras are OpenCV
+camera-to-world matrices (look down +Z, +Y down): c2w_opencv = c2w_opengl @ diag(1, -1, -1, 1).
+
+`Normalization` maps the captured object into the backend's working volume: its bounding box centred at
+the origin with its longest side 1.8 (inside [-0.9, 0.9]^3), where the model was trained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mathutils import Matrix, Vector
+
+BLENDER_TO_BACKEND = Matrix(((1, 0, 0, 0), (0, 0, 1, 0), (0, -1, 0, 0), (0, 0, 0, 1)))
+BACKEND_TO_BLENDER = BLENDER_TO_BACKEND.transposed()
+OPENGL_TO_OPENCV = Matrix.Diagonal((1, -1, -1, 1))
+HALF_EXTENT = 0.9
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Blender world -> backend world: p_backend = R (p - centre) * scale, R = BLENDER_TO_BACKEND."""
+
+    centre: Vector
+    scale: float
+
+    @staticmethod
+    def of_box(low: Sequence[float], high: Sequence[float]) -> Normalization:
+        centre = (Vector(low) + Vector(high)) / 2
+        longest = max(h - lo for lo, h in zip(low, high, strict=True))
+        return Normalization(centre, 2 * HALF_EXTENT / max(longest, 1e-9))
+
+    @property
+    def matrix(self) -> Matrix:
+        """4x4 Blender world -> backend world."""
+        return BLENDER_TO_BACKEND @ Matrix.Scale(self.scale, 4) @ Matrix.Translation(-self.centre)
+
+    @property
+    def inverse(self) -> Matrix:
+        return Matrix.Translation(self.centre) @ Matrix.Scale(1 / self.scale, 4) @ BACKEND_TO_BLENDER
+
+
+def camera_to_backend(matrix_world: Matrix, normalization: Normalization) -> Matrix:
+    """A Blender camera's matrix_world (no scale) -> OpenCV camera-to-world in the backend frame."""
+    c2w = (BLENDER_TO_BACKEND.to_3x3() @ matrix_world.to_3x3().normalized()).to_4x4()
+    c2w.translation = normalization.matrix @ matrix_world.translation
+    return c2w @ OPENGL_TO_OPENCV
+
+
+def camera_from_backend(c2w: Matrix, normalization: Normalization) -> Matrix:
+    """Inverse of `camera_to_backend`: the Blender camera matrix_world (unit scale)."""
+    gl = c2w @ OPENGL_TO_OPENCV
+    matrix_world = (BACKEND_TO_BLENDER.to_3x3() @ gl.to_3x3()).to_4x4()
+    matrix_world.translation = normalization.inverse @ gl.translation
+    return matrix_world
+
+
+def orbit_camera(azimuth_deg: float, elevation_deg: float, distance: float) -> Matrix:
+    """OpenCV c2w in the backend frame for the backend's orbit convention: position
+    r (cos e cos a, sin e, cos e sin a), looking at the origin with the backend's +Y up."""
+    import math
+
+    a, e = math.radians(azimuth_deg), math.radians(elevation_deg)
+    position = Vector((math.cos(e) * math.cos(a), math.sin(e), math.cos(e) * math.sin(a))) * distance
+    forward = (-position).normalized()
+    right = forward.cross(Vector((0, 1, 0))).normalized()
+    down = forward.cross(right)
+    c2w = Matrix.Identity(4)
+    for row in range(3):
+        c2w[row][0], c2w[row][1], c2w[row][2], c2w[row][3] = right[row], down[row], forward[row], position[row]
+    return c2w
+
+
+def matrix_rows(matrix: Matrix) -> list[list[float]]:
+    return [list(row) for row in matrix]

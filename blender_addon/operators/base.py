@@ -1,0 +1,143 @@
+"""What every long-running operator shares: submit a backend request, then poll it on a timer from Blender's
+main thread (progress bar, stage text, Esc or the Cancel button), and finish or fail cleanly."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import bpy
+
+from ..backend import Backend, BackendError, Job, backend_for
+from ..paths import backend_source, environment_python, user_folder
+from ..preferences import preferences
+from ..props import status
+
+ADDON_PACKAGE = __package__.rsplit(".", 1)[0]
+
+
+def get_backend(context: bpy.types.Context) -> Backend:
+    prefs = preferences(context)
+    python = Path(bpy.path.abspath(prefs.python_path)) if prefs.python_path else environment_python()
+    log = user_folder("logs") / "backend.log"
+    return backend_for(prefs.backend_mode, python, backend_source(), log, ADDON_PACKAGE)
+
+
+def reconstruct_options(context: bpy.types.Context) -> dict[str, Any]:
+    prefs = preferences(context)
+    return {
+        "refine_steps": prefs.refine_steps,
+        "texture_size": prefs.texture_size,
+        "mesh_resolution": prefs.mesh_resolution or None,
+    }
+
+
+def weights_and_device(context: bpy.types.Context) -> dict[str, Any]:
+    prefs = preferences(context)
+    return {"weights": bpy.path.abspath(prefs.weights_path) if prefs.weights_path else None, "device": prefs.device}
+
+
+class BackendJobOperator:
+    """Mixin for modal operators; subclasses call `start_job` from `execute`/`modal` and implement
+    `on_result` (must leave the scene changed only on success) and optionally `on_cancelled`."""
+
+    job: Job | None = None
+    backend: Backend | None = None
+    timer: Any = None
+    started: float = 0.0
+
+    def start_job(self, context: bpy.types.Context, op: str, **arguments: Any) -> None:
+        self.backend = get_backend(context)
+        state = status(context)
+        state.running, state.cancel_requested = True, False
+        state.stage, state.progress, state.message = "starting the backend", 0.0, ""
+        self.started = time.perf_counter()
+        try:
+            self.job = self.backend.submit(op, **arguments)
+        except BackendError:
+            state.running = False
+            raise
+        if self.timer is None and not bpy.app.background:
+            self.timer = context.window_manager.event_timer_add(0.1, window=context.window)
+            context.window_manager.modal_handler_add(self)
+            context.window_manager.progress_begin(0, 100)
+
+    def run(self, context: bpy.types.Context) -> set[str]:
+        """After `start_job`: in the UI, go modal; in background mode (blender -b, bpy as a module: no event loop,
+        so no timers), wait here,
+        going through exactly the same reply handling."""
+        if not bpy.app.background:
+            return {"RUNNING_MODAL"}
+        while True:
+            result = self.poll_job(context, None)
+            if result != {"RUNNING_MODAL"}:
+                return result
+            time.sleep(0.05)
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if event.type in {"TIMER", "ESC"}:
+            return self.poll_job(context, event)
+        return {"PASS_THROUGH"}
+
+    def cancel_requested(self, context: bpy.types.Context, event: bpy.types.Event | None) -> bool:
+        return status(context).cancel_requested or (event is not None and event.type == "ESC")
+
+    def poll_job(self, context: bpy.types.Context, event: bpy.types.Event | None) -> set[str]:
+        """One timer tick: read replies; returns the modal operator's result."""
+        assert self.job is not None and self.backend is not None
+        state = status(context)
+        if self.cancel_requested(context, event) and state.stage != "cancelling":
+            self.backend.cancel(self.job)
+            state.stage = "cancelling"
+        for message in self.job.drain():
+            kind = message.get("type")
+            if kind == "progress":
+                state.stage = message.get("stage", "")
+                state.progress = float(message.get("fraction", 0.0))
+                context.window_manager.progress_update(int(state.progress * 100))
+            elif kind == "result":
+                state.backend_seconds = float(message.get("seconds", 0.0))
+                try:
+                    self.on_result(context, message)
+                except Exception as error:  # placing the result failed: nothing was added (see results.py)
+                    return self.fail(context, f"could not add the result to the scene: {error}")
+                return self.finish(context, f"done in {time.perf_counter() - self.started:.1f} s")
+            elif kind == "error":
+                if message.get("cancelled"):
+                    return self.fail(context, "cancelled; the scene is unchanged", cancelled=True)
+                return self.fail(context, message.get("message", "the backend failed"))
+        for area in context.screen.areas if context.screen else []:
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+        return {"RUNNING_MODAL"}
+
+    def on_result(self, context: bpy.types.Context, message: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def cleanup(self, context: bpy.types.Context) -> None:
+        """Remove temporary data (overridden by operators that make some)."""
+
+    def _stop(self, context: bpy.types.Context) -> None:
+        if self.timer is not None:
+            context.window_manager.event_timer_remove(self.timer)
+            context.window_manager.progress_end()
+            self.timer = None
+        self.cleanup(context)
+        state = status(context)
+        state.running, state.cancel_requested = False, False
+        state.last_seconds = time.perf_counter() - self.started
+
+    def finish(self, context: bpy.types.Context, text: str) -> set[str]:
+        self._stop(context)
+        state = status(context)
+        state.stage, state.progress, state.message = "", 1.0, text
+        self.report({"INFO"}, f"GTR: {text}")  # type: ignore[attr-defined]
+        return {"FINISHED"}
+
+    def fail(self, context: bpy.types.Context, text: str, cancelled: bool = False) -> set[str]:
+        self._stop(context)
+        state = status(context)
+        state.stage, state.progress, state.message = "", 0.0, text
+        self.report({"WARNING" if cancelled else "ERROR"}, f"GTR: {text}")  # type: ignore[attr-defined]
+        return {"CANCELLED"}

@@ -1,0 +1,36 @@
+"""Check Backend: start the backend if needed and report its device, versions and weights."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bpy
+
+from ..props import status
+from .base import BackendJobOperator
+
+
+class GTR_OT_check_backend(BackendJobOperator, bpy.types.Operator):
+    """Start the backend and report its device (GPU name or CPU), versions and the weights it finds"""
+
+    bl_idname = "gtr.check_backend"
+    bl_label = "Check Backend"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return not status(context).running
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            self.start_job(context, "hello")
+        except Exception as error:
+            self.report({"ERROR"}, f"GTR: {error}")
+            return {"CANCELLED"}
+        return self.run(context)
+
+    def on_result(self, context: bpy.types.Context, message: dict[str, Any]) -> None:
+        weights = message.get("weights") or "none bundled: set a weights file"
+        info = (f"{message.get('device')} - gtr_backend {message.get('version')}, torch {message.get('torch')}, "
+                f"protocol {message.get('protocol')}, weights: {weights}")
+        status(context).backend_info = info
+        self.report({"INFO"}, f"GTR backend: {info}")

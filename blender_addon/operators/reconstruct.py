@@ -1,0 +1,50 @@
+"""Reconstruct: the imported views -> a textured mesh at the 3D cursor."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import bpy
+from mathutils import Matrix
+
+from ..frames import BACKEND_TO_BLENDER
+from ..paths import new_job_folder
+from ..props import settings, status
+from ..results import add_result
+from .base import BackendJobOperator, reconstruct_options, weights_and_device
+
+
+def view_spec(context: bpy.types.Context) -> dict[str, Any]:
+    s = settings(context)
+    spec: dict[str, Any] = {"path": s.views_path, "orbit": None, "zero123pp": s.views_source == "ZERO123PP"}
+    if s.views_source == "ORBIT":
+        spec["orbit"] = {"azimuths": None, "elevation": s.orbit_elevation, "fov": s.orbit_fov,
+                         "distance": s.orbit_distance}
+    return spec
+
+
+class GTR_OT_reconstruct(BackendJobOperator, bpy.types.Operator):
+    """Reconstruct a textured mesh from the imported views (runs in the background; Esc cancels)"""
+
+    bl_idname = "gtr.reconstruct"
+    bl_label = "Reconstruct"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return bool(settings(context).views_path) and not status(context).running
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        self.folder = new_job_folder()
+        self.cursor = context.scene.cursor.location.copy()
+        (self.folder / "request.json").write_text(json.dumps(view_spec(context)))
+        self.start_job(context, "reconstruct", views=view_spec(context), job=str(self.folder),
+                       options=reconstruct_options(context), **weights_and_device(context))
+        return self.run(context)
+
+    def on_result(self, context: bpy.types.Context, message: dict[str, Any]) -> None:
+        path = Path(settings(context).views_path)
+        name = f"GTR {(path.parent.name if path.name == 'cameras.json' else path.stem) or 'result'}"
+        add_result(context, self.folder, name, Matrix.Translation(self.cursor), BACKEND_TO_BLENDER)

@@ -1,0 +1,44 @@
+"""Refine Texture: more refinement steps for a mesh the add-on made, against its own input views."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import bpy
+
+from ..props import settings, status
+from ..results import JOB_PROPERTY, replace_texture
+from .base import BackendJobOperator
+
+
+def job_of(obj: bpy.types.Object | None) -> Path | None:
+    if obj is None or JOB_PROPERTY not in obj:
+        return None
+    folder = Path(str(obj[JOB_PROPERTY]))
+    return folder if (folder / "state.safetensors").is_file() else None
+
+
+class GTR_OT_refine_texture(BackendJobOperator, bpy.types.Operator):
+    """Run more texture-refinement steps on the active GTR result against its input views (undo restores it)"""
+
+    bl_idname = "gtr.refine_texture"
+    bl_label = "Refine Texture"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return not status(context).running and job_of(context.active_object) is not None
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        self.target = context.active_object
+        self.folder = job_of(self.target)
+        self.start_job(context, "refine", job=str(self.folder), steps=settings(context).refine_steps)
+        return self.run(context)
+
+    def on_result(self, context: bpy.types.Context, message: dict[str, Any]) -> None:
+        assert self.folder is not None
+        replace_texture(self.target, self.folder)
+        before, after = message.get("psnr_before"), message.get("psnr_after")
+        if before is not None and after is not None:
+            status(context).backend_info = f"input-view PSNR {before:.2f} -> {after:.2f} dB"

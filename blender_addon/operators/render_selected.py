@@ -1,0 +1,91 @@
+"""Render Selected to 3D: capture the selected objects from 4 (or 6) cameras and rebuild them as one textured
+mesh beside the source, which stays untouched."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bpy
+
+from ..capture import CaptureSession, CaptureSettings, placement
+from ..paths import new_job_folder
+from ..props import settings, status
+from ..results import add_result
+from .base import BackendJobOperator, reconstruct_options, weights_and_device
+
+CAPTURABLE = {"MESH", "CURVE", "SURFACE", "META", "FONT"}
+
+
+class GTR_OT_render_selected_to_3d(BackendJobOperator, bpy.types.Operator):
+    """Render the selected objects from orbit cameras and reconstruct them as a clean textured mesh"""
+
+    bl_idname = "gtr.render_selected_to_3d"
+    bl_label = "Render Selected to 3D"
+    bl_options = {"REGISTER", "UNDO"}
+
+    session: CaptureSession | None = None
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return not status(context).running and any(o.type in CAPTURABLE for o in context.selected_objects)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        s = settings(context)
+        objects = [o for o in context.selected_objects if o.type in CAPTURABLE]
+        self.source = context.active_object if context.active_object in objects else objects[0]
+        azimuths = tuple(60.0 * i for i in range(6)) if s.capture_six else (0.0, 90.0, 180.0, 270.0)
+        capture = CaptureSettings(azimuths, s.capture_elevation, s.capture_fov, s.capture_resolution,
+                                  s.capture_engine, s.capture_samples)
+        self.folder = new_job_folder()
+        self.beside = s.place_beside
+        self.session = CaptureSession(objects, capture, self.folder / "views")
+        state = status(context)
+        state.running, state.cancel_requested, state.message = True, False, ""
+        if bpy.app.background:
+            try:
+                while self.session.render_next(context):
+                    pass
+            except Exception as error:
+                return self.fail(context, f"rendering the views failed: {error}")
+            return self.submit(context)
+        self.timer = context.window_manager.event_timer_add(0.05, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        context.window_manager.progress_begin(0, 100)
+        return {"RUNNING_MODAL"}
+
+    def submit(self, context: bpy.types.Context) -> set[str]:
+        assert self.session is not None
+        self.session.write_cameras()
+        self.normalization = self.session.normalization
+        self.session.close()
+        self.session = None
+        views = {"path": str(self.folder / "views"), "orbit": None, "zero123pp": False}
+        self.start_job(context, "reconstruct", views=views, job=str(self.folder), options=reconstruct_options(context),
+                       **weights_and_device(context))
+        return self.run(context)
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if self.session is None:
+            return super().modal(context, event)
+        if self.cancel_requested(context, event):
+            return self.fail(context, "cancelled; the scene is unchanged", cancelled=True)
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        state = status(context)
+        state.stage = f"rendering view {self.session.index + 1} of {self.session.total}"
+        try:
+            more = self.session.render_next(context)
+        except Exception as error:
+            return self.fail(context, f"rendering the views failed: {error}")
+        state.progress = self.session.index / self.session.total * 0.2
+        context.window_manager.progress_update(int(state.progress * 100))
+        return {"RUNNING_MODAL"} if more else self.submit(context)
+
+    def cleanup(self, context: bpy.types.Context) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+    def on_result(self, context: bpy.types.Context, message: dict[str, Any]) -> None:
+        matrix_world, to_local = placement(self.source, self.normalization, self.beside)
+        add_result(context, self.folder, f"{self.source.name} GTR", matrix_world, to_local)

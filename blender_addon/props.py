@@ -1,0 +1,66 @@
+"""Settings stored with the scene (what the user chose) and the live job status (on the window manager, so a
+running or failed job never changes the scene)."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+
+ENGINES = (
+    ("CYCLES", "Cycles", "Path tracing on the CPU: works without a display (default)"),
+    ("BLENDER_EEVEE_NEXT", "EEVEE", "Fast, needs a GPU with OpenGL"),
+    ("BLENDER_WORKBENCH", "Workbench", "Flat colours from textures: fastest"),
+)
+VIEW_SOURCES = (
+    ("ORBIT", "Images on an Orbit", "Images without cameras, taken around the object at equal steps"),
+    ("CAMERAS", "Views with Cameras", "A folder with cameras.json (or the GTR release's cam_NNN.txt)"),
+    ("ZERO123PP", "Zero123++ Grid", "One 3x2 grid image from Zero123++ (its fixed cameras)"),
+)
+
+
+class GTR_SceneSettings(bpy.types.PropertyGroup):
+    views_path: StringProperty(name="Views", description="The imported views (folder, cameras.json or grid image)")  # type: ignore[valid-type]
+    views_source: EnumProperty(name="Cameras", items=VIEW_SOURCES, default="ORBIT")  # type: ignore[valid-type]
+    view_images: StringProperty(name="Images", description="Names of the imported images, for the thumbnails")  # type: ignore[valid-type]
+    orbit_elevation: FloatProperty(name="Elevation", default=20.0, min=-89.0, max=89.0)  # type: ignore[valid-type]
+    orbit_fov: FloatProperty(name="Field of View", default=40.0, min=5.0, max=120.0)  # type: ignore[valid-type]
+    orbit_distance: FloatProperty(name="Distance", default=2.7, min=0.5, max=20.0)  # type: ignore[valid-type]
+
+    capture_elevation: FloatProperty(name="Elevation", default=20.0, min=-60.0, max=60.0)  # type: ignore[valid-type]
+    capture_fov: FloatProperty(name="Field of View", default=40.0, min=10.0, max=90.0)  # type: ignore[valid-type]
+    capture_six: BoolProperty(name="6 Views", default=False, description="Six cameras instead of four")  # type: ignore[valid-type]
+    capture_engine: EnumProperty(name="Engine", items=ENGINES, default="CYCLES")  # type: ignore[valid-type]
+    capture_resolution: IntProperty(name="Resolution", default=512, min=64, max=2048)  # type: ignore[valid-type]
+    capture_samples: IntProperty(name="Samples", default=32, min=1, max=4096)  # type: ignore[valid-type]
+    place_beside: BoolProperty(name="Place Beside Source", default=True)  # type: ignore[valid-type]
+
+    refine_steps: IntProperty(name="Steps", default=20, min=1, max=500)  # type: ignore[valid-type]
+
+
+class GTR_Status(bpy.types.PropertyGroup):
+    running: BoolProperty(default=False)  # type: ignore[valid-type]
+    cancel_requested: BoolProperty(default=False)  # type: ignore[valid-type]
+    stage: StringProperty(default="")  # type: ignore[valid-type]
+    progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")  # type: ignore[valid-type]
+    message: StringProperty(default="")  # type: ignore[valid-type]
+    backend_info: StringProperty(default="")  # type: ignore[valid-type]
+    last_seconds: FloatProperty(default=0.0)  # type: ignore[valid-type]
+    backend_seconds: FloatProperty(default=0.0, description="Time the backend itself took for the last job")  # type: ignore[valid-type]
+
+
+def settings(context: bpy.types.Context) -> GTR_SceneSettings:
+    return context.scene.gtr  # type: ignore[attr-defined,no-any-return]
+
+
+def status(context: bpy.types.Context) -> GTR_Status:
+    return context.window_manager.gtr_status  # type: ignore[attr-defined,no-any-return]
+
+
+def register_properties() -> None:
+    bpy.types.Scene.gtr = bpy.props.PointerProperty(type=GTR_SceneSettings)  # type: ignore[attr-defined]
+    bpy.types.WindowManager.gtr_status = bpy.props.PointerProperty(type=GTR_Status)  # type: ignore[attr-defined]
+
+
+def unregister_properties() -> None:
+    del bpy.types.WindowManager.gtr_status  # type: ignore[attr-defined]
+    del bpy.types.Scene.gtr  # type: ignore[attr-defined]

@@ -1,0 +1,67 @@
+"""The sidebar panel (3D viewport, N panel, tab "GTR"): views, reconstruct, render selected, refine."""
+
+from __future__ import annotations
+
+import bpy
+
+from ..operators.refine_texture import job_of
+from ..props import settings, status
+from .thumbnails import thumbnail_icons
+
+
+class GTR_PT_panel(bpy.types.Panel):
+    bl_label = "GTR Reconstruction"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "GTR"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        s, state = settings(context), status(context)
+        if state.running:
+            box = layout.box()
+            if hasattr(box, "progress"):
+                box.progress(factor=state.progress, type="BAR", text=state.stage or "working")
+            else:
+                box.label(text=f"{state.stage} {state.progress:.0%}")
+            box.operator("gtr.cancel", icon="CANCEL")
+        elif state.message:
+            layout.label(text=state.message, icon="INFO")
+        if state.backend_info:
+            layout.label(text=state.backend_info, icon="SYSTEM")
+
+        box = layout.box()
+        box.label(text="Views", icon="IMAGE_DATA")
+        box.prop(s, "views_source")
+        if s.views_source == "ORBIT":
+            col = box.column(align=True)
+            col.prop(s, "orbit_elevation")
+            col.prop(s, "orbit_fov")
+            col.prop(s, "orbit_distance")
+        box.operator("gtr.import_views", icon="FILEBROWSER")
+        icons = thumbnail_icons()
+        if icons:
+            grid = box.grid_flow(columns=4, even_columns=True)
+            for icon in icons:
+                grid.template_icon(icon_value=icon, scale=3.0)
+        box.operator("gtr.reconstruct", icon="MESH_ICOSPHERE")
+
+        box = layout.box()
+        box.label(text="Render Selected to 3D", icon="RENDER_STILL")
+        col = box.column(align=True)
+        col.prop(s, "capture_elevation")
+        col.prop(s, "capture_fov")
+        col.prop(s, "capture_resolution")
+        col.prop(s, "capture_engine")
+        if s.capture_engine == "CYCLES":
+            col.prop(s, "capture_samples")
+        box.prop(s, "capture_six")
+        box.prop(s, "place_beside")
+        box.operator("gtr.render_selected_to_3d", icon="OUTLINER_OB_CAMERA")
+
+        box = layout.box()
+        box.label(text="Artist Texture Refinement", icon="TEXTURE")
+        box.prop(s, "refine_steps")
+        row = box.row()
+        row.enabled = job_of(context.active_object) is not None
+        row.operator("gtr.refine_texture", icon="BRUSH_DATA")

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Measure on this machine and rebuild docs/RESULTS.md: bash scripts/results.sh [--quick]
+#   gtr eval on the shipped evaluation set (CPU: 256x256 views; CUDA: the protocol's 512x512),
+#   gtr bench (every stage, views to GLB) and gtr bench --model-only, then gtr report.
+# Files land in docs/results/ as eval-<device>*.json, bench-<device>.json, model-<device>.json; evaluation
+# runs are resumable (rerun the script after an interruption). LPIPS_WEIGHTS="alexnet.pth alex.pth" adds LPIPS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GTR="${GTR:-.venv/bin/gtr}"
+if python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+  device=cuda; size=512; presets="gtr-small gtr-paper"
+else
+  device=cpu; size=256; presets="gtr-small"
+fi
+lpips=()
+if [[ -n "${LPIPS_WEIGHTS:-}" ]]; then read -r -a files <<<"$LPIPS_WEIGHTS"; lpips=(--lpips "${files[@]}"); fi
+mkdir -p docs/results results
+# The NeRF variant renders 20 views with 128 samples per ray: minutes per asset on a CPU, so it runs apart.
+"$GTR" eval examples/evalset -o "results/eval-$device" --device "$device" --size "$size" \
+  --variants feed-forward refined visual-hull "${lpips[@]}"
+cp "results/eval-$device/results.json" "docs/results/eval-$device.json"
+"$GTR" eval examples/evalset -o "results/eval-$device-nerf" --device "$device" --size "$size" \
+  --variants nerf "${lpips[@]}"
+cp "results/eval-$device-nerf/results.json" "docs/results/eval-$device-nerf.json"
+# shellcheck disable=SC2086
+"$GTR" bench --device "$device" --presets $presets --json "docs/results/bench-$device.json"
+# shellcheck disable=SC2086
+"$GTR" bench --model-only --device "$device" --presets $presets --repeats 5 --json "docs/results/model-$device.json"
+"$GTR" report docs/results -o docs/RESULTS.md

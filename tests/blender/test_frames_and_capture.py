@@ -1,0 +1,48 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gtr_backend.render.raster import TorchRasterizer, project
+from gtr_backend.views import load_views
+from gtr_backend.views.cameras import intrinsics_from_fov, orbit_poses
+
+
+def test_cameras_round_trip_and_project_like_blender(blender, extension_zip):
+    result = blender("frames_roundtrip.py", str(extension_zip))
+    assert result["max_roundtrip_error"] < 1e-5
+    k = intrinsics_from_fov(40.0, 256, 256)
+    for case in result["projections"]:
+        c2w = torch.tensor(case["c2w"], dtype=torch.float64)
+        camera = torch.linalg.inv(c2w) @ torch.tensor([*case["point"], 1.0], dtype=torch.float64)
+        pixel = [float(k[0] * camera[0] / camera[2] + k[2]), float(k[1] * camera[1] / camera[2] + k[3])]
+        assert pixel == pytest.approx(case["blender_pixel"], abs=1e-3)
+    for orbit in result["orbits"]:
+        expected = orbit_poses([orbit["azimuth"]], orbit["elevation"], 2.7)[0]
+        assert torch.allclose(torch.tensor(orbit["c2w"], dtype=torch.float64), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("engine", ["CYCLES", "BLENDER_WORKBENCH"])
+def test_captured_masks_match_the_projected_geometry(blender, extension_zip, tmp_path, engine):
+    out = tmp_path / "views"
+    result = blender("capture_views.py", str(extension_zip), str(out), engine)
+    assert result["unchanged"], (result["before"], result["after"])
+    views = load_views(out)
+    assert views.num_views == 4 and views.width == 128
+    capture = json.loads((out / "capture.json").read_text())
+    truth = np.load(out / "truth.npz")
+    centre, scale = np.array(capture["centre"]), capture["scale"]
+    p = (truth["vertices"] - centre) * scale
+    backend = torch.tensor(np.stack([p[:, 0], p[:, 2], -p[:, 1]], -1), dtype=torch.float32)  # Z-up -> Y-up
+    clip = project(backend, views.intrinsics.float(), views.c2w.float(), 128, 128)
+    mask = TorchRasterizer().rasterize(clip, torch.tensor(truth["faces"]), 128, 128).mask.float()[:, None]
+    rendered = views.mask > 0.5
+    grown = F.max_pool2d(mask, 5, 1, 2) > 0  # 2 pixels of slack on each side of the edge
+    shrunk = -F.max_pool2d(-mask, 5, 1, 2) > 0
+    assert bool((rendered <= grown).all()) and bool((shrunk <= rendered).all())
+    iou = float((rendered & (mask > 0)).sum() / (rendered | (mask > 0)).sum())
+    assert iou > 0.95
+    assert math.isclose(float(views.mask.mean()), float(mask.mean()), rel_tol=0.05)
