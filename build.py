@@ -18,7 +18,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 FIRST_PARTY = {"blender_addon", "gtr_backend"}
-REQUIRED = ("schema_version", "id", "version", "name", "tagline", "maintainer", "type", "blender_version_min", "license")
+REQUIRED = (
+    "schema_version",
+    "id",
+    "version",
+    "name",
+    "tagline",
+    "maintainer",
+    "type",
+    "blender_version_min",
+    "license",
+)
 EXCLUDED_PARTS = {"__pycache__", "tests", ".git", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
 
 
@@ -37,12 +47,12 @@ def check_manifest(path: Path) -> dict[str, object]:
         raise BuildError(f"{path.name}: id must be a lower-case Python identifier")
     if tuple(int(p) for p in str(manifest["blender_version_min"]).split(".")) < (4, 2, 0):
         raise BuildError(f"{path.name}: blender_version_min must be 4.2.0 or later")
-    if "SPDX:GPL-3.0-or-later" not in manifest["license"]:  # type: ignore[operator]
+    if "SPDX:GPL-3.0-or-later" not in manifest["license"]:
         raise BuildError(f"{path.name}: the licence must be SPDX:GPL-3.0-or-later")
     tagline = str(manifest["tagline"])
     if len(tagline) > 64 or tagline[-1] in ".!?":
         raise BuildError(f"{path.name}: the tagline must be at most 64 characters with no final punctuation")
-    for permission, reason in dict(manifest.get("permissions", {})).items():  # type: ignore[call-overload]
+    for permission, reason in dict(manifest.get("permissions", {})).items():
         if not reason or str(reason)[-1] in ".!?":
             raise BuildError(f"{path.name}: permission {permission!r} needs a reason without final punctuation")
     return manifest
@@ -54,14 +64,15 @@ def check_sources(folder: Path) -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "bl_info" for t in node.targets):
                 raise BuildError(f"{path}: extensions use blender_manifest.toml, not bl_info")
-            names = []
+            names: list[str] = []
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module]
             for name in names:
                 if name.split(".")[0] in FIRST_PARTY:
-                    raise BuildError(f"{path}:{node.lineno}: absolute import of {name}; use a relative import")
+                    line = getattr(node, "lineno", 0)
+                    raise BuildError(f"{path}:{line}: absolute import of {name}; use a relative import")
 
 
 def files_to_pack() -> list[tuple[Path, str]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import bpy
 from mathutils import Matrix, Vector
 
-from .frames import Normalization, camera_from_backend, camera_to_backend, matrix_rows, orbit_camera
+from .frames import Normalization, camera_from_backend, camera_to_backend, matrix_rows, orbit_camera, xyz
 
 DISTANCE = 2.7  # camera distance in the backend frame at a 40-degree field of view (the training setup)
 
@@ -57,7 +57,7 @@ class CaptureSession:
         self.index = 0
         self.cameras: list[dict[str, object]] = []
         folder.mkdir(parents=True, exist_ok=True)
-        self.scene = bpy.data.scenes.new("GTR capture")
+        self.scene: bpy.types.Scene | None = bpy.data.scenes.new("GTR capture")
         try:
             self._build()
         except Exception:
@@ -85,9 +85,10 @@ class CaptureSession:
         render.image_settings.color_depth = "8"
         scene.view_settings.view_transform = "Standard"
         if s.engine == "CYCLES":
-            scene.cycles.samples = s.samples
-            scene.cycles.use_denoising = False
-            scene.cycles.device = "CPU"
+            cycles = getattr(scene, "cycles")  # noqa: B009  # registered by the Cycles add-on, not in the stubs
+            cycles.samples = s.samples
+            cycles.use_denoising = False
+            cycles.device = "CPU"
         elif s.engine == "BLENDER_WORKBENCH":
             scene.display.shading.light = "FLAT"
             scene.display.shading.color_type = "TEXTURE"
@@ -119,8 +120,14 @@ class CaptureSession:
         focal = 0.5 * s.resolution / math.tan(math.radians(s.fov) / 2)
         exported = camera_to_backend(self.camera.matrix_world, self.normalization)
         self.cameras.append(
-            {"image": name, "fx": focal, "fy": focal, "cx": s.resolution / 2, "cy": s.resolution / 2,
-             "matrix": matrix_rows(exported)}
+            {
+                "image": name,
+                "fx": focal,
+                "fy": focal,
+                "cx": s.resolution / 2,
+                "cy": s.resolution / 2,
+                "matrix": matrix_rows(exported),
+            }
         )
         self.index += 1
         return self.index < self.total
@@ -128,12 +135,28 @@ class CaptureSession:
     def write_cameras(self) -> Path:
         """cameras.json (the backend's "gtr-views/1" format) and capture.json (how to map results back)."""
         path = self.folder / "cameras.json"
-        path.write_text(json.dumps({"format": "gtr-views/1", "camera_axes": "opencv", "pose": "camera_to_world",
-                                    "world_up": "+y", "views": self.cameras}, indent=1))
-        (self.folder / "capture.json").write_text(json.dumps({
-            "centre": list(self.normalization.centre), "scale": self.normalization.scale,
-            "objects": [obj.name for obj in self.objects],
-        }, indent=1))
+        path.write_text(
+            json.dumps(
+                {
+                    "format": "gtr-views/1",
+                    "camera_axes": "opencv",
+                    "pose": "camera_to_world",
+                    "world_up": "+y",
+                    "views": self.cameras,
+                },
+                indent=1,
+            )
+        )
+        (self.folder / "capture.json").write_text(
+            json.dumps(
+                {
+                    "centre": list(xyz(self.normalization.centre)),
+                    "scale": self.normalization.scale,
+                    "objects": [obj.name for obj in self.objects],
+                },
+                indent=1,
+            )
+        )
         return path
 
     def close(self) -> None:

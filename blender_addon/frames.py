@@ -11,8 +11,8 @@ the origin with its longest side 1.8 (inside [-0.9, 0.9]^3), where the model was
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from mathutils import Matrix, Vector
 
@@ -20,6 +20,11 @@ BLENDER_TO_BACKEND = Matrix(((1, 0, 0, 0), (0, 0, 1, 0), (0, -1, 0, 0), (0, 0, 0
 BACKEND_TO_BLENDER = BLENDER_TO_BACKEND.transposed()
 OPENGL_TO_OPENCV = Matrix.Diagonal((1, -1, -1, 1))
 HALF_EXTENT = 0.9
+
+
+def xyz(v: Vector) -> tuple[float, float, float]:
+    """A Vector as a plain tuple (mathutils' stubs do not declare Vectors iterable)."""
+    return (float(v.x), float(v.y), float(v.z))
 
 
 @dataclass(frozen=True)
@@ -30,19 +35,19 @@ class Normalization:
     scale: float
 
     @staticmethod
-    def of_box(low: Sequence[float], high: Sequence[float]) -> Normalization:
-        centre = (Vector(low) + Vector(high)) / 2
-        longest = max(h - lo for lo, h in zip(low, high, strict=True))
+    def of_box(low: Vector, high: Vector) -> Normalization:
+        centre = (low + high) / 2
+        longest = max(h - lo for lo, h in zip(xyz(low), xyz(high), strict=True))
         return Normalization(centre, 2 * HALF_EXTENT / max(longest, 1e-9))
 
     @property
     def matrix(self) -> Matrix:
         """4x4 Blender world -> backend world."""
-        return BLENDER_TO_BACKEND @ Matrix.Scale(self.scale, 4) @ Matrix.Translation(-self.centre)
+        return BLENDER_TO_BACKEND @ Matrix.Scale(self.scale, 4) @ Matrix.Translation(xyz(-self.centre))
 
     @property
     def inverse(self) -> Matrix:
-        return Matrix.Translation(self.centre) @ Matrix.Scale(1 / self.scale, 4) @ BACKEND_TO_BLENDER
+        return Matrix.Translation(xyz(self.centre)) @ Matrix.Scale(1 / self.scale, 4) @ BACKEND_TO_BLENDER
 
 
 def camera_to_backend(matrix_world: Matrix, normalization: Normalization) -> Matrix:
@@ -66,15 +71,16 @@ def orbit_camera(azimuth_deg: float, elevation_deg: float, distance: float) -> M
     import math
 
     a, e = math.radians(azimuth_deg), math.radians(elevation_deg)
-    position = Vector((math.cos(e) * math.cos(a), math.sin(e), math.cos(e) * math.sin(a))) * distance
+    position = Vector(tuple(distance * c for c in (math.cos(e) * math.cos(a), math.sin(e), math.cos(e) * math.sin(a))))
     forward = (-position).normalized()
     right = forward.cross(Vector((0, 1, 0))).normalized()
-    down = forward.cross(right)
+    down = cast(Vector, forward.cross(right))  # the stubs type cross() as float | Vector
     c2w = Matrix.Identity(4)
     for row in range(3):
-        c2w[row][0], c2w[row][1], c2w[row][2], c2w[row][3] = right[row], down[row], forward[row], position[row]
+        c2w[row][0], c2w[row][1] = xyz(right)[row], xyz(down)[row]
+        c2w[row][2], c2w[row][3] = xyz(forward)[row], xyz(position)[row]
     return c2w
 
 
 def matrix_rows(matrix: Matrix) -> list[list[float]]:
-    return [list(row) for row in matrix]
+    return [[float(matrix[i][j]) for j in range(4)] for i in range(4)]

@@ -27,7 +27,9 @@ class GTR_AddonPreferences(bpy.types.AddonPreferences):
         "(empty: the one 'Set Up Backend' creates)",
     )
     weights_path: StringProperty(  # type: ignore[valid-type]
-        name="Weights", subtype="FILE_PATH", description="A .safetensors weights file (empty: the bundled starter weights)"
+        name="Weights",
+        subtype="FILE_PATH",
+        description="A .safetensors weights file (empty: the bundled starter weights)",
     )
     wheels_path: StringProperty(  # type: ignore[valid-type]
         name="Wheels Folder",
@@ -38,7 +40,11 @@ class GTR_AddonPreferences(bpy.types.AddonPreferences):
     refine_steps: IntProperty(name="Refinement Steps", default=20, min=0, max=500)  # type: ignore[valid-type]
     texture_size: IntProperty(name="Texture Size", default=1024, min=64, max=4096)  # type: ignore[valid-type]
     mesh_resolution: IntProperty(  # type: ignore[valid-type]
-        name="Mesh Resolution", default=0, min=0, max=512, description="Marching-cubes grid (0: 256 on a GPU, 128 on the CPU)"
+        name="Mesh Resolution",
+        default=0,
+        min=0,
+        max=512,
+        description="Marching-cubes grid (0: 256 on a GPU, 128 on the CPU)",
     )
     keep_jobs: BoolProperty(  # type: ignore[valid-type]
         name="Keep Input Views", default=True, description="Keep each result's views so 'Refine Texture' can run later"

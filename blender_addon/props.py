@@ -49,11 +49,11 @@ class GTR_Status(bpy.types.PropertyGroup):
 
 
 def settings(context: bpy.types.Context) -> GTR_SceneSettings:
-    return context.scene.gtr  # type: ignore[attr-defined,no-any-return]
+    return context.scene.gtr  # type: ignore[no-any-return,unused-ignore]
 
 
 def status(context: bpy.types.Context) -> GTR_Status:
-    return context.window_manager.gtr_status  # type: ignore[attr-defined,no-any-return]
+    return context.window_manager.gtr_status  # type: ignore[no-any-return,unused-ignore]
 
 
 def register_properties() -> None:

@@ -45,6 +45,7 @@ class Session:
     """Handles requests; keeps loaded models between them (keyed by weights file and device)."""
 
     models: dict[tuple[str, str], Any] = field(default_factory=dict)
+    loads: int = 0  # how many times a model was read from disk
 
     def handle(self, request: dict[str, Any], emit: Emit, cancelled: Callable[[], bool]) -> dict[str, Any]:
         op = request.get("op")
@@ -86,6 +87,7 @@ class Session:
         if key not in self.models:
             self.models.clear()  # one model at a time: GPU memory is precious
             self.models[key] = load_model(path, device).eval()
+            self.loads += 1
         return self.models[key]
 
     def reconstruct(self, request: dict[str, Any], emit: Emit, cancelled: Callable[[], bool]) -> dict[str, Any]:
@@ -94,6 +96,7 @@ class Session:
         views = _load_view_spec(request["views"])
         device = resolve_device(request.get("device") or "auto")
         emit({"type": "progress", "stage": "load weights", "fraction": 0.0})
+        loads = self.loads
         model = self.model(request.get("weights"), device)
         raw = request.get("options") or {}
         options = ReconstructOptions(
@@ -110,12 +113,15 @@ class Session:
         job = Path(request["job"])
         job.mkdir(parents=True, exist_ok=True)
         files = _write_job(job, result.mesh, result.colors)
-        (job / "job.json").write_text(json.dumps({"views": request["views"], "weights": request.get("weights"),
-                                                  "device": str(device)}, indent=2) + "\n")
+        (job / "job.json").write_text(
+            json.dumps({"views": request["views"], "weights": request.get("weights"), "device": str(device)}, indent=2)
+            + "\n"
+        )
         refinement = result.refinement
         return {
             "files": files,
             "faces": result.mesh.num_faces,
+            "loaded_model": self.loads > loads,  # False: the model was still loaded from an earlier request
             "timings": {k: round(v, 4) for k, v in result.timings.items()},
             "psnr_before": refinement.psnr_before if refinement else None,
             "psnr_after": refinement.psnr_after if refinement else None,
@@ -130,7 +136,7 @@ class Session:
         from .export import bake_texture
         from .mesh import Mesh
         from .reconstruction import resolve_device
-        from .refine import ColorField, RefineOptions, refine_texture
+        from .refine import RefineOptions, refine_texture
         from .render.raster import get_rasterizer
 
         job = Path(request["job"])
@@ -143,12 +149,13 @@ class Session:
         views = _load_view_spec(info["views"]).to(device).resized(model.config.image_size)
         with np.load(job / "mesh.npz", allow_pickle=False) as data:
             mesh = Mesh(
-                torch.from_numpy(data["vertices"]).float(), torch.from_numpy(data["faces"]).long(),
+                torch.from_numpy(data["vertices"]).float(),
+                torch.from_numpy(data["faces"]).long(),
                 uv=torch.from_numpy(data["uv"]).float(),
             ).to(device)
         state = load_file(str(job / "state.safetensors"), device=str(device))
         color_field = copy.deepcopy(model.field)
-        color_field.load_state_dict({k[len("field."):]: v for k, v in state.items() if k.startswith("field.")})
+        color_field.load_state_dict({k[len("field.") :]: v for k, v in state.items() if k.startswith("field.")})
         steps = int(request.get("steps", 20))
 
         def progress(fraction: float) -> None:
@@ -157,15 +164,17 @@ class Session:
             emit({"type": "progress", "stage": "refine", "fraction": 0.9 * fraction})
 
         rasterizer = get_rasterizer(device)
-        result = refine_texture(color_field, state["triplane"], mesh, views, RefineOptions(steps=steps), rasterizer,
-                                progress)
+        result = refine_texture(
+            color_field, state["triplane"], mesh, views, RefineOptions(steps=steps), rasterizer, progress
+        )
         emit({"type": "progress", "stage": "bake", "fraction": 0.9})
         from PIL import Image
 
         size = Image.open(job / "texture.png").size[0]
         texture = bake_texture(mesh, result.colors, size, rasterizer)
-        files = _write_job(job, Mesh(mesh.vertices, mesh.faces, mesh.uv, texture).to("cpu"), result.colors,
-                           mesh_files=False)
+        files = _write_job(
+            job, Mesh(mesh.vertices, mesh.faces, mesh.uv, texture).to("cpu"), result.colors, mesh_files=False
+        )
         return {"files": files, "psnr_before": result.psnr_before, "psnr_after": result.psnr_after}
 
 
@@ -177,7 +186,9 @@ def _load_view_spec(spec: dict[str, Any]) -> Any:
         Path(spec["path"]),
         orbit=Orbit(
             orbit.get("azimuths"), orbit.get("elevation", 20.0), orbit.get("fov", 40.0), orbit.get("distance", 2.7)
-        ) if orbit else None,
+        )
+        if orbit
+        else None,
         zero123pp=bool(spec.get("zero123pp")),
     )
 
@@ -197,8 +208,12 @@ def _write_job(job: Path, mesh: Any, colors: Any, mesh_files: bool = True) -> di
     save_file(state, str(job / "state.safetensors"))
     files = {"texture": str(job / "texture.png"), "state": str(job / "state.safetensors")}
     if mesh_files:
-        np.savez(job / "mesh.npz", vertices=mesh.vertices.numpy().astype(np.float32),
-                 faces=mesh.faces.numpy().astype(np.int32), uv=mesh.uv.numpy().astype(np.float32))
+        np.savez(
+            job / "mesh.npz",
+            vertices=mesh.vertices.numpy().astype(np.float32),
+            faces=mesh.faces.numpy().astype(np.int32),
+            uv=mesh.uv.numpy().astype(np.float32),
+        )
         write_mesh(mesh, job / "mesh.glb")
         files.update({"npz": str(job / "mesh.npz"), "glb": str(job / "mesh.glb")})
     return files
@@ -241,12 +256,15 @@ def serve(stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
             send({"id": rid, "type": "result"})
             break
         start = time.perf_counter()
+
+        def emit(message: dict[str, Any], rid: Any = rid) -> None:
+            send({"id": rid, **message})
+
+        def cancelled(rid: Any = rid) -> bool:
+            return rid in cancelled_ids
+
         try:
-            payload = session.handle(
-                request,
-                lambda m, rid=rid: send({"id": rid, **m}),
-                lambda rid=rid: rid in cancelled_ids,
-            )
+            payload = session.handle(request, emit, cancelled)
             send({"id": rid, "type": "result", "seconds": round(time.perf_counter() - start, 4), **payload})
         except CancelledError as error:
             send({"id": rid, "type": "error", "cancelled": True, "message": str(error)})

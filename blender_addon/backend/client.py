@@ -11,6 +11,7 @@ so it runs safely off the main thread.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import itertools
 import json
@@ -19,7 +20,6 @@ import queue
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,7 +123,8 @@ class SubprocessBackend(Backend):
                 env=env,
             )
         threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
-        self._handshake = self.submit("hello")
+        self._handshake = Job(next(self._ids), "hello")  # checks the protocol; its reply goes nowhere
+        self._write({"id": self._handshake.id, "op": "hello"})
 
     def _read(self, process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None
@@ -132,14 +133,14 @@ class SubprocessBackend(Backend):
                 message = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a stray print in the backend; its log has the details
-            if message.get("id") == self._handshake.id and message.get("type") == "result":
-                if message.get("protocol") != PROTOCOL:
-                    self._fail_all(
-                        f"the backend speaks protocol {message.get('protocol')}, this add-on {PROTOCOL}: "
-                        "press 'Set Up Backend' to update it"
-                    )
-                    process.kill()
-                    return
+            handshake = message.get("id") == self._handshake.id and message.get("type") == "result"
+            if handshake and message.get("protocol") != PROTOCOL:
+                self._fail_all(
+                    f"the backend speaks protocol {message.get('protocol')}, this add-on {PROTOCOL}: "
+                    "press 'Set Up Backend' to update it"
+                )
+                process.kill()
+                return
             self._deliver(message)
         code = process.wait()
         self._fail_all(f"the backend process stopped unexpectedly (exit code {code}); details are in {self.log}")
@@ -150,7 +151,7 @@ class SubprocessBackend(Backend):
         self.process.stdin.flush()
 
     def _send(self, message: dict[str, Any]) -> None:
-        if not self.alive() and message.get("op") != "hello":
+        if not self.alive():
             self.start()  # first use, or it died: start (again)
         try:
             self._write(message)
@@ -160,10 +161,8 @@ class SubprocessBackend(Backend):
 
     def _cancel(self, job_id: int) -> None:
         if self.alive():
-            try:
+            with contextlib.suppress(BrokenPipeError, OSError):
                 self._write({"op": "cancel", "target": job_id})
-            except (BrokenPipeError, OSError):
-                pass
 
     def stop(self) -> None:
         if self.alive():
@@ -198,13 +197,18 @@ class InProcessBackend(Backend):
         try:
             server = self._server_module()
         except ImportError as error:
-            self._fail_all(f"torch or the backend's requirements do not import inside Blender ({error}); "
-                           "choose the 'Separate Python' backend")
+            self._fail_all(
+                f"torch or the backend's requirements do not import inside Blender ({error}); "
+                "choose the 'Separate Python' backend"
+            )
             return
         self.session = server.Session()
         while (request := self.requests.get()) is not None:
             rid = request["id"]
-            emit: Callable[[dict[str, Any]], None] = lambda m, rid=rid: self._deliver({"id": rid, **m})  # noqa: E731
+
+            def emit(message: dict[str, Any], rid: int = rid) -> None:
+                self._deliver({"id": rid, **message})
+
             try:
                 payload = self.session.handle(request, emit, lambda rid=rid: rid in self.cancelled)
                 self._deliver({"id": rid, "type": "result", **payload})

@@ -11,13 +11,13 @@ from pathlib import Path
 # The backend's runtime requirements (pyproject.toml's [project] dependencies; a test keeps them equal).
 REQUIREMENTS = (
     "torch>=2.4",
-    "numpy",
-    "pillow",
-    "safetensors",
-    "trimesh",
-    "xatlas",
-    "fast-simplification",
-    "tqdm",
+    "numpy>=1.26",
+    "pillow>=10",
+    "safetensors>=0.4",
+    "trimesh>=4",
+    "xatlas>=0.0.9",
+    "fast-simplification>=0.1.7",
+    "tqdm>=4.60",
 )
 
 
@@ -56,10 +56,12 @@ class SetupRun:
             assert self.process.stdout is not None
             for line in self.process.stdout:
                 self.lines.put(line.rstrip())
-                tail = (tail + [line.rstrip()])[-5:]
+                tail = [*tail, line.rstrip()][-5:]
             if self.process.wait() != 0:
-                self.result = "cancelled" if self.stopped else (
-                    f"'{' '.join(command[:4])} ...' failed: " + " | ".join(t for t in tail if t)
+                self.result = (
+                    "cancelled"
+                    if self.stopped
+                    else (f"'{' '.join(command[:4])} ...' failed: " + " | ".join(t for t in tail if t))
                 )
                 return
         self.result = ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import bpy
 
@@ -15,6 +15,7 @@ from ..preferences import preferences
 from ..props import status
 
 ADDON_PACKAGE = __package__.rsplit(".", 1)[0]
+Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
 
 
 def get_backend(context: bpy.types.Context) -> Backend:
@@ -39,7 +40,7 @@ def weights_and_device(context: bpy.types.Context) -> dict[str, Any]:
 
 
 class BackendJobOperator:
-    """Mixin for modal operators; subclasses call `start_job` from `execute`/`modal` and implement
+    """Mixin for modal operators; subclasses call `launch` from `execute`/`modal` and implement
     `on_result` (must leave the scene changed only on success) and optionally `on_cancelled`."""
 
     job: Job | None = None
@@ -47,26 +48,28 @@ class BackendJobOperator:
     timer: Any = None
     started: float = 0.0
 
-    def start_job(self, context: bpy.types.Context, op: str, **arguments: Any) -> None:
+    def launch(self, context: bpy.types.Context, op: str, **arguments: Any) -> Result:
+        """Submit the request and follow it (modal in the UI, waiting in background mode); a backend that cannot
+        start is reported in plain words and nothing changes."""
         self.backend = get_backend(context)
         state = status(context)
         state.running, state.cancel_requested = True, False
         state.stage, state.progress, state.message = "starting the backend", 0.0, ""
-        self.started = time.perf_counter()
+        if not self.started:
+            self.started = time.perf_counter()
         try:
             self.job = self.backend.submit(op, **arguments)
-        except BackendError:
-            state.running = False
-            raise
+        except (BackendError, OSError) as error:
+            return self.fail(context, str(error))
         if self.timer is None and not bpy.app.background:
             self.timer = context.window_manager.event_timer_add(0.1, window=context.window)
-            context.window_manager.modal_handler_add(self)
+            context.window_manager.modal_handler_add(cast(bpy.types.Operator, self))
             context.window_manager.progress_begin(0, 100)
+        return self._follow(context)
 
-    def run(self, context: bpy.types.Context) -> set[str]:
-        """After `start_job`: in the UI, go modal; in background mode (blender -b, bpy as a module: no event loop,
-        so no timers), wait here,
-        going through exactly the same reply handling."""
+    def _follow(self, context: bpy.types.Context) -> Result:
+        """In the UI, go modal; in background mode (blender -b, bpy as a module: no event loop, so no timers),
+        wait here, going through exactly the same reply handling."""
         if not bpy.app.background:
             return {"RUNNING_MODAL"}
         while True:
@@ -75,7 +78,7 @@ class BackendJobOperator:
                 return result
             time.sleep(0.05)
 
-    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
         if event.type in {"TIMER", "ESC"}:
             return self.poll_job(context, event)
         return {"PASS_THROUGH"}
@@ -83,7 +86,7 @@ class BackendJobOperator:
     def cancel_requested(self, context: bpy.types.Context, event: bpy.types.Event | None) -> bool:
         return status(context).cancel_requested or (event is not None and event.type == "ESC")
 
-    def poll_job(self, context: bpy.types.Context, event: bpy.types.Event | None) -> set[str]:
+    def poll_job(self, context: bpy.types.Context, event: bpy.types.Event | None) -> Result:
         """One timer tick: read replies; returns the modal operator's result."""
         assert self.job is not None and self.backend is not None
         state = status(context)
@@ -128,14 +131,14 @@ class BackendJobOperator:
         state.running, state.cancel_requested = False, False
         state.last_seconds = time.perf_counter() - self.started
 
-    def finish(self, context: bpy.types.Context, text: str) -> set[str]:
+    def finish(self, context: bpy.types.Context, text: str) -> Result:
         self._stop(context)
         state = status(context)
         state.stage, state.progress, state.message = "", 1.0, text
         self.report({"INFO"}, f"GTR: {text}")  # type: ignore[attr-defined]
         return {"FINISHED"}
 
-    def fail(self, context: bpy.types.Context, text: str, cancelled: bool = False) -> set[str]:
+    def fail(self, context: bpy.types.Context, text: str, cancelled: bool = False) -> Result:
         self._stop(context)
         state = status(context)
         state.stage, state.progress, state.message = "", 0.0, text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 
 from ..props import status
+from .base import Result
 
 
 class GTR_OT_cancel(bpy.types.Operator):
@@ -17,6 +18,6 @@ class GTR_OT_cancel(bpy.types.Operator):
     def poll(cls, context: bpy.types.Context) -> bool:
         return status(context).running
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         status(context).cancel_requested = True
         return {"FINISHED"}

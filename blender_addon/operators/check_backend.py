@@ -7,7 +7,7 @@ from typing import Any
 import bpy
 
 from ..props import status
-from .base import BackendJobOperator
+from .base import BackendJobOperator, Result
 
 
 class GTR_OT_check_backend(BackendJobOperator, bpy.types.Operator):
@@ -20,17 +20,14 @@ class GTR_OT_check_backend(BackendJobOperator, bpy.types.Operator):
     def poll(cls, context: bpy.types.Context) -> bool:
         return not status(context).running
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        try:
-            self.start_job(context, "hello")
-        except Exception as error:
-            self.report({"ERROR"}, f"GTR: {error}")
-            return {"CANCELLED"}
-        return self.run(context)
+    def execute(self, context: bpy.types.Context) -> Result:
+        return self.launch(context, "hello")
 
     def on_result(self, context: bpy.types.Context, message: dict[str, Any]) -> None:
         weights = message.get("weights") or "none bundled: set a weights file"
-        info = (f"{message.get('device')} - gtr_backend {message.get('version')}, torch {message.get('torch')}, "
-                f"protocol {message.get('protocol')}, weights: {weights}")
+        info = (
+            f"{message.get('device')} - gtr_backend {message.get('version')}, torch {message.get('torch')}, "
+            f"protocol {message.get('protocol')}, weights: {weights}"
+        )
         status(context).backend_info = info
         self.report({"INFO"}, f"GTR backend: {info}")

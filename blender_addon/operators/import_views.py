@@ -12,38 +12,39 @@ from bpy.props import CollectionProperty, StringProperty
 from ..paths import new_job_folder
 from ..props import settings
 from ..ui.thumbnails import show_thumbnails
+from .base import Result
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".exr"}
 
 
-class ViewsProblem(Exception):
+class ViewsError(Exception):
     """A problem with the chosen files, in words for the user."""
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) of an image Blender can read; a `ViewsProblem` naming the file otherwise."""
+    """(width, height) of an image Blender can read; a `ViewsError` naming the file otherwise."""
     if not path.is_file():
-        raise ViewsProblem(f"{path}: file not found")
+        raise ViewsError(f"{path}: file not found")
     try:
         image = bpy.data.images.load(str(path), check_existing=False)
     except RuntimeError:
-        raise ViewsProblem(f"{path.name}: not an image Blender can read") from None
+        raise ViewsError(f"{path.name}: not an image Blender can read") from None
     try:
-        width, height = image.size[:]
+        width, height = int(image.size[0]), int(image.size[1])  # type: ignore[index]
     finally:
         bpy.data.images.remove(image)  # only a check: leave nothing behind
     if width == 0 or height == 0:
-        raise ViewsProblem(f"{path.name}: the image is empty or unreadable")
+        raise ViewsError(f"{path.name}: the image is empty or unreadable")
     return width, height
 
 
 def check_orbit_images(paths: list[Path]) -> None:
     if len(paths) < 2:
-        raise ViewsProblem(f"pick at least 2 images (4 around the object work best); got {len(paths)}")
+        raise ViewsError(f"pick at least 2 images (4 around the object work best); got {len(paths)}")
     sizes = {p.name: image_size(p) for p in paths}
     if len(set(sizes.values())) > 1:
         listed = ", ".join(f"{n} {w}x{h}" for n, (w, h) in sizes.items())
-        raise ViewsProblem(f"the images differ in size ({listed}); give views of one size")
+        raise ViewsError(f"the images differ in size ({listed}); give views of one size")
 
 
 def check_camera_folder(folder: Path) -> list[Path]:
@@ -52,21 +53,22 @@ def check_camera_folder(folder: Path) -> list[Path]:
         releases = sorted(folder.glob("cam_*.txt")) if folder.is_dir() else []
         if releases:
             return [p for p in sorted(folder.glob("rgb_*")) if p.suffix.lower() in IMAGE_SUFFIXES]
-        raise ViewsProblem(f"{folder}: no cameras.json (or cam_NNN.txt) here; pick 'Images on an Orbit' for "
-                           "images without cameras")
+        raise ViewsError(
+            f"{folder}: no cameras.json (or cam_NNN.txt) here; pick 'Images on an Orbit' for images without cameras"
+        )
     if not cameras.is_file():
-        raise ViewsProblem(f"{cameras}: file not found")
+        raise ViewsError(f"{cameras}: file not found")
     try:
         data = json.loads(cameras.read_text())
     except (OSError, ValueError) as error:
-        raise ViewsProblem(f"{cameras.name}: not valid JSON ({error})") from None
+        raise ViewsError(f"{cameras.name}: not valid JSON ({error})") from None
     views = data.get("views") if isinstance(data, dict) else None
     if not isinstance(views, list) or not views:
-        raise ViewsProblem(f"{cameras.name}: needs a non-empty list \"views\" (see README: view folders)")
+        raise ViewsError(f'{cameras.name}: needs a non-empty list "views" (see README: view folders)')
     images = []
     for i, view in enumerate(views):
         if not isinstance(view, dict) or "image" not in view or "matrix" not in view:
-            raise ViewsProblem(f"{cameras.name}: view {i} needs \"image\" and \"matrix\"")
+            raise ViewsError(f'{cameras.name}: view {i} needs "image" and "matrix"')
         images.append(cameras.parent / str(view["image"]))
     for path in images:
         image_size(path)
@@ -76,8 +78,7 @@ def check_camera_folder(folder: Path) -> list[Path]:
 def check_grid(path: Path) -> None:
     width, height = image_size(path)
     if abs(width * 3 - height * 2) > 3:
-        raise ViewsProblem(f"{path.name}: {width}x{height} is not a Zero123++ 3x2 grid (2 wide, 3 high, "
-                           "e.g. 640x960)")
+        raise ViewsError(f"{path.name}: {width}x{height} is not a Zero123++ 3x2 grid (2 wide, 3 high, e.g. 640x960)")
 
 
 class GTR_OT_import_views(bpy.types.Operator):
@@ -93,18 +94,20 @@ class GTR_OT_import_views(bpy.types.Operator):
     filter_image: bpy.props.BoolProperty(default=True, options={"HIDDEN"})  # type: ignore[valid-type]
     filter_folder: bpy.props.BoolProperty(default=True, options={"HIDDEN"})  # type: ignore[valid-type]
 
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
         context.window_manager.fileselect_add(self)
         return {"RUNNING_MODAL"}
 
     def chosen(self) -> list[Path]:
-        folder = Path(bpy.path.abspath(self.directory)) if self.directory else Path(bpy.path.abspath(self.filepath)).parent
+        folder = (
+            Path(bpy.path.abspath(self.directory)) if self.directory else Path(bpy.path.abspath(self.filepath)).parent
+        )
         names = [f.name for f in self.files if f.name]
         if names:
             return [folder / n for n in names]
         return [Path(bpy.path.abspath(self.filepath))] if self.filepath else [folder]
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         s = settings(context)
         chosen = self.chosen()
         try:
@@ -124,7 +127,7 @@ class GTR_OT_import_views(bpy.types.Operator):
             else:
                 check_grid(chosen[0])
                 views_path, images = chosen[0], [chosen[0]]
-        except ViewsProblem as problem:
+        except ViewsError as problem:
             self.report({"ERROR"}, f"GTR: {problem}")
             return {"CANCELLED"}
         s.views_path = str(views_path)

@@ -9,19 +9,23 @@ from typing import Any
 import bpy
 from mathutils import Matrix
 
-from ..frames import BACKEND_TO_BLENDER
+from ..frames import BACKEND_TO_BLENDER, xyz
 from ..paths import new_job_folder
 from ..props import settings, status
 from ..results import add_result
-from .base import BackendJobOperator, reconstruct_options, weights_and_device
+from .base import BackendJobOperator, Result, reconstruct_options, weights_and_device
 
 
 def view_spec(context: bpy.types.Context) -> dict[str, Any]:
     s = settings(context)
     spec: dict[str, Any] = {"path": s.views_path, "orbit": None, "zero123pp": s.views_source == "ZERO123PP"}
     if s.views_source == "ORBIT":
-        spec["orbit"] = {"azimuths": None, "elevation": s.orbit_elevation, "fov": s.orbit_fov,
-                         "distance": s.orbit_distance}
+        spec["orbit"] = {
+            "azimuths": None,
+            "elevation": s.orbit_elevation,
+            "fov": s.orbit_fov,
+            "distance": s.orbit_distance,
+        }
     return spec
 
 
@@ -36,15 +40,20 @@ class GTR_OT_reconstruct(BackendJobOperator, bpy.types.Operator):
     def poll(cls, context: bpy.types.Context) -> bool:
         return bool(settings(context).views_path) and not status(context).running
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         self.folder = new_job_folder()
         self.cursor = context.scene.cursor.location.copy()
         (self.folder / "request.json").write_text(json.dumps(view_spec(context)))
-        self.start_job(context, "reconstruct", views=view_spec(context), job=str(self.folder),
-                       options=reconstruct_options(context), **weights_and_device(context))
-        return self.run(context)
+        return self.launch(
+            context,
+            "reconstruct",
+            views=view_spec(context),
+            job=str(self.folder),
+            options=reconstruct_options(context),
+            **weights_and_device(context),
+        )
 
     def on_result(self, context: bpy.types.Context, message: dict[str, Any]) -> None:
         path = Path(settings(context).views_path)
         name = f"GTR {(path.parent.name if path.name == 'cameras.json' else path.stem) or 'result'}"
-        add_result(context, self.folder, name, Matrix.Translation(self.cursor), BACKEND_TO_BLENDER)
+        add_result(context, self.folder, name, Matrix.Translation(xyz(self.cursor)), BACKEND_TO_BLENDER)

@@ -9,13 +9,14 @@ import bpy
 
 from ..props import settings, status
 from ..results import JOB_PROPERTY, replace_texture
-from .base import BackendJobOperator
+from .base import BackendJobOperator, Result
 
 
 def job_of(obj: bpy.types.Object | None) -> Path | None:
-    if obj is None or JOB_PROPERTY not in obj:
+    value = obj.get(JOB_PROPERTY) if obj is not None else None
+    if value is None:
         return None
-    folder = Path(str(obj[JOB_PROPERTY]))
+    folder = Path(str(value))
     return folder if (folder / "state.safetensors").is_file() else None
 
 
@@ -30,14 +31,13 @@ class GTR_OT_refine_texture(BackendJobOperator, bpy.types.Operator):
     def poll(cls, context: bpy.types.Context) -> bool:
         return not status(context).running and job_of(context.active_object) is not None
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         self.target = context.active_object
         self.folder = job_of(self.target)
-        self.start_job(context, "refine", job=str(self.folder), steps=settings(context).refine_steps)
-        return self.run(context)
+        return self.launch(context, "refine", job=str(self.folder), steps=settings(context).refine_steps)
 
     def on_result(self, context: bpy.types.Context, message: dict[str, Any]) -> None:
-        assert self.folder is not None
+        assert self.folder is not None and self.target is not None
         replace_texture(self.target, self.folder)
         before, after = message.get("psnr_before"), message.get("psnr_after")
         if before is not None and after is not None:

@@ -3,6 +3,7 @@ mesh beside the source, which stays untouched."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import bpy
@@ -11,7 +12,7 @@ from ..capture import CaptureSession, CaptureSettings, placement
 from ..paths import new_job_folder
 from ..props import settings, status
 from ..results import add_result
-from .base import BackendJobOperator, reconstruct_options, weights_and_device
+from .base import BackendJobOperator, Result, reconstruct_options, weights_and_device
 
 CAPTURABLE = {"MESH", "CURVE", "SURFACE", "META", "FONT"}
 
@@ -29,13 +30,15 @@ class GTR_OT_render_selected_to_3d(BackendJobOperator, bpy.types.Operator):
     def poll(cls, context: bpy.types.Context) -> bool:
         return not status(context).running and any(o.type in CAPTURABLE for o in context.selected_objects)
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         s = settings(context)
         objects = [o for o in context.selected_objects if o.type in CAPTURABLE]
         self.source = context.active_object if context.active_object in objects else objects[0]
         azimuths = tuple(60.0 * i for i in range(6)) if s.capture_six else (0.0, 90.0, 180.0, 270.0)
-        capture = CaptureSettings(azimuths, s.capture_elevation, s.capture_fov, s.capture_resolution,
-                                  s.capture_engine, s.capture_samples)
+        capture = CaptureSettings(
+            azimuths, s.capture_elevation, s.capture_fov, s.capture_resolution, s.capture_engine, s.capture_samples
+        )
+        self.started = time.perf_counter()  # click to mesh includes rendering the views
         self.folder = new_job_folder()
         self.beside = s.place_beside
         self.session = CaptureSession(objects, capture, self.folder / "views")
@@ -53,18 +56,23 @@ class GTR_OT_render_selected_to_3d(BackendJobOperator, bpy.types.Operator):
         context.window_manager.progress_begin(0, 100)
         return {"RUNNING_MODAL"}
 
-    def submit(self, context: bpy.types.Context) -> set[str]:
+    def submit(self, context: bpy.types.Context) -> Result:
         assert self.session is not None
         self.session.write_cameras()
         self.normalization = self.session.normalization
         self.session.close()
         self.session = None
         views = {"path": str(self.folder / "views"), "orbit": None, "zero123pp": False}
-        self.start_job(context, "reconstruct", views=views, job=str(self.folder), options=reconstruct_options(context),
-                       **weights_and_device(context))
-        return self.run(context)
+        return self.launch(
+            context,
+            "reconstruct",
+            views=views,
+            job=str(self.folder),
+            options=reconstruct_options(context),
+            **weights_and_device(context),
+        )
 
-    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
         if self.session is None:
             return super().modal(context, event)
         if self.cancel_requested(context, event):

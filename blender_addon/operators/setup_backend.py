@@ -11,6 +11,7 @@ from ..backend.environment import SetupRun, base_python, setup_commands
 from ..paths import environment_folder
 from ..preferences import preferences
 from ..props import status
+from .base import Result
 
 
 class GTR_OT_setup_backend(bpy.types.Operator):
@@ -26,12 +27,15 @@ class GTR_OT_setup_backend(bpy.types.Operator):
     def poll(cls, context: bpy.types.Context) -> bool:
         return not status(context).running
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         prefs = preferences(context)
         wheels = Path(bpy.path.abspath(prefs.wheels_path)) if prefs.wheels_path else None
         if wheels is None and not bpy.app.online_access:
-            self.report({"ERROR"}, "GTR: installing needs the internet, and Blender's 'Allow Online Access' is off: "
-                                   "turn it on (Preferences > System > Network) or set a Wheels Folder")
+            self.report(
+                {"ERROR"},
+                "GTR: installing needs the internet, and Blender's 'Allow Online Access' is off: "
+                "turn it on (Preferences > System > Network) or set a Wheels Folder",
+            )
             return {"CANCELLED"}
         if wheels is not None and not wheels.is_dir():
             self.report({"ERROR"}, f"GTR: the wheels folder {wheels} does not exist")
@@ -57,7 +61,7 @@ class GTR_OT_setup_backend(bpy.types.Operator):
                 state.stage = line[:80]
                 state.progress = min(0.95, state.progress + 0.03)
 
-    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
         assert self.run_ is not None
         if event.type == "ESC" or status(context).cancel_requested:
             self.run_.stop()
@@ -66,7 +70,7 @@ class GTR_OT_setup_backend(bpy.types.Operator):
         self._drain(context)
         return {"RUNNING_MODAL"} if self.run_.result is None else self._finish(context)
 
-    def _finish(self, context: bpy.types.Context) -> set[str]:
+    def _finish(self, context: bpy.types.Context) -> Result:
         assert self.run_ is not None
         if self.timer is not None:
             context.window_manager.event_timer_remove(self.timer)

@@ -37,23 +37,29 @@ def blender(tmp_path: Path):
         home = tmp_path / "blender-home"
         home.mkdir(exist_ok=True)
         env = dict(os.environ)
-        env.update({
-            "BLENDER_USER_RESOURCES": str(home),
-            "BLENDER_USER_CONFIG": str(home / "config"),
-            "BLENDER_USER_SCRIPTS": str(home / "scripts"),
-            "BLENDER_USER_EXTENSIONS": str(home / "extensions"),
-            "BLENDER_USER_DATAFILES": str(home / "datafiles"),
-            "TMPDIR": str(tmp_path / "tmp"),
-            "PYTHONPATH": str(ROOT),  # the backend subprocess imports the repository's gtr_backend with torch
-        })
+        env.update(
+            {
+                "BLENDER_USER_RESOURCES": str(home),
+                "BLENDER_USER_CONFIG": str(home / "config"),
+                "BLENDER_USER_SCRIPTS": str(home / "scripts"),
+                "BLENDER_USER_EXTENSIONS": str(home / "extensions"),
+                "BLENDER_USER_DATAFILES": str(home / "datafiles"),
+                "TMPDIR": str(tmp_path / "tmp"),
+                "PYTHONPATH": str(ROOT),  # the backend subprocess imports the repository's gtr_backend with torch
+            }
+        )
         (tmp_path / "tmp").mkdir(exist_ok=True)
         done = subprocess.run(
-            [sys.executable, str(SCRIPTS / script), *args], capture_output=True, text=True, env=env, timeout=timeout,
+            [sys.executable, str(SCRIPTS / script), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
             cwd=tmp_path,
         )
         lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
         if done.returncode != 0 or not lines:
             pytest.fail(f"{script} failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
-        return json.loads(lines[-1][len("RESULT "):])
+        return json.loads(lines[-1][len("RESULT ") :])
 
     return run

@@ -1,11 +1,19 @@
 import numpy as np
 
+
 def test_installs_enables_and_disables_cleanly(blender, extension_zip):
     result = blender("install_enable_disable.py", str(extension_zip))
     assert result["before"] == []
     assert "GTR_PT_panel" in result["registered"]
-    assert {"import_views", "reconstruct", "render_selected_to_3d", "refine_texture", "cancel", "setup_backend",
-            "check_backend"} <= set(result["operators"])
+    assert {
+        "import_views",
+        "reconstruct",
+        "render_selected_to_3d",
+        "refine_texture",
+        "cancel",
+        "setup_backend",
+        "check_backend",
+    } <= set(result["operators"])
     assert len(result["classes"]) == 11 and "GTR_AddonPreferences" in result["classes"]
     assert result["classes_after"] == []
     assert result["had_props"]
@@ -33,3 +41,28 @@ def test_render_selected_reconstruct_refine_and_example_end_to_end(blender, exte
     before, after = (float(v) for v in r["refine_status"]["info"].split("PSNR ")[1].split(" dB")[0].split(" -> "))
     assert after > before
     assert len(r["example_objects"]) == 2
+
+
+def test_failures_and_cancel_leave_the_scene_unchanged(blender, extension_zip, tmp_path):
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "toy"
+    r = blender("failures.py", str(extension_zip), str(example), str(tmp_path))
+    for name in (
+        "bad weights, reconstruct",
+        "bad weights, render selected",
+        "cancelled, reconstruct",
+        "backend dies",
+        "no backend python",
+    ):
+        outcome = r[name]
+        assert outcome["result"] == ["CANCELLED"] and outcome["unchanged"] and not outcome["running"], (name, outcome)
+        assert "Traceback" not in outcome["message"], (name, outcome)
+    assert "broken.safetensors" in r["bad weights, reconstruct"]["message"]
+    assert "broken.safetensors" in r["bad weights, render selected"]["message"]
+    assert r["cancelled, reconstruct"]["message"].startswith("cancelled")
+    assert "stopped unexpectedly" in r["backend dies"]["message"]
+    assert "Set Up Backend" in r["no backend python"]["reported"]
+    assert r["bad views"]["raised"] and "missing.png" in r["bad views"]["message"] and r["bad views"]["unchanged"]
+    assert r["bad views"]["views_path"].endswith("cameras.json")  # the earlier, good import is kept
+    assert r["recovers"]["result"] == ["FINISHED"] and not r["recovers"]["unchanged"]

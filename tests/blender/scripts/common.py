@@ -82,8 +82,13 @@ def make_test_object(name: str = "Source"):
     mesh = bpy.data.meshes.new(name)
     bm = bmesh.new()
     bmesh.ops.create_cube(bm, size=1.0)
-    bmesh.ops.create_uvsphere(bm, u_segments=24, v_segments=12, radius=0.35,
-                              matrix=__import__("mathutils").Matrix.Translation((0.0, 0.0, 0.6)))
+    bmesh.ops.create_uvsphere(
+        bm,
+        u_segments=24,
+        v_segments=12,
+        radius=0.35,
+        matrix=__import__("mathutils").Matrix.Translation((0.0, 0.0, 0.6)),
+    )
     bm.to_mesh(mesh)
     bm.free()
     obj = bpy.data.objects.new(name, mesh)

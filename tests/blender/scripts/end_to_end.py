@@ -51,11 +51,13 @@ bpy.context.view_layer.objects.active = result
 bpy.context.scene.gtr.refine_steps = 5
 assert bpy.ops.gtr.refine_texture() == {"FINISHED"}, status()
 new_pixels = np.array(node.image.pixels[:])
-outcome.update({
-    "refine_status": status(),
-    "old_image_kept": old_image in bpy.data.images,
-    "texture_changed": float(np.abs(new_pixels - old_pixels).mean()),
-})
+outcome.update(
+    {
+        "refine_status": status(),
+        "old_image_kept": old_image in bpy.data.images,
+        "texture_changed": float(np.abs(new_pixels - old_pixels).mean()),
+    }
+)
 # The bundled example through Import Views -> Reconstruct, twice: the first starts nothing new (the backend
 # already runs) but loads nothing either; both are warm here. Timing = click to mesh in the scene.
 settings.views_source = "CAMERAS"
@@ -64,8 +66,12 @@ timings = []
 for _ in range(2):
     start = time.perf_counter()
     assert bpy.ops.gtr.reconstruct() == {"FINISHED"}, status()
-    timings.append({"click_to_mesh_s": time.perf_counter() - start,
-                    "backend_s": bpy.context.window_manager.gtr_status.backend_seconds})
+    timings.append(
+        {
+            "click_to_mesh_s": time.perf_counter() - start,
+            "backend_s": bpy.context.window_manager.gtr_status.backend_seconds,
+        }
+    )
 outcome["example"] = timings
 outcome["example_objects"] = sorted(o.name for o in bpy.data.objects if o.name.startswith("GTR "))
 finish(outcome)

@@ -21,20 +21,30 @@ camera.data.sensor_fit = "AUTO"
 camera.data.angle = math.radians(40)
 for _ in range(20):
     normalization = frames.Normalization(Vector([random.uniform(-5, 5) for _ in range(3)]), random.uniform(0.1, 3))
-    matrix = Matrix.Translation([random.uniform(-5, 5) for _ in range(3)]) @ Euler(
-        [random.uniform(-3, 3) for _ in range(3)]).to_matrix().to_4x4()
+    matrix = (
+        Matrix.Translation([random.uniform(-5, 5) for _ in range(3)])
+        @ Euler([random.uniform(-3, 3) for _ in range(3)]).to_matrix().to_4x4()
+    )
     back = frames.camera_from_backend(frames.camera_to_backend(matrix, normalization), normalization)
     errors.append(max(abs(back[i][j] - matrix[i][j]) for i in range(4) for j in range(4)))
     camera.matrix_world = matrix
     bpy.context.view_layer.update()
     forward = matrix.to_3x3() @ Vector((0, 0, -1))
-    point = matrix.translation + 3 * forward + matrix.to_3x3() @ Vector((random.uniform(-0.5, 0.5), random.uniform(-0.5, 0.5), 0))
+    point = (
+        matrix.translation
+        + 3 * forward
+        + matrix.to_3x3() @ Vector((random.uniform(-0.5, 0.5), random.uniform(-0.5, 0.5), 0))
+    )
     ndc = world_to_camera_view(scene, camera, point)
-    projections.append({
-        "c2w": frames.matrix_rows(frames.camera_to_backend(matrix, normalization)),
-        "point": list(normalization.matrix @ point),
-        "blender_pixel": [ndc.x * 256, (1 - ndc.y) * 256],
-    })
-orbits = [{"azimuth": a, "elevation": e, "c2w": frames.matrix_rows(frames.orbit_camera(a, e, 2.7))}
-          for a, e in [(0, 20), (90, 20), (200, -30), (300, 45)]]
+    projections.append(
+        {
+            "c2w": frames.matrix_rows(frames.camera_to_backend(matrix, normalization)),
+            "point": list(normalization.matrix @ point),
+            "blender_pixel": [ndc.x * 256, (1 - ndc.y) * 256],
+        }
+    )
+orbits = [
+    {"azimuth": a, "elevation": e, "c2w": frames.matrix_rows(frames.orbit_camera(a, e, 2.7))}
+    for a, e in [(0, 20), (90, 20), (200, -30), (300, 45)]
+]
 finish({"max_roundtrip_error": max(errors), "projections": projections, "orbits": orbits})

@@ -18,14 +18,16 @@ operators = sorted(name for name in dir(bpy.ops.gtr))
 classes = addon_module().CLASSES
 registered_classes = [c.__name__ for c in classes if c.is_registered]
 bpy.ops.preferences.addon_disable(module=PACKAGE)
-finish({
-    "before": before,
-    "registered": registered,
-    "operators": operators,
-    "had_props": has_props,
-    "after": gtr_types(),
-    "classes": registered_classes,
-    "classes_after": [c.__name__ for c in classes if c.is_registered],
-    "props_after": hasattr(bpy.types.Scene, "gtr"),
-    "enabled_after": PACKAGE in bpy.context.preferences.addons,
-})
+finish(
+    {
+        "before": before,
+        "registered": registered,
+        "operators": operators,
+        "had_props": has_props,
+        "after": gtr_types(),
+        "classes": registered_classes,
+        "classes_after": [c.__name__ for c in classes if c.is_registered],
+        "props_after": hasattr(bpy.types.Scene, "gtr"),
+        "enabled_after": PACKAGE in bpy.context.preferences.addons,
+    }
+)

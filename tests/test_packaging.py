@@ -1,0 +1,66 @@
+"""build.py: the extension zip's contents and the checks it makes before writing it."""
+
+import ast
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+import build  # noqa: E402
+
+sys.path.remove(str(ROOT))
+
+
+def test_zip_holds_the_addon_and_backend_and_nothing_else(tmp_path):
+    with zipfile.ZipFile(build.build(tmp_path)) as archive:
+        names = archive.namelist()
+        manifest = tomllib.loads(archive.read("blender_manifest.toml").decode())
+    assert {
+        "__init__.py",
+        "blender_manifest.toml",
+        "LICENSE",
+        "operators/render_selected.py",
+        "gtr_backend/server.py",
+        "gtr_backend/assets/gtr-small-starter.safetensors",
+    } <= set(names)
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or n.startswith("tests/")]
+    assert manifest["license"] == ["SPDX:GPL-3.0-or-later"] and manifest["blender_version_min"] == "4.2.0"
+    assert set(manifest["permissions"]) == {"files", "network"}
+
+
+def test_build_rejects_bl_info_and_absolute_imports(tmp_path):
+    (tmp_path / "ok.py").write_text("from . import thing\nimport numpy\n")
+    build.check_sources(tmp_path)
+    (tmp_path / "bad.py").write_text("from gtr_backend.views import load_views\n")
+    with pytest.raises(build.BuildError, match="absolute import of gtr_backend.views"):
+        build.check_sources(tmp_path)
+    (tmp_path / "bad.py").write_text('bl_info = {"name": "x"}\n')
+    with pytest.raises(build.BuildError, match="bl_info"):
+        build.check_sources(tmp_path)
+
+
+def test_manifest_checks(tmp_path):
+    good = (ROOT / "blender_manifest.toml").read_text()
+    build.check_manifest(ROOT / "blender_manifest.toml")
+    bad = tmp_path / "blender_manifest.toml"
+    bad.write_text(good.replace('blender_version_min = "4.2.0"', 'blender_version_min = "4.1.0"'))
+    with pytest.raises(build.BuildError, match="4.2.0"):
+        build.check_manifest(bad)
+    bad.write_text(good.replace('license = ["SPDX:GPL-3.0-or-later"]', 'license = ["SPDX:MIT"]'))
+    with pytest.raises(build.BuildError, match="GPL"):
+        build.check_manifest(bad)
+
+
+def test_backend_setup_installs_what_pyproject_declares():
+    tree = ast.parse((ROOT / "blender_addon" / "backend" / "environment.py").read_text())
+    requirements = next(
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "REQUIREMENTS"
+    )
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert sorted(requirements) == sorted(declared)

@@ -1,0 +1,117 @@
+"""The backend process the Blender add-on talks to: JSON lines in and out, model kept, cancel, refine."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gtr_backend.server import PROTOCOL
+from gtr_backend.weights import find_default_weights
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "toy"
+OPTIONS = {"refine_steps": 3, "texture_size": 128, "mesh_resolution": 40}
+
+
+class Server:
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gtr_backend.server"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def send(self, message: dict) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(message) + "\n")
+        self.process.stdin.flush()
+
+    def replies(self, rid: int) -> list[dict]:
+        """Every reply to request `rid` up to and including its result or error."""
+        assert self.process.stdout is not None
+        out = []
+        for line in self.process.stdout:
+            message = json.loads(line)
+            if message.get("id") == rid:
+                out.append(message)
+                if message["type"] in ("result", "error"):
+                    return out
+        raise AssertionError(f"the server closed before answering {rid}")
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Server()
+    yield s
+    s.send({"id": 999, "op": "shutdown"})
+    assert s.process.wait(timeout=30) == 0
+
+
+@pytest.mark.skipif(find_default_weights() is None, reason="this copy has no bundled weights")
+def test_reconstruct_then_refine_through_the_protocol(server, tmp_path):
+    server.send({"id": 1, "op": "hello"})
+    (hello,) = server.replies(1)
+    assert hello["protocol"] == PROTOCOL and hello["device"] == "CPU" and hello["weights"].endswith(".safetensors")
+    views = {"path": str(EXAMPLE), "orbit": None, "zero123pp": False}
+    server.send(
+        {
+            "id": 2,
+            "op": "reconstruct",
+            "views": views,
+            "job": str(tmp_path / "job"),
+            "device": "cpu",
+            "options": OPTIONS,
+        }
+    )
+    replies = server.replies(2)
+    progress = [r for r in replies if r["type"] == "progress"]
+    assert replies[-1]["type"] == "result", replies[-1]
+    assert len(progress) > 5 and progress[-1]["fraction"] == pytest.approx(1.0)
+    fractions = [p["fraction"] for p in progress]
+    assert fractions == sorted(fractions)
+    with np.load(tmp_path / "job" / "mesh.npz", allow_pickle=False) as mesh:
+        assert mesh["faces"].shape[1] == 3 and mesh["uv"].shape == (len(mesh["vertices"]), 2)
+        assert np.abs(mesh["vertices"]).max() < 1.0
+    assert (tmp_path / "job" / "mesh.glb").stat().st_size > 1000
+    first = replies[-1]["seconds"]
+    server.send(
+        {
+            "id": 3,
+            "op": "reconstruct",
+            "views": views,
+            "job": str(tmp_path / "job2"),
+            "device": "cpu",
+            "options": OPTIONS,
+        }
+    )
+    second = server.replies(3)[-1]
+    assert replies[-1]["loaded_model"] and second["type"] == "result" and not second["loaded_model"]
+    assert first > 0
+    server.send({"id": 4, "op": "refine", "job": str(tmp_path / "job"), "steps": 5})
+    refined = server.replies(4)[-1]
+    assert refined["type"] == "result" and refined["psnr_after"] > refined["psnr_before"]
+
+
+def test_errors_are_plain_messages_and_cancel_stops_a_run(server, tmp_path):
+    server.send({"id": 10, "op": "reconstruct", "views": {"path": str(tmp_path / "nothing")}, "job": str(tmp_path)})
+    error = server.replies(10)[-1]
+    assert error["type"] == "error" and "nothing" in error["message"] and "Traceback" not in error["message"]
+    server.send({"id": 11, "op": "dance"})
+    assert "unknown request 'dance'" in server.replies(11)[-1]["message"]
+    server.send({"id": 12, "op": "refine", "job": str(tmp_path)})
+    assert "not a finished reconstruction" in server.replies(12)[-1]["message"]
+    views = {"path": str(EXAMPLE), "orbit": None, "zero123pp": False}
+    server.send(
+        {
+            "id": 13,
+            "op": "reconstruct",
+            "views": views,
+            "job": str(tmp_path / "c"),
+            "device": "cpu",
+            "options": {**OPTIONS, "refine_steps": 200},
+        }
+    )
+    server.send({"op": "cancel", "target": 13})
+    final = server.replies(13)[-1]
+    assert final["type"] == "error" and final.get("cancelled") is True
+    assert not (tmp_path / "c" / "mesh.npz").exists()
