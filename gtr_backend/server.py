@@ -14,7 +14,8 @@ Requests:
   uv (V, 2) float32), `texture.png`, `state.safetensors` (the refined colour field) and `job.json` into `job`;
   replies with the files, timings and the refinement's PSNR.
 - `refine` {`job`, `steps`} -> continues the texture refinement of a finished job against its views (from
-  the saved colour field, on the saved mesh and UV layout) and rewrites `texture.png` and the state.
+  the saved colour field, on the saved mesh and UV layout) and rewrites `texture.png` and the state; when the
+  steps do not raise the input-view PSNR, nothing is rewritten and the reply says `improved: false`.
 - `cancel` {`target`: the id of the running request} -> that request stops at its next check and replies
   `error` with `cancelled: true`.
 - `shutdown`.
@@ -36,6 +37,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 PROTOCOL = 1
+CONTINUE_TRIPLANE_LR = 0.05  # texture-refinement learning rates when refining a finished result further
+CONTINUE_MLP_LR = 3e-5
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -164,9 +167,12 @@ class Session:
             emit({"type": "progress", "stage": "refine", "fraction": 0.9 * fraction})
 
         rasterizer = get_rasterizer(device)
-        result = refine_texture(
-            color_field, state["triplane"], mesh, views, RefineOptions(steps=steps), rasterizer, progress
-        )
+        # A continuation fine-tunes a colour field that has already converged once: gentler steps than the
+        # first refinement (whose cosine schedule ended at zero), so more steps never undo what it reached.
+        options = RefineOptions(steps=steps, triplane_lr=CONTINUE_TRIPLANE_LR, mlp_lr=CONTINUE_MLP_LR)
+        result = refine_texture(color_field, state["triplane"], mesh, views, options, rasterizer, progress)
+        if result.psnr_after <= result.psnr_before:  # no better: keep the texture and state as they are
+            return {"files": {}, "psnr_before": result.psnr_before, "psnr_after": result.psnr_before, "improved": False}
         emit({"type": "progress", "stage": "bake", "fraction": 0.9})
         from PIL import Image
 
@@ -175,7 +181,7 @@ class Session:
         files = _write_job(
             job, Mesh(mesh.vertices, mesh.faces, mesh.uv, texture).to("cpu"), result.colors, mesh_files=False
         )
-        return {"files": files, "psnr_before": result.psnr_before, "psnr_after": result.psnr_after}
+        return {"files": files, "psnr_before": result.psnr_before, "psnr_after": result.psnr_after, "improved": True}
 
 
 def _load_view_spec(spec: dict[str, Any]) -> Any:

@@ -26,4 +26,5 @@ cp "results/eval-$device-nerf/results.json" "docs/results/eval-$device-nerf.json
 "$GTR" bench --device "$device" --presets $presets --json "docs/results/bench-$device.json"
 # shellcheck disable=SC2086
 "$GTR" bench --model-only --device "$device" --presets $presets --repeats 5 --json "docs/results/model-$device.json"
+if .venv/bin/python -c "import bpy" 2>/dev/null; then .venv/bin/python scripts/bench_blender.py --device "$device"; fi
 "$GTR" report docs/results -o docs/RESULTS.md

@@ -38,7 +38,9 @@ class GTR_OT_refine_texture(BackendJobOperator, bpy.types.Operator):
 
     def on_result(self, context: bpy.types.Context, message: dict[str, Any]) -> None:
         assert self.folder is not None and self.target is not None
-        replace_texture(self.target, self.folder)
         before, after = message.get("psnr_before"), message.get("psnr_after")
-        if before is not None and after is not None:
-            status(context).backend_info = f"input-view PSNR {before:.2f} -> {after:.2f} dB"
+        if not message.get("improved", True):
+            status(context).backend_info = f"the texture already matches its views (input-view PSNR {before:.2f} dB)"
+            return
+        replace_texture(self.target, self.folder)
+        status(context).backend_info = f"input-view PSNR {before:.2f} -> {after:.2f} dB"

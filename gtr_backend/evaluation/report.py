@@ -5,6 +5,7 @@ rebuilt from it alone, so it never drifts from the numbers:
 - `eval-*.json`: `gtr eval` reports (copied from its output folder's results.json);
 - `bench-*.json`: `gtr bench --json` (every stage from views to GLB);
 - `model-*.json`: `gtr bench --model-only --json` (the network alone, several precisions);
+- `blender-*.json`: `scripts/bench_blender.py` (the add-on: Reconstruct click to mesh in the scene);
 - `notes-*.md`: written notes included as they are (how the starter weights were trained, measurements whose
   raw files were not kept).
 `scripts/results.sh` runs the measurements on this machine and then this command.
@@ -36,6 +37,29 @@ def paper_table() -> str:
         "|---|---|---|---|---|---|",
     ]
     lines += ["| " + " | ".join(row) + " |" for row in PAPER_GSO]
+    return "\n".join(lines) + "\n"
+
+
+def blender_markdown(info: dict[str, Any]) -> str:
+    s = info["settings"]
+    lines = [
+        f"Blender {info['blender']} (headless, bpy), {info['hardware']}, {info['date']}; the bundled example "
+        f"(`examples/toy`, 4 views at 512x512) with the add-on's defaults: {s['refine_steps']} refinement steps, "
+        f"{s['texture_size']}^2 texture, mesh resolution {s['mesh_resolution']} ({info['faces']} faces). The "
+        "backend runs as a separate process; the first click also starts it (Python, torch) and loads the "
+        "weights. Overhead = click to mesh minus the time the backend reports for the request.\n",
+        "| click | click to mesh (s) | backend (s) | add-on overhead (s) |",
+        "|---|---|---|---|",
+    ]
+    for i, run in enumerate(info["runs"]):
+        lines.append(
+            f"| {i + 1}{' (cold)' if i == 0 else ''} | {run['click_to_mesh_s']:.2f} | {run['backend_s']:.2f} | "
+            f"{run['overhead_s']:.3f} |"
+        )
+    lines.append(
+        f"\nTarget: add-on overhead under 0.5 s. Measured: {info['warm_median_overhead_s']:.3f} s (median of the "
+        f"warm clicks), at most {info['max_overhead_s']:.3f} s."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -84,6 +108,13 @@ def results_page(folder: Path) -> str:
             f"### {path.stem}: the network alone ({info['date']}, torch {info['torch']})\n",
             f"Command: {_command(info)}\n",
             model_markdown(info["results"]),
+        ]
+    for path in sorted(folder.glob("blender-*.json")):
+        info = json.loads(path.read_text())
+        parts += [
+            f"## The Blender add-on: Reconstruct click to mesh in the scene ({path.stem})\n",
+            f"Command: {_command(info)}\n",
+            blender_markdown(info),
         ]
     for path in sorted(folder.glob("notes-*.md")):
         parts.append(path.read_text().rstrip() + "\n")

@@ -16,17 +16,32 @@ def test_installs_enables_and_disables_cleanly(blender, extension_zip):
     } <= set(result["operators"])
     assert len(result["classes"]) == 11 and "GTR_AddonPreferences" in result["classes"]
     assert result["classes_after"] == []
-    assert result["had_props"]
+    assert result["had_props"] and not result["torch_imported"]  # the add-on alone never imports torch
     assert result["after"] == [] and not result["props_after"] and not result["enabled_after"]
 
 
-def test_render_selected_reconstruct_refine_and_example_end_to_end(blender, extension_zip):
+def test_render_selected_reconstruct_refine_and_example_end_to_end(blender, extension_zip, tmp_path):
+    """Set GTR_README_PICTURE=1 to render the README's picture at full quality into docs/images (slow)."""
+    import os
+    import shutil
     from pathlib import Path
 
-    example = Path(__file__).resolve().parents[2] / "examples" / "toy"
-    r = blender("end_to_end.py", str(extension_zip), str(example))
-    print(r)
-    assert r["faces"] > 200 and r["uv_layers"] == 1 and r["image_packed"] and r["image_size"] == [256, 256]
+    from PIL import Image
+
+    root = Path(__file__).resolve().parents[2]
+    full = os.environ.get("GTR_README_PICTURE") == "1"
+    picture = tmp_path / "picture.png"
+    r = blender(
+        "end_to_end.py", str(extension_zip), str(root / "examples" / "toy"), str(picture), *(["full"] if full else [])
+    )
+    alpha = np.asarray(Image.open(picture))[..., 3] > 0
+    half = alpha.shape[1] // 2
+    assert alpha[:, :half].mean() > 0.02 and alpha[:, half:].mean() > 0.02  # source left, result right
+    if full:
+        shutil.copyfile(picture, root / "docs" / "images" / "render-selected-to-3d.png")
+        (root / "docs" / "images" / "render-selected-to-3d.json").write_text(__import__("json").dumps(r, indent=1))
+    size = 1024 if full else 256
+    assert r["faces"] > 200 and r["uv_layers"] == 1 and r["image_packed"] and r["image_size"] == [size, size]
     assert r["source_matrix_after"] == r["source_matrix_before"] and r["source_vertices"][0] == r["source_vertices"][1]
     assert r["scenes"] == ["Scene"] and r["selected_after"] == ["Source"]
     # The result takes the source's rotation and scale and sits beside it along X.
@@ -37,6 +52,8 @@ def test_render_selected_reconstruct_refine_and_example_end_to_end(blender, exte
     moved_back = np.array(r["result_centre"]) - offset
     assert np.linalg.norm(moved_back - np.array(r["source_centre"])) < 0.25 * max(r["source_size"])
     assert np.allclose(r["result_size"], r["source_size"], rtol=0.35)
+    old, new, undone, redone = r["undo"]
+    assert new != old and undone == old and redone == new
     assert "PSNR" in r["refine_status"]["info"] and r["old_image_kept"] and r["texture_changed"] > 1e-4
     before, after = (float(v) for v in r["refine_status"]["info"].split("PSNR ")[1].split(" dB")[0].split(" -> "))
     assert after > before
@@ -66,3 +83,25 @@ def test_failures_and_cancel_leave_the_scene_unchanged(blender, extension_zip, t
     assert r["bad views"]["raised"] and "missing.png" in r["bad views"]["message"] and r["bad views"]["unchanged"]
     assert r["bad views"]["views_path"].endswith("cameras.json")  # the earlier, good import is kept
     assert r["recovers"]["result"] == ["FINISHED"] and not r["recovers"]["unchanged"]
+
+
+def test_set_up_backend_reports_failures_and_check_backend_reports_the_device(blender, extension_zip, tmp_path):
+    r = blender("setup_and_check.py", str(extension_zip), str(tmp_path))
+    offline = r["offline, no wheels"]
+    assert offline["result"] == ["CANCELLED"] and "Allow Online Access" in offline["reported"]
+    missing = r["wheels missing"]
+    assert missing["result"] == ["CANCELLED"] and missing["message"].startswith("backend setup failed")
+    assert "torch" in missing["message"] and not missing["running"]
+    assert r["environment_python_exists"] and r["environment_inside_user_folder"]
+    check = r["check"]
+    assert check["result"] == ["FINISHED"] and check["info"].startswith("CPU - gtr_backend 0.1.0, torch 2.")
+    assert "gtr-small-starter.safetensors" in check["info"]
+
+
+def test_in_process_backend_runs_the_bundled_backend_inside_blender(blender, extension_zip):
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "toy"
+    r = blender("in_process.py", str(extension_zip), str(example))
+    assert r["result"] == ["FINISHED"] and r["objects"] == ["GTR toy"] and r["faces"] > 200, r
+    assert r["torch_in_process"] and r["backend_module"] == "bl_ext.user_default.gtr.gtr_backend.server"

@@ -29,5 +29,6 @@ finish(
         "classes_after": [c.__name__ for c in classes if c.is_registered],
         "props_after": hasattr(bpy.types.Scene, "gtr"),
         "enabled_after": PACKAGE in bpy.context.preferences.addons,
+        "torch_imported": "torch" in sys.modules,
     }
 )
