@@ -58,8 +58,11 @@ def main() -> None:
         "command": "python scripts/bench_blender.py " + " ".join(sys.argv[1:]),
         "hardware": f"{platform.machine()} CPU, {os.cpu_count()} cores" if args.device == "cpu" else args.device,
         "blender": bpy.app.version_string,
-        "settings": {"refine_steps": prefs.refine_steps, "texture_size": prefs.texture_size,
-                     "mesh_resolution": prefs.mesh_resolution or "default (128 on the CPU)"},
+        "settings": {
+            "refine_steps": prefs.refine_steps,
+            "texture_size": prefs.texture_size,
+            "mesh_resolution": prefs.mesh_resolution or "default (128 on the CPU)",
+        },
         "faces": len(result_obj.data.polygons),
         "runs": runs,
         "first_click_s": runs[0]["click_to_mesh_s"],
