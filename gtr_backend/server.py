@@ -16,6 +16,8 @@ Requests:
 - `refine` {`job`, `steps`} -> continues the texture refinement of a finished job against its views (from
   the saved colour field, on the saved mesh and UV layout) and rewrites `texture.png` and the state; when the
   steps do not raise the input-view PSNR, nothing is rewritten and the reply says `improved: false`.
+- `load` {`weights`, `device`} -> loads the model ahead of the first request (the add-on sends it when views
+  are imported, so the first Reconstruct click does not wait for it).
 - `cancel` {`target`: the id of the running request} -> that request stops at its next check and replies
   `error` with `cancelled: true`.
 - `shutdown`.
@@ -58,6 +60,13 @@ class Session:
             return self.reconstruct(request, emit, cancelled)
         if op == "refine":
             return self.refine(request, emit, cancelled)
+        if op == "load":
+            from .reconstruction import resolve_device
+
+            device = resolve_device(request.get("device") or "auto")
+            loads = self.loads
+            self.model(request.get("weights"), device)
+            return {"device": str(device), "loaded_model": self.loads > loads}
         from .errors import GTRError
 
         raise GTRError(f"unknown request {op!r}")

@@ -151,13 +151,16 @@ class SubprocessBackend(Backend):
         self.process.stdin.flush()
 
     def _send(self, message: dict[str, Any]) -> None:
-        if not self.alive():
-            self.start()  # first use, or it died: start (again)
-        try:
-            self._write(message)
-        except (BrokenPipeError, OSError):
-            self.start()
-            self._write(message)
+        for _ in range(2):  # first use, or it died since: start it (again), once
+            try:
+                if not self.alive():
+                    self.start()
+                self._write(message)
+                return
+            except (BrokenPipeError, OSError):
+                continue
+        code = self.process.poll() if self.process is not None else None
+        raise BackendError(f"the backend process stopped unexpectedly (exit code {code}); details are in {self.log}")
 
     def _cancel(self, job_id: int) -> None:
         if self.alive():

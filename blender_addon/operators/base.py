@@ -3,6 +3,7 @@ main thread (progress bar, stage text, Esc or the Cancel button), and finish or 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -37,6 +38,13 @@ def reconstruct_options(context: bpy.types.Context) -> dict[str, Any]:
 def weights_and_device(context: bpy.types.Context) -> dict[str, Any]:
     prefs = preferences(context)
     return {"weights": bpy.path.abspath(prefs.weights_path) if prefs.weights_path else None, "device": prefs.device}
+
+
+def warm_up(context: bpy.types.Context) -> None:
+    """Start the backend and load the model now, without waiting, so the next click does not wait for either.
+    A backend that cannot start is reported when the user asks for a job, not here."""
+    with contextlib.suppress(BackendError, OSError):
+        get_backend(context).submit("load", **weights_and_device(context))
 
 
 class BackendJobOperator:

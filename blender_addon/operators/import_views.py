@@ -12,7 +12,7 @@ from bpy.props import CollectionProperty, StringProperty
 from ..paths import new_job_folder
 from ..props import settings
 from ..ui.thumbnails import show_thumbnails
-from .base import Result
+from .base import Result, warm_up
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".exr"}
 
@@ -133,5 +133,6 @@ class GTR_OT_import_views(bpy.types.Operator):
         s.views_path = str(views_path)
         s.view_images = json.dumps([str(p) for p in images])
         show_thumbnails(images)
+        warm_up(context)
         self.report({"INFO"}, f"GTR: {len(images)} view(s) ready from {views_path}")
         return {"FINISHED"}

@@ -105,3 +105,19 @@ def test_in_process_backend_runs_the_bundled_backend_inside_blender(blender, ext
     r = blender("in_process.py", str(extension_zip), str(example))
     assert r["result"] == ["FINISHED"] and r["objects"] == ["GTR toy"] and r["faces"] > 200, r
     assert r["torch_in_process"] and r["backend_module"] == "bl_ext.user_default.gtr.gtr_backend.server"
+
+
+def test_import_views_copies_orbit_images_and_names_bad_files(blender, extension_zip, tmp_path):
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "toy"
+    r = blender("import_views.py", str(extension_zip), str(example), str(tmp_path))
+    assert r["orbit images"]["result"] == ["FINISHED"] and len(r["copied"]) == 4
+    assert r["objects"] == ["GTR views"]
+    kept = r["orbit images"]["views_path"]
+    for name, words in (("mixed sizes", "differ in size"), ("not an image", "notes.png"), ("square grid", "3x2 grid")):
+        assert r[name]["result"] == ["CANCELLED"] and words in r[name]["reported"], (name, r[name])
+        assert r[name]["views_path"] == kept  # a failed import changes nothing
+    assert "small.png 64x64" in r["mixed sizes"]["reported"]
+    checked = {"view_000.png", "view_001.png", "view_002.png", "view_003.png", "small.png", "notes.png"}
+    assert not checked & set(r["images_left"])  # checking the files loaded nothing into the .blend
