@@ -241,6 +241,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         distance=args.distance,
         size=args.size,
         surface_points=args.surface_points,
+        input_cameras=args.input_cameras,
         variants=tuple(args.variants),
     )
     options = ReconstructOptions(
@@ -382,6 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", type=Path, help="weights file (default: the bundled starter weights)")
     p.add_argument("--device", default="auto")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), help="which variants to run")
+    p.add_argument(
+        "--input-cameras", default="orbit", choices=["orbit", "zero123pp"], help="input camera preset (default orbit)"
+    )
     p.add_argument("--azimuths", type=_floats, help="input view azimuths in degrees (default 0,90,180,270)")
     p.add_argument("--elevation", type=float, default=20.0, help="input view elevation, degrees")
     p.add_argument("--fov", type=float, default=40.0, help="field of view of all cameras, degrees")

@@ -33,6 +33,7 @@ from ..render import VolumeOptions, render_mesh, render_triplane
 from ..render.raster import Rasterizer, get_rasterizer
 from ..synthetic.objects import ProceduralObject, render_object
 from ..views.cameras import intrinsics_from_fov, orbit_poses
+from ..views.loaders import ZERO123PP_FOV_DEG, zero123pp_poses
 from ..views.viewset import ViewSet
 from .align import icp
 from .lpips import LPIPS, lpips_distance
@@ -54,13 +55,20 @@ class Protocol:
     surface_points: int = 16000
     iou_resolution: int = 64
     variants: tuple[str, ...] = VARIANTS
+    input_cameras: str = "orbit"  # "orbit" (the azimuths and elevation above) or "zero123pp" (its 6 fixed views)
 
     def cameras(self, azimuths: list[float], elevations: list[float]) -> tuple[Tensor, Tensor]:
         c2w = orbit_poses(azimuths, elevations, self.distance).float()
         k = intrinsics_from_fov(self.fov_deg, self.size, self.size).float().expand(len(azimuths), 4)
         return k, c2w
 
-    def input_cameras(self) -> tuple[Tensor, Tensor]:
+    def input_views_cameras(self) -> tuple[Tensor, Tensor]:
+        """(intrinsics (N, 4), c2w (N, 4, 4)) of the input views."""
+        if self.input_cameras == "zero123pp":
+            c2w = zero123pp_poses().float()
+            return intrinsics_from_fov(ZERO123PP_FOV_DEG, self.size, self.size).float().expand(len(c2w), 4), c2w
+        if self.input_cameras != "orbit":
+            raise GTRError(f"unknown input camera preset {self.input_cameras!r}; known: orbit, zero123pp")
         n = len(self.input_azimuths_deg)
         return self.cameras(list(self.input_azimuths_deg), [self.input_elevation_deg] * n)
 
@@ -89,7 +97,7 @@ class Asset:
         if self.rendered is not None:
             return self.rendered[0].to(device), self.rendered[1].resized(protocol.size).to(device)
         assert self.render is not None
-        k_in, c2w_in = (t.to(device) for t in protocol.input_cameras())
+        k_in, c2w_in = (t.to(device) for t in protocol.input_views_cameras())
         k_ev, c2w_ev = (t.to(device) for t in protocol.eval_cameras())
         return self.render(k_in, c2w_in, protocol.size), self.render(k_ev, c2w_ev, protocol.size)
 

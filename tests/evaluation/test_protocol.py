@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -25,20 +26,23 @@ def test_protocol_cameras():
     assert c2w.shape == (3, 4, 4)
     elevations = torch.rad2deg(torch.asin(c2w[:, 1, 3] / SMALL.distance))
     assert torch.allclose(elevations, torch.tensor([-30.0, 0.0, 30.0]), atol=1e-3)
-    assert SMALL.input_cameras()[1].shape == (4, 4, 4)
+    assert SMALL.input_views_cameras()[1].shape == (4, 4, 4)
+    k, c2w = dataclasses.replace(SMALL, input_cameras="zero123pp").input_views_cameras()
+    assert c2w.shape == (6, 4, 4) and torch.allclose(c2w[:, :3, 3].norm(dim=-1), torch.full((6,), 4.0))
+    assert float(k[0, 0]) == pytest.approx(0.5 * 96 / math.tan(math.radians(15)), rel=1e-5)
 
 
 def test_assets_are_normalised_and_render(tmp_path):
     asset = procedural_asset(toy_object(), TorchRasterizer())
     extent = asset.mesh.vertices.max(0).values - asset.mesh.vertices.min(0).values
     assert float(extent.max()) == pytest.approx(1.8, rel=1e-5)
-    views = asset.render(*SMALL.input_cameras(), 64)
+    views = asset.render(*SMALL.input_views_cameras(), 64)
     assert views.num_views == 4 and float(views.mask.mean()) > 0.05
     # A textured file goes through the same path and renders the same silhouettes.
     path = tmp_path / "toy.ply"
     write_mesh(asset.mesh, path)
     from_file = mesh_asset("toy", load_mesh_file(path), TorchRasterizer())
-    again = from_file.render(*SMALL.input_cameras(), 64)
+    again = from_file.render(*SMALL.input_views_cameras(), 64)
     assert ((again.mask > 0.5) ^ (views.mask > 0.5)).float().mean() < 0.01
 
 
