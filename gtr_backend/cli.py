@@ -169,15 +169,22 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from .model import preset
     from .reconstruction import resolve_device
-    from .training import RenderedPool, Stage1Options, ViewSampling, train_stage1
+    from .training import RenderedPool, Stage1Options, StreamingPool, ViewSampling, train_stage1
     from .weights import save_weights
 
     device = resolve_device(args.device)
     config = preset(args.preset)
     sampling = ViewSampling(size=config.image_size)
     start = time.perf_counter()
-    pool = RenderedPool(range(args.objects), sampling, device)
-    print(f"rendered {len(pool)} procedural objects in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    pool: RenderedPool | StreamingPool
+    if args.data:
+        pool = RenderedPool.from_folder(args.data, device, size=config.image_size)
+        print(f"read {len(pool)} assets from {args.data} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    elif args.stream:
+        pool = StreamingPool(range(args.objects), sampling, device)
+    else:
+        pool = RenderedPool(range(args.objects), sampling, device)
+        print(f"rendered {len(pool)} procedural objects in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     options = Stage1Options(
         steps=args.steps,
         batch=args.batch,
@@ -276,6 +283,27 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dataset(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .evaluation.protocol import load_mesh_file, normalize_mesh
+    from .evaluation.runner import MESH_SUFFIXES
+    from .reconstruction import resolve_device
+    from .training import ViewSampling, random_object, write_dataset
+
+    assets: list = [random_object(seed) for seed in range(args.objects)]
+    if args.meshes:
+        files = sorted(p for p in args.meshes.iterdir() if p.suffix.lower() in MESH_SUFFIXES)
+        assets += [(p.stem, normalize_mesh(load_mesh_file(p))) for p in files]
+    if not assets:
+        raise GTRError("nothing to render: give --objects N (procedural objects) and/or --meshes FOLDER")
+    sampling = ViewSampling(size=args.size, input_views=args.input_views, supervision_views=args.supervision_views)
+    with tqdm(total=len(assets), unit="asset", file=sys.stderr, disable=args.quiet) as bar:
+        written = write_dataset(assets, args.output, sampling, resolve_device(args.device), lambda d, t: bar.update(1))
+    print(f"wrote {len(written)} assets to {args.output}")
+    return 0
+
+
 def bench_pipeline(args: argparse.Namespace) -> int:
     import json
 
@@ -368,7 +396,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="bfloat16", choices=sorted(DTYPES), help="storage precision of the weights")
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--init", type=Path, help="continue from these weights (.safetensors) instead of a fresh model")
+    p.add_argument("--data", type=Path, help="train on a dataset folder (gtr dataset) instead of procedural objects")
+    p.add_argument("--stream", action="store_true", help="render procedural objects on the fly for every batch")
     p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser("dataset", help="render training assets (procedural objects and/or meshes) into a folder")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the dataset folder to write")
+    p.add_argument("--objects", type=int, default=0, help="procedural objects (seeds 0..N-1)")
+    p.add_argument("--meshes", type=Path, help="a folder of textured meshes (GLB, OBJ, PLY) to add")
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--input-views", type=int, default=4)
+    p.add_argument("--supervision-views", type=int, default=8)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(run=cmd_dataset)
 
     p = sub.add_parser("convert-weights", help="convert the released GTR ckpt.pth to .safetensors + .json")
     p.add_argument("checkpoint", type=Path, help="the released checkpoint (ckpt.pth)")

@@ -22,7 +22,7 @@ from ..model import GTR, GTRConfig, autocast
 from ..render.volume import VolumeOptions, render_rays, triplane_field
 from ..views.rays import input_maps, pixel_rays
 from ..weights import save_weights
-from .dataset import RenderedPool
+from .dataset import RenderedPool, StreamingPool
 
 LogFn = Callable[[dict[str, float]], None]
 
@@ -68,7 +68,7 @@ def sample_rays(
 
 def train_stage1(
     config: GTRConfig,
-    pool: RenderedPool,
+    pool: RenderedPool | StreamingPool,
     options: Stage1Options,
     device: torch.device | str,
     output: Path | None = None,
