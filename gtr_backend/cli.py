@@ -6,6 +6,7 @@ Errors a user can fix are printed as one plain message (exit status 2), never as
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -193,12 +194,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         warmup=args.warmup,
         max_minutes=args.max_minutes,
+        checkpoint_every=args.checkpoint_every,
+        validate_every=args.validate_every,
+        log_every=args.log_every,
     )
     last: dict[str, float] = {}
 
     def log(entry: dict[str, float]) -> None:
         last.update(entry)
-        if entry["step"] % args.log_every == 0:
+        if entry["step"] % args.log_every == 0 and not args.progress:
             print(
                 f"step {entry['step']:6.0f}  loss {entry['loss']:.4f}  psnr {entry['psnr']:5.2f}  "
                 f"opacity {entry['opacity_loss']:.4f}  lr {entry['lr']:.2e}  {entry['seconds']:7.1f} s",
@@ -212,14 +216,25 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         initial = load_weights(args.init, device)
         config = initial.config
-    model = train_stage1(config, pool, options, device, log=log, model=initial)
+    model = train_stage1(
+        config,
+        pool,
+        options,
+        device,
+        log=log,
+        model=initial,
+        run_dir=args.run_dir,
+        resume=args.resume,
+        progress=args.progress,
+    )
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU"
     note = (
         f"stage 1 (NeRF) on {len(pool)} procedural objects, {int(last.get('step', 0))} steps of batch "
         f"{args.batch}, {last.get('seconds', 0) / 60:.1f} min on {hardware}"
     )
-    save_weights(model, args.output, DTYPES[args.dtype], info={"note": note, "final_loss": last.get("loss")})
-    print(f"wrote {args.output}: {note}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one process writes the weights
+        save_weights(model, args.output, DTYPES[args.dtype], info={"note": note, "final_loss": last.get("loss")})
+        print(f"wrote {args.output}: {note}")
     return 0
 
 
@@ -398,6 +413,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", type=Path, help="continue from these weights (.safetensors) instead of a fresh model")
     p.add_argument("--data", type=Path, help="train on a dataset folder (gtr dataset) instead of procedural objects")
     p.add_argument("--stream", action="store_true", help="render procedural objects on the fly for every batch")
+    p.add_argument("--run-dir", type=Path, help="checkpoints, log.jsonl, TensorBoard logs and samples go here")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --run-dir")
+    p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (with --run-dir)")
+    p.add_argument("--validate-every", type=int, default=500, help="steps between validations (0: never)")
+    p.add_argument("--progress", action="store_true", help="show a progress bar with loss and throughput")
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("dataset", help="render training assets (procedural objects and/or meshes) into a folder")

@@ -5,6 +5,7 @@ triplane; `rays` random pixels of their supervision views (half drawn from the o
 rendered with stratified samples and compared with the pixels (colour over white, MSE) and the masks (opacity,
 MSE). AdamW (betas 0.9, 0.95, weight decay 0.05), linear warm-up then cosine decay, bf16 autocast for the
 network on CUDA, gradient clipping at 1.0. Training stops after `steps` or `max_minutes`, whichever is first.
+Checkpoints, resume, logs, validation and multi-GPU runs: see `training.run`.
 """
 
 from __future__ import annotations
@@ -12,17 +13,19 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
+from tqdm import tqdm
 
 from ..model import GTR, GTRConfig, autocast
 from ..render.volume import VolumeOptions, render_rays, triplane_field
 from ..views.rays import input_maps, pixel_rays
 from ..weights import save_weights
 from .dataset import RenderedPool, StreamingPool
+from .run import Distributed, RunFolder, cosine_schedule, save_sample, validate, validation_views
 
 LogFn = Callable[[dict[str, float]], None]
 
@@ -39,6 +42,10 @@ class Stage1Options:
     opacity_weight: float = 1.0
     max_minutes: float | None = None
     seed: int = 0
+    log_every: int = 10  # steps between log.jsonl / TensorBoard entries (with a run folder)
+    checkpoint_every: int = 500  # steps between checkpoints (with a run folder)
+    validate_every: int = 500  # steps between validations (with a run folder; 0: never)
+    validation_size: int = 64  # validation renders are this many pixels square
 
 
 def model_inputs_batch(rgba: Tensor, intrinsics: Tensor, c2w: Tensor) -> Tensor:
@@ -74,31 +81,38 @@ def train_stage1(
     output: Path | None = None,
     log: LogFn | None = None,
     model: GTR | None = None,
+    run_dir: Path | None = None,
+    resume: bool = False,
+    progress: bool = False,
 ) -> GTR:
-    """Train (or continue training) a model on the pool; saves to `output` (.safetensors) if given."""
-    device = torch.device(device)
+    """Train (or continue training) a model on the pool; saves to `output` (.safetensors) if given.
+
+    With `run_dir`, checkpoints, logs, validation and samples go there (see `training.run`), and `resume`
+    continues from its last checkpoint. Under torchrun every process trains on its own batches (DDP)."""
+    dist, device = Distributed.from_environment(torch.device(device))
     torch.manual_seed(options.seed)
-    generator = torch.Generator(device=device).manual_seed(options.seed)
+    generator = torch.Generator(device=device).manual_seed(options.seed + 7919 * dist.rank)
     model = (model or GTR(config)).to(device).train()
+    network = dist.wrap(model, device)
     inputs_count = pool.sampling.input_views
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=options.lr, betas=(0.9, 0.95), weight_decay=options.weight_decay
     )
-
-    def schedule(step: int) -> float:
-        if step < options.warmup:
-            return (step + 1) / options.warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - options.warmup) / max(1, options.steps - options.warmup)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_schedule(options.warmup, options.steps))
+    folder = RunFolder(run_dir).open() if run_dir is not None and dist.main else None
+    first = RunFolder(run_dir).resume(model, optimizer, scheduler, device) if run_dir is not None and resume else 0
+    held_out = validation_views(pool.sampling, device) if folder is not None and options.validate_every else []
     volume = VolumeOptions(num_samples=options.samples, stratified=True)
+    info = {"stage": 1, "loss": "mse + opacity", "options": asdict(options)}
+    bar = tqdm(total=options.steps, initial=first, unit="step", disable=not (progress and dist.main))
     start = time.perf_counter()
-    for step in range(options.steps):
+    step = first
+    for step in range(first, options.steps):
         indices = torch.randint(0, len(pool), (options.batch,), device=device, generator=generator)
         rgba, intrinsics, c2w = pool.batch(indices)
         inputs = model_inputs_batch(rgba[:, :inputs_count], intrinsics[:, :inputs_count], c2w[:, :inputs_count])
         with autocast(device, "auto"):
-            triplanes = model(inputs).float()
+            triplanes = network(inputs).float()
         colour_loss, opacity_loss = torch.zeros((), device=device), torch.zeros((), device=device)
         for b in range(options.batch):
             origins, directions, target, target_mask = sample_rays(
@@ -114,20 +128,37 @@ def train_stage1(
         optimizer.step()
         scheduler.step()
         elapsed = time.perf_counter() - start
-        if log:
-            log(
-                {
-                    "step": step + 1,
-                    "loss": float(loss.detach()),
-                    "psnr": -10 * math.log10(max(float(colour_loss.detach()), 1e-10)),
-                    "opacity_loss": float(opacity_loss.detach()),
-                    "lr": float(scheduler.get_last_lr()[0]),
-                    "seconds": elapsed,
-                }
-            )
+        entry = {
+            "step": step + 1,
+            "loss": dist.mean(float(loss.detach()), device),
+            "psnr": -10 * math.log10(max(dist.mean(float(colour_loss.detach()), device), 1e-10)),
+            "opacity_loss": float(opacity_loss.detach()),
+            "lr": float(scheduler.get_last_lr()[0]),
+            "seconds": elapsed,
+            "objects_per_second": (step + 1 - first) * options.batch * dist.world / max(elapsed, 1e-9),
+        }
+        if log and dist.main:
+            log(entry)
+        bar.update(1)
+        bar.set_postfix(
+            loss=f"{entry['loss']:.4f}", psnr=f"{entry['psnr']:.2f}", objects_s=f"{entry['objects_per_second']:.1f}"
+        )
+        if folder is not None:
+            if (step + 1) % options.log_every == 0:
+                folder.log(entry)
+            if options.validate_every and (step + 1) % options.validate_every == 0:
+                score, sheet = validate(model, held_out, inputs_count, 32, options.validation_size)
+                folder.log({"step": step + 1, "psnr": score}, "validation")
+                save_sample(sheet, folder.path / "samples" / f"step_{step + 1:07d}.png")
+            if options.checkpoint_every and (step + 1) % options.checkpoint_every == 0:
+                folder.save(model, optimizer, scheduler, step + 1, info)
         if options.max_minutes is not None and elapsed > options.max_minutes * 60:
             break
+    bar.close()
     model.eval()
-    if output is not None:
+    if folder is not None:
+        folder.save(model, optimizer, scheduler, step + 1, info)
+        folder.close()
+    if output is not None and dist.main:
         save_weights(model, output)
     return model

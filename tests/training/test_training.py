@@ -133,3 +133,95 @@ def test_train_reads_a_dataset_folder(tmp_path):
         "8",
     ]
     assert main(args) == 0 and (tmp_path / "w.safetensors").is_file()
+
+
+def test_run_folder_checkpoints_resume_validation_and_logs(tmp_path):
+    import json
+
+    run = tmp_path / "run"
+    base = [
+        "train",
+        "-o",
+        str(tmp_path / "w.safetensors"),
+        "--preset",
+        "gtr-tiny",
+        "--device",
+        "cpu",
+        "--objects",
+        "2",
+        "--batch",
+        "1",
+        "--rays",
+        "64",
+        "--samples",
+        "8",
+        "--run-dir",
+        str(run),
+        "--checkpoint-every",
+        "2",
+        "--validate-every",
+        "2",
+        "--log-every",
+        "1",
+        "--warmup",
+        "1",
+    ]
+    assert main([*base, "--steps", "3", "--max-minutes", "0"]) == 0  # stops after its first step, as if killed
+    first = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in first if e["kind"] == "train"] == [1]
+    assert (run / "last.safetensors").is_file() and (run / "last.state.pt").is_file()
+    assert main([*base, "--steps", "4", "--resume"]) == 0
+    entries = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in entries if e["kind"] == "train"] == [1, 2, 3, 4]  # continued, not restarted
+    validations = [e for e in entries if e["kind"] == "validation"]
+    assert [e["step"] for e in validations] == [2, 4] and all(5 < e["psnr"] < 40 for e in validations)
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000002.png", "step_0000004.png"]
+    assert json.loads((run / "last.json").read_text())["step"] == 4
+    assert load_weights(run / "last.safetensors").config.name == "gtr-tiny"
+
+
+def test_two_processes_with_torchrun_train_one_model(tmp_path):
+    import subprocess
+    import sys
+
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        "-m",
+        "gtr_backend.cli",
+        "train",
+        "-o",
+        str(tmp_path / "ddp.safetensors"),
+        "--preset",
+        "gtr-tiny",
+        "--device",
+        "cpu",
+        "--objects",
+        "4",
+        "--steps",
+        "2",
+        "--batch",
+        "1",
+        "--rays",
+        "64",
+        "--samples",
+        "8",
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--validate-every",
+        "0",
+        "--log-every",
+        "1",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    import json
+
+    entries = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in entries] == [1, 2]  # one log: rank 0 writes, for both processes
+    assert entries[-1]["objects_per_second"] > 0 and (tmp_path / "ddp.safetensors").is_file()

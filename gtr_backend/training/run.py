@@ -1,0 +1,194 @@
+"""What every training stage shares around its step: processes, checkpoints, logs, validation.
+
+- Distributed: under `torchrun` (WORLD_SIZE > 1) each process joins the group (NCCL on CUDA, Gloo on the CPU),
+  uses the GPU of its LOCAL_RANK, draws its own batches, and gradients are averaged by DistributedDataParallel.
+  Rank 0 alone writes checkpoints, logs and samples.
+- Checkpoints in the run folder: `last.safetensors` + `last.json` (the model, loadable like any weights file)
+  and `last.state.pt` (optimizer, schedule, step, random state; read back with `weights_only=True`).
+  `resume=True` continues from them; the final model is written the same way.
+- Logs: `log.jsonl` (one JSON object per logged step or validation) and TensorBoard event files when the
+  `tensorboard` package is installed. A tqdm progress bar shows loss, PSNR and objects per second.
+- Validation: every `validate_every` steps, NeRF renders of held-out procedural objects (seeds from 1,000,000,
+  never trained on) from their supervision cameras: mean PSNR, and a PNG of the first object's renders next to
+  the ground truth in `samples/`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..model import GTR
+from ..render.volume import VolumeOptions, render_triplane
+from ..views.viewset import ViewSet
+from ..weights import load_weights, save_weights
+from .dataset import ViewSampling, render_procedural
+
+VALIDATION_SEEDS = range(1_000_000, 1_000_004)
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @staticmethod
+    def from_environment(device: torch.device) -> tuple[Distributed, torch.device]:
+        """Join the torchrun group if there is one; returns it and this process's device."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return Distributed(), device
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if device.type == "cuda":
+            device = torch.device("cuda", local)
+            torch.cuda.set_device(device)
+        if not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        return Distributed(torch.distributed.get_rank(), world, local), device
+
+    def wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
+        if self.world <= 1:
+            return model
+        ids = [device.index] if device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+    def mean(self, value: float, device: torch.device) -> float:
+        if self.world <= 1:
+            return value
+        t = torch.tensor([value], device=device)
+        torch.distributed.all_reduce(t)
+        return float(t) / self.world
+
+
+@dataclass
+class RunFolder:
+    """Checkpoints, logs and samples of one training run (written by rank 0 only)."""
+
+    path: Path
+    writer: Any = None
+    log_file: Any = None
+    records: list[dict[str, float]] = field(default_factory=list)
+
+    def open(self) -> RunFolder:
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.log_file = open(self.path / "log.jsonl", "a")  # noqa: SIM115  # closed in close()
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.path / "tensorboard"))
+        except ImportError:  # tensorboard is optional: log.jsonl always has everything
+            self.writer = None
+        return self
+
+    def log(self, entry: dict[str, float], prefix: str = "train") -> None:
+        self.records.append({"kind": prefix, **entry})  # type: ignore[dict-item]
+        if self.log_file is not None:
+            self.log_file.write(json.dumps({"kind": prefix, **entry}) + "\n")
+            self.log_file.flush()
+        if self.writer is not None:
+            for key, value in entry.items():
+                if key != "step":
+                    self.writer.add_scalar(f"{prefix}/{key}", value, int(entry["step"]))
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / "last.safetensors"
+
+    def save(
+        self, model: GTR, optimizer: torch.optim.Optimizer, scheduler: Any, step: int, info: dict[str, Any]
+    ) -> None:
+        save_weights(model, self.checkpoint, info={"step": step, **info})
+        state = {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "step": step,
+            "torch_rng": torch.get_rng_state(),
+        }
+        temporary = self.path / "last.state.pt.tmp"
+        torch.save(state, temporary)
+        temporary.replace(self.path / "last.state.pt")  # never a half-written state
+
+    def resume(self, model: GTR, optimizer: torch.optim.Optimizer, scheduler: Any, device: torch.device) -> int:
+        """Load the last checkpoint into model, optimizer and schedule; returns the step to continue from (0 if
+        there is none)."""
+        state_path = self.path / "last.state.pt"
+        if not (self.checkpoint.is_file() and state_path.is_file()):
+            return 0
+        model.load_state_dict(load_weights(self.checkpoint, device).state_dict())
+        state = torch.load(state_path, map_location=device, weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        return int(state["step"])
+
+    def close(self) -> None:
+        if self.log_file is not None:
+            self.log_file.close()
+        if self.writer is not None:
+            self.writer.close()
+
+
+def cosine_schedule(warmup: int, steps: int) -> Any:
+    """Linear warm-up to 1, then cosine decay to 0 at `steps` (a LambdaLR factor)."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, steps - warmup))))
+
+    return factor
+
+
+def validation_views(sampling: ViewSampling, device: torch.device) -> list[ViewSet]:
+    from ..render.raster import get_rasterizer
+
+    rasterizer = get_rasterizer(device)
+    return [render_procedural(seed, sampling, device, rasterizer) for seed in VALIDATION_SEEDS]
+
+
+@torch.no_grad()
+def validate(model: GTR, views: list[ViewSet], inputs_count: int, samples: int, size: int) -> tuple[float, Tensor]:
+    """Mean PSNR of NeRF renders (at `size`) of the held-out objects' supervision views, and an image
+    (3, 2 * size, V * size) of the first object's renders above their ground truth."""
+    from ..pipeline import predict_triplane
+
+    model.eval()
+    scores, sheet = [], None
+    for index, object_views in enumerate(views):
+        triplane = predict_triplane(model, object_views.select(list(range(inputs_count))))
+        target = object_views.select(list(range(inputs_count, object_views.num_views))).resized(size)
+        render = render_triplane(
+            model.field, triplane, target.intrinsics, target.c2w, size, size, VolumeOptions(num_samples=samples)
+        )
+        truth = target.on_white()
+        mse = (render.rgb.clamp(0, 1) - truth).square().mean().clamp_min(1e-10)
+        scores.append(float(-10 * torch.log10(mse)))
+        if index == 0:
+            sheet = torch.cat([torch.cat(list(render.rgb.clamp(0, 1)), -1), torch.cat(list(truth), -1)], -2)
+    model.train()
+    assert sheet is not None
+    return sum(scores) / len(scores), sheet.cpu()
+
+
+def save_sample(image: Tensor, path: Path) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((image.permute(1, 2, 0).numpy() * 255).round().astype("uint8")).save(path)
+
+
+def elapsed_since(start: float) -> float:
+    return time.perf_counter() - start
