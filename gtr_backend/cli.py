@@ -168,6 +168,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import platform
 
+    from .evaluation.lpips import load_lpips
     from .model import preset
     from .reconstruction import resolve_device
     from .training import RenderedPool, Stage1Options, StreamingPool, ViewSampling, train_stage1
@@ -195,6 +196,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         max_minutes=args.max_minutes,
         checkpoint_every=args.checkpoint_every,
+        patch=args.patch,
         validate_every=args.validate_every,
         log_every=args.log_every,
     )
@@ -226,6 +228,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_dir=args.run_dir,
         resume=args.resume,
         progress=args.progress,
+        lpips=load_lpips(args.lpips, device) if args.lpips else None,
     )
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU"
     note = (
@@ -418,6 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (with --run-dir)")
     p.add_argument("--validate-every", type=int, default=500, help="steps between validations (0: never)")
     p.add_argument("--progress", action="store_true", help="show a progress bar with loss and throughput")
+    p.add_argument("--patch", type=int, default=0, help="supervise PxP patches (+ perceptual loss) instead of rays")
+    p.add_argument("--lpips", type=Path, nargs="+", help="LPIPS weights for the perceptual loss (else 1 - SSIM)")
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("dataset", help="render training assets (procedural objects and/or meshes) into a folder")

@@ -1,9 +1,11 @@
-"""Training stage 1 (NeRF): views -> triplane -> volume renders of held-out views, MSE + opacity losses.
+"""Training stage 1 (NeRF): views -> triplane -> volume renders of held-out views.
 
-Each step takes `batch` objects from a `RenderedPool`; the model sees their input views and predicts a
-triplane; `rays` random pixels of their supervision views (half drawn from the object's mask) are volume
-rendered with stratified samples and compared with the pixels (colour over white, MSE) and the masks (opacity,
-MSE). AdamW (betas 0.9, 0.95, weight decay 0.05), linear warm-up then cosine decay, bf16 autocast for the
+Each step takes `batch` objects from a pool; the model sees their input views and predicts a triplane; about
+`rays` pixels of their supervision views are volume rendered with stratified samples and compared with the
+pixels (colour over white) and the masks (opacity). Pixels are either random (half drawn from the object's
+mask: MSE + opacity) or, with `patch`, square patches centred on the object as in the paper, which adds a
+perceptual term: 0.5 LPIPS when LPIPS weights are given, otherwise 0.5 (1 - SSIM) (the run's config records
+which). AdamW (betas 0.9, 0.95, weight decay 0.05), linear warm-up then cosine decay, bf16 autocast for the
 network on CUDA, gradient clipping at 1.0. Training stops after `steps` or `max_minutes`, whichever is first.
 Checkpoints, resume, logs, validation and multi-GPU runs: see `training.run`.
 """
@@ -20,6 +22,8 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from ..evaluation.lpips import LPIPS
+from ..evaluation.metrics import ssim
 from ..model import GTR, GTRConfig, autocast
 from ..render.volume import VolumeOptions, render_rays, triplane_field
 from ..views.rays import input_maps, pixel_rays
@@ -46,6 +50,8 @@ class Stage1Options:
     checkpoint_every: int = 500  # steps between checkpoints (with a run folder)
     validate_every: int = 500  # steps between validations (with a run folder; 0: never)
     validation_size: int = 64  # validation renders are this many pixels square
+    patch: int = 0  # > 0: supervise square patches of this size (the paper: 128 of 512) instead of random rays
+    perceptual_weight: float = 0.5  # on patches: LPIPS when its weights are given, else (1 - SSIM)
 
 
 def model_inputs_batch(rgba: Tensor, intrinsics: Tensor, c2w: Tensor) -> Tensor:
@@ -73,6 +79,62 @@ def sample_rays(
     return (origins.reshape(-1, 3)[chosen], directions.reshape(-1, 3)[chosen], colour[chosen], mask[chosen, None])
 
 
+def sample_patches(
+    rgba: Tensor, intrinsics: Tensor, c2w: Tensor, patch: int, count: int, generator: torch.Generator
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """`count` square patches (patch x patch) of one object's views, each centred near an object pixel when the
+    view shows the object -> origins, directions (count * patch^2, 3), target rgb over white (count, 3, P, P),
+    target mask (count, 1, P, P)."""
+    v, _, s, _ = rgba.shape
+    device = rgba.device
+    views = torch.randint(0, v, (count,), device=device, generator=generator)
+    origins, directions = pixel_rays(intrinsics, c2w, s, s)  # (V, S, S, 3)
+    colour = rgba[:, :3] * rgba[:, 3:] + (1 - rgba[:, 3:])
+    out_o, out_d, out_rgb, out_mask = [], [], [], []
+    for view in views.tolist():
+        on_object = torch.nonzero(rgba[view, 3] > 0.5)
+        if on_object.shape[0]:
+            pick = on_object[torch.randint(0, on_object.shape[0], (1,), device=device, generator=generator)][0]
+            top, left = (int(c) - patch // 2 for c in pick)
+        else:
+            top, left = (int(c) for c in torch.randint(0, s - patch + 1, (2,), device=device, generator=generator))
+        top, left = min(max(top, 0), s - patch), min(max(left, 0), s - patch)
+        rows, cols = slice(top, top + patch), slice(left, left + patch)
+        out_o.append(origins[view, rows, cols].reshape(-1, 3))
+        out_d.append(directions[view, rows, cols].reshape(-1, 3))
+        out_rgb.append(colour[view, :, rows, cols])
+        out_mask.append(rgba[view, 3:, rows, cols])
+    return torch.cat(out_o), torch.cat(out_d), torch.stack(out_rgb), torch.stack(out_mask)
+
+
+def object_losses(
+    model: GTR,
+    triplane: Tensor,
+    rgba: Tensor,
+    intrinsics: Tensor,
+    c2w: Tensor,
+    options: Stage1Options,
+    volume: VolumeOptions,
+    generator: torch.Generator,
+    lpips: LPIPS | None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(colour MSE, perceptual, opacity MSE) of one object's supervision views, on random rays or patches."""
+    field = triplane_field(model.field, triplane)
+    zero = torch.zeros((), device=rgba.device)
+    if options.patch <= 0:
+        origins, directions, target, target_mask = sample_rays(rgba, intrinsics, c2w, options.rays, generator)
+        rgb, opacity, _ = render_rays(field, origins, directions, volume)
+        return (rgb - target).square().mean(), zero, (opacity - target_mask).square().mean()
+    count = max(1, options.rays // options.patch**2)
+    origins, directions, target, target_mask = sample_patches(rgba, intrinsics, c2w, options.patch, count, generator)
+    rgb, opacity, _ = render_rays(field, origins, directions, volume)
+    p = options.patch
+    image = rgb.reshape(count, p, p, 3).permute(0, 3, 1, 2)
+    alpha = opacity.reshape(count, p, p, 1).permute(0, 3, 1, 2)
+    perceptual = lpips(image, target).mean() if lpips is not None else 1 - ssim(image, target).mean()
+    return (image - target).square().mean(), perceptual, (alpha - target_mask).square().mean()
+
+
 def train_stage1(
     config: GTRConfig,
     pool: RenderedPool | StreamingPool,
@@ -84,6 +146,7 @@ def train_stage1(
     run_dir: Path | None = None,
     resume: bool = False,
     progress: bool = False,
+    lpips: LPIPS | None = None,
 ) -> GTR:
     """Train (or continue training) a model on the pool; saves to `output` (.safetensors) if given.
 
@@ -103,7 +166,12 @@ def train_stage1(
     first = RunFolder(run_dir).resume(model, optimizer, scheduler, device) if run_dir is not None and resume else 0
     held_out = validation_views(pool.sampling, device) if folder is not None and options.validate_every else []
     volume = VolumeOptions(num_samples=options.samples, stratified=True)
-    info = {"stage": 1, "loss": "mse + opacity", "options": asdict(options)}
+    perceptual_name = "none" if options.patch <= 0 else ("lpips" if lpips is not None else "1 - ssim")
+    info = {
+        "stage": 1,
+        "loss": f"mse + {options.perceptual_weight} {perceptual_name} + opacity",
+        "options": asdict(options),
+    }
     bar = tqdm(total=options.steps, initial=first, unit="step", disable=not (progress and dist.main))
     start = time.perf_counter()
     step = first
@@ -113,15 +181,23 @@ def train_stage1(
         inputs = model_inputs_batch(rgba[:, :inputs_count], intrinsics[:, :inputs_count], c2w[:, :inputs_count])
         with autocast(device, "auto"):
             triplanes = network(inputs).float()
-        colour_loss, opacity_loss = torch.zeros((), device=device), torch.zeros((), device=device)
+        colour_loss, perceptual_loss, opacity_loss = (torch.zeros((), device=device) for _ in range(3))
         for b in range(options.batch):
-            origins, directions, target, target_mask = sample_rays(
-                rgba[b, inputs_count:], intrinsics[b, inputs_count:], c2w[b, inputs_count:], options.rays, generator
+            colour, perceptual, opacity = object_losses(
+                model,
+                triplanes[b],
+                rgba[b, inputs_count:],
+                intrinsics[b, inputs_count:],
+                c2w[b, inputs_count:],
+                options,
+                volume,
+                generator,
+                lpips,
             )
-            rgb, opacity, _ = render_rays(triplane_field(model.field, triplanes[b]), origins, directions, volume)
-            colour_loss = colour_loss + (rgb - target).square().mean() / options.batch
-            opacity_loss = opacity_loss + (opacity - target_mask).square().mean() / options.batch
-        loss = colour_loss + options.opacity_weight * opacity_loss
+            colour_loss = colour_loss + colour / options.batch
+            perceptual_loss = perceptual_loss + perceptual / options.batch
+            opacity_loss = opacity_loss + opacity / options.batch
+        loss = colour_loss + options.perceptual_weight * perceptual_loss + options.opacity_weight * opacity_loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -133,6 +209,7 @@ def train_stage1(
             "loss": dist.mean(float(loss.detach()), device),
             "psnr": -10 * math.log10(max(dist.mean(float(colour_loss.detach()), device), 1e-10)),
             "opacity_loss": float(opacity_loss.detach()),
+            "perceptual_loss": float(perceptual_loss.detach()),
             "lr": float(scheduler.get_last_lr()[0]),
             "seconds": elapsed,
             "objects_per_second": (step + 1 - first) * options.batch * dist.world / max(elapsed, 1e-9),
