@@ -169,14 +169,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     import platform
 
     from .evaluation.lpips import load_lpips
-    from .model import preset
+    from .model import GTR, preset
     from .reconstruction import resolve_device
     from .training import RenderedPool, Stage1Options, StreamingPool, ViewSampling, train_stage1
-    from .weights import save_weights
+    from .training.stage2 import Stage2Options, train_stage2
+    from .weights import load_weights, save_weights
 
     device = resolve_device(args.device)
-    config = preset(args.preset)
+    if args.stage == 2 and not args.init:
+        raise GTRError("stage 2 starts from stage-1 weights: pass --init STAGE1.safetensors")
+    initial = load_weights(args.init, device) if args.init else None
+    config = initial.config if initial is not None else preset(args.preset)
     sampling = ViewSampling(size=config.image_size)
+    depth = args.stage == 2
     start = time.perf_counter()
     pool: RenderedPool | StreamingPool
     if args.data:
@@ -185,21 +190,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif args.stream:
         pool = StreamingPool(range(args.objects), sampling, device)
     else:
-        pool = RenderedPool(range(args.objects), sampling, device)
+        pool = RenderedPool(range(args.objects), sampling, device, with_depth=depth)
         print(f"rendered {len(pool)} procedural objects in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    options = Stage1Options(
-        steps=args.steps,
-        batch=args.batch,
-        rays=args.rays,
-        samples=args.samples,
-        lr=args.lr,
-        warmup=args.warmup,
-        max_minutes=args.max_minutes,
-        checkpoint_every=args.checkpoint_every,
-        patch=args.patch,
-        validate_every=args.validate_every,
-        log_every=args.log_every,
-    )
     last: dict[str, float] = {}
 
     def log(entry: dict[str, float]) -> None:
@@ -212,27 +204,49 @@ def cmd_train(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
-    initial = None
-    if args.init:
-        from .weights import load_weights
-
-        initial = load_weights(args.init, device)
-        config = initial.config
-    model = train_stage1(
-        config,
-        pool,
-        options,
-        device,
-        log=log,
-        model=initial,
-        run_dir=args.run_dir,
-        resume=args.resume,
-        progress=args.progress,
-        lpips=load_lpips(args.lpips, device) if args.lpips else None,
-    )
+    common = {
+        "log": log,
+        "run_dir": args.run_dir,
+        "resume": args.resume,
+        "progress": args.progress,
+        "lpips": load_lpips(args.lpips, device) if args.lpips else None,
+    }
+    model: GTR
+    if args.stage == 1:
+        options = Stage1Options(
+            steps=args.steps,
+            batch=args.batch,
+            rays=args.rays,
+            samples=args.samples,
+            lr=args.lr or 4e-4,
+            warmup=args.warmup,
+            max_minutes=args.max_minutes,
+            checkpoint_every=args.checkpoint_every,
+            patch=args.patch,
+            validate_every=args.validate_every,
+            log_every=args.log_every,
+        )
+        model = train_stage1(config, pool, options, device, model=initial, **common)
+        what = "stage 1 (NeRF)"
+    else:
+        assert initial is not None
+        stage2 = Stage2Options(
+            steps=args.steps,
+            batch=args.batch,
+            grid=args.grid,
+            lr=args.lr or 5e-5,
+            warmup=args.warmup,
+            samples=args.samples,
+            max_minutes=args.max_minutes,
+            checkpoint_every=args.checkpoint_every,
+            validate_every=args.validate_every,
+            log_every=args.log_every,
+        )
+        model = train_stage2(initial, pool, stage2, device, **common)
+        what = "stage 2 (mesh)"
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU"
     note = (
-        f"stage 1 (NeRF) on {len(pool)} procedural objects, {int(last.get('step', 0))} steps of batch "
+        f"{what} on {len(pool)} assets, {int(last.get('step', 0))} steps of batch "
         f"{args.batch}, {last.get('seconds', 0) / 60:.1f} min on {hardware}"
     )
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one process writes the weights
@@ -399,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_reconstruct)
 
-    p = sub.add_parser("train", help="train stage 1 (NeRF) on procedural objects and write .safetensors + .json")
+    p = sub.add_parser("train", help="train stage 1 (NeRF) or 2 (mesh) and write .safetensors + .json")
     p.add_argument("-o", "--output", type=Path, required=True, help="the .safetensors file to write")
     p.add_argument("--preset", default="gtr-small", choices=sorted(PRESETS))
     p.add_argument("--device", default="auto")
@@ -409,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--rays", type=int, default=4096, help="supervision rays per object and step")
     p.add_argument("--samples", type=int, default=96, help="samples per ray")
-    p.add_argument("--lr", type=float, default=4e-4)
+    p.add_argument("--lr", type=float, help="peak learning rate (default 4e-4 for stage 1, 5e-5 for stage 2)")
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--dtype", default="bfloat16", choices=sorted(DTYPES), help="storage precision of the weights")
     p.add_argument("--log-every", type=int, default=50)
@@ -421,6 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (with --run-dir)")
     p.add_argument("--validate-every", type=int, default=500, help="steps between validations (0: never)")
     p.add_argument("--progress", action="store_true", help="show a progress bar with loss and throughput")
+    p.add_argument("--stage", type=int, default=1, choices=[1, 2], help="1: NeRF; 2: mesh (needs --init)")
+    p.add_argument("--grid", type=int, default=128, help="stage 2: marching-cubes grid per side (paper: 256)")
     p.add_argument("--patch", type=int, default=0, help="supervise PxP patches (+ perceptual loss) instead of rays")
     p.add_argument("--lpips", type=Path, nargs="+", help="LPIPS weights for the perceptual loss (else 1 - SSIM)")
     p.set_defaults(run=cmd_train)

@@ -62,7 +62,7 @@ def sdf_to_mesh(sdf: Tensor, backend: McBackend = "auto") -> Mesh:
 
     Raises `MeshError` when the field has no surface (everything outside, or everything inside).
     """
-    lowest, highest = float(sdf.min()), float(sdf.max())
+    lowest, highest = float(sdf.detach().min()), float(sdf.detach().max())
     if lowest >= 0:
         raise MeshError(
             "no surface: the density never reaches the surface level anywhere in the box [-1, 1]^3, so there "

@@ -67,6 +67,14 @@ def render_procedural(seed: int, sampling: ViewSampling, device: torch.device, r
     return render_object(random_object(seed), k, c2w, sampling.size, sampling.size, rasterizer, supersample=1)
 
 
+def procedural_depth(seed: int, sampling: ViewSampling, device: torch.device, rasterizer: Rasterizer) -> Tensor:
+    """Camera-space depth (V, 1, S, S) of a procedural object's views, 0 off the object."""
+    k, c2w = asset_cameras(seed, sampling, device)
+    mesh = random_object(seed).mesh.to(device)
+    out = render_mesh(mesh, k, c2w, sampling.size, sampling.size, rasterizer, background=None, antialias=False)
+    return out.depth * out.fragments.mask[:, None].to(out.depth.dtype)
+
+
 def _rgba8(views: ViewSet) -> Tensor:
     return (torch.cat([views.rgb, views.mask], dim=1) * 255).round().to(torch.uint8)
 
@@ -75,7 +83,12 @@ class RenderedPool:
     """rgba (N, V, 4, S, S) uint8, intrinsics (N, V, 4), c2w (N, V, 4, 4); the first `input_views` are inputs."""
 
     def __init__(
-        self, seeds: range, sampling: ViewSampling, device: torch.device | str, rasterizer: Rasterizer | None = None
+        self,
+        seeds: range,
+        sampling: ViewSampling,
+        device: torch.device | str,
+        rasterizer: Rasterizer | None = None,
+        with_depth: bool = False,
     ) -> None:
         self.sampling = sampling
         device = torch.device(device)
@@ -84,6 +97,9 @@ class RenderedPool:
         self.rgba = torch.stack([_rgba8(v) for v in views])
         self.c2w = torch.stack([v.c2w for v in views])
         self.intrinsics = torch.stack([v.intrinsics for v in views])
+        self.depth: Tensor | None = None
+        if with_depth:
+            self.depth = torch.stack([procedural_depth(seed, sampling, device, rasterizer) for seed in seeds]).half()
 
     @classmethod
     def from_folder(
@@ -111,6 +127,14 @@ class RenderedPool:
         pool.rgba = torch.stack([_rgba8(v) for v in loaded])
         pool.c2w = torch.stack([v.c2w for v in loaded])
         pool.intrinsics = torch.stack([v.intrinsics for v in loaded])
+        depths = [read_depth(folder) for folder in folders]
+        pool.depth = None
+        if all(d is not None for d in depths):
+            resized = [
+                torch.nn.functional.interpolate(d[:, None], size=sampling.size, mode="nearest")  # type: ignore[index]
+                for d in depths
+            ]
+            pool.depth = torch.stack(resized).to(device).half()
         return pool
 
     def __len__(self) -> int:
@@ -119,6 +143,10 @@ class RenderedPool:
     def batch(self, indices: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(rgba float (B, V, 4, S, S) in [0, 1], intrinsics (B, V, 4), c2w (B, V, 4, 4)) of some objects."""
         return self.rgba[indices].float() / 255, self.intrinsics[indices], self.c2w[indices]
+
+    def depth_batch(self, indices: Tensor) -> Tensor | None:
+        """Depth (B, V, 1, S, S) of some objects (0 off the object), or None if the pool has none."""
+        return None if self.depth is None else self.depth[indices].float()
 
 
 class StreamingPool:
@@ -133,6 +161,10 @@ class StreamingPool:
 
     def __len__(self) -> int:
         return len(self.seeds)
+
+    def depth_batch(self, indices: Tensor) -> Tensor | None:
+        seeds = [self.seeds[int(i)] for i in indices]
+        return torch.stack([procedural_depth(s, self.sampling, self.device, self.rasterizer) for s in seeds])
 
     def batch(self, indices: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         views = [render_procedural(self.seeds[int(i)], self.sampling, self.device, self.rasterizer) for i in indices]

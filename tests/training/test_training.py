@@ -1,9 +1,10 @@
+import pytest
 import torch
 
 from gtr_backend.cli import main
 from gtr_backend.model import preset
 from gtr_backend.training import RenderedPool, Stage1Options, ViewSampling, random_object, train_stage1
-from gtr_backend.weights import load_weights
+from gtr_backend.weights import find_default_weights, load_weights
 
 
 def test_procedural_objects_are_seeded_and_fit_the_box():
@@ -249,3 +250,36 @@ def test_stage1_on_patches_with_the_ssim_term_learns(tmp_path):
     assert last < 0.95 * first and logs[-1]["perceptual_loss"] > 0  # measured: 0.683 -> 0.633 (seeded)
     recorded = json.loads((tmp_path / "run" / "last.json").read_text())
     assert recorded["loss"] == "mse + 0.5 1 - ssim + opacity" and recorded["options"]["patch"] == 16
+
+
+@pytest.mark.skipif(find_default_weights() is None, reason="this copy has no bundled weights")
+def test_stage2_mesh_losses_fall_from_stage1_weights(tmp_path):
+    """Stage 2 from the (stage-1) starter weights, overfitting one object: every mesh loss is live and falls."""
+    from gtr_backend.training.stage2 import Stage2Options, train_stage2
+
+    pool = RenderedPool(range(1), ViewSampling(size=256, supervision_views=2), "cpu", with_depth=True)
+    assert pool.depth is not None and float(pool.depth.max()) > 1.0
+    logs = []
+    options = Stage2Options(
+        steps=8, batch=1, grid=40, lr=2e-4, warmup=1, opacity_rays=256, samples=24, checkpoint_every=0, validate_every=0
+    )
+    train_stage2(
+        load_weights(find_default_weights()),
+        pool,
+        options,
+        "cpu",
+        log=logs.append,
+        output=tmp_path / "stage2.safetensors",
+    )
+    assert all(e["faces"] > 100 for e in logs)
+    for name in ("rgb_loss", "perceptual_loss", "depth_loss", "mask_loss", "opacity_loss"):
+        assert logs[0][name] > 0, name
+    first = sum(e["loss"] for e in logs[:2]) / 2
+    last = sum(e["loss"] for e in logs[-2:]) / 2
+    assert last < first
+    assert load_weights(tmp_path / "stage2.safetensors").config.name == "gtr-small"
+
+
+def test_stage2_needs_stage1_weights(capsys):
+    assert main(["train", "-o", "x.safetensors", "--stage", "2", "--device", "cpu"]) == 2
+    assert "--init" in capsys.readouterr().err

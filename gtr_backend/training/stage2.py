@@ -1,0 +1,243 @@
+"""Training stage 2 (mesh): views -> triplane -> density grid -> differentiable marching cubes -> mesh,
+rasterized from the supervision cameras and compared with the views (the paper's section 3.2).
+
+Per object: the density is queried on a `grid`^3 lattice over [-1, 1]^3 with gradients, the surface at density
+`DENSITY_LEVEL` is extracted by marching cubes (PyTorch, or diso's DiffMC on CUDA; both differentiable in the
+grid values), rasterized into every supervision view; each covered pixel takes the colour field's value at its
+surface point. Losses with the paper's weights as defaults:
+- rgb: MSE of the render over white against the view (1.0);
+- perceptual: LPIPS with its weights, else 1 - SSIM (0.5);
+- depth: L1 of camera-space depth where both the mesh and the ground truth cover the pixel (0.5; needs a pool
+  with depth maps);
+- mask: MSE of the rendered coverage against the view's mask (1.0; its gradient reaches the geometry through
+  the rasterizer's anti-aliasing, i.e. with nvdiffrast on CUDA);
+- opacity regulariser: the stage-1 ray-opacity MSE on random rays of the density field (0.5), which keeps the
+  volume consistent with the masks where the mesh has no surface yet.
+It starts from stage-1 weights (`model`), AdamW (lr 5e-5 in the paper), cosine schedule, and shares checkpoints,
+resume, logs, validation and DDP with stage 1 (`training.run`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from ..evaluation.lpips import LPIPS
+from ..evaluation.metrics import ssim
+from ..mesh import DENSITY_LEVEL, MeshError, density_grid, sdf_to_mesh
+from ..model import GTR, autocast
+from ..model.fields import sample_triplane
+from ..render.raster import get_rasterizer, project
+from ..render.volume import VolumeOptions, render_rays, triplane_field
+from ..weights import save_weights
+from .dataset import RenderedPool, StreamingPool
+from .run import Distributed, RunFolder, cosine_schedule, save_sample, validate, validation_views
+from .stage1 import LogFn, model_inputs_batch, sample_rays
+
+
+@dataclass(frozen=True)
+class Stage2Options:
+    steps: int = 1000
+    batch: int = 4
+    grid: int = 128  # marching-cubes lattice per side (the paper: 256)
+    lr: float = 5e-5
+    warmup: int = 50
+    weight_decay: float = 0.05
+    rgb_weight: float = 1.0
+    perceptual_weight: float = 0.5
+    depth_weight: float = 0.5
+    mask_weight: float = 1.0
+    opacity_weight: float = 0.5
+    opacity_rays: int = 1024  # per object, for the opacity regulariser
+    samples: int = 64  # per ray, for the opacity regulariser
+    max_minutes: float | None = None
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 500
+    validate_every: int = 500
+    validation_size: int = 64
+
+
+@dataclass
+class MeshLosses:
+    rgb: Tensor
+    perceptual: Tensor
+    depth: Tensor
+    mask: Tensor
+    opacity: Tensor
+    faces: int
+
+    def total(self, o: Stage2Options) -> Tensor:
+        return (
+            o.rgb_weight * self.rgb
+            + o.perceptual_weight * self.perceptual
+            + o.depth_weight * self.depth
+            + o.mask_weight * self.mask
+            + o.opacity_weight * self.opacity
+        )
+
+
+def mesh_losses(
+    model: GTR,
+    triplane: Tensor,
+    rgba: Tensor,
+    intrinsics: Tensor,
+    c2w: Tensor,
+    depth: Tensor | None,
+    options: Stage2Options,
+    generator: torch.Generator,
+    lpips: LPIPS | None,
+) -> MeshLosses:
+    """The stage-2 losses of one object: triplane (3, C, R, R); its supervision views rgba (V, 4, S, S) with
+    cameras, and depth (V, 1, S, S) or None."""
+    device = triplane.device
+    zero = torch.zeros((), device=device)
+    field = model.field
+    origins, directions, _, target_mask = sample_rays(rgba, intrinsics, c2w, options.opacity_rays, generator)
+    volume = VolumeOptions(num_samples=options.samples, stratified=True)
+    _, ray_opacity, _ = render_rays(triplane_field(field, triplane), origins, directions, volume)
+    opacity = (ray_opacity - target_mask).square().mean()
+
+    def density(points: Tensor) -> Tensor:
+        return field.density(sample_triplane(triplane[None], points[None])[0])
+
+    sdf = -(density_grid(density, options.grid, device) - DENSITY_LEVEL)
+    try:
+        mesh = sdf_to_mesh(sdf)
+    except MeshError:  # no surface yet: only the regulariser can teach this object
+        return MeshLosses(zero, zero, zero, zero, opacity, 0)
+    size = rgba.shape[-1]
+    rasterizer = get_rasterizer(device)
+    clip = project(mesh.vertices, intrinsics, c2w, size, size)
+    fragments = rasterizer.rasterize(clip, mesh.faces, size, size)
+    covered = fragments.mask[..., None].float()
+    points = rasterizer.interpolate(mesh.vertices, fragments, mesh.faces)  # (V, S, S, 3)
+    colour = field.color(sample_triplane(triplane[None], points.reshape(1, -1, 3))[0]).reshape(points.shape)
+    image, alpha = rasterizer.antialias(torch.cat([colour * covered, covered], -1), fragments, clip, mesh.faces).split(
+        [3, 1], -1
+    )
+    render = (image + (1 - alpha)).permute(0, 3, 1, 2)  # over white, (V, 3, S, S)
+    alpha = alpha.permute(0, 3, 1, 2)
+    target = rgba[:, :3] * rgba[:, 3:] + (1 - rgba[:, 3:])
+    rgb = (render - target).square().mean()
+    perceptual = lpips(render, target).mean() if lpips is not None else 1 - ssim(render, target).mean()
+    mask = (alpha - rgba[:, 3:]).square().mean()
+    depth_loss = zero
+    if depth is not None:
+        rendered_depth = rasterizer.interpolate(clip[..., 3:].contiguous(), fragments, mesh.faces).permute(0, 3, 1, 2)
+        both = (depth > 0) & (fragments.mask[:, None])
+        if bool(both.any()):
+            depth_loss = (rendered_depth - depth).abs()[both].mean()
+    return MeshLosses(rgb, perceptual, depth_loss, mask, opacity, mesh.num_faces)
+
+
+def train_stage2(
+    model: GTR,
+    pool: RenderedPool | StreamingPool,
+    options: Stage2Options,
+    device: torch.device | str,
+    output: Path | None = None,
+    log: LogFn | None = None,
+    run_dir: Path | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    lpips: LPIPS | None = None,
+) -> GTR:
+    """Fine-tune a stage-1 model with the mesh losses; saves to `output` (.safetensors) if given."""
+    dist, device = Distributed.from_environment(torch.device(device))
+    torch.manual_seed(options.seed)
+    generator = torch.Generator(device=device).manual_seed(options.seed + 7919 * dist.rank)
+    model = model.to(device).train()
+    network = dist.wrap(model, device)
+    inputs_count = pool.sampling.input_views
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=options.lr, betas=(0.9, 0.95), weight_decay=options.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_schedule(options.warmup, options.steps))
+    folder = RunFolder(run_dir).open() if run_dir is not None and dist.main else None
+    first = RunFolder(run_dir).resume(model, optimizer, scheduler, device) if run_dir is not None and resume else 0
+    held_out = validation_views(pool.sampling, device) if folder is not None and options.validate_every else []
+    perceptual_name = "lpips" if lpips is not None else "1 - ssim"
+    info = {
+        "stage": 2,
+        "loss": f"rgb + perceptual ({perceptual_name}) + depth + mask + opacity",
+        "options": asdict(options),
+    }
+    bar = tqdm(total=options.steps, initial=first, unit="step", disable=not (progress and dist.main))
+    start = time.perf_counter()
+    step = first
+    for step in range(first, options.steps):
+        indices = torch.randint(0, len(pool), (options.batch,), device=device, generator=generator)
+        rgba, intrinsics, c2w = pool.batch(indices)
+        depth = pool.depth_batch(indices)
+        inputs = model_inputs_batch(rgba[:, :inputs_count], intrinsics[:, :inputs_count], c2w[:, :inputs_count])
+        with autocast(device, "auto"):
+            triplanes = network(inputs).float()
+        parts = [
+            mesh_losses(
+                model,
+                triplanes[b],
+                rgba[b, inputs_count:],
+                intrinsics[b, inputs_count:],
+                c2w[b, inputs_count:],
+                None if depth is None else depth[b, inputs_count:],
+                options,
+                generator,
+                lpips,
+            )
+            for b in range(options.batch)
+        ]
+        loss = sum((p.total(options) for p in parts), torch.zeros((), device=device)) / options.batch
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        elapsed = time.perf_counter() - start
+
+        def mean(name: str, parts: list[MeshLosses] = parts) -> float:
+            return sum(float(getattr(p, name).detach()) for p in parts) / len(parts)
+
+        entry = {
+            "step": step + 1,
+            "loss": dist.mean(float(loss.detach()), device),
+            "rgb_loss": mean("rgb"),
+            "psnr": -10 * math.log10(max(mean("rgb"), 1e-10)),
+            "perceptual_loss": mean("perceptual"),
+            "depth_loss": mean("depth"),
+            "mask_loss": mean("mask"),
+            "opacity_loss": mean("opacity"),
+            "faces": sum(p.faces for p in parts) / len(parts),
+            "lr": float(scheduler.get_last_lr()[0]),
+            "seconds": elapsed,
+            "objects_per_second": (step + 1 - first) * options.batch * dist.world / max(elapsed, 1e-9),
+        }
+        if log and dist.main:
+            log(entry)
+        bar.update(1)
+        bar.set_postfix(loss=f"{entry['loss']:.4f}", psnr=f"{entry['psnr']:.2f}")
+        if folder is not None:
+            if (step + 1) % options.log_every == 0:
+                folder.log(entry)
+            if options.validate_every and (step + 1) % options.validate_every == 0:
+                score, sheet = validate(model, held_out, inputs_count, 32, options.validation_size)
+                folder.log({"step": step + 1, "psnr": score}, "validation")
+                save_sample(sheet, folder.path / "samples" / f"step_{step + 1:07d}.png")
+            if options.checkpoint_every and (step + 1) % options.checkpoint_every == 0:
+                folder.save(model, optimizer, scheduler, step + 1, info)
+        if options.max_minutes is not None and elapsed > options.max_minutes * 60:
+            break
+    bar.close()
+    model.eval()
+    if folder is not None:
+        folder.save(model, optimizer, scheduler, step + 1, info)
+        folder.close()
+    if output is not None and dist.main:
+        save_weights(model, output)
+    return model
