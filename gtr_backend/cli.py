@@ -371,9 +371,35 @@ def bench_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench_training(args: argparse.Namespace) -> int:
+    import json
+
+    from .evaluation.bench import TrainingCase, run_training_isolated, training_markdown
+
+    runs = []
+    for device in args.device or (["cuda"] if torch.cuda.is_available() else ["cpu"]):
+        for name in args.presets:
+            case = TrainingCase(name, device, batch=args.batch, steps=args.repeats + 2, patch=args.patch)
+            print(f"running {case}", file=sys.stderr)
+            runs.append(run_training_isolated(case))
+    text = training_markdown(runs)
+    if args.json:
+        info = {
+            "date": time.strftime("%Y-%m-%d"),
+            "torch": torch.__version__,
+            "command": args.command_line,
+            "runs": runs,
+        }
+        args.json.write_text(json.dumps(info, indent=2) + "\n")
+    print(text)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .evaluation.bench import BenchCase, run_isolated, write_results
 
+    if args.training:
+        return bench_training(args)
     if not args.model_only:
         return bench_pipeline(args)
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
@@ -501,6 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--render", action="store_true", help="also time a size x size NeRF render (256 samples)")
     p.add_argument("--refine-steps", type=int, default=20, help="refinement steps in the pipeline")
     p.add_argument("--texture-size", type=int, default=1024, help="texture size in the pipeline")
+    p.add_argument("--training", action="store_true", help="time stage-1 training steps: objects/s, peak memory")
+    p.add_argument("--batch", type=int, default=8, help="with --training: objects per step")
+    p.add_argument("--patch", type=int, default=0, help="with --training: supervise patches of this size")
     p.add_argument("--model-only", action="store_true", help="time only views -> triplane, at several precisions")
     p.add_argument("--mesh-resolution", type=int, nargs="+", help="grids (default 128 256 on CUDA, 64 128 on CPU)")
     p.add_argument("--json", type=Path, help="write the results as JSON here")

@@ -92,3 +92,25 @@ def test_bench_pipeline_reports_every_stage(tmp_path, capsys):
     assert abs(run["median_s"]["total"] - total) < 1e-9
     assert run["peak_memory_mb"] > 10
     assert "| transformer |" in capsys.readouterr().out
+
+
+def test_bench_training_reports_throughput_and_memory(tmp_path, capsys):
+    out_json = tmp_path / "training.json"
+    args = [
+        "bench",
+        "--training",
+        "--presets",
+        "gtr-tiny",
+        "--device",
+        "cpu",
+        "--batch",
+        "2",
+        "--repeats",
+        "2",
+        "--json",
+        str(out_json),
+    ]
+    assert main(args) == 0
+    run = json.loads(out_json.read_text())["runs"][0]
+    assert run["objects_per_second"] > 0 and run["seconds_per_step"] > 0 and run["peak_memory_mb"] > 10
+    assert "| gtr-tiny |" in capsys.readouterr().out

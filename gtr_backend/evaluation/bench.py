@@ -274,3 +274,85 @@ def pipeline_markdown(results: list[dict[str, Any]]) -> str:
         label = f"**{stage}**" if stage == "total" else stage
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class TrainingCase:
+    """Stage-1 training throughput: `steps` steps of `batch` objects (the first `warmup` not timed)."""
+
+    preset: str
+    device: str
+    batch: int = 8
+    steps: int = 12
+    warmup: int = 2
+    rays: int = 4096
+    samples: int = 96
+    patch: int = 0
+
+
+def run_training(case: TrainingCase) -> dict[str, Any]:
+    """Objects per second over the timed steps and peak memory, for one process (one GPU)."""
+    from ..training import RenderedPool, Stage1Options, ViewSampling, train_stage1
+
+    device = torch.device(case.device)
+    config = preset(case.preset)
+    pool = RenderedPool(range(max(4, case.batch)), ViewSampling(size=config.image_size), device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    stamps: list[float] = []
+    options = Stage1Options(
+        steps=case.steps,
+        batch=case.batch,
+        rays=case.rays,
+        samples=case.samples,
+        warmup=1,
+        patch=case.patch,
+        checkpoint_every=0,
+        validate_every=0,
+    )
+
+    def log(entry: dict[str, float]) -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        stamps.append(time.perf_counter())
+
+    train_stage1(config, pool, options, device, log=log)
+    timed = stamps[case.warmup :]
+    seconds = (timed[-1] - timed[0]) / max(1, len(timed) - 1)
+    peak = (
+        torch.cuda.max_memory_allocated(device) / 2**20
+        if device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU"
+    return {
+        "case": asdict(case),
+        "device_name": name,
+        "seconds_per_step": seconds,
+        "objects_per_second": case.batch / seconds,
+        "peak_memory_mb": peak,
+    }
+
+
+def run_training_isolated(case: TrainingCase) -> dict[str, Any]:
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(run_training, (case,))
+
+
+def patch_note(case: dict[str, Any]) -> str:
+    return f" (patches {case['patch']})" if case["patch"] else ""
+
+
+def training_markdown(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| preset | device | batch | rays x samples (patch) | s / step | objects / s | peak MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        c = r["case"]
+        lines.append(
+            f"| {c['preset']} | {r['device_name']} | {c['batch']} | {c['rays']} x {c['samples']}"
+            f"{patch_note(c)} | "
+            f"{r['seconds_per_step']:.3f} | {r['objects_per_second']:.2f} | {r['peak_memory_mb']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"

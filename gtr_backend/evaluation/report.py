@@ -5,6 +5,7 @@ rebuilt from it alone, so it never drifts from the numbers:
 - `eval-*.json`: `gtr eval` reports (copied from its output folder's results.json);
 - `bench-*.json`: `gtr bench --json` (every stage from views to GLB);
 - `model-*.json`: `gtr bench --model-only --json` (the network alone, several precisions);
+- `training-*.json`: `gtr bench --training --json` (stage-1 training steps: objects per second, peak memory);
 - `blender-*.json`: `scripts/bench_blender.py` (the add-on: Reconstruct click to mesh in the scene);
 - `notes-*.md`: written notes included as they are (how the starter weights were trained, measurements whose
   raw files were not kept).
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GTRError
-from .bench import model_markdown, pipeline_markdown
+from .bench import model_markdown, pipeline_markdown, training_markdown
 from .runner import report_markdown
 
 # gtr.md section 7 (the GTR paper, table 1, GSO, 4 input views). Quoted, not measured by this project.
@@ -108,6 +109,13 @@ def results_page(folder: Path) -> str:
             f"### {path.stem}: the network alone ({info['date']}, torch {info['torch']})\n",
             f"Command: {_command(info)}\n",
             model_markdown(info["results"]),
+        ]
+    for path in sorted(folder.glob("training-*.json")):
+        info = json.loads(path.read_text())
+        parts += [
+            f"## Training throughput ({path.stem}, {info['date']}, torch {info['torch']})\n",
+            f"Command: {_command(info)}\n",
+            training_markdown(info["runs"]),
         ]
     for path in sorted(folder.glob("blender-*.json")):
         info = json.loads(path.read_text())

@@ -141,6 +141,11 @@ class RunFolder:
             self.writer.close()
 
 
+def use_checkpointing(model: GTR, device: torch.device, setting: bool | None) -> None:
+    """Gradient checkpointing of the transformer blocks: on CUDA by default (memory for batch), off on the CPU."""
+    model.transformer.gradient_checkpointing = device.type == "cuda" if setting is None else setting
+
+
 def cosine_schedule(warmup: int, steps: int) -> Any:
     """Linear warm-up to 1, then cosine decay to 0 at `steps` (a LambdaLR factor)."""
 

@@ -29,7 +29,15 @@ from ..render.volume import VolumeOptions, render_rays, triplane_field
 from ..views.rays import input_maps, pixel_rays
 from ..weights import save_weights
 from .dataset import RenderedPool, StreamingPool
-from .run import Distributed, RunFolder, cosine_schedule, save_sample, validate, validation_views
+from .run import (
+    Distributed,
+    RunFolder,
+    cosine_schedule,
+    save_sample,
+    use_checkpointing,
+    validate,
+    validation_views,
+)
 
 LogFn = Callable[[dict[str, float]], None]
 
@@ -46,6 +54,7 @@ class Stage1Options:
     opacity_weight: float = 1.0
     max_minutes: float | None = None
     seed: int = 0
+    gradient_checkpointing: bool | None = None  # None: on for CUDA, off on the CPU
     log_every: int = 10  # steps between log.jsonl / TensorBoard entries (with a run folder)
     checkpoint_every: int = 500  # steps between checkpoints (with a run folder)
     validate_every: int = 500  # steps between validations (with a run folder; 0: never)
@@ -156,6 +165,7 @@ def train_stage1(
     torch.manual_seed(options.seed)
     generator = torch.Generator(device=device).manual_seed(options.seed + 7919 * dist.rank)
     model = (model or GTR(config)).to(device).train()
+    use_checkpointing(model, device, options.gradient_checkpointing)
     network = dist.wrap(model, device)
     inputs_count = pool.sampling.input_views
     optimizer = torch.optim.AdamW(

@@ -37,7 +37,15 @@ from ..render.raster import get_rasterizer, project
 from ..render.volume import VolumeOptions, render_rays, triplane_field
 from ..weights import save_weights
 from .dataset import RenderedPool, StreamingPool
-from .run import Distributed, RunFolder, cosine_schedule, save_sample, validate, validation_views
+from .run import (
+    Distributed,
+    RunFolder,
+    cosine_schedule,
+    save_sample,
+    use_checkpointing,
+    validate,
+    validation_views,
+)
 from .stage1 import LogFn, model_inputs_batch, sample_rays
 
 
@@ -58,6 +66,7 @@ class Stage2Options:
     samples: int = 64  # per ray, for the opacity regulariser
     max_minutes: float | None = None
     seed: int = 0
+    gradient_checkpointing: bool | None = None  # None: on for CUDA, off on the CPU
     log_every: int = 10
     checkpoint_every: int = 500
     validate_every: int = 500
@@ -154,6 +163,7 @@ def train_stage2(
     torch.manual_seed(options.seed)
     generator = torch.Generator(device=device).manual_seed(options.seed + 7919 * dist.rank)
     model = model.to(device).train()
+    use_checkpointing(model, device, options.gradient_checkpointing)
     network = dist.wrap(model, device)
     inputs_count = pool.sampling.input_views
     optimizer = torch.optim.AdamW(
