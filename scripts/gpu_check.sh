@@ -2,7 +2,8 @@
 # For a CUDA machine that has python3 with torch but no package index (the device machines): installs the
 # wheels carried in .whl/ (trimesh, xatlas, fast-simplification, diffrp-nvdiffrast) and builds diso from its
 # sdist there, then runs the whole test suite (CUDA tests included) and the CUDA benchmarks.
-# Results go to $OUT (or bench-results/). Usage: bash scripts/gpu_check.sh [tests] [bench] [train MINUTES [INIT]]
+# Results go to $OUT (or bench-results/); the JSON files are the ones docs/results/ takes (gtr report).
+# Usage: bash scripts/gpu_check.sh [tests] [bench] [eval] [train MINUTES [INIT]] [train2 MINUTES INIT]
 set -uo pipefail
 out=${OUT:-bench-results}
 mkdir -p "$out"
@@ -21,14 +22,28 @@ while [ $# -gt 0 ]; do
   case "$1" in
     tests) python3 -m pytest tests -q -ra 2>&1 | tee "$out/pytest.log" | tail -12; shift ;;
     bench)
-      python3 -m gtr_backend.cli bench --pipeline --presets gtr-paper gtr-small --repeats 3 \
-        --json "$out/pipeline_cuda.json" --markdown "$out/pipeline_cuda.md" 2>&1 | tail -40; shift ;;
-    train)
+      gtr() { python3 -m gtr_backend.cli "$@"; }
+      gtr bench --device cuda --presets gtr-small gtr-paper --json "$out/bench-cuda.json" 2>&1 | tail -30
+      gtr bench --model-only --device cuda --presets gtr-small gtr-paper --repeats 5 --json "$out/model-cuda.json" \
+        2>&1 | tail -8
+      gtr bench --training --device cuda --presets gtr-small gtr-paper --batch 8 --json "$out/training-cuda.json" \
+        2>&1 | tail -6
+      shift ;;
+    eval)
+      python3 -m gtr_backend.cli eval examples/evalset -o "$out/eval-cuda" --device cuda --quiet 2>&1 | tail -12
+      shift ;;
+    train)  # stage 1 (NeRF) on procedural objects rendered on the GPU, 128-pixel patches with the SSIM term
       init=()
       [ -n "${3:-}" ] && [ -f "${3:-}" ] && init=(--init "$3")
-      python3 -m gtr_backend.cli train -o "$out/gtr-small-starter.safetensors" --preset gtr-small --objects 2048 \
-        --batch 16 --max-minutes "$2" --steps 20000 --log-every 200 "${init[@]}" 2>&1 | tee "$out/train.log" | tail -25
+      python3 -m gtr_backend.cli train -o "$out/stage1.safetensors" --preset gtr-small --objects 4096 \
+        --batch 16 --patch 64 --rays 16384 --max-minutes "$2" --steps 20000 --log-every 200 \
+        --run-dir "$out/run1" --checkpoint-every 1000 --validate-every 1000 "${init[@]}" 2>&1 | tee "$out/train.log" | tail -25
       shift 2; [ ${#init[@]} -gt 0 ] && shift ;;
+    train2)  # stage 2 (mesh) from stage-1 weights
+      python3 -m gtr_backend.cli train --stage 2 --init "$3" -o "$out/stage2.safetensors" --objects 2048 \
+        --batch 8 --grid 128 --max-minutes "$2" --steps 5000 --log-every 100 --run-dir "$out/run2" \
+        --checkpoint-every 500 --validate-every 500 2>&1 | tee "$out/train2.log" | tail -25
+      shift 3 ;;
     *) echo "unknown step $1"; exit 2 ;;
   esac
 done
