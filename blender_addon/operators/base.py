@@ -87,12 +87,13 @@ class BackendJobOperator:
             time.sleep(0.05)
 
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
-        if event.type in {"TIMER", "ESC"}:
+        if event.type == "TIMER" or (event.type == "ESC" and event.value == "PRESS"):
             return self.poll_job(context, event)
         return {"PASS_THROUGH"}
 
     def cancel_requested(self, context: bpy.types.Context, event: bpy.types.Event | None) -> bool:
-        return status(context).cancel_requested or (event is not None and event.type == "ESC")
+        escape = event is not None and event.type == "ESC" and event.value == "PRESS"
+        return status(context).cancel_requested or escape
 
     def poll_job(self, context: bpy.types.Context, event: bpy.types.Event | None) -> Result:
         """One timer tick: read replies; returns the modal operator's result."""

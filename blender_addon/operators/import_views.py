@@ -91,8 +91,9 @@ class GTR_OT_import_views(bpy.types.Operator):
     filepath: StringProperty(subtype="FILE_PATH")  # type: ignore[valid-type]
     directory: StringProperty(subtype="DIR_PATH")  # type: ignore[valid-type]
     files: CollectionProperty(type=bpy.types.OperatorFileListElement)  # type: ignore[valid-type]
-    filter_image: bpy.props.BoolProperty(default=True, options={"HIDDEN"})  # type: ignore[valid-type]
-    filter_folder: bpy.props.BoolProperty(default=True, options={"HIDDEN"})  # type: ignore[valid-type]
+    filter_glob: StringProperty(  # type: ignore[valid-type]
+        default="*.png;*.jpg;*.jpeg;*.webp;*.bmp;*.tif;*.tiff;*.exr;*.json;*.txt", options={"HIDDEN"}
+    )
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
         context.window_manager.fileselect_add(self)
