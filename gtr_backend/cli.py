@@ -361,7 +361,14 @@ def bench_pipeline(args: argparse.Namespace) -> int:
     if args.json:
         args.json.write_text(
             json.dumps(
-                {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "runs": runs}, indent=2, default=str
+                {
+                    "date": time.strftime("%Y-%m-%d"),
+                    "torch": torch.__version__,
+                    "command": args.command_line,
+                    "runs": runs,
+                },
+                indent=2,
+                default=str,
             )
             + "\n"
         )

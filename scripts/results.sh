@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Measure on this machine and rebuild docs/RESULTS.md: bash scripts/results.sh [--quick]
 #   gtr eval on the shipped evaluation set (CPU: 256x256 views; CUDA: the protocol's 512x512),
-#   gtr bench (every stage, views to GLB) and gtr bench --model-only, then gtr report.
+#   gtr bench (every stage, views to GLB), gtr bench --model-only, gtr bench --training, the Blender add-on's
+#   click-to-mesh timing (scripts/bench_blender.py, when bpy is installed), then gtr report.
 # Files land in docs/results/ as eval-<device>*.json, bench-<device>.json, model-<device>.json; evaluation
 # runs are resumable (rerun the script after an interruption). LPIPS_WEIGHTS="alexnet.pth alex.pth" adds LPIPS.
 set -euo pipefail
@@ -26,5 +27,8 @@ cp "results/eval-$device-nerf/results.json" "docs/results/eval-$device-nerf.json
 "$GTR" bench --device "$device" --presets $presets --json "docs/results/bench-$device.json"
 # shellcheck disable=SC2086
 "$GTR" bench --model-only --device "$device" --presets $presets --repeats 5 --json "docs/results/model-$device.json"
+# shellcheck disable=SC2086
+"$GTR" bench --training --device "$device" --presets $presets --batch 4 --repeats 3 \
+  --json "docs/results/training-$device.json"
 if .venv/bin/python -c "import bpy" 2>/dev/null; then .venv/bin/python scripts/bench_blender.py --device "$device"; fi
 "$GTR" report docs/results -o docs/RESULTS.md

@@ -252,9 +252,23 @@ def pipeline_markdown(results: list[dict[str, Any]]) -> str:
     """One table: a row per stage, a column per case, each cell `median warm ms (cold ms)`."""
     if not results:
         return ""
-    stages = list(results[0]["median_s"])
-    for r in results[1:]:
-        stages += [s for s in r["median_s"] if s not in stages]
+    order = [
+        "prepare inputs",
+        "encode",
+        "transformer",
+        "upsample",
+        "density grid",
+        "marching cubes",
+        "simplify",
+        "refine",
+        "refine (per step)",
+        "unwrap",
+        "bake",
+        "export",
+        "total",
+    ]
+    present = {s for r in results for s in r["median_s"]}
+    stages = [s for s in order if s in present] + sorted(present - set(order))
     heads = [f"{r['case']['preset']}, grid {r['case']['mesh_resolution']}" for r in results]
     lines = [
         "Cases: "

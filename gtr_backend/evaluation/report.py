@@ -7,6 +7,7 @@ rebuilt from it alone, so it never drifts from the numbers:
 - `model-*.json`: `gtr bench --model-only --json` (the network alone, several precisions);
 - `training-*.json`: `gtr bench --training --json` (stage-1 training steps: objects per second, peak memory);
 - `blender-*.json`: `scripts/bench_blender.py` (the add-on: Reconstruct click to mesh in the scene);
+- `sheets/*.png`: contact sheets from `gtr eval`, shown under the evaluation tables;
 - `notes-*.md`: written notes included as they are (how the starter weights were trained, measurements whose
   raw files were not kept).
 `scripts/results.sh` runs the measurements on this machine and then this command.
@@ -20,6 +21,7 @@ from typing import Any
 
 from ..errors import GTRError
 from .bench import model_markdown, pipeline_markdown, training_markdown
+from .protocol import summarize
 from .runner import report_markdown
 
 # gtr.md section 7 (the GTR paper, table 1, GSO, 4 input views). Quoted, not measured by this project.
@@ -64,6 +66,26 @@ def blender_markdown(info: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merged_evaluations(paths: list[Path]) -> dict[str, tuple[dict[str, Any], list[str]]]:
+    """Evaluation files of one machine (`eval-<machine>.json`, `eval-<machine>-<part>.json`: variants run
+    separately, e.g. the slow NeRF renders) merged into one report, so the variants stand side by side."""
+    groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    for path in paths:
+        info = json.loads(path.read_text())
+        machine = path.stem.split("-")[1] if path.stem.count("-") >= 1 else path.stem
+        if machine not in groups:
+            groups[machine] = ({**info, "assets": {}, "seconds": {}}, [])
+        merged, commands = groups[machine]
+        for asset, variants in info["assets"].items():
+            merged["assets"].setdefault(asset, {}).update(variants)
+            merged["seconds"][asset] = merged["seconds"].get(asset, 0.0) + info["seconds"].get(asset, 0.0)
+        merged["lpips"] = merged["lpips"] and info["lpips"]
+        commands.append(info.get("command") or "(command not recorded)")
+    for merged, _ in groups.values():
+        merged["mean"] = summarize(merged["assets"])
+    return groups
+
+
 def _command(info: dict[str, Any]) -> str:
     return f"`{info['command']}`" if info.get("command") else "(command not recorded)"
 
@@ -81,12 +103,19 @@ def results_page(folder: Path) -> str:
         "with texture refinement, NeRF volume rendering of the triplane, and the learning-free visual hull carved "
         "from the input masks with colours projected from the input views.\n",
     ]
-    evals = sorted(folder.glob("eval-*.json"))
-    for path in evals:
-        info = json.loads(path.read_text())
-        parts += [f"### {path.stem}\n", f"Command: {_command(info)}\n", report_markdown(info)]
+    evals = merged_evaluations(sorted(folder.glob("eval-*.json")))
+    for name, (info, commands) in evals.items():
+        parts += [
+            f"### {info['hardware']} (eval-{name}*.json)\n",
+            "Commands: " + "; ".join(f"`{c}`" for c in commands) + "\n",
+            report_markdown(info),
+        ]
     if not evals:
         parts.append("No evaluation files yet.\n")
+    sheets = sorted((folder / "sheets").glob("*.png")) if (folder / "sheets").is_dir() else []
+    if sheets:
+        parts.append("Contact sheets (inputs, ground truth, each variant, normals of the refined mesh):\n")
+        parts += [f"![{p.stem}](results/sheets/{p.name})\n" for p in sheets]
     parts += [
         "### For comparison: the paper's numbers\n",
         "Quoted from the GTR paper (table 1: Google Scanned Objects, 4 input views), **not measured here**; they "

@@ -230,7 +230,8 @@ def report_markdown(report: dict[str, Any]) -> str:
         metrics_table(report["mean"], report["weights"]),
     ]
     for name, variants in report["assets"].items():
-        parts += [f"**{name}** ({report['seconds'][name]:.0f} s)\n", metrics_table(variants, report["weights"])]
+        ordered = {v: variants[v] for v in sorted(variants, key=VARIANTS.index)}
+        parts += [f"**{name}** ({report['seconds'][name]:.0f} s)\n", metrics_table(ordered, report["weights"])]
     return "\n".join(parts)
 
 
