@@ -84,7 +84,7 @@ def test_results_page_is_built_from_measurement_files(eval_folder, tmp_path):
     page = page_path.read_text()
     measured = json.loads((results / "eval-cpu.json").read_text())["mean"]["refined"]["psnr"]
     assert f"| refined | gtr-small-starter.safetensors | {measured:.2f} |" in page
-    assert "Command: `gtr eval" in page and "--variants refined" in page
+    assert "Commands: `gtr eval" in page and "--variants refined" in page
     assert "| GTR feed-forward | 28.67 | 0.946 |" in page and "not measured here" in page
     assert page.rstrip().endswith("By hand.")
 
