@@ -114,7 +114,7 @@ def results_page(folder: Path) -> str:
         parts.append("No evaluation files yet.\n")
     sheets = sorted((folder / "sheets").glob("*.png")) if (folder / "sheets").is_dir() else []
     if sheets:
-        parts.append("Contact sheets (inputs, ground truth, each variant, normals of the refined mesh):\n")
+        parts.append("Contact sheets of the first evaluation above (inputs, ground truth, each variant, normals):\n")
         parts += [f"![{p.stem}](results/sheets/{p.name})\n" for p in sheets]
     parts += [
         "### For comparison: the paper's numbers\n",
