@@ -19,12 +19,14 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
+from tqdm import tqdm
 
 from ..model import GTR
 from ..render.volume import VolumeOptions, render_triplane
@@ -195,5 +197,127 @@ def save_sample(image: Tensor, path: Path) -> None:
     Image.fromarray((image.permute(1, 2, 0).numpy() * 255).round().astype("uint8")).save(path)
 
 
-def elapsed_since(start: float) -> float:
-    return time.perf_counter() - start
+class LoopOptions(Protocol):
+    """The options both training stages share (`Stage1Options`, `Stage2Options`)."""
+
+    @property
+    def steps(self) -> int: ...
+    @property
+    def batch(self) -> int: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def warmup(self) -> int: ...
+    @property
+    def weight_decay(self) -> float: ...
+    @property
+    def max_minutes(self) -> float | None: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def gradient_checkpointing(self) -> bool | None: ...
+    @property
+    def log_every(self) -> int: ...
+    @property
+    def checkpoint_every(self) -> int: ...
+    @property
+    def validate_every(self) -> int: ...
+    @property
+    def validation_size(self) -> int: ...
+
+
+class TrainingLoop:
+    """Everything around a stage's training step: the process group and its generator, the (DDP-wrapped)
+    network, AdamW with warm-up + cosine schedule, resume, and after each step the log, progress bar,
+    validation, checkpoints and the time limit. A stage supplies only its losses."""
+
+    def __init__(
+        self,
+        model: GTR,
+        sampling: ViewSampling,
+        options: LoopOptions,
+        device: torch.device | str,
+        info: dict[str, Any],
+        run_dir: Path | None = None,
+        resume: bool = False,
+        progress: bool = False,
+    ) -> None:
+        self.options, self.info = options, info
+        self.dist, self.device = Distributed.from_environment(torch.device(device))
+        torch.manual_seed(options.seed)
+        self.generator = torch.Generator(device=self.device).manual_seed(options.seed + 7919 * self.dist.rank)
+        self.model = model.to(self.device).train()
+        use_checkpointing(self.model, self.device, options.gradient_checkpointing)
+        self.network = self.dist.wrap(self.model, self.device)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=options.lr, betas=(0.9, 0.95), weight_decay=options.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, cosine_schedule(options.warmup, options.steps)
+        )
+        self.folder = RunFolder(run_dir).open() if run_dir is not None and self.dist.main else None
+        self.first = 0
+        if run_dir is not None and resume:
+            self.first = RunFolder(run_dir).resume(self.model, self.optimizer, self.scheduler, self.device)
+        self.held_out = validation_views(sampling, self.device) if self.folder and options.validate_every else []
+        self.inputs_count = sampling.input_views
+        self.bar = tqdm(total=options.steps, initial=self.first, unit="step", disable=not (progress and self.dist.main))
+        self.start = time.perf_counter()
+        self.done = self.first
+
+    def steps(self) -> range:
+        return range(self.first, self.options.steps)
+
+    def draw(self, count: int) -> Tensor:
+        """`batch` random indices into a pool of `count` assets, from this process's generator."""
+        return torch.randint(0, count, (self.options.batch,), device=self.device, generator=self.generator)
+
+    def optimize(self, loss: Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        self.scheduler.step()
+
+    def common_entry(self, step: int, loss: Tensor) -> dict[str, float]:
+        """The log fields every stage has: step, loss (averaged over processes), lr, seconds, objects/s."""
+        elapsed = time.perf_counter() - self.start
+        return {
+            "step": step + 1,
+            "loss": self.dist.mean(float(loss.detach()), self.device),
+            "lr": float(self.scheduler.get_last_lr()[0]),
+            "seconds": elapsed,
+            "objects_per_second": (step + 1 - self.first) * self.options.batch * self.dist.world / max(elapsed, 1e-9),
+        }
+
+    def after_step(self, entry: dict[str, float], log: Callable[[dict[str, float]], None] | None) -> bool:
+        """Log, progress, validation and checkpoints after a step; True when the time limit says stop."""
+        o, step = self.options, int(entry["step"])
+        self.done = step
+        if log and self.dist.main:
+            log(entry)
+        self.bar.update(1)
+        self.bar.set_postfix(
+            loss=f"{entry['loss']:.4f}", psnr=f"{entry['psnr']:.2f}", objects_s=f"{entry['objects_per_second']:.1f}"
+        )
+        if self.folder is not None:
+            if step % o.log_every == 0:
+                self.folder.log(entry)
+            if o.validate_every and step % o.validate_every == 0:
+                score, sheet = validate(self.model, self.held_out, self.inputs_count, 32, o.validation_size)
+                self.folder.log({"step": step, "psnr": score}, "validation")
+                save_sample(sheet, self.folder.path / "samples" / f"step_{step:07d}.png")
+            if o.checkpoint_every and step % o.checkpoint_every == 0:
+                self.folder.save(self.model, self.optimizer, self.scheduler, step, self.info)
+        return o.max_minutes is not None and entry["seconds"] > o.max_minutes * 60
+
+    def finish(self, output: Path | None) -> GTR:
+        """Final checkpoint and weights file; the model in eval mode."""
+        self.bar.close()
+        self.model.eval()
+        if self.folder is not None:
+            self.folder.save(self.model, self.optimizer, self.scheduler, self.done, self.info)
+            self.folder.close()
+        if output is not None and self.dist.main:
+            save_weights(self.model, output)
+        return self.model

@@ -13,31 +13,20 @@ Checkpoints, resume, logs, validation and multi-GPU runs: see `training.run`.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from ..evaluation.lpips import LPIPS
 from ..evaluation.metrics import ssim
 from ..model import GTR, GTRConfig, autocast
 from ..render.volume import VolumeOptions, render_rays, triplane_field
 from ..views.rays import input_maps, pixel_rays
-from ..weights import save_weights
 from .dataset import RenderedPool, StreamingPool
-from .run import (
-    Distributed,
-    RunFolder,
-    cosine_schedule,
-    save_sample,
-    use_checkpointing,
-    validate,
-    validation_views,
-)
+from .run import TrainingLoop
 
 LogFn = Callable[[dict[str, float]], None]
 
@@ -161,20 +150,6 @@ def train_stage1(
 
     With `run_dir`, checkpoints, logs, validation and samples go there (see `training.run`), and `resume`
     continues from its last checkpoint. Under torchrun every process trains on its own batches (DDP)."""
-    dist, device = Distributed.from_environment(torch.device(device))
-    torch.manual_seed(options.seed)
-    generator = torch.Generator(device=device).manual_seed(options.seed + 7919 * dist.rank)
-    model = (model or GTR(config)).to(device).train()
-    use_checkpointing(model, device, options.gradient_checkpointing)
-    network = dist.wrap(model, device)
-    inputs_count = pool.sampling.input_views
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=options.lr, betas=(0.9, 0.95), weight_decay=options.weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_schedule(options.warmup, options.steps))
-    folder = RunFolder(run_dir).open() if run_dir is not None and dist.main else None
-    first = RunFolder(run_dir).resume(model, optimizer, scheduler, device) if run_dir is not None and resume else 0
-    held_out = validation_views(pool.sampling, device) if folder is not None and options.validate_every else []
     volume = VolumeOptions(num_samples=options.samples, stratified=True)
     perceptual_name = "none" if options.patch <= 0 else ("lpips" if lpips is not None else "1 - ssim")
     info = {
@@ -182,70 +157,27 @@ def train_stage1(
         "loss": f"mse + {options.perceptual_weight} {perceptual_name} + opacity",
         "options": asdict(options),
     }
-    bar = tqdm(total=options.steps, initial=first, unit="step", disable=not (progress and dist.main))
-    start = time.perf_counter()
-    step = first
-    for step in range(first, options.steps):
-        indices = torch.randint(0, len(pool), (options.batch,), device=device, generator=generator)
-        rgba, intrinsics, c2w = pool.batch(indices)
-        inputs = model_inputs_batch(rgba[:, :inputs_count], intrinsics[:, :inputs_count], c2w[:, :inputs_count])
-        with autocast(device, "auto"):
-            triplanes = network(inputs).float()
-        colour_loss, perceptual_loss, opacity_loss = (torch.zeros((), device=device) for _ in range(3))
+    loop = TrainingLoop(model or GTR(config), pool.sampling, options, device, info, run_dir, resume, progress)
+    model, n = loop.model, loop.inputs_count
+    for step in loop.steps():
+        rgba, intrinsics, c2w = pool.batch(loop.draw(len(pool)))
+        inputs = model_inputs_batch(rgba[:, :n], intrinsics[:, :n], c2w[:, :n])
+        with autocast(loop.device, "auto"):
+            triplanes = loop.network(inputs).float()
+        colour_loss, perceptual_loss, opacity_loss = (torch.zeros((), device=loop.device) for _ in range(3))
         for b in range(options.batch):
             colour, perceptual, opacity = object_losses(
-                model,
-                triplanes[b],
-                rgba[b, inputs_count:],
-                intrinsics[b, inputs_count:],
-                c2w[b, inputs_count:],
-                options,
-                volume,
-                generator,
-                lpips,
+                model, triplanes[b], rgba[b, n:], intrinsics[b, n:], c2w[b, n:], options, volume, loop.generator, lpips
             )
             colour_loss = colour_loss + colour / options.batch
             perceptual_loss = perceptual_loss + perceptual / options.batch
             opacity_loss = opacity_loss + opacity / options.batch
         loss = colour_loss + options.perceptual_weight * perceptual_loss + options.opacity_weight * opacity_loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        elapsed = time.perf_counter() - start
-        entry = {
-            "step": step + 1,
-            "loss": dist.mean(float(loss.detach()), device),
-            "psnr": -10 * math.log10(max(dist.mean(float(colour_loss.detach()), device), 1e-10)),
-            "opacity_loss": float(opacity_loss.detach()),
-            "perceptual_loss": float(perceptual_loss.detach()),
-            "lr": float(scheduler.get_last_lr()[0]),
-            "seconds": elapsed,
-            "objects_per_second": (step + 1 - first) * options.batch * dist.world / max(elapsed, 1e-9),
-        }
-        if log and dist.main:
-            log(entry)
-        bar.update(1)
-        bar.set_postfix(
-            loss=f"{entry['loss']:.4f}", psnr=f"{entry['psnr']:.2f}", objects_s=f"{entry['objects_per_second']:.1f}"
-        )
-        if folder is not None:
-            if (step + 1) % options.log_every == 0:
-                folder.log(entry)
-            if options.validate_every and (step + 1) % options.validate_every == 0:
-                score, sheet = validate(model, held_out, inputs_count, 32, options.validation_size)
-                folder.log({"step": step + 1, "psnr": score}, "validation")
-                save_sample(sheet, folder.path / "samples" / f"step_{step + 1:07d}.png")
-            if options.checkpoint_every and (step + 1) % options.checkpoint_every == 0:
-                folder.save(model, optimizer, scheduler, step + 1, info)
-        if options.max_minutes is not None and elapsed > options.max_minutes * 60:
+        loop.optimize(loss)
+        entry = loop.common_entry(step, loss)
+        entry["psnr"] = -10 * math.log10(max(loop.dist.mean(float(colour_loss.detach()), loop.device), 1e-10))
+        entry["opacity_loss"] = float(opacity_loss.detach())
+        entry["perceptual_loss"] = float(perceptual_loss.detach())
+        if loop.after_step(entry, log):
             break
-    bar.close()
-    model.eval()
-    if folder is not None:
-        folder.save(model, optimizer, scheduler, step + 1, info)
-        folder.close()
-    if output is not None and dist.main:
-        save_weights(model, output)
-    return model
+    return loop.finish(output)

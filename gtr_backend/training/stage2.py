@@ -20,13 +20,11 @@ resume, logs, validation and DDP with stage 1 (`training.run`).
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from ..evaluation.lpips import LPIPS
 from ..evaluation.metrics import ssim
@@ -35,17 +33,8 @@ from ..model import GTR, autocast
 from ..model.fields import sample_triplane
 from ..render.raster import get_rasterizer, project
 from ..render.volume import VolumeOptions, render_rays, triplane_field
-from ..weights import save_weights
 from .dataset import RenderedPool, StreamingPool
-from .run import (
-    Distributed,
-    RunFolder,
-    cosine_schedule,
-    save_sample,
-    use_checkpointing,
-    validate,
-    validation_views,
-)
+from .run import TrainingLoop
 from .stage1 import LogFn, model_inputs_batch, sample_rays
 
 
@@ -159,95 +148,53 @@ def train_stage2(
     lpips: LPIPS | None = None,
 ) -> GTR:
     """Fine-tune a stage-1 model with the mesh losses; saves to `output` (.safetensors) if given."""
-    dist, device = Distributed.from_environment(torch.device(device))
-    torch.manual_seed(options.seed)
-    generator = torch.Generator(device=device).manual_seed(options.seed + 7919 * dist.rank)
-    model = model.to(device).train()
-    use_checkpointing(model, device, options.gradient_checkpointing)
-    network = dist.wrap(model, device)
-    inputs_count = pool.sampling.input_views
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=options.lr, betas=(0.9, 0.95), weight_decay=options.weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_schedule(options.warmup, options.steps))
-    folder = RunFolder(run_dir).open() if run_dir is not None and dist.main else None
-    first = RunFolder(run_dir).resume(model, optimizer, scheduler, device) if run_dir is not None and resume else 0
-    held_out = validation_views(pool.sampling, device) if folder is not None and options.validate_every else []
     perceptual_name = "lpips" if lpips is not None else "1 - ssim"
     info = {
         "stage": 2,
         "loss": f"rgb + perceptual ({perceptual_name}) + depth + mask + opacity",
         "options": asdict(options),
     }
-    bar = tqdm(total=options.steps, initial=first, unit="step", disable=not (progress and dist.main))
-    start = time.perf_counter()
-    step = first
-    for step in range(first, options.steps):
-        indices = torch.randint(0, len(pool), (options.batch,), device=device, generator=generator)
+    loop = TrainingLoop(model, pool.sampling, options, device, info, run_dir, resume, progress)
+    n = loop.inputs_count
+    for step in loop.steps():
+        indices = loop.draw(len(pool))
         rgba, intrinsics, c2w = pool.batch(indices)
         depth = pool.depth_batch(indices)
-        inputs = model_inputs_batch(rgba[:, :inputs_count], intrinsics[:, :inputs_count], c2w[:, :inputs_count])
-        with autocast(device, "auto"):
-            triplanes = network(inputs).float()
+        inputs = model_inputs_batch(rgba[:, :n], intrinsics[:, :n], c2w[:, :n])
+        with autocast(loop.device, "auto"):
+            triplanes = loop.network(inputs).float()
         parts = [
             mesh_losses(
-                model,
+                loop.model,
                 triplanes[b],
-                rgba[b, inputs_count:],
-                intrinsics[b, inputs_count:],
-                c2w[b, inputs_count:],
-                None if depth is None else depth[b, inputs_count:],
+                rgba[b, n:],
+                intrinsics[b, n:],
+                c2w[b, n:],
+                None if depth is None else depth[b, n:],
                 options,
-                generator,
+                loop.generator,
                 lpips,
             )
             for b in range(options.batch)
         ]
-        loss = sum((p.total(options) for p in parts), torch.zeros((), device=device)) / options.batch
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        elapsed = time.perf_counter() - start
+        loss = sum((p.total(options) for p in parts), torch.zeros((), device=loop.device)) / options.batch
+        loop.optimize(loss)
 
         def mean(name: str, parts: list[MeshLosses] = parts) -> float:
             return sum(float(getattr(p, name).detach()) for p in parts) / len(parts)
 
-        entry = {
-            "step": step + 1,
-            "loss": dist.mean(float(loss.detach()), device),
-            "rgb_loss": mean("rgb"),
-            "psnr": -10 * math.log10(max(mean("rgb"), 1e-10)),
-            "perceptual_loss": mean("perceptual"),
-            "depth_loss": mean("depth"),
-            "mask_loss": mean("mask"),
-            "opacity_loss": mean("opacity"),
-            "faces": sum(p.faces for p in parts) / len(parts),
-            "lr": float(scheduler.get_last_lr()[0]),
-            "seconds": elapsed,
-            "objects_per_second": (step + 1 - first) * options.batch * dist.world / max(elapsed, 1e-9),
-        }
-        if log and dist.main:
-            log(entry)
-        bar.update(1)
-        bar.set_postfix(loss=f"{entry['loss']:.4f}", psnr=f"{entry['psnr']:.2f}")
-        if folder is not None:
-            if (step + 1) % options.log_every == 0:
-                folder.log(entry)
-            if options.validate_every and (step + 1) % options.validate_every == 0:
-                score, sheet = validate(model, held_out, inputs_count, 32, options.validation_size)
-                folder.log({"step": step + 1, "psnr": score}, "validation")
-                save_sample(sheet, folder.path / "samples" / f"step_{step + 1:07d}.png")
-            if options.checkpoint_every and (step + 1) % options.checkpoint_every == 0:
-                folder.save(model, optimizer, scheduler, step + 1, info)
-        if options.max_minutes is not None and elapsed > options.max_minutes * 60:
+        entry = loop.common_entry(step, loss)
+        entry.update(
+            {
+                "rgb_loss": mean("rgb"),
+                "psnr": -10 * math.log10(max(mean("rgb"), 1e-10)),
+                "perceptual_loss": mean("perceptual"),
+                "depth_loss": mean("depth"),
+                "mask_loss": mean("mask"),
+                "opacity_loss": mean("opacity"),
+                "faces": sum(p.faces for p in parts) / len(parts),
+            }
+        )
+        if loop.after_step(entry, log):
             break
-    bar.close()
-    model.eval()
-    if folder is not None:
-        folder.save(model, optimizer, scheduler, step + 1, info)
-        folder.close()
-    if output is not None and dist.main:
-        save_weights(model, output)
-    return model
+    return loop.finish(output)
