@@ -28,6 +28,22 @@ from ..render import VolumeOptions, render_triplane
 from ..synthetic import sphere_views
 
 
+def device_label(device: torch.device | str) -> str:
+    """The GPU's name, or the CPU's architecture and the threads torch uses."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def peak_memory_mb(device: torch.device | str) -> float:
+    """CUDA: peak allocated by torch since the last reset; CPU: this process's peak resident set."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 @dataclass(frozen=True)
 class BenchCase:
     preset: str
@@ -75,11 +91,7 @@ def run_case(case: BenchCase) -> BenchResult:
     model = GTR(config).to(case.device).eval()
     views = sphere_views(tuple(360.0 * i / case.views for i in range(case.views)), size=case.view_size).to(case.device)
     result = BenchResult(case, parameters=model.num_parameters())
-    result.device_name = (
-        torch.cuda.get_device_name(case.device)
-        if case.device.startswith("cuda")
-        else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    )
+    result.device_name = device_label(case.device)
     if case.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(case.device)
     inputs = prepare_inputs(model, views)
@@ -99,10 +111,7 @@ def run_case(case: BenchCase) -> BenchResult:
         stages["render"] = render
     for name, fn in stages.items():
         result.cold_ms[name], result.median_ms[name] = _timed(fn, case.device, case.repeats, case.warmup)
-    if case.device.startswith("cuda"):
-        result.peak_memory_mb = torch.cuda.max_memory_allocated(case.device) / 2**20
-    else:
-        result.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result.peak_memory_mb = peak_memory_mb(case.device)
     return result
 
 
@@ -222,22 +231,12 @@ def run_pipeline(case: PipelineCase) -> dict[str, Any]:
             timings["total"] = sum(v for k, v in timings.items() if k != "refine (per step)")
             runs.append(timings)
     warm = runs[1:] or runs
-    peak = (
-        torch.cuda.max_memory_allocated(device) / 2**20
-        if device.type == "cuda"
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    )
-    name = (
-        torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
-    )
     return {
         "case": asdict(case),
-        "device_name": name,
+        "device_name": device_label(device),
         "cold_s": runs[0],
         "median_s": {k: statistics.median(r[k] for r in warm) for k in warm[0]},
-        "peak_memory_mb": peak,
+        "peak_memory_mb": peak_memory_mb(device),
         "faces": result.mesh.num_faces,
     }
 
@@ -333,12 +332,7 @@ def run_training(case: TrainingCase) -> dict[str, Any]:
     train_stage1(config, pool, options, device, log=log)
     timed = stamps[case.warmup :]
     seconds = (timed[-1] - timed[0]) / max(1, len(timed) - 1)
-    peak = (
-        torch.cuda.max_memory_allocated(device) / 2**20
-        if device.type == "cuda"
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    )
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU"
+    peak, name = peak_memory_mb(device), device_label(device)
     return {
         "case": asdict(case),
         "device_name": name,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from ..model import GTR
 from ..reconstruction import ReconstructOptions
 from ..render.raster import Rasterizer
 from ..views import load_views
+from .bench import device_label
 from .lpips import LPIPS
 from .protocol import (
     VARIANTS,
@@ -131,12 +131,6 @@ def contact_sheet(
     sheet.save(path)
 
 
-def hardware() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
-
-
 def run_evaluation(
     assets: list[Asset],
     model: GTR,
@@ -186,7 +180,7 @@ def run_evaluation(
     report = {
         "date": time.strftime("%Y-%m-%d"),
         "command": command,
-        "hardware": hardware(),
+        "hardware": device_label(device),
         "torch": torch.__version__,
         "weights": settings.weights,
         "model": model.config.name,
