@@ -16,6 +16,7 @@ rebuilt from it alone, so it never drifts from the numbers:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -128,31 +129,33 @@ def results_page(folder: Path) -> str:
         "brackets. Peak memory is `torch.cuda.max_memory_allocated` on CUDA and the process's peak resident set "
         "on the CPU.\n",
     ]
-    for path in sorted(folder.glob("bench-*.json")):
-        info = json.loads(path.read_text())
-        parts += [f"### {path.stem} ({info['date']}, torch {info['torch']})\n", f"Command: {_command(info)}\n"]
-        parts.append(pipeline_markdown(info["runs"]))
-    for path in sorted(folder.glob("model-*.json")):
-        info = json.loads(path.read_text())
-        parts += [
-            f"### {path.stem}: the network alone ({info['date']}, torch {info['torch']})\n",
-            f"Command: {_command(info)}\n",
-            model_markdown(info["results"]),
-        ]
-    for path in sorted(folder.glob("training-*.json")):
-        info = json.loads(path.read_text())
-        parts += [
-            f"## Training throughput ({path.stem}, {info['date']}, torch {info['torch']})\n",
-            f"Command: {_command(info)}\n",
-            training_markdown(info["runs"]),
-        ]
-    for path in sorted(folder.glob("blender-*.json")):
-        info = json.loads(path.read_text())
-        parts += [
-            f"## The Blender add-on: Reconstruct click to mesh in the scene ({path.stem})\n",
-            f"Command: {_command(info)}\n",
-            blender_markdown(info),
-        ]
+    # (file pattern, heading for a file, table of its contents), in page order
+    sections: list[tuple[str, Callable[[str, dict[str, Any]], str], Callable[[dict[str, Any]], str]]] = [
+        (
+            "bench-*.json",
+            lambda stem, i: f"### {stem} ({i['date']}, torch {i['torch']})",
+            lambda i: pipeline_markdown(i["runs"]),
+        ),
+        (
+            "model-*.json",
+            lambda stem, i: f"### {stem}: the network alone ({i['date']}, torch {i['torch']})",
+            lambda i: model_markdown(i["results"]),
+        ),
+        (
+            "training-*.json",
+            lambda stem, i: f"## Training throughput ({stem}, {i['date']}, torch {i['torch']})",
+            lambda i: training_markdown(i["runs"]),
+        ),
+        (
+            "blender-*.json",
+            lambda stem, i: f"## The Blender add-on: Reconstruct click to mesh in the scene ({stem})",
+            blender_markdown,
+        ),
+    ]
+    for pattern, heading, table in sections:
+        for path in sorted(folder.glob(pattern)):
+            info = json.loads(path.read_text())
+            parts += [heading(path.stem, info) + "\n", f"Command: {_command(info)}\n", table(info)]
     for path in sorted(folder.glob("notes-*.md")):
         parts.append(path.read_text().rstrip() + "\n")
     return "\n".join(parts)
