@@ -8,7 +8,7 @@ it) and whose w is the camera-space depth z; NDC depth maps [near, far] onto [-1
 `Rasterizer.rasterize` gives `Fragments`: per pixel the front-most triangle (-1 where there is none) and its
 perspective-correct barycentrics. `interpolate` blends vertex attributes with them (differentiably, in the
 attributes and, through the barycentrics, in the vertex positions), and `antialias` smooths silhouette edges
-where the back end can (nvdiffrast), returning the image unchanged elsewhere.
+analytically, which is also how a loss on the rendered coverage (a mask loss) reaches the vertex positions.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class Rasterizer:
         return out * fragments.mask[..., None]
 
     def antialias(self, image: Tensor, fragments: Fragments, clip: Tensor, faces: Tensor) -> Tensor:
-        """image (N, H, W, C) -> the same with anti-aliased silhouettes (identity without nvdiffrast)."""
+        """image (N, H, W, C) -> the same with anti-aliased silhouettes (identity in this base class)."""
         return image
 
 
@@ -165,6 +165,50 @@ class TorchRasterizer(Rasterizer):
         full = torch.zeros((height * width, 3), dtype=clip.dtype, device=device)
         full = full.index_put((covered,), bary)
         return best_tri.reshape(height, width), full.reshape(height, width, 3)
+
+    def antialias(self, image: Tensor, fragments: Fragments, clip: Tensor, faces: Tensor) -> Tensor:
+        """Analytic anti-aliasing of the object's outline, differentiable in the vertex positions (the idea of
+        nvdiffrast's antialias, for silhouettes against the background only).
+
+        For every pair of neighbouring pixels (left/right, top/bottom) with one pixel covered and one not, the
+        covered pixel's triangle is followed along the segment between the two pixel centres to the edge where
+        it ends, at fraction s (0 at the covered centre). The outline sits at s, not at the half-way line the
+        z-buffer assumed: if s > 1/2 the empty pixel takes (s - 1/2) of the covered colour, else the covered
+        pixel takes (1/2 - s) of the empty one. s moves with the triangle's screen corners, so a loss on the
+        coverage channel reaches the geometry; edges between two triangles of the object are left hard.
+        image (N, H, W, C), clip (N, V, 4) -> (N, H, W, C)."""
+        n, height, width, channels = image.shape
+        px, py = clip_to_pixels(clip, height, width).unbind(-1)  # (N, V)
+        flat = image.reshape(-1, channels)
+        triangle = fragments.triangle_id.reshape(-1)
+        delta = torch.zeros_like(flat)
+        index = torch.arange(n * height * width, device=image.device).reshape(n, height, width)
+        for first, second in ((index[:, :, :-1], index[:, :, 1:]), (index[:, :-1, :], index[:, 1:, :])):
+            first, second = first.reshape(-1), second.reshape(-1)
+            first_covered, second_covered = triangle[first] >= 0, triangle[second] >= 0
+            edge = first_covered != second_covered
+            inside = torch.where(first_covered, first, second)[edge]
+            outside = torch.where(first_covered, second, first)[edge]
+            if inside.numel() == 0:
+                continue
+            view = inside // (height * width)
+            corners = faces[triangle[inside]]  # (P, 3)
+            tx, ty = px[view[:, None], corners], py[view[:, None], corners]
+
+            def centre(pixel: Tensor) -> tuple[Tensor, Tensor]:
+                rest = pixel % (height * width)
+                return (rest % width).to(px.dtype) + 0.5, (rest // width).to(px.dtype) + 0.5
+
+            start = _barycentrics(tx, ty, *centre(inside)).clamp_min(0)
+            end = _barycentrics(tx, ty, *centre(outside))
+            leaving = end < 0
+            crossing = torch.where(leaving, start / (start - end).clamp_min(1e-12), torch.ones_like(start))
+            s = crossing.min(dim=1).values.clamp(0, 1)
+            s = torch.where(leaving.any(dim=1), s, torch.full_like(s, 0.5))[:, None]  # (P, 1); 1/2: leave as is
+            inner, outer = flat[inside], flat[outside]
+            delta = delta.index_add(0, outside, (s - 0.5).clamp_min(0) * (inner - outer))
+            delta = delta.index_add(0, inside, (0.5 - s).clamp_min(0) * (outer - inner))
+        return (flat + delta).reshape(n, height, width, channels)
 
 
 def _barycentrics(tx: Tensor, ty: Tensor, x: Tensor, y: Tensor) -> Tensor:

@@ -129,7 +129,9 @@ def object_losses(
     p = options.patch
     image = rgb.reshape(count, p, p, 3).permute(0, 3, 1, 2)
     alpha = opacity.reshape(count, p, p, 1).permute(0, 3, 1, 2)
-    perceptual = lpips(image, target).mean() if lpips is not None else 1 - ssim(image, target).mean()
+    perceptual = (
+        lpips(image, target).mean() if lpips is not None else 1 - ssim(image, target, dtype=torch.float32).mean()
+    )
     return (image - target).square().mean(), perceptual, (alpha - target_mask).square().mean()
 
 

@@ -10,7 +10,7 @@ surface point. Losses with the paper's weights as defaults:
 - depth: L1 of camera-space depth where both the mesh and the ground truth cover the pixel (0.5; needs a pool
   with depth maps);
 - mask: MSE of the rendered coverage against the view's mask (1.0; its gradient reaches the geometry through
-  the rasterizer's anti-aliasing, i.e. with nvdiffrast on CUDA);
+  the rasterizer's anti-aliasing of the outline, with either back end);
 - opacity regulariser: the stage-1 ray-opacity MSE on random rays of the density field (0.5), which keeps the
   volume consistent with the masks where the mesh has no surface yet.
 It starts from stage-1 weights (`model`), AdamW (lr 5e-5 in the paper), cosine schedule, and shares checkpoints,
@@ -124,7 +124,9 @@ def mesh_losses(
     alpha = alpha.permute(0, 3, 1, 2)
     target = rgba[:, :3] * rgba[:, 3:] + (1 - rgba[:, 3:])
     rgb = (render - target).square().mean()
-    perceptual = lpips(render, target).mean() if lpips is not None else 1 - ssim(render, target).mean()
+    perceptual = (
+        lpips(render, target).mean() if lpips is not None else 1 - ssim(render, target, dtype=torch.float32).mean()
+    )
     mask = (alpha - rgba[:, 3:]).square().mean()
     depth_loss = zero
     if depth is not None:

@@ -40,6 +40,24 @@ def test_ssim_identical_is_one_and_noise_lowers_it():
     assert ssim(flat, flat + 0.1).item() == pytest.approx((2 * 0.3 * 0.4 + 1e-4) / (0.09 + 0.16 + 1e-4), rel=1e-4)
 
 
+def test_ssim_matches_the_textbook_two_dimensional_window():
+    """The separable blur is the 11x11 Gaussian window of Wang et al.; float32 (the training loss) agrees."""
+    torch.manual_seed(1)
+    x, y = torch.rand(2, 3, 40, 40).double(), torch.rand(2, 3, 40, 40).double()
+    g = torch.exp(-((torch.arange(11).double() - 5) ** 2) / (2 * 1.5**2))
+    window = (g[:, None] * g[None, :] / g.sum() ** 2).expand(3, 1, 11, 11)
+
+    def blur(t):
+        return torch.nn.functional.conv2d(t, window, groups=3)
+
+    mx, my = blur(x), blur(y)
+    vx, vy, cov = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    expected = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    assert torch.allclose(ssim(x, y).double(), expected.flatten(1).mean(1), atol=1e-6)
+    assert torch.allclose(ssim(x, y, dtype=torch.float32), ssim(x, y), atol=1e-5)
+
+
 def test_chamfer_of_a_shifted_sphere():
     points = sample_surface(sphere(), 8000, seed=1)
     assert chamfer_distance(points, points) == 0

@@ -130,3 +130,35 @@ def test_nvdiffrast_and_torch_agree_up_to_edge_pixels():
     assert torch.allclose(ours.rgb.permute(0, 2, 3, 1)[same], theirs.rgb.permute(0, 2, 3, 1)[same], atol=1e-3)
     assert torch.allclose(ours.depth[:, 0][same], theirs.depth[:, 0][same], atol=1e-4)
     assert np.isfinite(theirs.rgb.cpu().numpy()).all()
+
+
+def square_coverage(half: torch.Tensor, rasterizer, size: int = 64) -> torch.Tensor:
+    """Anti-aliased coverage (1, S, S) of a square of half-width `half` (world units, facing a +Z camera at
+    distance 3), placed off the pixel grid so its edges fall inside pixels."""
+    corners = torch.tensor([[-1.0, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]])
+    vertices = corners * half + torch.tensor([0.013, -0.021, 0.0])
+    faces = torch.tensor([[0, 1, 2], [0, 2, 3]])
+    k = intrinsics_from_fov(30.0, size, size)[None].float()
+    clip = project(vertices, k, look_at([0.0, 0.0, 3.0])[None].float(), size, size)
+    fragments = rasterizer.rasterize(clip, faces, size, size)
+    covered = fragments.mask[..., None].float()
+    return rasterizer.antialias(covered, fragments, clip, faces)[..., 0]
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+@pytest.mark.parametrize("half", [0.3, 0.47])
+def test_antialiased_coverage_measures_area_and_moves_with_the_outline(device, half):
+    if device == "cuda" and not nvdiffrast_available():
+        pytest.skip("the optional diffrp-nvdiffrast package is not installed")
+    rasterizer = TorchRasterizer() if device == "cpu" else get_rasterizer("cuda", "nvdiffrast")
+    size = 64
+    focal = float(intrinsics_from_fov(30.0, size, size)[0])
+    side = 2 * half * focal / 3.0  # the square's side in pixels (about 24 and 38)
+    h = torch.tensor(half, requires_grad=True)
+    coverage = square_coverage(h, rasterizer, size)
+    area = coverage.sum()
+    # The z-buffer alone is off by up to a pixel row per side (tens of pixels); the outline is found to 2 px^2.
+    assert abs(area.item() - side**2) < 2.0
+    # The coverage moves with the vertices: d(area)/d(half) is the perimeter's push, 2 * side * (2 f / 3).
+    (gradient,) = torch.autograd.grad(area, h)
+    assert gradient.item() == pytest.approx(2 * side * (2 * focal / 3.0), rel=0.06)
