@@ -1,10 +1,11 @@
 """Procedural training objects: seeded compositions of primitives with solid textures (no downloads).
 
 `random_object(seed)` builds 1-4 primitives (ellipsoids, boxes, cylinders, cones, tori, capsules), some of them
-deformed (twisted, bent or bumped), with random sizes, rotations and offsets, scaled to fit inside a sphere of
-radius 0.8, and gives each a solid texture: flat colour, gradient, stripes, checks, a sum of sines, dots, thin
-grid lines, or printed text (random words in Pillow's scalable font at several sizes or its bitmap font,
-projected onto the part like a label). The same seed always gives the same object.
+thin along one axis (plates, discs) or two (rods, posts), some deformed (twisted, bent or bumped), with random
+sizes, rotations and offsets, scaled to fit inside a sphere of radius 0.8, and gives each a solid texture:
+flat colour, gradient, stripes, checks, a sum of sines, dots, thin grid lines, or printed text (random words in
+Pillow's scalable font at several sizes or its bitmap font, projected onto the part like a label).
+The same seed always gives the same object.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..synthetic.objects import ProceduralObject, merge_parts
 from ..synthetic.patterns import dots, grid_lines, text_image
 
 PRIMITIVES = ("ellipsoid", "box", "cylinder", "cone", "torus", "capsule")
+PROPORTIONS = ("solid", "solid", "solid", "plate", "rod")
 PATTERNS = ("flat", "gradient", "stripes", "checks", "waves", "dots", "grid", "text", "text")
 DEFORMATIONS = ("none", "none", "twist", "bend", "bumps")
 WORDS = (
@@ -49,6 +51,10 @@ WORDS = (
 
 def _primitive(kind: str, rng: np.random.Generator) -> trimesh.Trimesh:
     size = rng.uniform(0.25, 0.6, size=3)
+    proportion = str(rng.choice(PROPORTIONS))
+    if proportion != "solid":  # a plate / disc (one thin axis) or a rod / post (two), as signs, books, handles
+        thin = rng.choice(3, size=1 if proportion == "plate" else 2, replace=False)
+        size[thin] = rng.uniform(0.025, 0.08, size=len(thin))
     if kind == "ellipsoid":
         mesh = trimesh.creation.icosphere(subdivisions=3, radius=1.0)
         mesh.apply_scale(size)

@@ -283,3 +283,15 @@ def test_stage2_mesh_losses_fall_from_stage1_weights(tmp_path):
 def test_stage2_needs_stage1_weights(capsys):
     assert main(["train", "-o", "x.safetensors", "--stage", "2", "--device", "cpu"]) == 2
     assert "--init" in capsys.readouterr().err
+
+
+def test_procedural_objects_include_thin_parts():
+    """Plates and rods (signs, books, posts) occur, not only chunky solids: some objects are flat somewhere."""
+    thinnest = []
+    for seed in range(40):
+        vertices = random_object(seed).mesh.vertices
+        centred = vertices - vertices.mean(0)
+        extents = torch.linalg.svdvals(centred) / len(vertices) ** 0.5  # spread along the principal axes
+        thinnest.append(float(extents[-1] / extents[0]))
+    assert min(thinnest) < 0.15  # a lone plate or rod
+    assert sum(t > 0.3 for t in thinnest) > 10  # and still many chunky objects
