@@ -504,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--azimuths", type=_floats, help="input view azimuths in degrees (default 0,90,180,270)")
     p.add_argument("--elevation", type=float, default=20.0, help="input view elevation, degrees")
     p.add_argument("--fov", type=float, default=40.0, help="field of view of all cameras, degrees")
-    p.add_argument("--distance", type=float, default=2.7, help="camera distance (assets fill [-0.9, 0.9]^3)")
+    p.add_argument("--distance", type=float, default=2.7, help="camera distance (assets lie inside radius 0.8)")
     p.add_argument("--size", type=int, default=512, help="rendered view size in pixels")
     p.add_argument("--eval-views", type=int, default=20, help="evaluation views on the orbit")
     p.add_argument("--surface-points", type=int, default=16000, help="points sampled per surface for Chamfer/ICP")

@@ -93,6 +93,7 @@ class EvalSettings:
         text = json.dumps(
             {
                 "protocol": dataclasses.asdict(self.protocol),
+                "frames": "v2: rendered inside radius 0.8, shape metrics in [-1, 1]^3",  # v1 cut large assets off
                 "options": repr(self.options),
                 "weights": self.weights,
                 "lpips": self.lpips,
