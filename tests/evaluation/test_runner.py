@@ -52,7 +52,8 @@ def test_gtr_eval_end_to_end_and_resume(eval_folder, tmp_path, monkeypatch, caps
     for asset in report["assets"].values():
         assert 5 < asset["refined"]["psnr"] < 60 and 0 < asset["refined"]["ssim"] <= 1
         assert asset["refined"]["lpips"] is None  # no LPIPS weights given: never a made-up number
-        assert asset["visual-hull"]["iou"] > 0.5 and asset["visual-hull"]["chamfer_x100"] < 20
+        # Chamfer in the paper's frame, [-1, 1]^3 (the checker cube's hull at these tiny settings: about 20).
+        assert asset["visual-hull"]["iou"] > 0.5 and asset["visual-hull"]["chamfer_x100"] < 25
         assert asset["nerf"]["iou"] is None
     table = (out / "results.md").read_text()
     assert "| refined | gtr-small-starter.safetensors |" in table and "n/a" in table
