@@ -107,6 +107,7 @@ class Asset:
 
 
 VIEW_RADIUS = 0.8  # assets are rendered inside this sphere (training objects: `training.procedural`)
+FRAMES = "v2: rendered inside radius 0.8, shape metrics in [-1, 1]^3"  # v1 cut large assets off at the edges
 
 
 def normalization(vertices: Tensor, half_extent: float = 1.0) -> tuple[Tensor, float]:
@@ -117,8 +118,7 @@ def normalization(vertices: Tensor, half_extent: float = 1.0) -> tuple[Tensor, f
 
 def view_normalization(vertices: Tensor, radius: float = VIEW_RADIUS) -> tuple[Tensor, float]:
     """(centre, scale) that put the bounding box's centre at the origin and the farthest vertex at `radius`."""
-    low, high = vertices.min(0).values, vertices.max(0).values
-    centre = (low + high) / 2
+    centre, _ = normalization(vertices)
     return centre, radius / float((vertices - centre).norm(dim=-1).max().clamp_min(1e-12))
 
 

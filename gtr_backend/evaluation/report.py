@@ -73,7 +73,7 @@ def merged_evaluations(paths: list[Path]) -> dict[str, tuple[dict[str, Any], lis
     groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
     for path in paths:
         info = json.loads(path.read_text())
-        machine = path.stem.split("-")[1] if path.stem.count("-") >= 1 else path.stem
+        machine = path.stem.split("-")[1]  # eval-<machine>[-<part>]
         if machine not in groups:
             groups[machine] = ({**info, "assets": {}, "seconds": {}}, [])
         merged, commands = groups[machine]

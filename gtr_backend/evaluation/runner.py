@@ -36,6 +36,7 @@ from ..views import load_views
 from .bench import device_label
 from .lpips import LPIPS
 from .protocol import (
+    FRAMES,
     VARIANTS,
     Asset,
     Protocol,
@@ -93,7 +94,7 @@ class EvalSettings:
         text = json.dumps(
             {
                 "protocol": dataclasses.asdict(self.protocol),
-                "frames": "v2: rendered inside radius 0.8, shape metrics in [-1, 1]^3",  # v1 cut large assets off
+                "frames": FRAMES,
                 "options": repr(self.options),
                 "weights": self.weights,
                 "lpips": self.lpips,
