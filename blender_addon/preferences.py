@@ -46,6 +46,25 @@ class GTR_AddonPreferences(bpy.types.AddonPreferences):
         max=512,
         description="Marching-cubes grid (0: 256 on a GPU, 128 on the CPU)",
     )
+    geometry_refine: BoolProperty(  # type: ignore[valid-type]
+        name="Fit Geometry to Views",
+        default=True,
+        description="Make the mesh agree with every input view: carve it to the silhouettes, add thin parts the "
+        "network missed, then fit the surface to the views' outlines and colours",
+    )
+    geometry_steps: IntProperty(  # type: ignore[valid-type]
+        name="Geometry Steps",
+        default=20,
+        min=0,
+        max=200,
+        description="Steps of the surface fit after carving (0: carve and fill only)",
+    )
+    texture_from_views: BoolProperty(  # type: ignore[valid-type]
+        name="Texture from Views",
+        default=True,
+        description="Take the texture's colours straight from the input views where they see the surface "
+        "(sharp print and patterns); the refined colour field fills what no view sees",
+    )
     keep_jobs: BoolProperty(  # type: ignore[valid-type]
         name="Keep Input Views", default=True, description="Keep each result's views so 'Refine Texture' can run later"
     )
@@ -65,6 +84,11 @@ class GTR_AddonPreferences(bpy.types.AddonPreferences):
         col.prop(self, "refine_steps")
         col.prop(self, "texture_size")
         col.prop(self, "mesh_resolution")
+        col.prop(self, "geometry_refine")
+        sub = col.column()
+        sub.enabled = self.geometry_refine
+        sub.prop(self, "geometry_steps")
+        col.prop(self, "texture_from_views")
         col.prop(self, "keep_jobs")
         box = layout.box()
         box.label(text="The released GTR weights and nvdiffrast are for non-commercial use only.", icon="INFO")

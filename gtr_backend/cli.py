@@ -61,6 +61,39 @@ def add_view_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _on_off(text: str) -> bool:
+    if text.lower() in ("on", "yes", "true", "1"):
+        return True
+    if text.lower() in ("off", "no", "false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
+
+
+def add_geometry_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the stages that make the result faithful to the input views (reconstruct and eval)."""
+    from .reconstruction import ReconstructOptions
+
+    parser.add_argument(
+        "--no-geometry-refine",
+        dest="geometry_refine",
+        action="store_false",
+        help="keep the network's shape as it is (no carving by the masks, no fill, no surface fit)",
+    )
+    parser.add_argument(
+        "--geometry-steps",
+        type=int,
+        default=ReconstructOptions.geometry_steps,
+        help="steps of the surface fit to the views' silhouettes and colours after carving (0 turns it off)",
+    )
+    parser.add_argument(
+        "--texture-from-views",
+        type=_on_off,
+        default=ReconstructOptions.texture_from_views,
+        metavar="on|off",
+        help="take the texture from the input views where they see the surface (default on)",
+    )
+
+
 def views_from_arguments(args: argparse.Namespace) -> ViewSet:
     orbit = Orbit(args.azimuths, args.elevation, args.fov, args.distance) if args.orbit else None
     return load_views(args.input, orbit=orbit, zero123pp=args.zero123pp, background=args.background)
@@ -112,6 +145,9 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     options = ReconstructOptions(
         mesh_resolution=args.mesh_resolution,
+        geometry_refine=args.geometry_refine,
+        geometry_steps=args.geometry_steps,
+        texture_from_views=args.texture_from_views,
         refine_steps=args.refine_steps,
         refine_params=args.refine_params,
         texture_size=args.texture_size,
@@ -149,6 +185,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         "total_s": round(total, 4),
         "refine_psnr_before": result.refinement.psnr_before if result.refinement else None,
         "refine_psnr_after": result.refinement.psnr_after if result.refinement else None,
+        "silhouette_iou": result.silhouette_iou,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -161,6 +198,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
             f"refinement: input-view PSNR {result.refinement.psnr_before:.2f} -> {result.refinement.psnr_after:.2f} dB",
             file=sys.stderr,
         )
+    ious = ", ".join(f"{v:.3f}" for v in result.silhouette_iou)
+    print(f"silhouettes: mesh vs input masks, IoU per view {ious}", file=sys.stderr)
     print(f"wrote {', '.join(map(str, files))} ({result.mesh.num_faces} faces)")
     return 0
 
@@ -284,7 +323,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         variants=tuple(args.variants),
     )
     options = ReconstructOptions(
-        mesh_resolution=args.mesh_resolution, refine_steps=args.refine_steps, texture_size=args.texture_size
+        mesh_resolution=args.mesh_resolution,
+        geometry_refine=args.geometry_refine,
+        geometry_steps=args.geometry_steps,
+        texture_from_views=args.texture_from_views,
+        refine_steps=args.refine_steps,
+        texture_size=args.texture_size,
     )
     assets = find_assets(args.input, get_rasterizer(device))
     model = load_model(Path(weights), device).eval()
@@ -437,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", type=Path, help="weights file (default: the bundled starter weights)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--mesh-resolution", type=int, help="marching-cubes grid per side (default 256 on CUDA, 128 on CPU)")
+    add_geometry_arguments(p)
     p.add_argument("--refine-steps", type=int, default=20, help="texture refinement steps (0 turns it off)")
     p.add_argument("--refine-params", default="both", choices=["both", "color_mlp", "triplane"])
     p.add_argument("--texture-size", type=int, default=1024, help="texture atlas size in pixels (up to 4096)")
@@ -509,6 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-views", type=int, default=20, help="evaluation views on the orbit")
     p.add_argument("--surface-points", type=int, default=16000, help="points sampled per surface for Chamfer/ICP")
     p.add_argument("--mesh-resolution", type=int, help="marching-cubes grid (default 256 CUDA, 128 CPU)")
+    add_geometry_arguments(p)
     p.add_argument("--refine-steps", type=int, default=20)
     p.add_argument("--texture-size", type=int, default=1024)
     p.add_argument("--lpips", type=Path, nargs="+", help="LPIPS weights: AlexNet .pth and lpips' alex.pth")

@@ -1,11 +1,15 @@
-"""Posed views in, textured mesh out: the whole GTR pipeline behind one function.
+"""Posed views in, textured mesh out: the whole GTR pipeline as a sequence of reusable stages.
 
-    views --model--> triplane --density grid--> sdf --marching cubes--> mesh [--simplify]
-          --texture refinement (fixed geometry)--> refined colour field --xatlas + bake--> textured mesh
+    views --resize once--> model views --network--> triplane
+    geometry: triplane --density (only where the hull is)--> fused with the masks (carve + fill)
+              --marching cubes--> mesh [--simplify] [--geometry fit: silhouettes, photometric, smooth]
+    texture:  mesh --texture refinement (fixed geometry)--> refined colour field
+              --unwrap--> UV layout --bake (input views' colours where they see the surface)--> textured mesh
 
-`reconstruct` reports progress through a callback (stage name, overall fraction in [0, 1]) and checks a
-cancel callback between stages and between refinement steps, raising `CancelledError`. Stage times are measured
-with the device synchronised. Everything is in the world frame (Y up, object in [-1, 1]^3).
+`geometry_stage` and `texture_stage` are what `gtr eval`, `gtr bench` and the server's refine reuse; each takes
+a `Stages` that times them, reports progress (stage name, overall fraction in [0, 1]) and checks a cancel
+callback between stages and steps, raising `CancelledError`. Stage times are measured with the device
+synchronised. Everything is in the world frame (Y up, object in [-1, 1]^3).
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ from .errors import CancelledError, GTRError
 from .export import bake_texture, bake_vertex_colors, unwrap, write_mesh
 from .mesh import DENSITY_LEVEL, Mesh, sdf_to_mesh, simplify
 from .mesh.extract import McBackend, density_grid
+from .mesh.fit import CarveOptions, FitOptions, carve_and_fill, fit_surface, mask_iou
 from .model import GTR, Precision
 from .model.fields import TriplaneField, sample_triplane
 from .pipeline import predict_triplane
 from .refine import ColorField, RefineOptions, RefineResult, refine_texture
+from .refine.projection import ViewColors
 from .refine.texture import RefineParams
-from .render.raster import RasterBackend, get_rasterizer
+from .render.raster import RasterBackend, Rasterizer, get_rasterizer
 from .views import ViewSet
 from .weights import load_model
 
@@ -37,22 +43,27 @@ CancelFn = Callable[[], bool]
 
 # Share of the whole run each stage is shown as taking, for one progress bar.
 STAGE_SHARE = {
-    "triplane": 0.1,
+    "triplane": 0.05,
     "density grid": 0.1,
-    "marching cubes": 0.1,
+    "carve": 0.1,
+    "marching cubes": 0.05,
     "simplify": 0.05,
-    "refine": 0.35,
-    "unwrap": 0.2,
+    "geometry fit": 0.15,
+    "refine": 0.25,
+    "unwrap": 0.15,
     "bake": 0.1,
 }
+TEXTURE_VIEW_SIZE = 1024  # input views are used for the texture at up to this size (longest side)
 
 
 @dataclass(frozen=True)
 class ReconstructOptions:
     mesh_resolution: int | None = None  # grid points per side; None: 256 on CUDA, 128 on the CPU
+    geometry_refine: bool = True  # reconcile the network's shape with the input masks (carve + fill)
+    geometry_steps: int = 20  # steps of the differentiable surface fit after carving (0 turns it off)
+    texture_from_views: bool = True  # take texel colours from the input views where they see the surface
     refine_steps: int = 20
     refine_params: RefineParams = "both"
-    refine_resolution: int | None = None  # input views are fitted at this size; None: the model's input size
     texture_size: int = 1024
     target_faces: int = 20000  # simplify to about this many faces before unwrapping; 0 keeps every face
     vertex_colors: bool = False  # colour per vertex instead of a UV texture
@@ -65,8 +76,11 @@ class ReconstructOptions:
             raise GTRError(f"texture size must be between 16 and 4096, got {self.texture_size}")
         if self.mesh_resolution is not None and not 16 <= self.mesh_resolution <= 1024:
             raise GTRError(f"mesh resolution must be between 16 and 1024, got {self.mesh_resolution}")
-        if self.refine_steps < 0 or self.target_faces < 0:
-            raise GTRError("refinement steps and the face count cannot be negative")
+        if self.refine_steps < 0 or self.target_faces < 0 or self.geometry_steps < 0:
+            raise GTRError("refinement steps, geometry steps and the face count cannot be negative")
+
+    def resolution(self, device: torch.device) -> int:
+        return self.mesh_resolution or (256 if device.type == "cuda" else 128)
 
 
 @dataclass
@@ -77,6 +91,7 @@ class Reconstruction:
     refinement: RefineResult | None
     device: str
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    silhouette_iou: list[float] = field(default_factory=list)  # per input view: the final mesh vs the mask
 
     def save(self, path: Path | str) -> list[Path]:
         """Write the mesh (.glb, .obj or .ply); adds the time it took to `timings["export"]`."""
@@ -99,10 +114,12 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
-class _Stages:
+class Stages:
     """Times stages, reports progress and honours cancellation."""
 
-    def __init__(self, device: torch.device, progress: ProgressFn | None, cancel: CancelFn | None) -> None:
+    def __init__(
+        self, device: torch.device, progress: ProgressFn | None = None, cancel: CancelFn | None = None
+    ) -> None:
         self.device, self.progress, self.cancel = device, progress, cancel
         self.timings: dict[str, float] = {}
         self.done = 0.0
@@ -115,6 +132,10 @@ class _Stages:
         self.check()
         if self.progress:
             self.progress(stage, min(1.0, self.done + STAGE_SHARE.get(stage, 0.0) * within))
+
+    def reporter(self, stage: str) -> Callable[[float], None]:
+        """A callback for a stage's own steps: fraction of the stage done -> progress (and a cancel check)."""
+        return lambda fraction: self.report(stage, fraction)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -131,9 +152,21 @@ class _Stages:
             ) from None
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        self.timings[name] = time.perf_counter() - start
+        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
         self.done += STAGE_SHARE.get(name, 0.0)
         self.report(name, 0.0)
+
+    def finish(self) -> None:
+        if self.progress:
+            self.progress("done", 1.0)
+
+
+def texture_views(views: ViewSet, limit: int = TEXTURE_VIEW_SIZE) -> ViewSet:
+    """The views the texture is taken from: as given, or scaled down so the longest side is `limit`."""
+    longest = max(views.height, views.width)
+    if longest <= limit:
+        return views
+    return views.resized((round(views.height * limit / longest), round(views.width * limit / longest)))
 
 
 def reconstruct(
@@ -147,17 +180,18 @@ def reconstruct(
     """Reconstruct a textured mesh from posed views with a model (or the path of its weights)."""
     options = options or ReconstructOptions()
     target = resolve_device(device)
-    stages = _Stages(target, progress, cancel)
+    stages = Stages(target, progress, cancel)
     if isinstance(weights, GTR):
         model = weights.to(target)
     else:
         with stages.stage("load weights"):
             model = load_model(weights, target)
     model.eval()
-    size = options.refine_resolution or model.config.image_size
+    views = views.to(target)
+    model_views = views.resized(model.config.image_size)
     with stages.stage("triplane"):
-        triplane = predict_triplane(model, views, options.precision)
-    return _mesh_and_texture(model.field, triplane, views.to(target).resized(size), options, stages)
+        triplane = predict_triplane(model, model_views, options.precision)
+    return reconstruct_from_triplane(model.field, triplane, model_views, options, stages=stages, originals=views)
 
 
 def reconstruct_from_triplane(
@@ -167,51 +201,96 @@ def reconstruct_from_triplane(
     options: ReconstructOptions | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
+    stages: Stages | None = None,
+    originals: ViewSet | None = None,
 ) -> Reconstruction:
     """The stages after the network: triplane (3, C, R, R) and its field -> textured mesh fitted to `views`
-    (moved to the triplane's device; pass them at the resolution the refinement should fit)."""
-    stages = _Stages(triplane.device, progress, cancel)
-    return _mesh_and_texture(field, triplane, views.to(triplane.device), options or ReconstructOptions(), stages)
+    (moved to the triplane's device; pass them at the resolution the fits should use, e.g. the model's).
+    `originals`: the same views at their own resolution, for the texture (default: `views`)."""
+    options = options or ReconstructOptions()
+    stages = stages or Stages(triplane.device, progress, cancel)
+    views = views.to(triplane.device)
+    rasterizer = get_rasterizer(triplane.device, options.rasterizer)
+    mesh = geometry_stage(field, triplane, views, options, stages, rasterizer)
+    silhouettes = [round(float(v), 4) for v in mask_iou(mesh, views, rasterizer)]
+    sources = texture_views((originals or views).to(triplane.device)) if options.texture_from_views else None
+    textured, colors, refinement = texture_stage(field, triplane, mesh, views, sources, options, stages, rasterizer)
+    stages.finish()
+    return Reconstruction(
+        textured.to("cpu"), triplane, colors, refinement, str(triplane.device), stages.timings, silhouettes
+    )
 
 
-def _mesh_and_texture(
-    field: TriplaneField, triplane: Tensor, views: ViewSet, options: ReconstructOptions, stages: _Stages
-) -> Reconstruction:
+def geometry_stage(
+    field: TriplaneField,
+    triplane: Tensor,
+    views: ViewSet,
+    options: ReconstructOptions,
+    stages: Stages,
+    rasterizer: Rasterizer,
+) -> Mesh:
+    """Triplane -> mesh that agrees with the views (module docstring), simplified to `options.target_faces`."""
     device = triplane.device
-    rasterizer = get_rasterizer(device, options.rasterizer)
-    resolution = options.mesh_resolution or (256 if device.type == "cuda" else 128)
+    resolution = options.resolution(device)
 
     def density(points: Tensor) -> Tensor:
         return field.density(sample_triplane(triplane[None], points[None])[0])
 
-    with stages.stage("density grid"), torch.no_grad():
-        sdf = -(density_grid(density, resolution, device) - DENSITY_LEVEL)
-    with stages.stage("marching cubes"):
-        mesh = sdf_to_mesh(sdf, options.marching_cubes)
-    del sdf
+    if options.geometry_refine:
+        with stages.stage("carve"), torch.no_grad():
+            mesh = carve_and_fill(density, views, resolution, CarveOptions(), rasterizer).mesh
+    else:
+        with stages.stage("density grid"), torch.no_grad():
+            sdf = -(density_grid(density, resolution, device) - DENSITY_LEVEL)
+        with stages.stage("marching cubes"):
+            mesh = sdf_to_mesh(sdf, options.marching_cubes)
+        del sdf
     if options.target_faces and mesh.num_faces > options.target_faces:
         with stages.stage("simplify"):
             mesh = simplify(mesh, options.target_faces)
+    if options.geometry_refine and options.geometry_steps > 0:
+        with stages.stage("geometry fit"):
+            fit = FitOptions(steps=options.geometry_steps, voxel=2.0 / (resolution - 1))
+            mesh = fit_surface(mesh, views, fit, rasterizer, progress=stages.reporter("geometry fit"))
+    return mesh
 
+
+def texture_stage(
+    field: TriplaneField,
+    triplane: Tensor,
+    mesh: Mesh,
+    views: ViewSet,
+    sources: ViewSet | None,
+    options: ReconstructOptions,
+    stages: Stages,
+    rasterizer: Rasterizer,
+) -> tuple[Mesh, ColorField, RefineResult | None]:
+    """Fixed mesh -> (textured mesh, the colour field it was baked from, the refinement's record).
+
+    `views` are what the refinement fits (the model's resolution); `sources` (or None) the views whose own
+    colours are laid over the field where they see the surface."""
     refinement = None
     colors = ColorField(triplane, field)
     if options.refine_steps > 0:
         with stages.stage("refine"):
             refine_options = RefineOptions(steps=options.refine_steps, params=options.refine_params)
             refinement = refine_texture(
-                field, triplane, mesh, views, refine_options, rasterizer, progress=lambda f: stages.report("refine", f)
+                field, triplane, mesh, views, refine_options, rasterizer, progress=stages.reporter("refine")
             )
             colors = refinement.colors
-
     if options.vertex_colors:
         with stages.stage("bake"):
-            textured = bake_vertex_colors(mesh, colors)
-    else:
-        with stages.stage("unwrap"):
-            unwrapped = unwrap(mesh, options.texture_size)
-        with stages.stage("bake"):
-            texture = bake_texture(unwrapped, colors, options.texture_size, rasterizer)
-            textured = Mesh(unwrapped.vertices, unwrapped.faces, uv=unwrapped.uv, texture=texture)
-    if stages.progress:
-        stages.progress("done", 1.0)
-    return Reconstruction(textured.to("cpu"), triplane, colors, refinement, str(device), stages.timings)
+            projected = ViewColors(mesh, sources, rasterizer) if sources is not None else None
+            return bake_vertex_colors(mesh, colors, projected), colors, refinement
+    with stages.stage("unwrap"):
+        unwrapped = unwrap(mesh, options.texture_size)
+    with stages.stage("bake"):
+        textured = bake(unwrapped, colors, sources, options.texture_size, rasterizer)
+    return textured, colors, refinement
+
+
+def bake(mesh: Mesh, colors: ColorField, sources: ViewSet | None, size: int, rasterizer: Rasterizer) -> Mesh:
+    """A mesh with uv -> the same mesh with its texture baked from `colors` (and `sources`' own colours)."""
+    projected = ViewColors(mesh, sources, rasterizer) if sources is not None else None
+    texture = bake_texture(mesh, colors, size, rasterizer, views=projected)
+    return Mesh(mesh.vertices, mesh.faces, uv=mesh.uv, texture=texture)

@@ -9,12 +9,15 @@ folder, both named in the request. Logging goes to stderr.
 Requests:
 - `hello` -> `protocol`, `version`, `torch`, `device` (GPU name or CPU), `cuda`, `weights` (the default file or null)
 - `reconstruct` {`views`: {`path`, `orbit`: {azimuths, elevation, fov, distance} or null, `zero123pp`},
-  `job`: folder, `weights`, `device`, `options`: {`refine_steps`, `texture_size`, `mesh_resolution`}}
+  `job`: folder, `weights`, `device`, `options`: {`refine_steps`, `texture_size`, `mesh_resolution`,
+  `target_faces`, `geometry_refine`, `geometry_steps`, `texture_from_views`} (each optional)}
   -> writes `mesh.glb`, `mesh.npz` (vertices (V, 3) float32 in the backend frame, faces (F, 3) int32,
   uv (V, 2) float32), `texture.png`, `state.safetensors` (the refined colour field) and `job.json` into `job`;
-  replies with the files, timings and the refinement's PSNR.
+  replies with the files, timings, the refinement's PSNR and the mesh's silhouette IoU per input view.
 - `refine` {`job`, `steps`} -> continues the texture refinement of a finished job against its views (from
-  the saved colour field, on the saved mesh and UV layout) and rewrites `texture.png` and the state; when the
+  the saved colour field, on the saved mesh and UV layout), bakes it as the reconstruction did (the views' own
+  colours laid over the field, unless the job was made with `texture_from_views` off) and rewrites
+  `texture.png` and the state; when the
   steps do not raise the input-view PSNR, nothing is rewritten and the reply says `improved: false`.
 - `load` {`weights`, `device`} -> loads the model ahead of the first request (the add-on sends it when views
   are imported, so the first Reconstruct click does not wait for it).
@@ -111,11 +114,15 @@ class Session:
         loads = self.loads
         model = self.model(request.get("weights"), device)
         raw = request.get("options") or {}
+        defaults = ReconstructOptions()
         options = ReconstructOptions(
             mesh_resolution=raw.get("mesh_resolution") or None,
-            refine_steps=int(raw.get("refine_steps", 20)),
-            texture_size=int(raw.get("texture_size", 1024)),
-            target_faces=int(raw.get("target_faces", 20000)),
+            geometry_refine=bool(raw.get("geometry_refine", defaults.geometry_refine)),
+            geometry_steps=int(raw.get("geometry_steps", defaults.geometry_steps)),
+            texture_from_views=bool(raw.get("texture_from_views", defaults.texture_from_views)),
+            refine_steps=int(raw.get("refine_steps", defaults.refine_steps)),
+            texture_size=int(raw.get("texture_size", defaults.texture_size)),
+            target_faces=int(raw.get("target_faces", defaults.target_faces)),
         )
 
         def progress(stage: str, fraction: float) -> None:
@@ -125,10 +132,13 @@ class Session:
         job = Path(request["job"])
         job.mkdir(parents=True, exist_ok=True)
         files = _write_job(job, result.mesh, result.colors)
-        (job / "job.json").write_text(
-            json.dumps({"views": request["views"], "weights": request.get("weights"), "device": str(device)}, indent=2)
-            + "\n"
-        )
+        info = {
+            "views": request["views"],
+            "weights": request.get("weights"),
+            "device": str(device),
+            "texture_from_views": options.texture_from_views,
+        }
+        (job / "job.json").write_text(json.dumps(info, indent=2) + "\n")
         refinement = result.refinement
         return {
             "files": files,
@@ -137,6 +147,7 @@ class Session:
             "timings": {k: round(v, 4) for k, v in result.timings.items()},
             "psnr_before": refinement.psnr_before if refinement else None,
             "psnr_after": refinement.psnr_after if refinement else None,
+            "silhouette_iou": result.silhouette_iou,
         }
 
     def refine(self, request: dict[str, Any], emit: Emit, cancelled: Callable[[], bool]) -> dict[str, Any]:
@@ -145,9 +156,8 @@ class Session:
         from safetensors.torch import load_file
 
         from .errors import CancelledError, GTRError
-        from .export import bake_texture
         from .mesh import Mesh
-        from .reconstruction import resolve_device
+        from .reconstruction import bake, resolve_device, texture_views
         from .refine import RefineOptions, refine_texture
         from .render.raster import get_rasterizer
 
@@ -158,7 +168,8 @@ class Session:
         device = resolve_device(info.get("device", "auto"))
         emit({"type": "progress", "stage": "load weights", "fraction": 0.0})
         model = self.model(info.get("weights"), device)
-        views = _load_view_spec(info["views"]).to(device).resized(model.config.image_size)
+        originals = _load_view_spec(info["views"]).to(device)
+        views = originals.resized(model.config.image_size)
         with np.load(job / "mesh.npz", allow_pickle=False) as data:
             mesh = Mesh(
                 torch.from_numpy(data["vertices"]).float(),
@@ -186,10 +197,10 @@ class Session:
         from PIL import Image
 
         size = Image.open(job / "texture.png").size[0]
-        texture = bake_texture(mesh, result.colors, size, rasterizer)
-        files = _write_job(
-            job, Mesh(mesh.vertices, mesh.faces, mesh.uv, texture).to("cpu"), result.colors, mesh_files=False
-        )
+        # The same texture path as the first reconstruction: the refined field, under the views' own colours.
+        sources = texture_views(originals) if info.get("texture_from_views", True) else None
+        textured = bake(mesh, result.colors, sources, size, rasterizer)
+        files = _write_job(job, textured.to("cpu"), result.colors, mesh_files=False)
         return {"files": files, "psnr_before": result.psnr_before, "psnr_after": result.psnr_after, "improved": True}
 
 

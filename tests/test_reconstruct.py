@@ -21,7 +21,8 @@ def test_stages_after_the_network_make_a_textured_mesh_in_place(fitted_sphere, t
     result = reconstruct_from_triplane(field, triplane, views, FAST, progress=lambda s, f: events.append((s, f)))
     fractions = [f for _, f in events]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    assert {"density grid", "marching cubes", "refine", "unwrap", "bake"} <= set(result.timings)
+    assert {"carve", "geometry fit", "refine", "unwrap", "bake"} <= set(result.timings)
+    assert min(result.silhouette_iou) >= 0.97  # the mesh covers every view's mask
     assert result.refinement is not None and result.refinement.psnr_after > result.refinement.psnr_before
     mesh = result.mesh
     assert mesh.uv is not None and mesh.texture is not None and mesh.texture.shape == (256, 256, 3)
@@ -32,10 +33,14 @@ def test_stages_after_the_network_make_a_textured_mesh_in_place(fitted_sphere, t
 
 
 def test_vertex_colours_and_no_refinement(fitted_sphere):
+    """Every refinement off: the network's own shape (a dense density grid) and its own colours per vertex."""
     field, triplane, views = fitted_sphere
-    options = ReconstructOptions(mesh_resolution=32, refine_steps=0, vertex_colors=True)
+    options = ReconstructOptions(
+        mesh_resolution=32, refine_steps=0, vertex_colors=True, geometry_refine=False, texture_from_views=False
+    )
     result = reconstruct_from_triplane(field, triplane, views, options)
     assert result.refinement is None and "unwrap" not in result.timings
+    assert {"density grid", "marching cubes"} <= set(result.timings) and "carve" not in result.timings
     assert result.mesh.vertex_colors is not None and result.mesh.vertex_colors.shape == (result.mesh.num_vertices, 3)
 
 
@@ -118,7 +123,8 @@ def test_json_summary_of_a_run(tmp_path, capsys, monkeypatch, fitted_sphere):
     summary = json.loads(capsys.readouterr().out)
     assert summary["output"] == [str(tmp_path / "out.glb")] and summary["device"] == "cpu"
     assert summary["faces"] > 1000 and summary["total_s"] > 0
-    assert set(summary["timings_s"]) >= {"load weights", "triplane", "marching cubes", "refine", "bake", "export"}
+    assert set(summary["timings_s"]) >= {"load weights", "triplane", "carve", "geometry fit", "refine", "bake", "export"}
+    assert len(summary["silhouette_iou"]) == 4
     assert summary["refine_psnr_after"] > summary["refine_psnr_before"]
 
 
@@ -128,6 +134,6 @@ def test_out_of_gpu_memory_says_what_to_lower(fitted_sphere, monkeypatch):
     def exhausted(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr("gtr_backend.reconstruction.sdf_to_mesh", exhausted)
-    with pytest.raises(GTRError, match="out of GPU memory during 'marching cubes': lower --mesh-resolution"):
+    monkeypatch.setattr("gtr_backend.reconstruction.carve_and_fill", exhausted)
+    with pytest.raises(GTRError, match="out of GPU memory during 'carve': lower --mesh-resolution"):
         reconstruct_from_triplane(field, triplane, views, FAST)

@@ -32,6 +32,9 @@ def reconstruct_options(context: bpy.types.Context) -> dict[str, Any]:
         "refine_steps": prefs.refine_steps,
         "texture_size": prefs.texture_size,
         "mesh_resolution": prefs.mesh_resolution or None,
+        "geometry_refine": prefs.geometry_refine,
+        "geometry_steps": prefs.geometry_steps,
+        "texture_from_views": prefs.texture_from_views,
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 
 from ..operators.refine_texture import job_of
+from ..preferences import preferences
 from ..props import settings, status
 from .thumbnails import thumbnail_icons
 
@@ -45,6 +46,17 @@ class GTR_PT_panel(bpy.types.Panel):
             for icon in icons:
                 grid.template_icon(icon_value=icon, scale=3.0)
         box.operator("gtr.reconstruct", icon="MESH_ICOSPHERE")
+
+        # Faithfulness to the input views, for Reconstruct and Render Selected alike (stored as preferences).
+        prefs = preferences(context)
+        box = layout.box()
+        box.label(text="Fit to Views", icon="MOD_SHRINKWRAP")
+        col = box.column(align=True)
+        col.prop(prefs, "geometry_refine")
+        row = col.row()
+        row.enabled = prefs.geometry_refine
+        row.prop(prefs, "geometry_steps")
+        col.prop(prefs, "texture_from_views")
 
         box = layout.box()
         box.label(text="Render Selected to 3D", icon="RENDER_STILL")

@@ -32,7 +32,7 @@ from ..errors import GTRError
 from ..mesh import Mesh
 from ..model import GTR
 from ..pipeline import predict_triplane
-from ..reconstruction import ReconstructOptions, reconstruct_from_triplane
+from ..reconstruction import ReconstructOptions, Stages, geometry_stage, texture_stage, texture_views
 from ..render import VolumeOptions, render_mesh, render_triplane
 from ..render.raster import Rasterizer, get_rasterizer
 from ..synthetic.objects import ProceduralObject, render_object
@@ -248,8 +248,12 @@ def evaluate_asset(
     k_ev, c2w_ev = truth.intrinsics, truth.c2w
     options = options or ReconstructOptions(texture_size=1024)
     results: dict[str, VariantResult] = {}
-    triplane = predict_triplane(model, inputs)
     fit_views = inputs.resized(model.config.image_size)
+    triplane = predict_triplane(model, fit_views)
+    sources = texture_views(inputs) if options.texture_from_views else None
+    meshes = [v for v in protocol.variants if v in ("feed-forward", "refined")]
+    stages = Stages(device)
+    geometry = geometry_stage(model.field, triplane, fit_views, options, stages, rasterizer) if meshes else None
 
     def score(mesh: Mesh) -> VariantResult:
         render = render_mesh(mesh.to(device), k_ev, c2w_ev, truth.height, truth.width, rasterizer)
@@ -260,11 +264,13 @@ def evaluate_asset(
 
     for variant in protocol.variants:
         if variant in ("feed-forward", "refined"):
+            assert geometry is not None
             steps = options.refine_steps if variant == "refined" else 0
-            run = reconstruct_from_triplane(
-                model.field, triplane, fit_views, dataclasses.replace(options, refine_steps=steps)
+            variant_options = dataclasses.replace(options, refine_steps=steps)
+            textured, _, _ = texture_stage(
+                model.field, triplane, geometry, fit_views, sources, variant_options, stages, rasterizer
             )
-            results[variant] = score(run.mesh)
+            results[variant] = score(textured)
         elif variant == "nerf":
             with torch.no_grad():
                 render = render_triplane(

@@ -16,9 +16,31 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..mesh.mesh import Mesh
+from ..refine.projection import ViewColors
 from ..render.raster import Rasterizer, TorchRasterizer, uv_clip
 
 ColorFn = Callable[[Tensor], Tensor]  # world points (P, 3) -> rgb (P, 3)
+
+
+def smooth_normals(mesh: Mesh) -> Tensor:
+    """(V, 3) unit vertex normals that ignore UV seams: vertices at the same position share one normal."""
+    welded, index = torch.unique(mesh.vertices.detach(), dim=0, return_inverse=True)
+    return Mesh(welded, index[mesh.faces]).vertex_normals()[index]
+
+
+def surface_colors(
+    colors: ColorFn, points: Tensor, normals: Tensor, views: ViewColors | None, chunk_points: int = 1 << 18
+) -> Tensor:
+    """rgb (P, 3) in [0, 1] of surface points: the colour field, with the input views laid over it (if given)."""
+    out = []
+    with torch.no_grad():
+        for i in range(0, points.shape[0], chunk_points):
+            p = points[i : i + chunk_points]
+            rgb = colors(p).float()
+            if views is not None:
+                rgb = views.blend(p, normals[i : i + chunk_points], rgb)
+            out.append(rgb.clamp(0, 1))
+    return torch.cat(out) if out else points.new_zeros((0, 3))
 
 
 def unwrap(mesh: Mesh, texture_size: int = 1024, padding: int = 2) -> Mesh:
@@ -66,9 +88,10 @@ def bake_texture(
     texture_size: int = 1024,
     rasterizer: Rasterizer | None = None,
     dilation: int = 16,
-    chunk_points: int = 1 << 20,
+    views: ViewColors | None = None,
 ) -> Tensor:
-    """Texture (S, S, 3) in [0, 1] of `colors` over a mesh with `uv`; unused texels get the mean colour."""
+    """Texture (S, S, 3) in [0, 1] of `colors` over a mesh with `uv` (with the input views' own colours where
+    they see the surface, if `views` is given); unused texels get the mean colour."""
     if mesh.uv is None:
         raise ValueError("bake_texture needs a mesh with uv (see unwrap)")
     rasterizer = rasterizer or TorchRasterizer()
@@ -76,9 +99,8 @@ def bake_texture(
     fragments = rasterizer.rasterize(clip, mesh.faces, texture_size, texture_size)
     points = rasterizer.interpolate(mesh.vertices.detach().float(), fragments, mesh.faces)[0]  # (S, S, 3)
     covered = fragments.mask[0]
-    surface = points[covered]
-    with torch.no_grad():
-        rgb = torch.cat([colors(surface[i : i + chunk_points]) for i in range(0, surface.shape[0], chunk_points)])
+    normals = rasterizer.interpolate(smooth_normals(mesh), fragments, mesh.faces)[0]
+    rgb = surface_colors(colors, points[covered], normals[covered], views)
     texture = torch.zeros((texture_size, texture_size, 3), dtype=rgb.dtype, device=rgb.device)
     texture[covered] = rgb.clamp(0, 1)
     texture, filled = dilate(texture, covered, dilation)
@@ -86,8 +108,7 @@ def bake_texture(
     return torch.where(filled[..., None], texture, mean.to(texture.dtype)).clamp(0, 1)
 
 
-def bake_vertex_colors(mesh: Mesh, colors: ColorFn) -> Mesh:
-    """The mesh with `vertex_colors` (V, 3) sampled from `colors`."""
-    with torch.no_grad():
-        rgb = colors(mesh.vertices.detach().float()).clamp(0, 1)
+def bake_vertex_colors(mesh: Mesh, colors: ColorFn, views: ViewColors | None = None) -> Mesh:
+    """The mesh with `vertex_colors` (V, 3) sampled from `colors` (and the input views, if given)."""
+    rgb = surface_colors(colors, mesh.vertices.detach().float(), mesh.vertex_normals(), views)
     return Mesh(mesh.vertices, mesh.faces, vertex_colors=rgb)

@@ -171,14 +171,19 @@ class TorchRasterizer(Rasterizer):
         nvdiffrast's antialias, for silhouettes against the background only).
 
         For every pair of neighbouring pixels (left/right, top/bottom) with one pixel covered and one not, the
-        covered pixel's triangle is followed along the segment between the two pixel centres to the edge where
-        it ends, at fraction s (0 at the covered centre). The outline sits at s, not at the half-way line the
-        z-buffer assumed: if s > 1/2 the empty pixel takes (s - 1/2) of the covered colour, else the covered
-        pixel takes (1/2 - s) of the empty one. s moves with the triangle's screen corners, so a loss on the
-        coverage channel reaches the geometry; edges between two triangles of the object are left hard.
-        image (N, H, W, C), clip (N, V, 4) -> (N, H, W, C)."""
+        covered pixel's triangle is followed along the segment between the two pixel centres to the silhouette
+        edge it crosses, at fraction s (0 at the covered centre). A silhouette edge is one with no triangle on
+        its other side or a triangle facing the other way; an edge shared with another front-facing triangle is
+        not the outline (the outline lies further on, in a triangle this pixel does not see), and a pixel pair
+        whose triangle has no silhouette edge on the segment is left as it is. The outline sits at s, not at
+        the half-way line the z-buffer assumed: if s > 1/2 the empty pixel takes (s - 1/2) of the covered
+        colour, else the covered pixel takes (1/2 - s) of the empty one. s moves with the triangle's screen
+        corners, so a loss on the coverage channel reaches the geometry; edges between two triangles of the
+        object are left hard. image (N, H, W, C), clip (N, V, 4) -> (N, H, W, C)."""
         n, height, width, channels = image.shape
         px, py = clip_to_pixels(clip, height, width).unbind(-1)  # (N, V)
+        across = _across_edges(faces)
+        outline = _silhouette_edges(faces, across, px.detach(), py.detach())  # (N, F, 3)
         flat = image.reshape(-1, channels)
         triangle = fragments.triangle_id.reshape(-1)
         delta = torch.zeros_like(flat)
@@ -192,23 +197,84 @@ class TorchRasterizer(Rasterizer):
             if inside.numel() == 0:
                 continue
             view = inside // (height * width)
-            corners = faces[triangle[inside]]  # (P, 3)
-            tx, ty = px[view[:, None], corners], py[view[:, None], corners]
 
             def centre(pixel: Tensor) -> tuple[Tensor, Tensor]:
                 rest = pixel % (height * width)
                 return (rest % width).to(px.dtype) + 0.5, (rest // width).to(px.dtype) + 0.5
 
-            start = _barycentrics(tx, ty, *centre(inside)).clamp_min(0)
-            end = _barycentrics(tx, ty, *centre(outside))
-            leaving = end < 0
-            crossing = torch.where(leaving, start / (start - end).clamp_min(1e-12), torch.ones_like(start))
-            s = crossing.min(dim=1).values.clamp(0, 1)
-            s = torch.where(leaving.any(dim=1), s, torch.full_like(s, 0.5))[:, None]  # (P, 1); 1/2: leave as is
+            s = _outline_crossing(
+                triangle[inside], view, centre(inside), centre(outside), faces, px, py, across, outline
+            )
+            s = s[:, None]  # (P, 1); 1/2: leave as is
             inner, outer = flat[inside], flat[outside]
             delta = delta.index_add(0, outside, (s - 0.5).clamp_min(0) * (inner - outer))
             delta = delta.index_add(0, inside, (0.5 - s).clamp_min(0) * (outer - inner))
         return (flat + delta).reshape(n, height, width, channels)
+
+
+def _across_edges(faces: Tensor) -> Tensor:
+    """(F, 3) long: the face on the other side of the edge opposite corner k of each face (-1: none)."""
+    count = faces.shape[0]
+    ends = [(faces[:, (k + 1) % 3], faces[:, (k + 2) % 3]) for k in range(3)]
+    keys = torch.cat([torch.minimum(a, b) * (int(faces.max()) + 1) + torch.maximum(a, b) for a, b in ends])
+    order = torch.argsort(keys)
+    ordered = keys[order]
+    pair = torch.nonzero(ordered[1:] == ordered[:-1]).squeeze(1)
+    across = torch.full_like(keys, -1)
+    across[order[pair]] = order[pair + 1] % count
+    across[order[pair + 1]] = order[pair] % count
+    return across.reshape(3, count).T
+
+
+def _silhouette_edges(faces: Tensor, across: Tensor, px: Tensor, py: Tensor) -> Tensor:
+    """(N, F, 3) bool: whether the edge opposite corner k of face f is on the outline in view n, i.e. no other
+    face shares it or the face across it faces the other way on screen (px, py: (N, V) pixel coordinates)."""
+    tx, ty = px[:, faces], py[:, faces]  # (N, F, 3)
+    area = (tx[..., 1] - tx[..., 0]) * (ty[..., 2] - ty[..., 0]) - (tx[..., 2] - tx[..., 0]) * (ty[..., 1] - ty[..., 0])
+    side = area > 0  # (N, F)
+    other = side[:, across.clamp_min(0)]  # (N, F, 3)
+    return (across < 0)[None] | (other != side[..., None])
+
+
+def _outline_crossing(
+    triangle: Tensor,
+    view: Tensor,
+    a: tuple[Tensor, Tensor],
+    b: tuple[Tensor, Tensor],
+    faces: Tensor,
+    px: Tensor,
+    py: Tensor,
+    across: Tensor,
+    outline: Tensor,
+    hops: int = 4,
+) -> Tensor:
+    """(P,) fraction s in [0, 1] along the segment from pixel centre a (covered by `triangle`) to b (empty) at
+    which the segment crosses the object's outline, or 1/2 where it is not found within `hops` triangles.
+
+    The segment is walked from triangle to triangle across shared edges until it leaves through an outline
+    edge, so small triangles (a pixel wide or less) are handled; s is differentiable in the outline triangle's
+    screen corners."""
+    s = torch.full(triangle.shape, 0.5, dtype=px.dtype, device=px.device)
+    open_ = torch.ones_like(triangle, dtype=torch.bool)
+    behind = torch.zeros_like(s)  # the fraction already walked
+    for _ in range(hops):
+        corners = faces[triangle]
+        tx, ty = px[view[:, None], corners], py[view[:, None], corners]
+        start, end = _barycentrics(tx, ty, *a), _barycentrics(tx, ty, *b)
+        leaving = (end < 0) & (start > end)
+        crossing = torch.where(leaving, start / (start - end).clamp_min(1e-12), torch.full_like(start, 2.0))
+        crossing = torch.where(crossing >= behind[:, None] - 1e-6, crossing, torch.full_like(crossing, 2.0))
+        exit_at, edge = crossing.min(dim=1)
+        found = open_ & (exit_at <= 1)
+        on_outline = found & outline[view, triangle, edge]
+        s = torch.where(on_outline, exit_at.clamp(0, 1), s)
+        following = across[triangle, edge]
+        open_ = found & ~on_outline & (following >= 0)
+        if not bool(open_.any()):
+            break
+        triangle = torch.where(open_, following, triangle)
+        behind = torch.where(open_, exit_at.detach(), behind)
+    return s
 
 
 def _barycentrics(tx: Tensor, ty: Tensor, x: Tensor, y: Tensor) -> Tensor:

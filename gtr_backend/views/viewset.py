@@ -96,6 +96,10 @@ class ViewSet:
     def device(self) -> torch.device:
         return self.rgb.device
 
+    def foreground(self) -> Tensor:
+        """(N, H, W) bool: the pixels at least half covered by the object (the silhouettes, thresholded)."""
+        return self.mask[:, 0] >= 0.5
+
     def on_white(self) -> Tensor:
         """(N, 3, H, W): the colour composited over a white background."""
         return self.rgb * self.mask + (1 - self.mask)

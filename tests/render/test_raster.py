@@ -132,12 +132,23 @@ def test_nvdiffrast_and_torch_agree_up_to_edge_pixels():
     assert np.isfinite(theirs.rgb.cpu().numpy()).all()
 
 
-def square_coverage(half: torch.Tensor, rasterizer, size: int = 64) -> torch.Tensor:
+def square(cells: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A flat square [-1, 1]^2 (z = 0) cut into cells x cells quads, two triangles each, facing +Z."""
+    axis = torch.linspace(-1.0, 1.0, cells + 1)
+    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
+    vertices = torch.stack([xx, yy, torch.zeros_like(xx)], -1).reshape(-1, 3)
+    i = torch.arange(cells)
+    a = (i[:, None] * (cells + 1) + i[None, :]).reshape(-1)
+    b, c, d = a + 1, a + cells + 2, a + cells + 1
+    return vertices, torch.cat([torch.stack([a, b, c], -1), torch.stack([a, c, d], -1)])
+
+
+def square_coverage(half: torch.Tensor, rasterizer, size: int = 64, cells: int = 1) -> torch.Tensor:
     """Anti-aliased coverage (1, S, S) of a square of half-width `half` (world units, facing a +Z camera at
-    distance 3), placed off the pixel grid so its edges fall inside pixels."""
-    corners = torch.tensor([[-1.0, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]])
+    distance 3), placed off the pixel grid so its edges fall inside pixels; `cells` per side cut it into
+    small triangles (at 24 cells, each about a pixel wide)."""
+    corners, faces = square(cells)
     vertices = corners * half + torch.tensor([0.013, -0.021, 0.0])
-    faces = torch.tensor([[0, 1, 2], [0, 2, 3]])
     k = intrinsics_from_fov(30.0, size, size)[None].float()
     clip = project(vertices, k, look_at([0.0, 0.0, 3.0])[None].float(), size, size)
     fragments = rasterizer.rasterize(clip, faces, size, size)
@@ -146,8 +157,10 @@ def square_coverage(half: torch.Tensor, rasterizer, size: int = 64) -> torch.Ten
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
-@pytest.mark.parametrize("half", [0.3, 0.47])
-def test_antialiased_coverage_measures_area_and_moves_with_the_outline(device, half):
+@pytest.mark.parametrize(("half", "cells"), [(0.3, 1), (0.47, 1), (0.3, 24), (0.47, 40)])
+def test_antialiased_coverage_measures_area_and_moves_with_the_outline(device, half, cells):
+    """Also with triangles about a pixel wide: an edge between two of them is not the outline, so the pixel
+    next to the outline must not be dimmed by it (which would make a mask loss grow every mesh outwards)."""
     if device == "cuda" and not nvdiffrast_available():
         pytest.skip("the optional diffrp-nvdiffrast package is not installed")
     rasterizer = TorchRasterizer() if device == "cpu" else get_rasterizer("cuda", "nvdiffrast")
@@ -155,7 +168,7 @@ def test_antialiased_coverage_measures_area_and_moves_with_the_outline(device, h
     focal = float(intrinsics_from_fov(30.0, size, size)[0])
     side = 2 * half * focal / 3.0  # the square's side in pixels (about 24 and 38)
     h = torch.tensor(half, requires_grad=True)
-    coverage = square_coverage(h, rasterizer, size)
+    coverage = square_coverage(h, rasterizer, size, cells)
     area = coverage.sum()
     # The z-buffer alone is off by up to a pixel row per side (tens of pixels); the outline is found to 2 px^2.
     assert abs(area.item() - side**2) < 2.0

@@ -1,0 +1,419 @@
+"""Geometry that agrees with the input views: the network's density reconciled with the input masks.
+
+Carving and filling (`carve_and_fill`), on the marching-cubes grid of `resolution`^3 points over [-1, 1]^3:
+
+    masks   -> silhouette cones -> visual hull h (positive inside every cone)
+    density -> occupancy (queried only in and just around the hull) -> signed distance n, lightly blurred
+    snap    along each view's ray, where the hull's front is seen squarely and the network's front lies less
+            than `snap` behind it, the stretch between them is added: the network's dents close up to the
+            hull. `snap` defaults to the network's own measured error (how far its silhouettes stray from the
+            masks, times `snap_factor`): a poor network is overruled where a view sees, a good one is trusted.
+    carve   s = min(h, max(n, snap)): nothing sticks out past any mask. Where no view sees the hull squarely
+            (the underside of an object seen from above, the inside of a concavity) the network's shape stays:
+            no visual-hull keel.
+    fill    the mask pixels that the surface of s still misses (a thin plate or rod the network lost) get their
+            ray filled near where it enters the hull (`fill_depth`), cut by the hull; sealed hollows close.
+
+Surface fit (`fit_surface`), on the mesh after simplification: vertices move along their normals so that the
+anti-aliased silhouettes match the masks, two views that see the same surface point see the same colour
+(photometric term, away from outlines and only where both views face the surface), and the mean curvature
+varies smoothly (fairness that removes terraces and wobble without shrinking the shape).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..render.raster import Fragments, Rasterizer, TorchRasterizer, clip_to_pixels, project
+from ..views.viewset import ViewSet
+from .distance import signed_distance
+from .extract import DENSITY_LEVEL, DensityFn, MeshError, grid_points
+from .marching_cubes import marching_cubes
+from .mesh import Mesh
+from .silhouette import SilhouetteCones
+
+Progress = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class CarveOptions:
+    # World units: a network surface at most this far behind a squarely seen hull moves onto it. None: the
+    # network's measured error (`snap_factor` times its silhouettes' mean distance from the masks), clamped.
+    snap: float | None = None
+    snap_factor: float = 8.0
+    max_snap: float = 0.3
+    margin: float = 0.08  # world units: the network is also queried this far outside the hull
+    fill_rounds: int = 1  # passes that add what the masks show but the surface misses
+    fill_depth: float = 0.06  # world units: how deep behind the hull's front a missed ray is filled
+    smooth: float = 0.75  # Gaussian sigma (voxels) applied to the network's part of the field
+    chunk_points: int = 1 << 18
+
+
+def _blur3d(volume: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur of a (X, Y, Z) volume (replicate padding)."""
+    if sigma <= 0:
+        return volume
+    radius = max(1, math.ceil(2.5 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=volume.dtype, device=volume.device)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    out = volume[None, None]
+    for axis in range(3):
+        shape = [1, 1, 1, 1, 1]
+        shape[2 + axis] = kernel.numel()
+        pad = [0, 0, 0, 0, 0, 0]
+        pad[2 * (2 - axis)] = pad[2 * (2 - axis) + 1] = radius
+        out = F.conv3d(F.pad(out, pad, mode="replicate"), kernel.reshape(shape))
+    return out[0, 0]
+
+
+def _max_filter(volume: Tensor, radius: int) -> Tensor:
+    """The maximum of a (X, Y, Z) volume over the cube of cells within `radius` of each cell (separable)."""
+    out = volume[None, None]
+    size = 2 * radius + 1
+    for kernel in ((size, 1, 1), (1, size, 1), (1, 1, size)):
+        padding = tuple(k // 2 for k in kernel)
+        out = F.max_pool3d(out, kernel, stride=1, padding=padding)
+    return out[0, 0]
+
+
+def grid_mesh(field: Tensor) -> Mesh:
+    """Mesh of the zero level set of a (R, R, R) field on `grid_points` (positive inside), world frame."""
+    vertices, faces = marching_cubes(-field)
+    resolution = field.shape[0]
+    return Mesh(vertices * (2.0 / (resolution - 1)) - 1.0, faces)
+
+
+def coverage(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer) -> Tensor:
+    """(N, H, W) bool: the pixels of each view the mesh covers."""
+    if mesh.num_faces == 0:
+        return torch.zeros((views.num_views, views.height, views.width), dtype=torch.bool, device=views.device)
+    clip = project(mesh.vertices.float(), views.intrinsics, views.c2w, views.height, views.width)
+    return rasterizer.rasterize(clip, mesh.faces, views.height, views.width).mask
+
+
+def mask_iou(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer | None = None) -> Tensor:
+    """(N,) IoU between the mesh's coverage and each view's mask (at 1/2), at the views' resolution."""
+    covered = coverage(mesh, views, rasterizer or TorchRasterizer())
+    masks = views.foreground()
+    inter = (covered & masks).flatten(1).sum(1).float()
+    union = (covered | masks).flatten(1).sum(1).float()
+    return inter / union.clamp_min(1)
+
+
+@dataclass(frozen=True)
+class DepthMaps:
+    """What each view sees of a surface: depth (N, H, W) of the nearest surface point (inf where none) and
+    whether it is seen squarely enough (N, H, W) bool (|cos| of the view angle at least `min_facing`)."""
+
+    depth: Tensor
+    squarely: Tensor
+
+    @classmethod
+    def of(cls, surface: Mesh, views: ViewSet, rasterizer: Rasterizer, min_facing: float = 0.3) -> DepthMaps:
+        vertices = surface.vertices.float()
+        clip = project(vertices, views.intrinsics, views.c2w, views.height, views.width)
+        fragments = rasterizer.rasterize(clip, surface.faces, views.height, views.width)
+        depth = rasterizer.interpolate(clip[..., 3:].contiguous(), fragments, surface.faces)[..., 0]
+        normals = F.normalize(surface.face_normals(), dim=-1)[fragments.triangle_id.clamp_min(0)]
+        seen_at = rasterizer.interpolate(vertices, fragments, surface.faces)
+        facing = (normals * F.normalize(views.c2w[:, None, None, :3, 3] - seen_at, dim=-1)).sum(-1).abs()
+        depth = torch.where(fragments.mask, depth, torch.full_like(depth, float("inf")))
+        return cls(depth, fragments.mask & (facing >= min_facing))
+
+
+def _look_up(maps: Tensor, points: Tensor, views: ViewSet) -> tuple[Tensor, Tensor]:
+    """maps (N, C, H, W), world points (P, 3) -> the maps at each point's pixel (N, C, P) (nearest; border
+    values outside the image) and the points' camera depths (N, P)."""
+    clip = project(points, views.intrinsics, views.c2w, views.height, views.width)
+    pixels = clip_to_pixels(clip, views.height, views.width)
+    grid = torch.stack([pixels[..., 0] / views.width * 2 - 1, pixels[..., 1] / views.height * 2 - 1], -1)
+    values = F.grid_sample(maps, grid[:, :, None], mode="nearest", padding_mode="border", align_corners=False)
+    return values[..., 0], clip[..., 3]
+
+
+def silhouette_error(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer) -> float:
+    """How far (world units) a mesh's outline lies from the masks' on average: the pixels where its coverage
+    and the mask disagree, over the length of the mask's outline, times depth / focal length; mean of views."""
+    masks = views.foreground()
+    disagree = (coverage(mesh, views, rasterizer) ^ masks).flatten(1).sum(1).float()
+    eroded = -F.max_pool2d(-masks[:, None].float(), 3, 1, 1)[:, 0] > 0.5
+    outline = (masks & ~eroded).flatten(1).sum(1).float().clamp_min(1)
+    depth = views.c2w[:, :3, 3].norm(dim=-1)  # about the distance to the object
+    focal = views.intrinsics[:, :2].mean(dim=1)
+    return float((disagree / outline * depth / focal).mean())
+
+
+@dataclass
+class CarvedGeometry:
+    field: Tensor  # (R, R, R) world-unit signed field, positive inside
+    mesh: Mesh
+    queried: int  # density queries made
+    snap: float  # how far behind the seen hull a network surface was moved onto it (world units)
+
+
+def carve_and_fill(
+    density: DensityFn,
+    views: ViewSet,
+    resolution: int,
+    options: CarveOptions = CarveOptions(),
+    rasterizer: Rasterizer | None = None,
+    level: float = DENSITY_LEVEL,
+) -> CarvedGeometry:
+    """The fused field and mesh of the module docstring. `views` and the density live on the same device."""
+    rasterizer = rasterizer or TorchRasterizer()
+    device = views.device
+    voxel = 2.0 / (resolution - 1)
+    nearest = float(views.c2w[:, :3, 3].norm(dim=-1).min()) - 1.0  # the closest the object gets to a camera
+    focal = float(views.intrinsics[:, :2].max())
+    reach = options.fill_depth + 3 * voxel  # how far (world) the fields must be exact around a surface
+    band_px = int(min(96, max(8, math.ceil(reach * focal / max(nearest, 0.1)))))
+    cones = SilhouetteCones.of_masks(views, band_px)
+
+    points = grid_points(resolution, device).reshape(-1, 3)
+    hull = torch.cat(
+        [cones.hull(points[i : i + options.chunk_points]) for i in range(0, len(points), options.chunk_points)]
+    )
+    hull = hull.reshape(resolution, resolution, resolution)
+
+    # The network's occupancy, queried only inside the hull and a margin around it (where it shows how far
+    # the network's shape strays past the masks).
+    near = hull > -options.margin
+    index = torch.nonzero(near.reshape(-1)).squeeze(1)
+    occupied = torch.zeros(points.shape[0], dtype=torch.bool, device=device)
+    with torch.no_grad():
+        for i in range(0, len(index), options.chunk_points):
+            chunk = index[i : i + options.chunk_points]
+            occupied[chunk] = density(points[chunk]).reshape(-1) >= level
+    occupied = occupied.reshape(resolution, resolution, resolution)
+    if not bool(occupied.any()):
+        raise MeshError(
+            "no surface: the density never reaches the surface level anywhere inside the views' visual hull, so "
+            "there is nothing to mesh. Check that the views show the object with correct masks and cameras, "
+            "and that the weights suit them"
+        )
+
+    band_vox = math.ceil(reach / voxel) + 1
+    network = _blur3d(signed_distance(occupied, band_vox) * voxel, options.smooth)
+    snap = options.snap
+    if snap is None:  # the network's own error, read off how far its silhouettes stray from the masks
+        snap = min(
+            options.max_snap, max(voxel, options.snap_factor * silhouette_error(grid_mesh(network), views, rasterizer))
+        )
+
+    # Per view: the hull's front surface (seen squarely, else it says nothing) and the network's front surface.
+    # A dent is a stretch of a view's ray between the two that is shorter than `snap`: filled up to the hull.
+    # `hidden` (N, R, R, R): how far behind the squarely seen front each point lies (0 in front of the hull,
+    # inf behind a surface seen only at a grazing angle: the keel under an object seen from above).
+    hull_maps = DepthMaps.of(grid_mesh(hull), views, rasterizer)
+    network_depth = DepthMaps.of(grid_mesh(torch.minimum(hull, network)), views, rasterizer).depth
+    inf = torch.full_like(hull_maps.depth, float("inf"))
+    front = torch.where(hull_maps.squarely, hull_maps.depth, inf)
+    gap = torch.where(hull_maps.squarely & torch.isfinite(network_depth), network_depth - front, inf)
+    maps = torch.stack([hull_maps.depth, front, gap], dim=1)  # (N, 3, H, W)
+    hidden_parts, snapped_parts = [], []
+    for i in range(0, len(points), options.chunk_points):
+        values, z = _look_up(maps, points[i : i + options.chunk_points], views)
+        surface_at, front_at, gap_at = values.unbind(1)
+        behind = torch.where(z >= front_at, z - front_at, torch.full_like(z, float("inf")))
+        hidden_parts.append(torch.where(z < surface_at, torch.zeros_like(z), behind))
+        inside_dent = torch.minimum(front_at + gap_at - z, snap - gap_at)  # > 0: inside a shallow dent
+        snapped_parts.append(torch.nan_to_num(inside_dent, nan=-1.0, neginf=-1.0).max(dim=0).values)
+    hidden = torch.cat(hidden_parts, dim=1).reshape(-1, *hull.shape)  # (N, R, R, R)
+    snapped = torch.cat(snapped_parts).reshape(hull.shape)
+    network = torch.maximum(network, snapped)
+    field = torch.minimum(hull, network)
+
+    for _ in range(options.fill_rounds):
+        mesh = grid_mesh(field)
+        missed = views.foreground() & ~coverage(mesh, views, rasterizer)
+        # An opening drops slivers a pixel or two wide along the outline (the grid's resolution, not a lost part).
+        eroded = -F.max_pool2d(-missed[:, None].float(), 3, 1, 1)
+        missed = F.max_pool2d(eroded, 3, 1, 1)[:, 0] > 0.5
+        if not bool(missed.any()):
+            break
+        fill_cones = SilhouetteCones.of_regions(missed, views, band_px)
+        # Each missed pixel's ray is filled only near where it enters the hull (a shell `fill_depth` deep),
+        # so a missed rim never grows a keel out of the hull's hidden part.
+        fill = torch.cat(
+            [
+                fill_cones.world_distance(points[i : i + options.chunk_points])
+                for i in range(0, len(points), options.chunk_points)
+            ],
+            dim=1,
+        ).reshape(-1, *hull.shape)
+        fill = torch.minimum(fill, options.fill_depth - hidden).max(dim=0).values
+        network = torch.maximum(network, fill)
+        field = torch.minimum(hull, network)
+    cavity = enclosed(field > 0)
+    field = torch.where(cavity, torch.full_like(field, 0.5 * voxel), field)
+    return CarvedGeometry(field, grid_mesh(field), int(index.numel()), snap)
+
+
+def enclosed(solid: Tensor) -> Tensor:
+    """(X, Y, Z) bool: empty cells that no axis-aligned line reaches from outside the grid without crossing a
+    solid cell: hollows inside the solid (a fill that made a shell), never an opening such as a mug's inside."""
+    reached = torch.zeros_like(solid)
+    for dim in range(3):
+        for flip in (False, True):
+            ahead = solid.flip(dim) if flip else solid
+            blocked = ahead.to(torch.uint8).cummax(dim=dim).values.bool()
+            reached |= ~(blocked.flip(dim) if flip else blocked)
+    return ~solid & ~reached
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """The differentiable surface fit after carving (vertex offsets optimised with Adam)."""
+
+    steps: int = 20
+    voxel: float = 2.0 / 127  # the grid spacing the mesh came from (world units): sets the step size
+    lr_voxels: float = 0.1  # Adam's step, in voxels
+    silhouette: float = 100.0  # weight of mean (coverage - mask)^2 at the views' resolution
+    photometric: float = 1.0  # weight of |view i's pixel - view j's colour at the same surface point|
+    smooth: float = 20.0  # weight of the uniform Laplacian of the vertex positions (voxel units)
+    anchor: float = 0.01  # weight of the offsets from the start (voxel units)
+    photo_pixels: int = 8192  # pixels per view sampled for the photometric term each step
+    min_facing: float = 0.3  # both views must see a point at least this squarely (cosine) to compare colours
+
+
+def _laplacian(vertices: Tensor, faces: Tensor) -> Tensor:
+    """(V, 3): each vertex minus the mean of its edge neighbours (uniform weights)."""
+    edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    edges = torch.cat([edges, edges.flip(1)])
+    total = torch.zeros_like(vertices).index_add(0, edges[:, 0], vertices[edges[:, 1]])
+    count = torch.zeros(vertices.shape[0], device=vertices.device).index_add(
+        0, edges[:, 0], torch.ones(edges.shape[0], device=vertices.device)
+    )
+    return vertices - total / count.clamp_min(1)[:, None]
+
+
+def _blur2d(images: Tensor, sigma: float) -> Tensor:
+    radius = max(1, math.ceil(2.5 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    c = images.shape[1]
+    out = F.conv2d(
+        F.pad(images, (radius, radius, 0, 0), mode="replicate"),
+        kernel.reshape(1, 1, 1, -1).expand(c, 1, 1, -1),
+        groups=c,
+    )
+    return F.conv2d(
+        F.pad(out, (0, 0, radius, radius), mode="replicate"), kernel.reshape(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c
+    )
+
+
+def fit_surface(
+    mesh: Mesh,
+    views: ViewSet,
+    options: FitOptions = FitOptions(),
+    rasterizer: Rasterizer | None = None,
+    progress: Progress | None = None,
+) -> Mesh:
+    """Move the vertices along their normals so the mesh's silhouettes match the masks, what two views see of
+    the same surface point agrees in colour, and the surface stays smooth. Topology is kept; moving along the
+    normal only (never sideways) keeps thin parts from being pulled apart. World frame in and out."""
+    rasterizer = rasterizer or TorchRasterizer()
+    start = mesh.vertices.detach().float()
+    faces = mesh.faces
+    normals = mesh.vertex_normals().detach().float()
+    offset = torch.zeros((start.shape[0], 1), device=start.device, requires_grad=True)
+    optimizer = torch.optim.Adam([offset], lr=options.lr_voxels * options.voxel)
+    masks = views.mask.permute(0, 2, 3, 1)  # (N, H, W, 1)
+    images = _blur2d(views.rgb, 1.0)
+    # The photometric term only reads pixels well inside the masks: at outlines (and across thin parts, which
+    # are all outline) colours mix with the background, and the silhouette term already decides there.
+    interior = signed_distance(views.foreground(), 4) >= 3
+    n, height, width = views.num_views, views.height, views.width
+    focal = views.intrinsics[:, :2].mean(dim=1)
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    for step in range(options.steps):
+        vertices = start + offset * normals
+        clip = project(vertices, views.intrinsics, views.c2w, height, width)
+        fragments = rasterizer.rasterize(clip, faces, height, width)
+        covered = fragments.mask[..., None].float()
+        coverage = rasterizer.antialias(covered, fragments, clip, faces)
+        loss = options.silhouette * (coverage - masks).square().mean()
+        if options.photometric > 0 and n > 1:
+            photo = _photometric(
+                vertices, faces, fragments, clip, views, images, interior, focal, rasterizer, options, generator
+            )
+            loss = loss + options.photometric * photo
+        if options.smooth > 0:
+            # Fairness without shrinkage: the normal part of the Laplacian is the mean curvature (times the edge
+            # length squared); penalising how it varies between neighbours flattens terraces and wobbles but
+            # leaves a sphere, a cylinder or a plane as they are.
+            curvature = (_laplacian(vertices, faces) * normals).sum(-1, keepdim=True) / options.voxel
+            loss = loss + options.smooth * _laplacian(curvature, faces).square().mean()
+        if options.anchor > 0:
+            loss = loss + options.anchor * (offset / options.voxel).square().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if progress:
+            progress((step + 1) / options.steps)
+    return Mesh((start + offset * normals).detach(), faces)
+
+
+def _photometric(
+    vertices: Tensor,
+    faces: Tensor,
+    fragments: Fragments,
+    clip: Tensor,
+    views: ViewSet,
+    images: Tensor,
+    interior: Tensor,
+    focal: Tensor,
+    rasterizer: Rasterizer,
+    options: FitOptions,
+    generator: torch.Generator,
+) -> Tensor:
+    """Mean |I_i(p) - I_j(pi_j(X(p)))| over sampled pixels p inside view i's mask (away from its outline) and
+    the other views j that see the surface point X(p) squarely enough (depth test against the current mesh,
+    facing ratio at least `min_facing` in both); differentiable in the vertices."""
+    n, height, width = views.num_views, views.height, views.width
+    points = rasterizer.interpolate(vertices, fragments, faces)  # (N, H, W, 3)
+    depth = rasterizer.interpolate(clip[..., 3:].contiguous(), fragments, faces)[..., 0].detach()
+    depth = torch.where(fragments.mask, depth, torch.full_like(depth, 1e6))
+    face_normals = F.normalize(Mesh(vertices.detach(), faces).face_normals(), dim=-1)
+    usable = fragments.mask & interior
+    total = vertices.new_zeros(())
+    pairs = 0
+    for i in range(n):
+        index = torch.nonzero(usable[i].reshape(-1)).squeeze(1)
+        if index.numel() == 0:
+            continue
+        if index.numel() > options.photo_pixels:
+            index = index[torch.randperm(index.numel(), generator=generator)[: options.photo_pixels].to(index.device)]
+        x = points[i].reshape(-1, 3)[index]  # (P, 3)
+        normal = face_normals[fragments.triangle_id[i].reshape(-1)[index]]  # (P, 3)
+        colour = images[i].reshape(3, -1)[:, index].T  # (P, 3)
+        others = [j for j in range(n) if j != i]
+        pclip = project(x, views.intrinsics[others], views.c2w[others], height, width)  # (M, P, 4)
+        pixels = clip_to_pixels(pclip, height, width)
+        grid = torch.stack([pixels[..., 0] / width * 2 - 1, pixels[..., 1] / height * 2 - 1], dim=-1)[:, :, None]
+        seen = F.grid_sample(images[others], grid, mode="bilinear", padding_mode="border", align_corners=False)
+        front = F.grid_sample(
+            depth[others, None], grid.detach(), mode="nearest", padding_mode="border", align_corners=False
+        )[:, 0, :, 0]
+        inner = F.grid_sample(
+            interior[others, None].float(), grid.detach(), mode="nearest", padding_mode="zeros", align_corners=False
+        )[:, 0, :, 0]
+        z = pclip[..., 3].detach()
+        to_j = F.normalize(views.c2w[others, None, :3, 3] - x.detach()[None], dim=-1)
+        to_i = F.normalize(views.c2w[i, :3, 3] - x.detach(), dim=-1)
+        facing = (to_j * normal[None]).sum(-1).clamp_min(0) * (to_i * normal).sum(-1).clamp_min(0)[None]
+        visible = (z <= front + 2.0 * z / focal[others, None]) & (inner > 0.5)
+        weight = visible.float() * (facing >= options.min_facing**2).float()
+        if weight.sum() > 0:
+            difference = (seen[..., 0].transpose(1, 2) - colour[None]).abs().sum(-1)  # (M, P)
+            total = total + (difference * weight).sum() / weight.sum()
+            pairs += 1
+    return total / max(pairs, 1)

@@ -1,0 +1,73 @@
+"""What the input masks say about 3D space: per-view silhouette cones as distance fields, and their visual hull.
+
+A view's mask (N, 1, H, W) becomes a signed distance in pixels to the mask's outline (positive inside,
+`mesh.distance.signed_distance`). A world point x seen by camera i at pixel u_i(x) and depth z_i(x) then has
+
+    cone_i(x) = D_i(u_i(x)) * z_i(x) / f_i        (world units; f_i the focal length in pixels)
+
+which is zero on the silhouette cone of view i, positive inside it, and close to the distance from x to the
+cone near it. The visual hull is min_i cone_i (inside every cone). Points that project outside an image, or lie
+behind a camera, count as outside that view's mask. Everything is in the world frame of the views.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..render.raster import clip_to_pixels, project
+from ..views.viewset import ViewSet
+from .distance import signed_distance
+
+
+@dataclass(frozen=True)
+class SilhouetteCones:
+    """Signed pixel distances (N, H, W) to each view's region outline, with the views' cameras."""
+
+    distance: Tensor  # (N, H, W) float32, pixels, positive inside, clamped to [-band, band]
+    intrinsics: Tensor  # (N, 4)
+    c2w: Tensor  # (N, 4, 4)
+    band: int
+
+    @classmethod
+    def of_regions(cls, regions: Tensor, views: ViewSet, band: int) -> SilhouetteCones:
+        """regions (N, H, W) bool, one per view of `views` (same size) -> their cones."""
+        distance = torch.stack([signed_distance(region, band) for region in regions])
+        return cls(distance, views.intrinsics, views.c2w, band)
+
+    @classmethod
+    def of_masks(cls, views: ViewSet, band: int) -> SilhouetteCones:
+        """The cones of the views' masks (thresholded at 1/2)."""
+        return cls.of_regions(views.foreground(), views, band)
+
+    def pixel_distance(self, points: Tensor) -> tuple[Tensor, Tensor]:
+        """World points (P, 3) -> signed pixel distances (N, P) and camera depths (N, P)."""
+        _, height, width = self.distance.shape
+        clip = project(points, self.intrinsics, self.c2w, height, width)
+        pixels = clip_to_pixels(clip, height, width)  # (N, P, 2)
+        grid = torch.stack([pixels[..., 0] / width * 2 - 1, pixels[..., 1] / height * 2 - 1], dim=-1)[:, :, None]
+        # Shift by the band so that zero padding (outside the image) reads as "far outside the region".
+        shifted = (self.distance + self.band)[:, None]
+        sampled = F.grid_sample(
+            shifted, grid.to(shifted.dtype), mode="bilinear", padding_mode="zeros", align_corners=False
+        )
+        distance = sampled[:, 0, :, 0] - self.band
+        depth = clip[..., 3]
+        return torch.where(depth > 1e-6, distance, torch.full_like(distance, -float(self.band))), depth
+
+    def world_distance(self, points: Tensor) -> Tensor:
+        """(N, P): each cone's signed distance at the points, in world units (positive inside the cone)."""
+        distance, depth = self.pixel_distance(points)
+        focal = self.intrinsics[:, :2].mean(dim=1, keepdim=True)  # (N, 1)
+        return distance * depth.clamp_min(1e-6) / focal
+
+    def hull(self, points: Tensor) -> Tensor:
+        """(P,): signed distance-like value of the intersection of all cones (the visual hull)."""
+        return self.world_distance(points).min(dim=0).values
+
+    def union(self, points: Tensor) -> Tensor:
+        """(P,): signed distance-like value of the union of all cones."""
+        return self.world_distance(points).max(dim=0).values
