@@ -342,7 +342,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
             bar.update(done - bar.n)
 
         report = run_evaluation(
-            assets, model, settings, args.output, device, lpips, not args.no_sheets, progress, args.command_line
+            assets,
+            model,
+            settings,
+            args.output,
+            device,
+            lpips,
+            not args.no_sheets,
+            progress,
+            args.command_line,
+            args.label,
         )
     from .evaluation.runner import metrics_table
 
@@ -559,6 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--texture-size", type=int, default=1024)
     p.add_argument("--lpips", type=Path, nargs="+", help="LPIPS weights: AlexNet .pth and lpips' alex.pth")
     p.add_argument("--no-sheets", action="store_true", help="skip the contact-sheet PNGs")
+    p.add_argument("--label", default="", help="a name for this configuration in comparison tables")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_eval)
 

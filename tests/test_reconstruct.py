@@ -123,7 +123,15 @@ def test_json_summary_of_a_run(tmp_path, capsys, monkeypatch, fitted_sphere):
     summary = json.loads(capsys.readouterr().out)
     assert summary["output"] == [str(tmp_path / "out.glb")] and summary["device"] == "cpu"
     assert summary["faces"] > 1000 and summary["total_s"] > 0
-    assert set(summary["timings_s"]) >= {"load weights", "triplane", "carve", "geometry fit", "refine", "bake", "export"}
+    assert set(summary["timings_s"]) >= {
+        "load weights",
+        "triplane",
+        "carve",
+        "geometry fit",
+        "refine",
+        "bake",
+        "export",
+    }
     assert len(summary["silhouette_iou"]) == 4
     assert summary["refine_psnr_after"] > summary["refine_psnr_before"]
 

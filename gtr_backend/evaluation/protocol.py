@@ -30,6 +30,7 @@ from torch import Tensor
 
 from ..errors import GTRError
 from ..mesh import Mesh
+from ..mesh.fit import mask_iou
 from ..model import GTR
 from ..pipeline import predict_triplane
 from ..reconstruction import ReconstructOptions, Stages, geometry_stage, texture_stage, texture_views
@@ -45,6 +46,7 @@ from .metrics import chamfer_distance, psnr, sample_surface, ssim, volume_iou
 from .visual_hull import visual_hull
 
 VARIANTS = ("feed-forward", "refined", "nerf", "visual-hull")
+METRIC_KEYS = ("psnr", "ssim", "lpips", "chamfer_x100", "iou", "silhouette_iou")
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,7 @@ class VariantResult:
     lpips: float | None = None
     chamfer_x100: float | None = None
     iou: float | None = None
+    silhouette_iou: float | None = None  # the mesh vs the input masks: IoU of the worst input view
     prediction: Tensor | None = field(default=None, repr=False)  # eval renders (N, 3, H, W), for the contact sheet
     normals: Tensor | None = field(default=None, repr=False)  # world normals of the mesh as colours (N, 3, H, W)
 
@@ -206,6 +209,7 @@ class VariantResult:
             "lpips": self.lpips,
             "chamfer_x100": self.chamfer_x100,
             "iou": self.iou,
+            "silhouette_iou": self.silhouette_iou,
         }
 
 
@@ -260,7 +264,8 @@ def evaluate_asset(
         p, s, lp = image_metrics(render.rgb, truth, lpips)
         chamfer, iou = shape_metrics(mesh.to("cpu"), asset.mesh, protocol) if asset.mesh is not None else (None, None)
         normals = (render.normals * 0.5 + 0.5) * render.alpha + (1 - render.alpha)
-        return VariantResult(p, s, lp, chamfer, iou, render.rgb.cpu(), normals.cpu())
+        silhouettes = float(mask_iou(mesh.to(device), inputs, rasterizer).min())
+        return VariantResult(p, s, lp, chamfer, iou, silhouettes, render.rgb.cpu(), normals.cpu())
 
     for variant in protocol.variants:
         if variant in ("feed-forward", "refined"):
@@ -292,7 +297,7 @@ def summarize(rows: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str,
     for variant in variants:
         entries = [per_asset[variant] for per_asset in rows.values() if variant in per_asset]
         means[variant] = {}
-        for metric in ("psnr", "ssim", "lpips", "chamfer_x100", "iou"):
+        for metric in METRIC_KEYS:
             values = [e[metric] for e in entries if e.get(metric) is not None and not math.isnan(e[metric])]
             means[variant][metric] = float(np.mean(values)) if values else None
     return means

@@ -3,6 +3,7 @@
 The folder (`docs/results/` in the repository) holds what the measuring commands wrote, and the page is
 rebuilt from it alone, so it never drifts from the numbers:
 - `eval-*.json`: `gtr eval` reports (copied from its output folder's results.json);
+- `compare-*.json`: `gtr eval --label NAME` reports of other configurations, one row each in a comparison;
 - `bench-*.json`: `gtr bench --json` (every stage from views to GLB);
 - `model-*.json`: `gtr bench --model-only --json` (the network alone, several precisions);
 - `training-*.json`: `gtr bench --training --json` (stage-1 training steps: objects per second, peak memory);
@@ -87,6 +88,30 @@ def merged_evaluations(paths: list[Path]) -> dict[str, tuple[dict[str, Any], lis
     return groups
 
 
+def comparison_table(reports: list[dict[str, Any]]) -> str:
+    """One row per evaluation run (its label and variant): mean metrics, and the worst asset's mask IoU."""
+    columns = (("psnr", "{:.2f}"), ("ssim", "{:.3f}"), ("chamfer_x100", "{:.2f}"), ("iou", "{:.3f}"))
+    lines = [
+        "| configuration | variant | PSNR ↑ | SSIM ↑ | CD×100 ↓ | IoU ↑ | mask IoU, mean ↑ | mask IoU, worst ↑ "
+        "| s/asset |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for report in reports:
+        seconds = sum(report["seconds"].values()) / max(len(report["seconds"]), 1)
+        for variant, mean in report["mean"].items():
+            masks = [a[variant].get("silhouette_iou") for a in report["assets"].values() if variant in a]
+            worst = min((m for m in masks if m is not None), default=None)
+            cells = [report.get("label") or "(unlabelled)", variant]
+            cells += [_number(mean.get(key), template) for key, template in columns]
+            cells += [_number(mean.get("silhouette_iou"), "{:.3f}"), _number(worst, "{:.3f}"), f"{seconds:.0f}"]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _number(value: float | None, template: str) -> str:
+    return "n/a" if value is None else template.format(value)
+
+
 def _command(info: dict[str, Any]) -> str:
     return f"`{info['command']}`" if info.get("command") else "(command not recorded)"
 
@@ -113,6 +138,16 @@ def results_page(folder: Path) -> str:
         ]
     if not evals:
         parts.append("No evaluation files yet.\n")
+    comparisons = sorted(folder.glob("compare-*.json"))
+    if comparisons:
+        parts += [
+            "### Ways to make the result faithful to the views, compared\n",
+            "Each row is one `gtr eval` run (its command below) with the same weights and views; the columns are "
+            "means over the assets of the variant named, mask IoU is the worst input view's (the mesh against the "
+            "input masks), then the lowest of those over the assets.\n",
+            comparison_table([json.loads(p.read_text()) for p in comparisons]),
+            "Commands: " + "; ".join(_command(json.loads(p.read_text())) for p in comparisons) + "\n",
+        ]
     sheets = sorted((folder / "sheets").glob("*.png")) if (folder / "sheets").is_dir() else []
     if sheets:
         parts.append("Contact sheets of the first evaluation above (inputs, ground truth, each variant, normals):\n")

@@ -55,6 +55,7 @@ METRICS = (
     ("lpips", "LPIPS ↓", "{:.3f}"),
     ("chamfer_x100", "CD×100 ↓", "{:.2f}"),
     ("iou", "IoU ↑", "{:.3f}"),
+    ("silhouette_iou", "mask IoU ↑", "{:.3f}"),  # the mesh vs the input masks, worst input view
 )
 
 
@@ -143,6 +144,7 @@ def run_evaluation(
     sheets: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
     command: str = "",
+    label: str = "",
 ) -> dict[str, Any]:
     """Evaluate every asset not already done with the same settings; write and return the report."""
     fingerprint = settings.fingerprint()
@@ -182,6 +184,7 @@ def run_evaluation(
     report = {
         "date": time.strftime("%Y-%m-%d"),
         "command": command,
+        "label": label,
         "hardware": device_label(device),
         "torch": torch.__version__,
         "weights": settings.weights,

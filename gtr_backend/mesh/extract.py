@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import GTRError
@@ -34,12 +35,53 @@ def grid_points(resolution: int, device: torch.device | str = "cpu") -> Tensor:
 
 
 def density_grid(
-    density: DensityFn, resolution: int, device: torch.device | str = "cpu", chunk_points: int = 1 << 20
+    density: DensityFn,
+    resolution: int,
+    device: torch.device | str = "cpu",
+    chunk_points: int = 1 << 20,
+    where: Tensor | None = None,
+    level: float = DENSITY_LEVEL,
+    coarse_to_fine: bool = True,
 ) -> Tensor:
-    """(R, R, R) density on the grid; the field is queried `chunk_points` points at a time."""
-    points = grid_points(resolution, device).reshape(-1, 3)
-    values = [density(points[i : i + chunk_points]).reshape(-1) for i in range(0, points.shape[0], chunk_points)]
-    return torch.cat(values).reshape(resolution, resolution, resolution)
+    """(R, R, R) density on the grid, queried coarse to fine: first every other point along each axis, then
+    the full grid only within one coarse cell of where the coarse values cross `level`; elsewhere the coarse
+    values are interpolated (they are far from the surface, so only their side of `level` matters).
+
+    `where` (R, R, R) bool limits the queries (points outside it read 0). A part thinner than two grid steps can
+    fall between the coarse points and be missed; the geometry fit to the views restores such parts.
+    `coarse_to_fine=False` queries every point (training differentiates through all of them)."""
+    points = grid_points(resolution, device)
+    if not coarse_to_fine:
+        return _query(density, points, where, chunk_points)
+    coarse_index = torch.arange(0, resolution, 2, device=device)
+    if coarse_index[-1] != resolution - 1:
+        coarse_index = torch.cat([coarse_index, coarse_index.new_tensor([resolution - 1])])
+    coarse_points = points[coarse_index][:, coarse_index][:, :, coarse_index]
+    coarse_where = None if where is None else where[coarse_index][:, coarse_index][:, :, coarse_index]
+    coarse = _query(density, coarse_points, coarse_where, chunk_points)
+    side = (coarse >= level).float()[None, None]
+    mixed = (F.max_pool3d(side, 3, 1, 1) != -F.max_pool3d(-side, 3, 1, 1))[0, 0]  # within a cell of a crossing
+    fine = F.interpolate(coarse[None, None], size=(resolution,) * 3, mode="trilinear", align_corners=True)[0, 0]
+    refine = F.interpolate(mixed[None, None].float(), size=(resolution,) * 3, mode="nearest")[0, 0] > 0
+    if where is not None:
+        refine &= where
+        fine = torch.where(where, fine, torch.zeros_like(fine))
+    index = torch.nonzero(refine.reshape(-1)).squeeze(1)
+    flat = fine.reshape(-1)
+    flat[index] = _query(density, points.reshape(-1, 3)[index], None, chunk_points)
+    return flat.reshape(resolution, resolution, resolution)
+
+
+def _query(density: DensityFn, points: Tensor, where: Tensor | None, chunk_points: int) -> Tensor:
+    """density at points (..., 3) -> (...), queried `chunk_points` at a time; 0 where `where` is False."""
+    shape = points.shape[:-1]
+    flat = points.reshape(-1, 3)
+    index = torch.arange(flat.shape[0], device=flat.device) if where is None else torch.nonzero(where.reshape(-1))[:, 0]
+    values = torch.zeros(flat.shape[0], device=flat.device)
+    for i in range(0, index.numel(), chunk_points):
+        chunk = index[i : i + chunk_points]
+        values[chunk] = density(flat[chunk]).reshape(-1).to(values.dtype)
+    return values.reshape(shape)
 
 
 def diso_available() -> bool:

@@ -33,7 +33,7 @@ from torch import Tensor
 from ..render.raster import Fragments, Rasterizer, TorchRasterizer, clip_to_pixels, project
 from ..views.viewset import ViewSet
 from .distance import signed_distance
-from .extract import DENSITY_LEVEL, DensityFn, MeshError, grid_points
+from .extract import DENSITY_LEVEL, DensityFn, MeshError, density_grid, grid_points
 from .marching_cubes import marching_cubes
 from .mesh import Mesh
 from .silhouette import SilhouetteCones
@@ -154,7 +154,6 @@ def silhouette_error(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer) -> floa
 class CarvedGeometry:
     field: Tensor  # (R, R, R) world-unit signed field, positive inside
     mesh: Mesh
-    queried: int  # density queries made
     snap: float  # how far behind the seen hull a network surface was moved onto it (world units)
 
 
@@ -185,13 +184,8 @@ def carve_and_fill(
     # The network's occupancy, queried only inside the hull and a margin around it (where it shows how far
     # the network's shape strays past the masks).
     near = hull > -options.margin
-    index = torch.nonzero(near.reshape(-1)).squeeze(1)
-    occupied = torch.zeros(points.shape[0], dtype=torch.bool, device=device)
     with torch.no_grad():
-        for i in range(0, len(index), options.chunk_points):
-            chunk = index[i : i + options.chunk_points]
-            occupied[chunk] = density(points[chunk]).reshape(-1) >= level
-    occupied = occupied.reshape(resolution, resolution, resolution)
+        occupied = density_grid(density, resolution, device, options.chunk_points, where=near, level=level) >= level
     if not bool(occupied.any()):
         raise MeshError(
             "no surface: the density never reaches the surface level anywhere inside the views' visual hull, so "
@@ -253,7 +247,7 @@ def carve_and_fill(
         field = torch.minimum(hull, network)
     cavity = enclosed(field > 0)
     field = torch.where(cavity, torch.full_like(field, 0.5 * voxel), field)
-    return CarvedGeometry(field, grid_mesh(field), int(index.numel()), snap)
+    return CarvedGeometry(field, grid_mesh(field), snap)
 
 
 def enclosed(solid: Tensor) -> Tensor:

@@ -186,7 +186,10 @@ class TorchRasterizer(Rasterizer):
         outline = _silhouette_edges(faces, across, px.detach(), py.detach())  # (N, F, 3)
         flat = image.reshape(-1, channels)
         triangle = fragments.triangle_id.reshape(-1)
-        delta = torch.zeros_like(flat)
+        # (pixel that changes, pixel whose colour it takes in, share taken) for every outline crossing
+        takers: list[Tensor] = []
+        givers: list[Tensor] = []
+        shares: list[Tensor] = []
         index = torch.arange(n * height * width, device=image.device).reshape(n, height, width)
         for first, second in ((index[:, :, :-1], index[:, :, 1:]), (index[:, :-1, :], index[:, 1:, :])):
             first, second = first.reshape(-1), second.reshape(-1)
@@ -204,11 +207,18 @@ class TorchRasterizer(Rasterizer):
 
             s = _outline_crossing(
                 triangle[inside], view, centre(inside), centre(outside), faces, px, py, across, outline
-            )
-            s = s[:, None]  # (P, 1); 1/2: leave as is
-            inner, outer = flat[inside], flat[outside]
-            delta = delta.index_add(0, outside, (s - 0.5).clamp_min(0) * (inner - outer))
-            delta = delta.index_add(0, inside, (0.5 - s).clamp_min(0) * (outer - inner))
+            )  # (P,); 1/2: leave the pair as it is
+            takers += [outside, inside]
+            givers += [inside, outside]
+            shares += [(s - 0.5).clamp_min(0), (0.5 - s).clamp_min(0)]
+        if not takers:
+            return image
+        taker, giver, share = torch.cat(takers), torch.cat(givers), torch.cat(shares)
+        # A pixel with neighbours on two sides (a corner, a diagonal outline) would count its share twice: the
+        # shares of one pixel are scaled to sum to at most 1/2, the most a pixel can change across one outline.
+        total = torch.zeros(flat.shape[0], dtype=share.dtype, device=share.device).index_add(0, taker, share)
+        share = share * (0.5 / total.clamp_min(0.5))[taker]
+        delta = torch.zeros_like(flat).index_add(0, taker, share[:, None] * (flat[giver] - flat[taker]))
         return (flat + delta).reshape(n, height, width, channels)
 
 

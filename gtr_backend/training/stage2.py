@@ -105,7 +105,7 @@ def mesh_losses(
     def density(points: Tensor) -> Tensor:
         return field.density(sample_triplane(triplane[None], points[None])[0])
 
-    sdf = -(density_grid(density, options.grid, device) - DENSITY_LEVEL)
+    sdf = -(density_grid(density, options.grid, device, coarse_to_fine=False) - DENSITY_LEVEL)
     try:
         mesh = sdf_to_mesh(sdf)
     except MeshError:  # no surface yet: only the regulariser can teach this object

@@ -36,6 +36,7 @@ def use_this_python_as_backend(weights: str | None = None) -> None:
     prefs.refine_steps = 3
     prefs.texture_size = 256
     prefs.mesh_resolution = 48
+    prefs.geometry_steps = 5
     if weights:
         prefs.weights_path = weights
 
