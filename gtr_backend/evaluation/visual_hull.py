@@ -13,16 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..mesh import Mesh, grid_points, sdf_to_mesh
-from ..render.raster import Rasterizer, TorchRasterizer, clip_to_pixels, project
+from ..render.raster import Rasterizer, TorchRasterizer, clip_to_pixels, project, sample_images
 from ..views.viewset import ViewSet
-
-
-def _sample(images: Tensor, pixels: Tensor, height: int, width: int) -> Tensor:
-    """images (N, C, H, W), pixel coordinates (N, P, 2) -> (N, P, C) bilinear, zero outside the image."""
-    grid = torch.stack([pixels[..., 0] / width * 2 - 1, pixels[..., 1] / height * 2 - 1], dim=-1)[:, :, None]
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[..., 0].transpose(
-        1, 2
-    )
 
 
 def _pixels(points: Tensor, views: ViewSet) -> tuple[Tensor, Tensor]:
@@ -40,7 +32,7 @@ def visual_hull(
     occupancy = []
     for i in range(0, points.shape[0], chunk_points):
         pixels, depth = _pixels(points[i : i + chunk_points], views)
-        masks = _sample(views.mask, pixels, views.height, views.width)[..., 0]  # (N, P)
+        masks = sample_images(views.mask, pixels)[..., 0]  # (N, P)
         masks = torch.where(depth > 0, masks, torch.zeros_like(masks))
         occupancy.append(masks.min(dim=0).values)
     soft = torch.cat(occupancy).reshape(resolution, resolution, resolution)
@@ -57,12 +49,12 @@ def project_colors(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer | None = N
     fragments = rasterizer.rasterize(clip, mesh.faces, views.height, views.width)
     surface = rasterizer.interpolate(clip[..., 3:].contiguous(), fragments, mesh.faces)  # (N, H, W, 1)
     surface = torch.where(fragments.mask[..., None], surface, torch.full_like(surface, float("inf")))
-    front = _sample(surface.permute(0, 3, 1, 2).nan_to_num(posinf=1e6), pixels, views.height, views.width)[..., 0]
+    front = sample_images(surface.permute(0, 3, 1, 2).nan_to_num(posinf=1e6), pixels)[..., 0]
     visible = depth <= front + 0.02 * depth  # not hidden behind the hull
     to_camera = F.normalize(views.c2w[:, None, :3, 3] - vertices[None], dim=-1)
     facing = (mesh.vertex_normals()[None] * to_camera).sum(-1).clamp_min(0)
-    weight = facing * visible * (_sample(views.mask, pixels, views.height, views.width)[..., 0] > 0.5)
-    colours = _sample(views.rgb, pixels, views.height, views.width)  # (N, V, 3)
+    weight = facing * visible * (sample_images(views.mask, pixels)[..., 0] > 0.5)
+    colours = sample_images(views.rgb, pixels)  # (N, V, 3)
     total = weight.sum(0)
     mean = (colours * weight[..., None]).sum(0) / total.clamp_min(1e-8)[:, None]
     fallback = mean[total > 0].mean(0) if bool((total > 0).any()) else torch.full((3,), 0.5)

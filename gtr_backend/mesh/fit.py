@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..render.raster import Fragments, Rasterizer, TorchRasterizer, clip_to_pixels, project
+from ..render.raster import Fragments, Rasterizer, TorchRasterizer, clip_to_pixels, project, sample_images
 from ..views.viewset import ViewSet
 from .distance import signed_distance
 from .extract import DENSITY_LEVEL, DensityFn, MeshError, density_grid, grid_points
@@ -132,10 +132,8 @@ def _look_up(maps: Tensor, points: Tensor, views: ViewSet) -> tuple[Tensor, Tens
     """maps (N, C, H, W), world points (P, 3) -> the maps at each point's pixel (N, C, P) (nearest; border
     values outside the image) and the points' camera depths (N, P)."""
     clip = project(points, views.intrinsics, views.c2w, views.height, views.width)
-    pixels = clip_to_pixels(clip, views.height, views.width)
-    grid = torch.stack([pixels[..., 0] / views.width * 2 - 1, pixels[..., 1] / views.height * 2 - 1], -1)
-    values = F.grid_sample(maps, grid[:, :, None], mode="nearest", padding_mode="border", align_corners=False)
-    return values[..., 0], clip[..., 3]
+    values = sample_images(maps, clip_to_pixels(clip, views.height, views.width), "nearest", "border")
+    return values.transpose(1, 2), clip[..., 3]
 
 
 def silhouette_error(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer) -> float:
@@ -391,15 +389,10 @@ def _photometric(
         colour = images[i].reshape(3, -1)[:, index].T  # (P, 3)
         others = [j for j in range(n) if j != i]
         pclip = project(x, views.intrinsics[others], views.c2w[others], height, width)  # (M, P, 4)
-        pixels = clip_to_pixels(pclip, height, width)
-        grid = torch.stack([pixels[..., 0] / width * 2 - 1, pixels[..., 1] / height * 2 - 1], dim=-1)[:, :, None]
-        seen = F.grid_sample(images[others], grid, mode="bilinear", padding_mode="border", align_corners=False)
-        front = F.grid_sample(
-            depth[others, None], grid.detach(), mode="nearest", padding_mode="border", align_corners=False
-        )[:, 0, :, 0]
-        inner = F.grid_sample(
-            interior[others, None].float(), grid.detach(), mode="nearest", padding_mode="zeros", align_corners=False
-        )[:, 0, :, 0]
+        pixels = clip_to_pixels(pclip, height, width)  # (M, P, 2)
+        seen = sample_images(images[others], pixels, "bilinear", "border")  # (M, P, 3)
+        front = sample_images(depth[others, None], pixels.detach(), "nearest", "border")[..., 0]
+        inner = sample_images(interior[others, None].float(), pixels.detach(), "nearest", "zeros")[..., 0]
         z = pclip[..., 3].detach()
         to_j = F.normalize(views.c2w[others, None, :3, 3] - x.detach()[None], dim=-1)
         to_i = F.normalize(views.c2w[i, :3, 3] - x.detach(), dim=-1)
@@ -407,7 +400,7 @@ def _photometric(
         visible = (z <= front + 2.0 * z / focal[others, None]) & (inner > 0.5)
         weight = visible.float() * (facing >= options.min_facing**2).float()
         if weight.sum() > 0:
-            difference = (seen[..., 0].transpose(1, 2) - colour[None]).abs().sum(-1)  # (M, P)
+            difference = (seen - colour[None]).abs().sum(-1)  # (M, P)
             total = total + (difference * weight).sum() / weight.sum()
             pairs += 1
     return total / max(pairs, 1)

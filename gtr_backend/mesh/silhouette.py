@@ -15,10 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from ..render.raster import clip_to_pixels, project
+from ..render.raster import clip_to_pixels, project, sample_images
 from ..views.viewset import ViewSet
 from .distance import signed_distance
 
@@ -47,14 +46,9 @@ class SilhouetteCones:
         """World points (P, 3) -> signed pixel distances (N, P) and camera depths (N, P)."""
         _, height, width = self.distance.shape
         clip = project(points, self.intrinsics, self.c2w, height, width)
-        pixels = clip_to_pixels(clip, height, width)  # (N, P, 2)
-        grid = torch.stack([pixels[..., 0] / width * 2 - 1, pixels[..., 1] / height * 2 - 1], dim=-1)[:, :, None]
         # Shift by the band so that zero padding (outside the image) reads as "far outside the region".
         shifted = (self.distance + self.band)[:, None]
-        sampled = F.grid_sample(
-            shifted, grid.to(shifted.dtype), mode="bilinear", padding_mode="zeros", align_corners=False
-        )
-        distance = sampled[:, 0, :, 0] - self.band
+        distance = sample_images(shifted, clip_to_pixels(clip, height, width))[..., 0] - self.band
         depth = clip[..., 3]
         return torch.where(depth > 1e-6, distance, torch.full_like(distance, -float(self.band))), depth
 

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from ..mesh.distance import distance_to, signed_distance
 from ..mesh.mesh import Mesh
-from ..render.raster import Rasterizer, TorchRasterizer, clip_to_pixels, project
+from ..render.raster import Rasterizer, TorchRasterizer, clip_to_pixels, project, sample_images
 from ..views.viewset import ViewSet
 
 
@@ -63,19 +63,16 @@ class ViewColors:
         """points, normals (P, 3) world frame -> projected colour (P, 3) and the best view's quality (P,)."""
         views, options = self.views, self.options
         clip = project(points.float(), views.intrinsics, views.c2w, views.height, views.width)  # (N, P, 4)
-        pixels = clip_to_pixels(clip, views.height, views.width)
-        grid = torch.stack([pixels[..., 0] / views.width * 2 - 1, pixels[..., 1] / views.height * 2 - 1], dim=-1)
-        grid = grid[:, :, None]  # (N, P, 1, 2)
+        pixels = clip_to_pixels(clip, views.height, views.width)  # (N, P, 2)
 
         def sample(images: Tensor, mode: str = "bilinear") -> Tensor:  # (N, C, H, W) -> (N, P, C)
-            out = F.grid_sample(images, grid, mode=mode, padding_mode="border", align_corners=False)
-            return out[..., 0].transpose(1, 2)
+            return sample_images(images, pixels, mode, "border")
 
         z = clip[..., 3]
         surface = sample(self.depth[:, None], "nearest")[..., 0]
         focal = views.intrinsics[:, None, :2].mean(-1)
         visible = (z - surface).abs() <= options.depth_tolerance * z / focal
-        in_image = (grid.abs() <= 1).all(-1)[..., 0]
+        in_image = (pixels >= 0).all(-1) & (pixels[..., 0] <= views.width) & (pixels[..., 1] <= views.height)
         to_camera = F.normalize(views.c2w[:, None, :3, 3] - points[None], dim=-1)
         facing = (F.normalize(normals, dim=-1)[None] * to_camera).sum(-1).clamp_min(0)
         edge = (sample(self.edge[:, None])[..., 0] / options.edge_pixels).clamp(0, 1)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import GTRError
@@ -46,6 +47,14 @@ def clip_to_pixels(clip: Tensor, height: int, width: int) -> Tensor:
     """Clip coordinates (..., 4) -> pixel coordinates (..., 2), pixel centres at i + 0.5 (inverse of `project`)."""
     w = torch.where(clip[..., 3].abs() < 1e-9, torch.full_like(clip[..., 3], 1e-9), clip[..., 3])
     return torch.stack([(clip[..., 0] / w + 1) * (width / 2), (clip[..., 1] / w + 1) * (height / 2)], dim=-1)
+
+
+def sample_images(images: Tensor, pixels: Tensor, mode: str = "bilinear", padding_mode: str = "zeros") -> Tensor:
+    """images (N, C, H, W) read at pixel coordinates (N, P, 2) (pixel centres at i + 0.5) -> (N, P, C)."""
+    height, width = images.shape[-2:]
+    grid = torch.stack([pixels[..., 0] / width * 2 - 1, pixels[..., 1] / height * 2 - 1], dim=-1)[:, :, None]
+    out = F.grid_sample(images, grid.to(images.dtype), mode=mode, padding_mode=padding_mode, align_corners=False)
+    return out[..., 0].transpose(1, 2)
 
 
 def uv_clip(uv: Tensor) -> Tensor:
