@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -603,7 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    args.command_line = "gtr " + " ".join(list(argv) if argv is not None else sys.argv[1:])
+    args.command_line = "gtr " + shlex.join(list(argv) if argv is not None else sys.argv[1:])
     try:
         return int(args.run(args))
     except GTRError as error:

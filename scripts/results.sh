@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Measure on this machine and rebuild docs/RESULTS.md: bash scripts/results.sh [--quick]
-#   gtr eval on the shipped evaluation set (CPU: 256x256 views; CUDA: the protocol's 512x512),
+#   gtr eval on the shipped evaluation set (CPU: 256x256 views; CUDA: the protocol's 512x512), also with the
+#   geometry fit and the texture from the views turned off one by one (compare-*.json),
 #   gtr bench (every stage, views to GLB), gtr bench --model-only, gtr bench --training, the Blender add-on's
 #   click-to-mesh timing (scripts/bench_blender.py, when bpy is installed), then gtr report.
 # Files land in docs/results/ as eval-<device>*.json, bench-<device>.json, model-<device>.json; evaluation
@@ -20,6 +21,17 @@ mkdir -p docs/results results
 "$GTR" eval examples/evalset -o "results/eval-$device" --device "$device" --size "$size" \
   --variants feed-forward refined visual-hull "${lpips[@]}"
 cp "results/eval-$device/results.json" "docs/results/eval-$device.json"
+cp "results/eval-$device/results.json" "docs/results/compare-$device-4-default.json"
+# The same evaluation with the stages that make the result faithful to the views turned off one by one.
+compare() {  # compare NAME LABEL OPTIONS...
+  local name=$1 label=$2; shift 2
+  "$GTR" eval examples/evalset -o "results/compare-$device-$name" --device "$device" --size "$size" \
+    --variants refined --no-sheets --label "$label" "$@" "${lpips[@]}"
+  cp "results/compare-$device-$name/results.json" "docs/results/compare-$device-$name.json"
+}
+compare 1-network "as before: the network's shape, refined colour field" --no-geometry-refine --texture-from-views off
+compare 2-carve "carve + fill (no surface fit), texture from views" --geometry-steps 0
+compare 3-field "carve + fill + surface fit, refined colour field only" --texture-from-views off
 "$GTR" eval examples/evalset -o "results/eval-$device-nerf" --device "$device" --size "$size" \
   --variants nerf "${lpips[@]}"
 cp "results/eval-$device-nerf/results.json" "docs/results/eval-$device-nerf.json"

@@ -16,23 +16,20 @@ OPTIONS = {"refine_steps": 3, "texture_size": 256, "mesh_resolution": 48, "geome
 
 
 def input_view_psnr(job: Path) -> float:
-    """The job's mesh and texture rendered from its input cameras, against the input views inside the masks."""
+    """The job's mesh and texture seen from its input cameras, against the input views inside the masks."""
     import torch
     from PIL import Image
 
-    from gtr_backend.evaluation.metrics import psnr
+    from gtr_backend.evaluation.protocol import input_view_psnr as psnr_of
     from gtr_backend.mesh import Mesh
-    from gtr_backend.render import render_mesh
+    from gtr_backend.render import TorchRasterizer
     from gtr_backend.views import load_views
 
-    views = load_views(EXAMPLE).resized(256)
     with np.load(job / "mesh.npz", allow_pickle=False) as data:
-        texture = torch.from_numpy(np.asarray(Image.open(job / "texture.png").convert("RGB"))).float() / 255
-        mesh = Mesh(*(torch.from_numpy(data[k]) for k in ("vertices", "faces")), torch.from_numpy(data["uv"]), texture)
-    mesh = Mesh(mesh.vertices.float(), mesh.faces.long(), mesh.uv, mesh.texture)
-    render = render_mesh(mesh, views.intrinsics, views.c2w, 256, 256)
-    inside = views.mask[:, 0] > 0.99
-    return float(psnr(render.rgb.permute(0, 2, 3, 1)[inside][None], views.rgb.permute(0, 2, 3, 1)[inside][None]))
+        vertices, faces, uv = (torch.from_numpy(data[k]) for k in ("vertices", "faces", "uv"))
+    texture = torch.from_numpy(np.asarray(Image.open(job / "texture.png").convert("RGB"))).float() / 255
+    mesh = Mesh(vertices.float(), faces.long(), uv.float(), texture)
+    return psnr_of(mesh, load_views(EXAMPLE).resized(256), TorchRasterizer())
 
 
 class Server:

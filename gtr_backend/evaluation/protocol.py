@@ -46,7 +46,7 @@ from .metrics import chamfer_distance, psnr, sample_surface, ssim, volume_iou
 from .visual_hull import visual_hull
 
 VARIANTS = ("feed-forward", "refined", "nerf", "visual-hull")
-METRIC_KEYS = ("psnr", "ssim", "lpips", "chamfer_x100", "iou", "silhouette_iou")
+METRIC_KEYS = ("psnr", "ssim", "lpips", "chamfer_x100", "iou", "silhouette_iou", "input_psnr")
 
 
 @dataclass(frozen=True)
@@ -199,6 +199,7 @@ class VariantResult:
     chamfer_x100: float | None = None
     iou: float | None = None
     silhouette_iou: float | None = None  # the mesh vs the input masks: IoU of the worst input view
+    input_psnr: float | None = None  # the textured mesh seen from the input cameras vs the inputs, inside the masks
     prediction: Tensor | None = field(default=None, repr=False)  # eval renders (N, 3, H, W), for the contact sheet
     normals: Tensor | None = field(default=None, repr=False)  # world normals of the mesh as colours (N, 3, H, W)
 
@@ -210,6 +211,7 @@ class VariantResult:
             "chamfer_x100": self.chamfer_x100,
             "iou": self.iou,
             "silhouette_iou": self.silhouette_iou,
+            "input_psnr": self.input_psnr,
         }
 
 
@@ -218,6 +220,16 @@ def image_metrics(prediction: Tensor, truth: ViewSet, lpips: LPIPS | None = None
     target = truth.on_white()
     perceptual = float(lpips_distance(lpips, prediction, target).mean()) if lpips is not None else None
     return float(psnr(prediction, target).mean()), float(ssim(prediction, target).mean()), perceptual
+
+
+def input_view_psnr(mesh: Mesh, inputs: ViewSet, rasterizer: Rasterizer) -> float:
+    """PSNR of the textured mesh rendered from the input cameras against the input views, over the pixels the
+    input masks cover fully: how faithfully the result reproduces what the user gave."""
+    device = inputs.device
+    render = render_mesh(mesh.to(device), inputs.intrinsics, inputs.c2w, inputs.height, inputs.width, rasterizer)
+    inside = inputs.mask[:, 0] > 0.99
+    predicted, target = render.rgb.permute(0, 2, 3, 1)[inside], inputs.on_white().permute(0, 2, 3, 1)[inside]
+    return float(psnr(predicted[None], target[None])[0])
 
 
 def shape_metrics(predicted: Mesh, truth: Mesh, protocol: Protocol) -> tuple[float, float]:
@@ -265,7 +277,17 @@ def evaluate_asset(
         chamfer, iou = shape_metrics(mesh.to("cpu"), asset.mesh, protocol) if asset.mesh is not None else (None, None)
         normals = (render.normals * 0.5 + 0.5) * render.alpha + (1 - render.alpha)
         silhouettes = float(mask_iou(mesh.to(device), inputs, rasterizer).min())
-        return VariantResult(p, s, lp, chamfer, iou, silhouettes, render.rgb.cpu(), normals.cpu())
+        return VariantResult(
+            p,
+            s,
+            lp,
+            chamfer,
+            iou,
+            silhouettes,
+            input_view_psnr(mesh, inputs, rasterizer),
+            render.rgb.cpu(),
+            normals.cpu(),
+        )
 
     for variant in protocol.variants:
         if variant in ("feed-forward", "refined"):

@@ -90,11 +90,17 @@ def merged_evaluations(paths: list[Path]) -> dict[str, tuple[dict[str, Any], lis
 
 def comparison_table(reports: list[dict[str, Any]]) -> str:
     """One row per evaluation run (its label and variant): mean metrics, and the worst asset's mask IoU."""
-    columns = (("psnr", "{:.2f}"), ("ssim", "{:.3f}"), ("chamfer_x100", "{:.2f}"), ("iou", "{:.3f}"))
+    columns = (
+        ("psnr", "{:.2f}"),
+        ("ssim", "{:.3f}"),
+        ("chamfer_x100", "{:.2f}"),
+        ("iou", "{:.3f}"),
+        ("input_psnr", "{:.2f}"),
+    )
     lines = [
-        "| configuration | variant | PSNR ↑ | SSIM ↑ | CD×100 ↓ | IoU ↑ | mask IoU, mean ↑ | mask IoU, worst ↑ "
-        "| s/asset |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| configuration | variant | PSNR ↑ | SSIM ↑ | CD×100 ↓ | IoU ↑ | input PSNR ↑ | mask IoU, mean ↑ "
+        "| mask IoU, worst ↑ | s/asset |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for report in reports:
         seconds = sum(report["seconds"].values()) / max(len(report["seconds"]), 1)
@@ -143,8 +149,10 @@ def results_page(folder: Path) -> str:
         parts += [
             "### Ways to make the result faithful to the views, compared\n",
             "Each row is one `gtr eval` run (its command below) with the same weights and views; the columns are "
-            "means over the assets of the variant named, mask IoU is the worst input view's (the mesh against the "
-            "input masks), then the lowest of those over the assets.\n",
+            "means over the assets of the variant named. PSNR and SSIM are on the 20 evaluation views; input PSNR "
+            "is the result seen from the 4 input cameras against the inputs, inside the masks (how faithfully it "
+            "reproduces what it was given); mask IoU is the worst input view's (the mesh against the input masks), "
+            "its mean and its lowest over the assets.\n",
             comparison_table([json.loads(p.read_text()) for p in comparisons]),
             "Commands: " + "; ".join(_command(json.loads(p.read_text())) for p in comparisons) + "\n",
         ]

@@ -56,6 +56,7 @@ METRICS = (
     ("chamfer_x100", "CD×100 ↓", "{:.2f}"),
     ("iou", "IoU ↑", "{:.3f}"),
     ("silhouette_iou", "mask IoU ↑", "{:.3f}"),  # the mesh vs the input masks, worst input view
+    ("input_psnr", "input PSNR ↑", "{:.2f}"),  # the result seen from the input cameras, inside the masks
 )
 
 

@@ -116,9 +116,17 @@ def sdf_to_mesh(sdf: Tensor, backend: McBackend = "auto") -> Mesh:
             "no surface: the density is above the surface level everywhere in the box [-1, 1]^3 (the object "
             "fills the whole box). Check the cameras' distance and field of view, and the weights"
         )
+    return level_set_mesh(sdf, backend)
+
+
+def level_set_mesh(sdf: Tensor, backend: McBackend = "auto") -> Mesh:
+    """sdf (R, R, R) on the grid of `grid_points`, inside negative -> world-frame mesh of its zero level set
+    (empty when the field does not cross zero); diso's CUDA marching cubes when available, else PyTorch's."""
     use_diso = backend == "diso" or (backend == "auto" and sdf.is_cuda and diso_available())
     if backend == "diso" and not (sdf.is_cuda and diso_available()):
         raise GTRError("the diso marching cubes needs the optional `diso` package and a CUDA GPU")
+    if not float(sdf.detach().min()) < 0 <= float(sdf.detach().max()):
+        return Mesh(sdf.new_zeros((0, 3)), torch.zeros((0, 3), dtype=torch.long, device=sdf.device))
     vertices, faces = _diso_marching_cubes(sdf) if use_diso else marching_cubes(sdf)
     resolution = sdf.shape[0]
     return Mesh(vertices * (2.0 / (resolution - 1)) - 1.0, faces)

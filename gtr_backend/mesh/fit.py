@@ -33,8 +33,7 @@ from torch import Tensor
 from ..render.raster import Fragments, Rasterizer, TorchRasterizer, clip_to_pixels, project, sample_images
 from ..views.viewset import ViewSet
 from .distance import signed_distance
-from .extract import DENSITY_LEVEL, DensityFn, MeshError, density_grid, grid_points
-from .marching_cubes import marching_cubes
+from .extract import DENSITY_LEVEL, DensityFn, MeshError, density_grid, grid_points, level_set_mesh
 from .mesh import Mesh
 from .silhouette import SilhouetteCones
 
@@ -85,9 +84,7 @@ def _max_filter(volume: Tensor, radius: int) -> Tensor:
 
 def grid_mesh(field: Tensor) -> Mesh:
     """Mesh of the zero level set of a (R, R, R) field on `grid_points` (positive inside), world frame."""
-    vertices, faces = marching_cubes(-field)
-    resolution = field.shape[0]
-    return Mesh(vertices * (2.0 / (resolution - 1)) - 1.0, faces)
+    return level_set_mesh(-field)
 
 
 def coverage(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer) -> Tensor:
@@ -245,7 +242,13 @@ def carve_and_fill(
         field = torch.minimum(hull, network)
     cavity = enclosed(field > 0)
     field = torch.where(cavity, torch.full_like(field, 0.5 * voxel), field)
-    return CarvedGeometry(field, grid_mesh(field), snap)
+    mesh = grid_mesh(field)
+    if mesh.num_faces == 0:
+        raise MeshError(
+            "no surface: the network's shape and the views' masks have nothing in common (the density reaches "
+            "the surface level only outside what the masks allow). Check the cameras and the masks"
+        )
+    return CarvedGeometry(field, mesh, snap)
 
 
 def enclosed(solid: Tensor) -> Tensor:

@@ -79,6 +79,10 @@ def test_results_page_is_built_from_measurement_files(eval_folder, tmp_path):
     results.mkdir()
     assert main(["eval", str(eval_folder / "book.glb"), "-o", str(out), *TINY, "--variants", "refined"]) == 0
     (out / "results.json").rename(results / "eval-cpu.json")
+    other = tmp_path / "other"
+    args = ["--variants", "refined", "--no-geometry-refine", "--label", "network as is"]
+    assert main(["eval", str(eval_folder / "book.glb"), "-o", str(other), *TINY, *args]) == 0
+    (other / "results.json").rename(results / "compare-cpu-network.json")
     (results / "notes-1-training.md").write_text("## How the weights were trained\n\nBy hand.\n")
     page_path = tmp_path / "RESULTS.md"
     assert main(["report", str(results), "-o", str(page_path)]) == 0
@@ -88,6 +92,11 @@ def test_results_page_is_built_from_measurement_files(eval_folder, tmp_path):
     assert "Commands: `gtr eval" in page and "--variants refined" in page
     assert "| GTR feed-forward | 28.67 | 0.946 |" in page and "not measured here" in page
     assert page.rstrip().endswith("By hand.")
+    # The comparison names each configuration and the command that measured it, with its mask IoU.
+    compared = json.loads((results / "compare-cpu-network.json").read_text())
+    assert compared["options"]["geometry_refine"] is False and compared["label"] == "network as is"
+    row = f"| network as is | refined | {compared['mean']['refined']['psnr']:.2f} |"
+    assert row in page and "--no-geometry-refine --label 'network as is'" in page
 
 
 def test_finds_meshes_gso_folders_and_rendered_view_sets(eval_folder, tmp_path):

@@ -2,6 +2,7 @@
 (a bulge past the masks, a missing thin plate, an underside no camera sees) and what carving, filling and the
 surface fit make of it."""
 
+import pytest
 import torch
 import trimesh
 
@@ -34,7 +35,7 @@ def ball_density(radius: float):
     """A smooth density that crosses the surface level 10 on a ball of `radius` around CENTRE, and no plate."""
 
     def density(points: torch.Tensor) -> torch.Tensor:
-        distance = (points - CENTRE).norm(dim=-1, keepdim=True)
+        distance = (points - CENTRE.to(points.device)).norm(dim=-1, keepdim=True)
         return 20 * torch.sigmoid((radius - distance) / 0.01)
 
     return density
@@ -129,3 +130,17 @@ def test_hull_cones_contain_the_object_and_hollows_are_found():
     solid[10:14, 10:14, 12:16] = False  # a pocket open towards +z (a mug's inside)
     hollow = enclosed(solid)
     assert hollow[6:9, 6:9, 6:9].all() and hollow.sum() == 27
+
+
+@pytest.mark.cuda
+def test_the_geometry_stage_on_cuda_matches_the_masks():
+    """The same carving, filling and surface fit on a GPU (nvdiffrast's rasterizer when it is installed)."""
+    from gtr_backend.render.raster import get_rasterizer
+
+    truth = ball_and_plate()
+    views = orbit_render(ProceduralObject(truth, grey, "sign"), size=128).to("cuda")
+    rasterizer = get_rasterizer("cuda")
+    carved = carve_and_fill(ball_density(RADIUS + 0.08), views, 128, CarveOptions(), rasterizer)
+    fitted = fit_surface(carved.mesh, views, FitOptions(steps=10, voxel=2 / 127), rasterizer)
+    assert mask_iou(fitted, views, rasterizer).min() >= 0.97
+    assert volume_iou(fitted.to("cpu"), truth) > 0.85
