@@ -6,7 +6,8 @@
     texture:  mesh --texture refinement (fixed geometry)--> refined colour field
               --unwrap--> UV layout --bake (input views' colours where they see the surface)--> textured mesh
 
-`geometry_stage` and `texture_stage` are what `gtr eval`, `gtr bench` and the server's refine reuse; each takes
+`geometry_stage` and `texture_stage` are what `gtr eval` and `gtr bench` reuse (the server's refine reuses
+`bake`, the texture stage's last step); each takes
 a `Stages` that times them, reports progress (stage name, overall fraction in [0, 1]) and checks a cancel
 callback between stages and steps, raising `CancelledError`. Stage times are measured with the device
 synchronised. Everything is in the world frame (Y up, object in [-1, 1]^3).
@@ -115,14 +116,39 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 class Stages:
-    """Times stages, reports progress and honours cancellation."""
+    """Times stages, reports progress and honours cancellation. `plan`: the stages that will run, so that their
+    shares of the progress bar add up to the whole (default: every stage of `STAGE_SHARE`)."""
 
     def __init__(
-        self, device: torch.device, progress: ProgressFn | None = None, cancel: CancelFn | None = None
+        self,
+        device: torch.device,
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None,
+        plan: tuple[str, ...] | None = None,
     ) -> None:
         self.device, self.progress, self.cancel = device, progress, cancel
         self.timings: dict[str, float] = {}
         self.done = 0.0
+        total = sum(STAGE_SHARE.get(name, 0.0) for name in plan or STAGE_SHARE)
+        self.shares = {name: STAGE_SHARE.get(name, 0.0) / total for name in plan or STAGE_SHARE}
+
+    @classmethod
+    def planned(
+        cls,
+        device: torch.device,
+        options: ReconstructOptions,
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None,
+        network: bool = True,
+    ) -> Stages:
+        """Stages for a run with `options` (and the network first, if `network`)."""
+        plan = ["triplane"] if network else []
+        plan += ["carve"] if options.geometry_refine else ["density grid", "marching cubes"]
+        plan += ["simplify"] if options.target_faces else []
+        plan += ["geometry fit"] if options.geometry_refine and options.geometry_steps else []
+        plan += ["refine"] if options.refine_steps else []
+        plan += ["bake"] if options.vertex_colors else ["unwrap", "bake"]
+        return cls(device, progress, cancel, tuple(plan))
 
     def check(self) -> None:
         if self.cancel and self.cancel():
@@ -131,7 +157,7 @@ class Stages:
     def report(self, stage: str, within: float) -> None:
         self.check()
         if self.progress:
-            self.progress(stage, min(1.0, self.done + STAGE_SHARE.get(stage, 0.0) * within))
+            self.progress(stage, min(1.0, self.done + self.shares.get(stage, 0.0) * within))
 
     def reporter(self, stage: str) -> Callable[[float], None]:
         """A callback for a stage's own steps: fraction of the stage done -> progress (and a cancel check)."""
@@ -153,7 +179,7 @@ class Stages:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
-        self.done += STAGE_SHARE.get(name, 0.0)
+        self.done += self.shares.get(name, 0.0)
         self.report(name, 0.0)
 
     def finish(self) -> None:
@@ -180,7 +206,7 @@ def reconstruct(
     """Reconstruct a textured mesh from posed views with a model (or the path of its weights)."""
     options = options or ReconstructOptions()
     target = resolve_device(device)
-    stages = Stages(target, progress, cancel)
+    stages = Stages.planned(target, options, progress, cancel)
     if isinstance(weights, GTR):
         model = weights.to(target)
     else:
@@ -206,9 +232,11 @@ def reconstruct_from_triplane(
 ) -> Reconstruction:
     """The stages after the network: triplane (3, C, R, R) and its field -> textured mesh fitted to `views`
     (moved to the triplane's device; pass them at the resolution the fits should use, e.g. the model's).
-    `originals`: the same views at their own resolution, for the texture (default: `views`)."""
+    `originals`: the same views at their own resolution, for the texture (default: `views`). A caller that
+    passes its own `stages` (timings, progress and cancel shared with earlier stages) passes no `progress` or
+    `cancel` here."""
     options = options or ReconstructOptions()
-    stages = stages or Stages(triplane.device, progress, cancel)
+    stages = stages or Stages.planned(triplane.device, options, progress, cancel, network=False)
     views = views.to(triplane.device)
     rasterizer = get_rasterizer(triplane.device, options.rasterizer)
     mesh = geometry_stage(field, triplane, views, options, stages, rasterizer)
@@ -238,7 +266,16 @@ def geometry_stage(
 
     if options.geometry_refine:
         with stages.stage("carve"), torch.no_grad():
-            mesh = carve_and_fill(density, views, resolution, CarveOptions(), rasterizer).mesh
+            carved = carve_and_fill(
+                density,
+                views,
+                resolution,
+                CarveOptions(),
+                rasterizer,
+                backend=options.marching_cubes,
+                progress=stages.reporter("carve"),
+            )
+            mesh = carved.mesh
     else:
         with stages.stage("density grid"), torch.no_grad():
             sdf = -(density_grid(density, resolution, device) - DENSITY_LEVEL)

@@ -117,9 +117,9 @@ class Session:
         defaults = ReconstructOptions()
         options = ReconstructOptions(
             mesh_resolution=raw.get("mesh_resolution") or None,
-            geometry_refine=bool(raw.get("geometry_refine", defaults.geometry_refine)),
+            geometry_refine=_flag(raw, "geometry_refine", defaults.geometry_refine),
             geometry_steps=int(raw.get("geometry_steps", defaults.geometry_steps)),
-            texture_from_views=bool(raw.get("texture_from_views", defaults.texture_from_views)),
+            texture_from_views=_flag(raw, "texture_from_views", defaults.texture_from_views),
             refine_steps=int(raw.get("refine_steps", defaults.refine_steps)),
             texture_size=int(raw.get("texture_size", defaults.texture_size)),
             target_faces=int(raw.get("target_faces", defaults.target_faces)),
@@ -198,10 +198,21 @@ class Session:
 
         size = Image.open(job / "texture.png").size[0]
         # The same texture path as the first reconstruction: the refined field, under the views' own colours.
-        sources = texture_views(originals) if info.get("texture_from_views", True) else None
+        # Jobs made before the views' colours were baked in (no such key) keep their texture as it was made.
+        sources = texture_views(originals) if info.get("texture_from_views", False) else None
         textured = bake(mesh, result.colors, sources, size, rasterizer)
         files = _write_job(job, textured.to("cpu"), result.colors, mesh_files=False)
         return {"files": files, "psnr_before": result.psnr_before, "psnr_after": result.psnr_after, "improved": True}
+
+
+def _flag(options: dict[str, Any], name: str, default: bool) -> bool:
+    """A true/false option of a request: JSON true or false (absent: the default)."""
+    from .errors import GTRError
+
+    value = options.get(name, default)
+    if not isinstance(value, bool):
+        raise GTRError(f"the option {name} must be true or false, got {value!r}")
+    return value
 
 
 def _load_view_spec(spec: dict[str, Any]) -> Any:

@@ -222,12 +222,14 @@ def image_metrics(prediction: Tensor, truth: ViewSet, lpips: LPIPS | None = None
     return float(psnr(prediction, target).mean()), float(ssim(prediction, target).mean()), perceptual
 
 
-def input_view_psnr(mesh: Mesh, inputs: ViewSet, rasterizer: Rasterizer) -> float:
+def input_view_psnr(mesh: Mesh, inputs: ViewSet, rasterizer: Rasterizer) -> float | None:
     """PSNR of the textured mesh rendered from the input cameras against the input views, over the pixels the
-    input masks cover fully: how faithfully the result reproduces what the user gave."""
+    input masks cover fully: how faithfully the result reproduces what the user gave (None: no such pixel)."""
     device = inputs.device
     render = render_mesh(mesh.to(device), inputs.intrinsics, inputs.c2w, inputs.height, inputs.width, rasterizer)
     inside = inputs.mask[:, 0] > 0.99
+    if not bool(inside.any()):
+        return None
     predicted, target = render.rgb.permute(0, 2, 3, 1)[inside], inputs.on_white().permute(0, 2, 3, 1)[inside]
     return float(psnr(predicted[None], target[None])[0])
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..mesh import Mesh, grid_points, sdf_to_mesh
+from ..render.mesh_render import seen_surface
 from ..render.raster import Rasterizer, TorchRasterizer, clip_to_pixels, project, sample_images
 from ..views.viewset import ViewSet
 
@@ -45,11 +46,8 @@ def project_colors(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer | None = N
     rasterizer = rasterizer or TorchRasterizer()
     vertices = mesh.vertices.float()
     pixels, depth = _pixels(vertices, views)  # (N, V, 2), (N, V)
-    clip = project(vertices, views.intrinsics, views.c2w, views.height, views.width)
-    fragments = rasterizer.rasterize(clip, mesh.faces, views.height, views.width)
-    surface = rasterizer.interpolate(clip[..., 3:].contiguous(), fragments, mesh.faces)  # (N, H, W, 1)
-    surface = torch.where(fragments.mask[..., None], surface, torch.full_like(surface, float("inf")))
-    front = sample_images(surface.permute(0, 3, 1, 2).nan_to_num(posinf=1e6), pixels)[..., 0]
+    surface = seen_surface(mesh, views.intrinsics, views.c2w, views.height, views.width, rasterizer).depth
+    front = sample_images(surface[:, None].nan_to_num(posinf=1e6), pixels)[..., 0]
     visible = depth <= front + 0.02 * depth  # not hidden behind the hull
     to_camera = F.normalize(views.c2w[:, None, :3, 3] - vertices[None], dim=-1)
     facing = (mesh.vertex_normals()[None] * to_camera).sum(-1).clamp_min(0)

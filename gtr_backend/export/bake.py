@@ -99,7 +99,7 @@ def bake_texture(
     fragments = rasterizer.rasterize(clip, mesh.faces, texture_size, texture_size)
     points = rasterizer.interpolate(mesh.vertices.detach().float(), fragments, mesh.faces)[0]  # (S, S, 3)
     covered = fragments.mask[0]
-    normals = rasterizer.interpolate(smooth_normals(mesh), fragments, mesh.faces)[0]
+    normals = rasterizer.interpolate(smooth_normals(mesh), fragments, mesh.faces)[0] if views is not None else points
     rgb = surface_colors(colors, points[covered], normals[covered], views)
     texture = torch.zeros((texture_size, texture_size, 3), dtype=rgb.dtype, device=rgb.device)
     texture[covered] = rgb.clamp(0, 1)

@@ -4,6 +4,8 @@
 distance (in cells, between cell centres) to the nearest True cell; exact up to `band`, `band` beyond it.
 `signed_distance(inside, band)`: positive inside, negative outside, zero half-way between an inside and an
 outside cell centre (where the boundary of a binary mask lies), clamped to [-band, band].
+`image_signed_distance(masks, band)`: the same for a stack of images (N, H, W), each on its own (a stack is
+not a volume: the distance never reaches across from one image to the next).
 
 Separable (the squared distance is a sum over axes): the first axis by a running nearest-index scan, each
 further axis by a minimum over the 2 * band + 1 shifts within the band. Cost O(cells * band), no Python loop
@@ -50,6 +52,11 @@ def distance_to(feature: Tensor, band: int) -> Tensor:
     for dim in range(feature.dim() - 2, -1, -1):
         squared = _min_over_shifts(squared, dim, band)
     return squared.sqrt().clamp(max=float(band))
+
+
+def image_signed_distance(masks: Tensor, band: int) -> Tensor:
+    """(N, H, W) bool -> (N, H, W) float32: `signed_distance` of each image alone."""
+    return torch.stack([signed_distance(mask, band) for mask in masks])
 
 
 def signed_distance(inside: Tensor, band: int) -> Tensor:

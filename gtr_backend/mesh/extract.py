@@ -53,16 +53,18 @@ def density_grid(
     points = grid_points(resolution, device)
     if not coarse_to_fine:
         return _query(density, points, where, chunk_points)
-    coarse_index = torch.arange(0, resolution, 2, device=device)
-    if coarse_index[-1] != resolution - 1:
-        coarse_index = torch.cat([coarse_index, coarse_index.new_tensor([resolution - 1])])
-    coarse_points = points[coarse_index][:, coarse_index][:, :, coarse_index]
-    coarse_where = None if where is None else where[coarse_index][:, coarse_index][:, :, coarse_index]
-    coarse = _query(density, coarse_points, coarse_where, chunk_points)
+    # A coarse grid over the same box, evenly spaced (its points need not be fine points): trilinear
+    # interpolation with aligned corners then puts every coarse value back exactly where it was measured.
+    size = resolution // 2 + 1
+    coarse_where = None
+    if where is not None:
+        coarse_where = F.interpolate(where[None, None].float(), size=(size,) * 3, mode="trilinear", align_corners=True)
+        coarse_where = coarse_where[0, 0] > 0
+    coarse = _query(density, grid_points(size, device), coarse_where, chunk_points)
     side = (coarse >= level).float()[None, None]
-    mixed = (F.max_pool3d(side, 3, 1, 1) != -F.max_pool3d(-side, 3, 1, 1))[0, 0]  # within a cell of a crossing
+    mixed = (F.max_pool3d(side, 3, 1, 1) != -F.max_pool3d(-side, 3, 1, 1)).float()  # within a cell of a crossing
     fine = F.interpolate(coarse[None, None], size=(resolution,) * 3, mode="trilinear", align_corners=True)[0, 0]
-    refine = F.interpolate(mixed[None, None].float(), size=(resolution,) * 3, mode="nearest")[0, 0] > 0
+    refine = F.interpolate(mixed, size=(resolution,) * 3, mode="trilinear", align_corners=True)[0, 0] > 0
     if where is not None:
         refine &= where
         fine = torch.where(where, fine, torch.zeros_like(fine))
@@ -140,6 +142,7 @@ def extract_mesh(
     backend: McBackend = "auto",
     chunk_points: int = 1 << 20,
 ) -> Mesh:
-    """Mesh of the level set density = `level` of a density field (differentiable if grad is enabled)."""
-    sdf = -(density_grid(density, resolution, device, chunk_points) - level)
+    """Mesh of the level set density = `level` of a density field (differentiable in the densities queried
+    near the surface, if grad is enabled)."""
+    sdf = -(density_grid(density, resolution, device, chunk_points, level=level) - level)
     return sdf_to_mesh(sdf, backend)

@@ -30,10 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..render.mesh_render import seen_surface
 from ..render.raster import Fragments, Rasterizer, TorchRasterizer, clip_to_pixels, project, sample_images
 from ..views.viewset import ViewSet
-from .distance import signed_distance
-from .extract import DENSITY_LEVEL, DensityFn, MeshError, density_grid, grid_points, level_set_mesh
+from .distance import image_signed_distance, signed_distance
+from .extract import DENSITY_LEVEL, DensityFn, McBackend, MeshError, density_grid, grid_points, level_set_mesh
 from .mesh import Mesh
 from .silhouette import SilhouetteCones
 
@@ -54,37 +55,39 @@ class CarveOptions:
     chunk_points: int = 1 << 18
 
 
-def _blur3d(volume: Tensor, sigma: float) -> Tensor:
-    """Separable Gaussian blur of a (X, Y, Z) volume (replicate padding)."""
+def gaussian_blur(tensor: Tensor, sigma: float, dims: int) -> Tensor:
+    """Separable Gaussian blur (replicate padding) of the last `dims` (2 or 3) axes of (X, Y, Z) or
+    (N, C, H, W); sigma in cells."""
     if sigma <= 0:
-        return volume
+        return tensor
     radius = max(1, math.ceil(2.5 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=volume.dtype, device=volume.device)
+    x = torch.arange(-radius, radius + 1, dtype=tensor.dtype, device=tensor.device)
     kernel = torch.exp(-0.5 * (x / sigma) ** 2)
     kernel = kernel / kernel.sum()
-    out = volume[None, None]
-    for axis in range(3):
-        shape = [1, 1, 1, 1, 1]
+    out = tensor[None, None] if dims == 3 else tensor
+    channels = out.shape[1]
+    conv = F.conv3d if dims == 3 else F.conv2d
+    for axis in range(dims):
+        shape = [channels, 1] + [1] * dims
         shape[2 + axis] = kernel.numel()
-        pad = [0, 0, 0, 0, 0, 0]
-        pad[2 * (2 - axis)] = pad[2 * (2 - axis) + 1] = radius
-        out = F.conv3d(F.pad(out, pad, mode="replicate"), kernel.reshape(shape))
-    return out[0, 0]
+        pad = [0, 0] * dims
+        pad[2 * (dims - 1 - axis)] = pad[2 * (dims - 1 - axis) + 1] = radius
+        out = conv(
+            F.pad(out, pad, mode="replicate"),
+            kernel.reshape(1, 1, -1).expand(channels, 1, -1).reshape(shape),
+            groups=channels,
+        )
+    return out[0, 0] if dims == 3 else out
 
 
-def _max_filter(volume: Tensor, radius: int) -> Tensor:
-    """The maximum of a (X, Y, Z) volume over the cube of cells within `radius` of each cell (separable)."""
-    out = volume[None, None]
-    size = 2 * radius + 1
-    for kernel in ((size, 1, 1), (1, size, 1), (1, 1, size)):
-        padding = tuple(k // 2 for k in kernel)
-        out = F.max_pool3d(out, kernel, stride=1, padding=padding)
-    return out[0, 0]
+def _erode(masks: Tensor) -> Tensor:
+    """(N, H, W) bool -> the pixels whose whole 3x3 neighbourhood is in the mask."""
+    return -F.max_pool2d(-masks[:, None].float(), 3, 1, 1)[:, 0] > 0.5
 
 
-def grid_mesh(field: Tensor) -> Mesh:
+def grid_mesh(field: Tensor, backend: McBackend = "auto") -> Mesh:
     """Mesh of the zero level set of a (R, R, R) field on `grid_points` (positive inside), world frame."""
-    return level_set_mesh(-field)
+    return level_set_mesh(-field, backend)
 
 
 def coverage(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer) -> Tensor:
@@ -114,15 +117,14 @@ class DepthMaps:
 
     @classmethod
     def of(cls, surface: Mesh, views: ViewSet, rasterizer: Rasterizer, min_facing: float = 0.3) -> DepthMaps:
-        vertices = surface.vertices.float()
-        clip = project(vertices, views.intrinsics, views.c2w, views.height, views.width)
-        fragments = rasterizer.rasterize(clip, surface.faces, views.height, views.width)
-        depth = rasterizer.interpolate(clip[..., 3:].contiguous(), fragments, surface.faces)[..., 0]
+        seen = seen_surface(surface, views.intrinsics, views.c2w, views.height, views.width, rasterizer)
+        fragments = seen.fragments
+        if surface.num_faces == 0:
+            return cls(seen.depth, fragments.mask)
         normals = F.normalize(surface.face_normals(), dim=-1)[fragments.triangle_id.clamp_min(0)]
-        seen_at = rasterizer.interpolate(vertices, fragments, surface.faces)
+        seen_at = rasterizer.interpolate(surface.vertices.float(), fragments, surface.faces)
         facing = (normals * F.normalize(views.c2w[:, None, None, :3, 3] - seen_at, dim=-1)).sum(-1).abs()
-        depth = torch.where(fragments.mask, depth, torch.full_like(depth, float("inf")))
-        return cls(depth, fragments.mask & (facing >= min_facing))
+        return cls(seen.depth, fragments.mask & (facing >= min_facing))
 
 
 def _look_up(maps: Tensor, points: Tensor, views: ViewSet) -> tuple[Tensor, Tensor]:
@@ -138,8 +140,7 @@ def silhouette_error(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer) -> floa
     and the mask disagree, over the length of the mask's outline, times depth / focal length; mean of views."""
     masks = views.foreground()
     disagree = (coverage(mesh, views, rasterizer) ^ masks).flatten(1).sum(1).float()
-    eroded = -F.max_pool2d(-masks[:, None].float(), 3, 1, 1)[:, 0] > 0.5
-    outline = (masks & ~eroded).flatten(1).sum(1).float().clamp_min(1)
+    outline = (masks & ~_erode(masks)).flatten(1).sum(1).float().clamp_min(1)
     depth = views.c2w[:, :3, 3].norm(dim=-1)  # about the distance to the object
     focal = views.intrinsics[:, :2].mean(dim=1)
     return float((disagree / outline * depth / focal).mean())
@@ -147,7 +148,6 @@ def silhouette_error(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer) -> floa
 
 @dataclass
 class CarvedGeometry:
-    field: Tensor  # (R, R, R) world-unit signed field, positive inside
     mesh: Mesh
     snap: float  # how far behind the seen hull a network surface was moved onto it (world units)
 
@@ -159,8 +159,16 @@ def carve_and_fill(
     options: CarveOptions = CarveOptions(),
     rasterizer: Rasterizer | None = None,
     level: float = DENSITY_LEVEL,
+    backend: McBackend = "auto",
+    progress: Progress | None = None,
 ) -> CarvedGeometry:
-    """The fused field and mesh of the module docstring. `views` and the density live on the same device."""
+    """The fused field and mesh of the module docstring. `views` and the density live on the same device;
+    `backend` is the marching cubes to use, `progress` is told the fraction done (and may raise to cancel)."""
+
+    def step(fraction: float) -> None:
+        if progress:
+            progress(fraction)
+
     rasterizer = rasterizer or TorchRasterizer()
     device = views.device
     voxel = 2.0 / (resolution - 1)
@@ -175,6 +183,7 @@ def carve_and_fill(
         [cones.hull(points[i : i + options.chunk_points]) for i in range(0, len(points), options.chunk_points)]
     )
     hull = hull.reshape(resolution, resolution, resolution)
+    step(0.15)
 
     # The network's occupancy, queried only inside the hull and a margin around it (where it shows how far
     # the network's shape strays past the masks).
@@ -188,20 +197,22 @@ def carve_and_fill(
             "and that the weights suit them"
         )
 
+    step(0.35)
     band_vox = math.ceil(reach / voxel) + 1
-    network = _blur3d(signed_distance(occupied, band_vox) * voxel, options.smooth)
+    network = gaussian_blur(signed_distance(occupied, band_vox) * voxel, options.smooth, dims=3)
     snap = options.snap
     if snap is None:  # the network's own error, read off how far its silhouettes stray from the masks
         snap = min(
-            options.max_snap, max(voxel, options.snap_factor * silhouette_error(grid_mesh(network), views, rasterizer))
+            options.max_snap,
+            max(voxel, options.snap_factor * silhouette_error(grid_mesh(network, backend), views, rasterizer)),
         )
 
     # Per view: the hull's front surface (seen squarely, else it says nothing) and the network's front surface.
     # A dent is a stretch of a view's ray between the two that is shorter than `snap`: filled up to the hull.
     # `hidden` (N, R, R, R): how far behind the squarely seen front each point lies (0 in front of the hull,
     # inf behind a surface seen only at a grazing angle: the keel under an object seen from above).
-    hull_maps = DepthMaps.of(grid_mesh(hull), views, rasterizer)
-    network_depth = DepthMaps.of(grid_mesh(torch.minimum(hull, network)), views, rasterizer).depth
+    hull_maps = DepthMaps.of(grid_mesh(hull, backend), views, rasterizer)
+    network_depth = DepthMaps.of(grid_mesh(torch.minimum(hull, network), backend), views, rasterizer).depth
     inf = torch.full_like(hull_maps.depth, float("inf"))
     front = torch.where(hull_maps.squarely, hull_maps.depth, inf)
     gap = torch.where(hull_maps.squarely & torch.isfinite(network_depth), network_depth - front, inf)
@@ -218,13 +229,12 @@ def carve_and_fill(
     snapped = torch.cat(snapped_parts).reshape(hull.shape)
     network = torch.maximum(network, snapped)
     field = torch.minimum(hull, network)
+    step(0.7)
 
     for _ in range(options.fill_rounds):
-        mesh = grid_mesh(field)
-        missed = views.foreground() & ~coverage(mesh, views, rasterizer)
+        missed = views.foreground() & ~coverage(grid_mesh(field, backend), views, rasterizer)
         # An opening drops slivers a pixel or two wide along the outline (the grid's resolution, not a lost part).
-        eroded = -F.max_pool2d(-missed[:, None].float(), 3, 1, 1)
-        missed = F.max_pool2d(eroded, 3, 1, 1)[:, 0] > 0.5
+        missed = ~_erode(~_erode(missed))
         if not bool(missed.any()):
             break
         fill_cones = SilhouetteCones.of_regions(missed, views, band_px)
@@ -242,18 +252,20 @@ def carve_and_fill(
         field = torch.minimum(hull, network)
     cavity = enclosed(field > 0)
     field = torch.where(cavity, torch.full_like(field, 0.5 * voxel), field)
-    mesh = grid_mesh(field)
+    mesh = grid_mesh(field, backend)
+    step(1.0)
     if mesh.num_faces == 0:
         raise MeshError(
             "no surface: the network's shape and the views' masks have nothing in common (the density reaches "
             "the surface level only outside what the masks allow). Check the cameras and the masks"
         )
-    return CarvedGeometry(field, mesh, snap)
+    return CarvedGeometry(mesh, snap)
 
 
 def enclosed(solid: Tensor) -> Tensor:
     """(X, Y, Z) bool: empty cells that no axis-aligned line reaches from outside the grid without crossing a
-    solid cell: hollows inside the solid (a fill that made a shell), never an opening such as a mug's inside."""
+    solid cell: hollows inside the solid (a fill that made a shell). An opening along an axis (a mug's inside,
+    a torus's hole) is reached; one that turns or slants steeply (a bent spout) would be closed too."""
     reached = torch.zeros_like(solid)
     for dim in range(3):
         for flip in (False, True):
@@ -267,12 +279,12 @@ def enclosed(solid: Tensor) -> Tensor:
 class FitOptions:
     """The differentiable surface fit after carving (vertex offsets optimised with Adam)."""
 
+    voxel: float  # the grid spacing the mesh came from (world units): sets the step size
     steps: int = 20
-    voxel: float = 2.0 / 127  # the grid spacing the mesh came from (world units): sets the step size
     lr_voxels: float = 0.1  # Adam's step, in voxels
     silhouette: float = 100.0  # weight of mean (coverage - mask)^2 at the views' resolution
     photometric: float = 1.0  # weight of |view i's pixel - view j's colour at the same surface point|
-    smooth: float = 20.0  # weight of the uniform Laplacian of the vertex positions (voxel units)
+    smooth: float = 20.0  # weight of how the mean curvature varies between neighbours (fairness)
     anchor: float = 0.01  # weight of the offsets from the start (voxel units)
     photo_pixels: int = 8192  # pixels per view sampled for the photometric term each step
     min_facing: float = 0.3  # both views must see a point at least this squarely (cosine) to compare colours
@@ -289,121 +301,109 @@ def _laplacian(vertices: Tensor, faces: Tensor) -> Tensor:
     return vertices - total / count.clamp_min(1)[:, None]
 
 
-def _blur2d(images: Tensor, sigma: float) -> Tensor:
-    radius = max(1, math.ceil(2.5 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
-    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    c = images.shape[1]
-    out = F.conv2d(
-        F.pad(images, (radius, radius, 0, 0), mode="replicate"),
-        kernel.reshape(1, 1, 1, -1).expand(c, 1, 1, -1),
-        groups=c,
-    )
-    return F.conv2d(
-        F.pad(out, (0, 0, radius, radius), mode="replicate"), kernel.reshape(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c
-    )
-
-
 def fit_surface(
     mesh: Mesh,
     views: ViewSet,
-    options: FitOptions = FitOptions(),
+    options: FitOptions,
     rasterizer: Rasterizer | None = None,
     progress: Progress | None = None,
 ) -> Mesh:
     """Move the vertices along their normals so the mesh's silhouettes match the masks, what two views see of
     the same surface point agrees in colour, and the surface stays smooth. Topology is kept; moving along the
     normal only (never sideways) keeps thin parts from being pulled apart. World frame in and out."""
-    rasterizer = rasterizer or TorchRasterizer()
-    start = mesh.vertices.detach().float()
-    faces = mesh.faces
-    normals = mesh.vertex_normals().detach().float()
-    offset = torch.zeros((start.shape[0], 1), device=start.device, requires_grad=True)
+    fit = _SurfaceFit(mesh, views, options, rasterizer or TorchRasterizer())
+    offset = torch.zeros((mesh.num_vertices, 1), device=mesh.vertices.device, requires_grad=True)
     optimizer = torch.optim.Adam([offset], lr=options.lr_voxels * options.voxel)
-    masks = views.mask.permute(0, 2, 3, 1)  # (N, H, W, 1)
-    images = _blur2d(views.rgb, 1.0)
-    # The photometric term only reads pixels well inside the masks: at outlines (and across thin parts, which
-    # are all outline) colours mix with the background, and the silhouette term already decides there.
-    interior = signed_distance(views.foreground(), 4) >= 3
-    n, height, width = views.num_views, views.height, views.width
-    focal = views.intrinsics[:, :2].mean(dim=1)
-    generator = torch.Generator(device="cpu").manual_seed(0)
-    for step in range(options.steps):
-        vertices = start + offset * normals
-        clip = project(vertices, views.intrinsics, views.c2w, height, width)
-        fragments = rasterizer.rasterize(clip, faces, height, width)
-        covered = fragments.mask[..., None].float()
-        coverage = rasterizer.antialias(covered, fragments, clip, faces)
-        loss = options.silhouette * (coverage - masks).square().mean()
-        if options.photometric > 0 and n > 1:
-            photo = _photometric(
-                vertices, faces, fragments, clip, views, images, interior, focal, rasterizer, options, generator
-            )
-            loss = loss + options.photometric * photo
+    with torch.enable_grad():  # also when the caller runs under no_grad
+        for step in range(options.steps):
+            loss = fit.loss(offset)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if progress:
+                progress((step + 1) / options.steps)
+    return Mesh(fit.moved(offset).detach(), mesh.faces)
+
+
+class _SurfaceFit:
+    """What the surface fit's loss reads, prepared once: the start, its normals, the views' masks, their
+    slightly blurred colours (a smoother photometric landscape) and the pixels well inside the masks."""
+
+    def __init__(self, mesh: Mesh, views: ViewSet, options: FitOptions, rasterizer: Rasterizer) -> None:
+        self.start = mesh.vertices.detach().float()
+        self.faces = mesh.faces
+        self.normals = mesh.vertex_normals().detach().float()
+        self.views, self.options, self.rasterizer = views, options, rasterizer
+        self.masks = views.mask.permute(0, 2, 3, 1)  # (N, H, W, 1)
+        self.images = gaussian_blur(views.rgb, 1.0, dims=2)
+        # The photometric term only reads pixels well inside the masks: at outlines (and across thin parts,
+        # which are all outline) colours mix with the background, and the silhouette term decides there.
+        self.interior = image_signed_distance(views.foreground(), 4) >= 3
+        self.generator = torch.Generator(device="cpu").manual_seed(0)
+
+    def moved(self, offset: Tensor) -> Tensor:
+        return self.start + offset * self.normals
+
+    def loss(self, offset: Tensor) -> Tensor:
+        options, views, faces = self.options, self.views, self.faces
+        vertices = self.moved(offset)
+        clip = project(vertices, views.intrinsics, views.c2w, views.height, views.width)
+        fragments = self.rasterizer.rasterize(clip, faces, views.height, views.width)
+        soft = self.rasterizer.antialias(fragments.mask[..., None].float(), fragments, clip, faces)
+        loss = options.silhouette * (soft - self.masks).square().mean()
+        if options.photometric > 0 and views.num_views > 1:
+            loss = loss + options.photometric * self._photometric(vertices, fragments, clip)
         if options.smooth > 0:
             # Fairness without shrinkage: the normal part of the Laplacian is the mean curvature (times the edge
             # length squared); penalising how it varies between neighbours flattens terraces and wobbles but
             # leaves a sphere, a cylinder or a plane as they are.
-            curvature = (_laplacian(vertices, faces) * normals).sum(-1, keepdim=True) / options.voxel
+            curvature = (_laplacian(vertices, faces) * self.normals).sum(-1, keepdim=True) / options.voxel
             loss = loss + options.smooth * _laplacian(curvature, faces).square().mean()
         if options.anchor > 0:
             loss = loss + options.anchor * (offset / options.voxel).square().mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if progress:
-            progress((step + 1) / options.steps)
-    return Mesh((start + offset * normals).detach(), faces)
+        return loss
 
-
-def _photometric(
-    vertices: Tensor,
-    faces: Tensor,
-    fragments: Fragments,
-    clip: Tensor,
-    views: ViewSet,
-    images: Tensor,
-    interior: Tensor,
-    focal: Tensor,
-    rasterizer: Rasterizer,
-    options: FitOptions,
-    generator: torch.Generator,
-) -> Tensor:
-    """Mean |I_i(p) - I_j(pi_j(X(p)))| over sampled pixels p inside view i's mask (away from its outline) and
-    the other views j that see the surface point X(p) squarely enough (depth test against the current mesh,
-    facing ratio at least `min_facing` in both); differentiable in the vertices."""
-    n, height, width = views.num_views, views.height, views.width
-    points = rasterizer.interpolate(vertices, fragments, faces)  # (N, H, W, 3)
-    depth = rasterizer.interpolate(clip[..., 3:].contiguous(), fragments, faces)[..., 0].detach()
-    depth = torch.where(fragments.mask, depth, torch.full_like(depth, 1e6))
-    face_normals = F.normalize(Mesh(vertices.detach(), faces).face_normals(), dim=-1)
-    usable = fragments.mask & interior
-    total = vertices.new_zeros(())
-    pairs = 0
-    for i in range(n):
-        index = torch.nonzero(usable[i].reshape(-1)).squeeze(1)
-        if index.numel() == 0:
-            continue
-        if index.numel() > options.photo_pixels:
-            index = index[torch.randperm(index.numel(), generator=generator)[: options.photo_pixels].to(index.device)]
-        x = points[i].reshape(-1, 3)[index]  # (P, 3)
-        normal = face_normals[fragments.triangle_id[i].reshape(-1)[index]]  # (P, 3)
-        colour = images[i].reshape(3, -1)[:, index].T  # (P, 3)
-        others = [j for j in range(n) if j != i]
-        pclip = project(x, views.intrinsics[others], views.c2w[others], height, width)  # (M, P, 4)
-        pixels = clip_to_pixels(pclip, height, width)  # (M, P, 2)
-        seen = sample_images(images[others], pixels, "bilinear", "border")  # (M, P, 3)
-        front = sample_images(depth[others, None], pixels.detach(), "nearest", "border")[..., 0]
-        inner = sample_images(interior[others, None].float(), pixels.detach(), "nearest", "zeros")[..., 0]
-        z = pclip[..., 3].detach()
-        to_j = F.normalize(views.c2w[others, None, :3, 3] - x.detach()[None], dim=-1)
-        to_i = F.normalize(views.c2w[i, :3, 3] - x.detach(), dim=-1)
-        facing = (to_j * normal[None]).sum(-1).clamp_min(0) * (to_i * normal).sum(-1).clamp_min(0)[None]
-        visible = (z <= front + 2.0 * z / focal[others, None]) & (inner > 0.5)
-        weight = visible.float() * (facing >= options.min_facing**2).float()
-        if weight.sum() > 0:
-            difference = (seen - colour[None]).abs().sum(-1)  # (M, P)
-            total = total + (difference * weight).sum() / weight.sum()
-            pairs += 1
-    return total / max(pairs, 1)
+    def _photometric(self, vertices: Tensor, fragments: Fragments, clip: Tensor) -> Tensor:
+        """Mean |I_i(p) - I_j(pi_j(X(p)))| over sampled pixels p inside view i's mask (away from its outline) and
+        the other views j that see the surface point X(p) squarely enough (depth test against the current mesh,
+        facing ratio at least `min_facing` in both); differentiable in the vertices."""
+        views, options, faces, rasterizer = self.views, self.options, self.faces, self.rasterizer
+        images, interior = self.images, self.interior
+        n, height, width = views.num_views, views.height, views.width
+        focal = views.intrinsics[:, :2].mean(dim=1)
+        points = rasterizer.interpolate(vertices, fragments, faces)  # (N, H, W, 3)
+        depth = rasterizer.interpolate(clip[..., 3:].contiguous(), fragments, faces)[..., 0].detach()
+        depth = torch.where(fragments.mask, depth, torch.full_like(depth, 1e6))
+        face_normals = F.normalize(Mesh(vertices.detach(), faces).face_normals(), dim=-1)
+        usable = fragments.mask & interior
+        total = vertices.new_zeros(())
+        pairs = 0
+        for i in range(n):
+            index = torch.nonzero(usable[i].reshape(-1)).squeeze(1)
+            if index.numel() == 0:
+                continue
+            if index.numel() > options.photo_pixels:
+                pick = torch.randperm(index.numel(), generator=self.generator)[: options.photo_pixels]
+                index = index[pick.to(index.device)]
+            x = points[i].reshape(-1, 3)[index]  # (P, 3)
+            normal = face_normals[fragments.triangle_id[i].reshape(-1)[index]]  # (P, 3)
+            colour = images[i].reshape(3, -1)[:, index].T  # (P, 3)
+            others = [j for j in range(n) if j != i]
+            pclip = project(x, views.intrinsics[others], views.c2w[others], height, width)  # (M, P, 4)
+            pixels = clip_to_pixels(pclip, height, width)  # (M, P, 2)
+            seen = sample_images(images[others], pixels, "bilinear", "border")  # (M, P, 3)
+            front = sample_images(depth[others, None], pixels.detach(), "nearest", "border")[..., 0]
+            inner = sample_images(interior[others, None].float(), pixels.detach(), "nearest", "zeros")[..., 0]
+            z = pclip[..., 3].detach()
+            to_j = F.normalize(views.c2w[others, None, :3, 3] - x.detach()[None], dim=-1)
+            to_i = F.normalize(views.c2w[i, :3, 3] - x.detach(), dim=-1)
+            facing_j = (to_j * normal[None]).sum(-1)  # (M, P)
+            facing_i = (to_i * normal).sum(-1)[None]  # (1, P)
+            squarely = (facing_j >= options.min_facing) & (facing_i >= options.min_facing)
+            visible = (z <= front + 2.0 * z / focal[others, None]) & (inner > 0.5)
+            weight = (visible & squarely).float()
+            if weight.sum() > 0:
+                difference = (seen - colour[None]).abs().sum(-1)  # (M, P)
+                total = total + (difference * weight).sum() / weight.sum()
+                pairs += 1
+        return total / max(pairs, 1)

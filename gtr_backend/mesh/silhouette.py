@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..render.raster import clip_to_pixels, project, sample_images
 from ..views.viewset import ViewSet
-from .distance import signed_distance
+from .distance import image_signed_distance
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,7 @@ class SilhouetteCones:
     @classmethod
     def of_regions(cls, regions: Tensor, views: ViewSet, band: int) -> SilhouetteCones:
         """regions (N, H, W) bool, one per view of `views` (same size) -> their cones."""
-        distance = torch.stack([signed_distance(region, band) for region in regions])
-        return cls(distance, views.intrinsics, views.c2w, band)
+        return cls(image_signed_distance(regions, band), views.intrinsics, views.c2w, band)
 
     @classmethod
     def of_masks(cls, views: ViewSet, band: int) -> SilhouetteCones:
@@ -61,7 +60,3 @@ class SilhouetteCones:
     def hull(self, points: Tensor) -> Tensor:
         """(P,): signed distance-like value of the intersection of all cones (the visual hull)."""
         return self.world_distance(points).min(dim=0).values
-
-    def union(self, points: Tensor) -> Tensor:
-        """(P,): signed distance-like value of the union of all cones."""
-        return self.world_distance(points).max(dim=0).values

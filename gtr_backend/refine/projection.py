@@ -22,9 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..mesh.distance import distance_to, signed_distance
+from ..mesh.distance import distance_to, image_signed_distance
 from ..mesh.mesh import Mesh
-from ..render.raster import Rasterizer, TorchRasterizer, clip_to_pixels, project, sample_images
+from ..render.mesh_render import seen_surface
+from ..render.raster import Rasterizer, clip_to_pixels, project, sample_images
 from ..views.viewset import ViewSet
 
 
@@ -48,15 +49,10 @@ class ViewColors:
     ) -> None:
         self.views = views
         self.options = options or ProjectionOptions()
-        rasterizer = rasterizer or TorchRasterizer()
-        vertices = mesh.vertices.detach().float().to(views.device)
-        faces = mesh.faces.to(views.device)
-        clip = project(vertices, views.intrinsics, views.c2w, views.height, views.width)
-        fragments = rasterizer.rasterize(clip, faces, views.height, views.width)
-        depth = rasterizer.interpolate(clip[..., 3:].contiguous(), fragments, faces)[..., 0]
-        self.depth = torch.where(fragments.mask, depth, torch.full_like(depth, float("inf")))  # (N, H, W)
+        surface = mesh.to(views.device)
+        self.depth = seen_surface(surface, views.intrinsics, views.c2w, views.height, views.width, rasterizer).depth
         band = int(self.options.edge_pixels) + 2
-        inside = signed_distance(views.foreground(), band)  # pixels to the mask's outline, positive inside
+        inside = image_signed_distance(views.foreground(), band)  # pixels to the mask's outline, positive inside
         self.edge = torch.minimum(inside, distance_to_depth_edges(self.depth, band)).clamp_min(0)  # (N, H, W)
 
     def __call__(self, points: Tensor, normals: Tensor) -> tuple[Tensor, Tensor]:

@@ -1,6 +1,6 @@
 """Rendering: NeRF volume rendering of triplane fields; mesh rasterization (PyTorch or nvdiffrast)."""
 
-from .mesh_render import MeshRender, render_mesh, sample_texture
+from .mesh_render import MeshRender, SeenSurface, render_mesh, sample_texture, seen_surface
 from .raster import Fragments, Rasterizer, TorchRasterizer, get_rasterizer, project, uv_clip
 from .volume import (
     FieldFn,
@@ -18,6 +18,7 @@ __all__ = [
     "Fragments",
     "MeshRender",
     "Rasterizer",
+    "SeenSurface",
     "TorchRasterizer",
     "VolumeOptions",
     "VolumeRender",
@@ -29,6 +30,7 @@ __all__ = [
     "render_triplane",
     "render_views",
     "sample_texture",
+    "seen_surface",
     "triplane_field",
     "uv_clip",
 ]

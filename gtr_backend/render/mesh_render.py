@@ -26,6 +26,33 @@ class MeshRender:
     fragments: Fragments
 
 
+@dataclass(frozen=True)
+class SeenSurface:
+    """What N cameras see of a mesh: depth (N, H, W) camera z of the nearest surface point (inf where there is
+    none), the rasterizer's fragments and the clip coordinates (N, V, 4) of the vertices."""
+
+    depth: Tensor
+    fragments: Fragments
+    clip: Tensor
+
+
+def seen_surface(
+    mesh: Mesh, intrinsics: Tensor, c2w: Tensor, height: int, width: int, rasterizer: Rasterizer | None = None
+) -> SeenSurface:
+    """Rasterize `mesh` (world frame) from N OpenCV cameras; an empty mesh is seen nowhere."""
+    rasterizer = rasterizer or TorchRasterizer()
+    vertices = mesh.vertices.detach().float()
+    clip = project(vertices, intrinsics.float(), c2w.float(), height, width)
+    n = clip.shape[0]
+    if mesh.num_faces == 0:
+        empty = torch.full((n, height, width), -1, dtype=torch.long, device=vertices.device)
+        fragments = Fragments(empty, torch.zeros((n, height, width, 3), device=vertices.device))
+        return SeenSurface(torch.full((n, height, width), float("inf"), device=vertices.device), fragments, clip)
+    fragments = rasterizer.rasterize(clip, mesh.faces, height, width)
+    depth = rasterizer.interpolate(clip[..., 3:].contiguous(), fragments, mesh.faces)[..., 0]
+    return SeenSurface(torch.where(fragments.mask, depth, torch.full_like(depth, float("inf"))), fragments, clip)
+
+
 def sample_texture(texture: Tensor, uv: Tensor) -> Tensor:
     """texture (T, T', C) in [0, 1], image row 0 at the top; uv (..., 2) with v up -> (..., C), bilinear."""
     grid = torch.stack([uv[..., 0] * 2 - 1, 1 - uv[..., 1] * 2], dim=-1).reshape(1, -1, 1, 2)

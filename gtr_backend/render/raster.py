@@ -190,6 +190,8 @@ class TorchRasterizer(Rasterizer):
         corners, so a loss on the coverage channel reaches the geometry; edges between two triangles of the
         object are left hard. image (N, H, W, C), clip (N, V, 4) -> (N, H, W, C)."""
         n, height, width, channels = image.shape
+        if faces.shape[0] == 0:
+            return image
         px, py = clip_to_pixels(clip, height, width).unbind(-1)  # (N, V)
         across = _across_edges(faces)
         outline = _silhouette_edges(faces, across, px.detach(), py.detach())  # (N, F, 3)

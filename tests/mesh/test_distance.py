@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from gtr_backend.mesh.distance import distance_to, signed_distance
+from gtr_backend.mesh.distance import distance_to, image_signed_distance, signed_distance
 
 
 def brute_force(feature: torch.Tensor, band: int) -> torch.Tensor:
@@ -31,3 +31,11 @@ def test_signed_distance_of_a_disc_is_its_radius_minus_the_distance_to_the_centr
 
 def test_no_feature_reads_as_far():
     assert torch.all(distance_to(torch.zeros(8, 9, dtype=torch.bool), 5) == 5)
+
+
+def test_a_stack_of_masks_is_measured_image_by_image():
+    masks = torch.zeros(3, 16, 16, dtype=torch.bool)
+    masks[1, 4:12, 4:12] = True  # only the middle image has an object
+    sdf = image_signed_distance(masks, band=6)
+    assert sdf[1, 8, 8] == signed_distance(masks[1], 6)[8, 8] == 3.5  # not pulled down by the empty neighbours
+    assert (sdf[0] == -6).all() and (sdf[2] == -6).all()
