@@ -1,34 +1,40 @@
 """The backend as a long-lived process for the Blender add-on: `python -m gtr_backend.server`.
 
-Protocol (version `PROTOCOL`): one JSON object per line. Requests on stdin carry an `id` and an `op`;
-replies on stdout carry the request's `id` and a `type`: any number of `progress` lines
+Protocol (version `PROTOCOL`, `gtr_backend.contract`): one JSON object per line. Requests on stdin carry an
+`id`, an `op` and optionally the `protocol` they speak (refused when it is not this one); every request is
+checked field by field before any work (`contract.check_request`), and anything wrong gets a one-line error
+naming the field. Replies on stdout carry the request's `id` and a `type`: any number of `progress` lines
 (`stage`, `fraction` in [0, 1]), then exactly one `result` or `error` (`message`: plain words for the user).
 Large data never goes through the pipe: views are read from a view folder and results are written to a job
-folder, both named in the request. Logging goes to stderr.
+folder, both named in the request; job folders must lie inside `--jobs-root` (the add-on's jobs folder) and
+are written all or nothing (a new folder, manifest last, swapped in). Logging goes to stderr.
 
 Requests:
 - `hello` -> `protocol`, `version`, `torch`, `device` (GPU name or CPU), `cuda`, `weights` (the default file or null)
+- `ping` -> answered at once even while a job runs (`busy`): the add-on's check that the backend is alive.
 - `reconstruct` {`views`: {`path`, `orbit`: {azimuths, elevation, fov, distance} or null, `zero123pp`},
   `job`: folder, `weights`, `device`, `options`: {`refine_steps`, `texture_size`, `mesh_resolution`,
   `target_faces`, `geometry_refine`, `geometry_steps`, `texture_from_views`} (each optional)}
   -> writes `mesh.glb`, `mesh.npz` (vertices (V, 3) float32 in the backend frame, faces (F, 3) int32,
   uv (V, 2) float32), `texture.png`, `state.safetensors` (the refined colour field) and `job.json` into `job`;
   replies with the files, timings, the refinement's PSNR and the mesh's silhouette IoU per input view.
-- `refine` {`job`, `steps`} -> continues the texture refinement of a finished job against its views (from
-  the saved colour field, on the saved mesh and UV layout), bakes it as the reconstruction did (the views' own
-  colours laid over the field, unless the job was made with `texture_from_views` off) and rewrites
-  `texture.png` and the state; when the
-  steps do not raise the input-view PSNR, nothing is rewritten and the reply says `improved: false`.
+- `refine` {`job`, `steps` (at least 1)} -> continues the texture refinement of a finished job against its
+  views (from the saved colour field, on the saved mesh and UV layout), bakes it as the reconstruction did
+  (the views' own colours laid over the field, unless the job was made with `texture_from_views` off) and
+  rewrites `texture.png` and the state; when the steps do not raise the input-view PSNR, nothing is
+  rewritten and the reply says `improved: false`.
 - `load` {`weights`, `device`} -> loads the model ahead of the first request (the add-on sends it when views
   are imported, so the first Reconstruct click does not wait for it).
-- `cancel` {`target`: the id of the running request} -> that request stops at its next check and replies
-  `error` with `cancelled: true`.
+- `cancel` {`target`: the id of a running or queued request} -> that request stops at its next check and
+  replies `error` with `cancelled: true` (a cancel for any other id is ignored).
 - `shutdown`.
-The model stays loaded between requests, so the second reconstruction skips loading it.
+The model stays loaded between requests, so the second reconstruction skips loading it. When stdin closes the
+server finishes the running request and exits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import queue
@@ -41,7 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-PROTOCOL = 1
+from .contract import PROTOCOL, check_request
+
 CONTINUE_TRIPLANE_LR = 0.05  # texture-refinement learning rates when refining a finished result further
 CONTINUE_MLP_LR = 3e-5
 
@@ -50,13 +57,28 @@ Emit = Callable[[dict[str, Any]], None]
 
 @dataclass
 class Session:
-    """Handles requests; keeps loaded models between them (keyed by weights file and device)."""
+    """Handles requests; keeps loaded models between them (keyed by weights file and device). Job folders
+    must lie inside `jobs_root` (None: anywhere; the add-on always gives its own jobs folder)."""
 
+    jobs_root: Path | None = None
     models: dict[tuple[str, str], Any] = field(default_factory=dict)
     loads: int = 0  # how many times a model was read from disk
 
+    def job_folder(self, path: str) -> Path:
+        """The job folder of a request, resolved, and confined to `jobs_root`."""
+        from .errors import GTRError
+
+        folder = Path(path).expanduser().resolve()
+        if self.jobs_root is not None:
+            root = self.jobs_root.expanduser().resolve()
+            if folder == root or root not in folder.parents:
+                raise GTRError(f"the job folder {path} is not inside the jobs folder {root}; choose a folder there")
+        if folder.exists() and not folder.is_dir():
+            raise GTRError(f"the job folder {path} is a file, not a folder")
+        return folder
+
     def handle(self, request: dict[str, Any], emit: Emit, cancelled: Callable[[], bool]) -> dict[str, Any]:
-        op = request.get("op")
+        op = check_request(request)["op"]
         if op == "hello":
             return self.hello()
         if op == "reconstruct":
@@ -72,7 +94,7 @@ class Session:
             return {"device": str(device), "loaded_model": self.loads > loads}
         from .errors import GTRError
 
-        raise GTRError(f"unknown request {op!r}")
+        raise GTRError(f"the request {op!r} is answered by the server's reader, not by a session")
 
     def hello(self) -> dict[str, Any]:
         import torch
@@ -108,6 +130,8 @@ class Session:
     def reconstruct(self, request: dict[str, Any], emit: Emit, cancelled: Callable[[], bool]) -> dict[str, Any]:
         from .reconstruction import ReconstructOptions, reconstruct, resolve_device
 
+        job = self.job_folder(request["job"])
+        _check_writable(job)
         views = _load_view_spec(request["views"])
         device = resolve_device(request.get("device") or "auto")
         emit({"type": "progress", "stage": "load weights", "fraction": 0.0})
@@ -129,16 +153,13 @@ class Session:
             emit({"type": "progress", "stage": stage, "fraction": fraction})
 
         result = reconstruct(views, model, device, options, progress, cancelled)
-        job = Path(request["job"])
-        job.mkdir(parents=True, exist_ok=True)
-        files = _write_job(job, result.mesh, result.colors)
         info = {
             "views": request["views"],
             "weights": request.get("weights"),
             "device": str(device),
             "texture_from_views": options.texture_from_views,
         }
-        (job / "job.json").write_text(json.dumps(info, indent=2) + "\n")
+        files = _write_job(job, result.mesh, result.colors, info)
         refinement = result.refinement
         return {
             "files": files,
@@ -161,7 +182,7 @@ class Session:
         from .refine import RefineOptions, refine_texture
         from .render.raster import get_rasterizer
 
-        job = Path(request["job"])
+        job = self.job_folder(request["job"])
         if not (job / "job.json").is_file() or not (job / "state.safetensors").is_file():
             raise GTRError(f"{job}: not a finished reconstruction (job.json or state.safetensors is missing)")
         info = json.loads((job / "job.json").read_text())
@@ -201,7 +222,7 @@ class Session:
         # Jobs made before the views' colours were baked in (no such key) keep their texture as it was made.
         sources = texture_views(originals) if info.get("texture_from_views", False) else None
         textured = bake(mesh, result.colors, sources, size, rasterizer)
-        files = _write_job(job, textured.to("cpu"), result.colors, mesh_files=False)
+        files = _write_job(job, textured.to("cpu"), result.colors, info, mesh_files=False)
         return {"files": files, "psnr_before": result.psnr_before, "psnr_after": result.psnr_after, "improved": True}
 
 
@@ -230,69 +251,161 @@ def _load_view_spec(spec: dict[str, Any]) -> Any:
     )
 
 
-def _write_job(job: Path, mesh: Any, colors: Any, mesh_files: bool = True) -> dict[str, str]:
-    """texture.png and state.safetensors (and mesh.npz + mesh.glb) in `job`; returns their paths by kind."""
+def _check_writable(job: Path) -> None:
+    """Fail before any work when the job folder cannot be written (its parent is made if missing)."""
+    import tempfile
+
+    from .errors import GTRError
+
+    try:
+        job.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=job.parent):
+            pass
+    except OSError as error:
+        raise GTRError(f"cannot write the job folder {job}: {error.strerror or error}") from None
+
+
+def _write_job(job: Path, mesh: Any, colors: Any, info: dict[str, Any], mesh_files: bool = True) -> dict[str, str]:
+    """Write a job folder all or nothing: everything goes into a new folder beside it, `job.json` (the
+    manifest) last, and that folder then takes the job's place; everything else in the job folder (the mesh on
+    a refine, views captured into it) is carried over. On any failure the job is left exactly as it was.
+    Returns the paths written, by kind."""
+    import shutil
+    import tempfile
+
     import numpy as np
     from PIL import Image
     from safetensors.torch import save_file
 
     from .export import write_mesh
 
-    texture = (mesh.texture.clamp(0, 1) * 255).round().byte().numpy()
-    Image.fromarray(texture).save(job / "texture.png")
-    state = {"triplane": colors.triplane.detach().float().contiguous().cpu()}
-    state.update({f"field.{k}": v.detach().float().contiguous().cpu() for k, v in colors.field.state_dict().items()})
-    save_file(state, str(job / "state.safetensors"))
+    job.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{job.name}-", dir=job.parent))
+    try:
+        rewritten = {"texture.png", "state.safetensors", "job.json"}
+        if mesh_files:
+            rewritten |= {"mesh.glb", "mesh.npz"}
+        if job.is_dir():  # whatever else lives there (the captured views, the mesh on a refine) is carried over
+            for entry in job.iterdir():
+                if entry.name in rewritten:
+                    continue
+                if entry.is_dir():
+                    shutil.copytree(entry, staging / entry.name, symlinks=True)
+                else:
+                    shutil.copy2(entry, staging / entry.name, follow_symlinks=False)
+        texture = (mesh.texture.clamp(0, 1) * 255).round().byte().numpy()
+        Image.fromarray(texture).save(staging / "texture.png")
+        state = {"triplane": colors.triplane.detach().float().contiguous().cpu()}
+        state.update(
+            {f"field.{k}": v.detach().float().contiguous().cpu() for k, v in colors.field.state_dict().items()}
+        )
+        save_file(state, str(staging / "state.safetensors"))
+        if mesh_files:
+            np.savez(
+                staging / "mesh.npz",
+                vertices=mesh.vertices.numpy().astype(np.float32),
+                faces=mesh.faces.numpy().astype(np.int32),
+                uv=mesh.uv.numpy().astype(np.float32),
+            )
+            write_mesh(mesh, staging / "mesh.glb")
+        (staging / "job.json").write_text(json.dumps(info, indent=2) + "\n")
+        _replace_folder(staging, job)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     files = {"texture": str(job / "texture.png"), "state": str(job / "state.safetensors")}
     if mesh_files:
-        np.savez(
-            job / "mesh.npz",
-            vertices=mesh.vertices.numpy().astype(np.float32),
-            faces=mesh.faces.numpy().astype(np.int32),
-            uv=mesh.uv.numpy().astype(np.float32),
-        )
-        write_mesh(mesh, job / "mesh.glb")
         files.update({"npz": str(job / "mesh.npz"), "glb": str(job / "mesh.glb")})
     return files
 
 
-def serve(stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
+def _replace_folder(new: Path, old: Path) -> None:
+    """Put folder `new` in the place of `old` (which may not exist): the old one is moved aside first and
+    removed only once the new one is in place, so a failure leaves one complete folder there."""
+    import os
+    import shutil
+
+    aside = old.with_name(f".{old.name}-old-{os.getpid()}")
+    if old.exists():
+        os.replace(old, aside)
+    try:
+        os.replace(new, old)
+    except OSError:
+        if aside.exists():
+            os.replace(aside, old)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+MAX_LINE = 1 << 20  # characters: a request is small; anything longer is refused, not parsed
+
+
+def serve(stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, jobs_root: Path | None = None) -> int:
     """Answer requests from `stdin` until it closes or `shutdown`; one request runs at a time, while a reader
-    thread keeps listening for `cancel`."""
+    thread keeps listening: it answers `ping` at once (the add-on's liveness check, also during a long job),
+    takes `cancel` for the running or a queued request, and answers any line that is not a valid request with
+    a one-line error, so no input can silence it. When stdin closes, the server exits after the running job."""
     from .errors import CancelledError, GTRError
 
     lock = threading.Lock()
     requests: queue.Queue[dict[str, Any] | None] = queue.Queue()
+    pending: set[Any] = set()  # ids queued or running: the only ones a cancel applies to
     cancelled_ids: set[Any] = set()
+    running: list[Any] = [None]
 
     def send(message: dict[str, Any]) -> None:
         with lock:
             stdout.write(json.dumps(message) + "\n")
             stdout.flush()
 
+    def take(line: str) -> None:
+        if len(line) > MAX_LINE:
+            raise GTRError(f"a request line of {len(line)} characters is too long (at most {MAX_LINE})")
+        try:
+            message = json.loads(line)
+        except (ValueError, RecursionError):
+            raise GTRError(f"not a JSON line: {line[:80]!r}") from None
+        request = check_request(message)
+        op = request["op"]
+        if op == "ping":
+            send({"id": request.get("id"), "type": "result", "busy": running[0] is not None})
+        elif op == "cancel":
+            with lock:
+                if request["target"] in pending:
+                    cancelled_ids.add(request["target"])
+        else:
+            with lock:
+                pending.add(request.get("id"))
+            requests.put(request)
+
     def read() -> None:
-        for line in stdin:
-            if not line.strip():
-                continue
-            try:
-                message = json.loads(line)
-            except json.JSONDecodeError:
-                send({"id": None, "type": "error", "message": f"not a JSON line: {line[:80]!r}"})
-                continue
-            if message.get("op") == "cancel":
-                cancelled_ids.add(message.get("target"))
-            else:
-                requests.put(message)
-        requests.put(None)
+        try:
+            for line in stdin:
+                if not line.strip():
+                    continue
+                try:
+                    take(line)
+                except GTRError as error:
+                    rid = None
+                    with contextlib.suppress(Exception):
+                        candidate = json.loads(line).get("id") if len(line) <= MAX_LINE else None
+                        rid = candidate if isinstance(candidate, int | str) else None
+                    send({"id": rid, "type": "error", "message": str(error)})
+                except Exception as error:  # never let one line stop the reader
+                    traceback.print_exc(file=sys.stderr)
+                    send({"id": None, "type": "error", "message": f"internal error reading a request: {error!r}"})
+        finally:
+            requests.put(None)
 
     threading.Thread(target=read, daemon=True).start()
-    session = Session()
+    session = Session(jobs_root)
     while (request := requests.get()) is not None:
         rid = request.get("id")
         if request.get("op") == "shutdown":
             send({"id": rid, "type": "result"})
             break
         start = time.perf_counter()
+        running[0] = rid
 
         def emit(message: dict[str, Any], rid: Any = rid) -> None:
             send({"id": rid, **message})
@@ -310,9 +423,21 @@ def serve(stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
         except Exception as error:  # a bug: the user gets one line, the log gets the traceback
             traceback.print_exc(file=sys.stderr)
             send({"id": rid, "type": "error", "message": f"internal error in the backend: {error!r}"})
-        cancelled_ids.discard(rid)
+        running[0] = None
+        with lock:
+            pending.discard(rid)
+            cancelled_ids.discard(rid)
     return 0
 
 
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m gtr_backend.server", description=__doc__.split("\n")[0])
+    parser.add_argument("--jobs-root", type=Path, help="job folders must lie inside this folder")
+    args = parser.parse_args(argv)
+    return serve(jobs_root=args.jobs_root)
+
+
 if __name__ == "__main__":
-    sys.exit(serve())
+    sys.exit(main())

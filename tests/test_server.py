@@ -33,9 +33,12 @@ def input_view_psnr(job: Path) -> float:
 
 
 class Server:
-    def __init__(self) -> None:
+    def __init__(self, jobs_root: Path) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gtr_backend.server"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            [sys.executable, "-m", "gtr_backend.server", "--jobs-root", str(jobs_root)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
 
     def send(self, message: dict) -> None:
@@ -57,8 +60,8 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server():
-    s = Server()
+def server(tmp_path_factory):
+    s = Server(tmp_path_factory.getbasetemp())  # every test's tmp_path lies inside
     yield s
     s.send({"id": 999, "op": "shutdown"})
     assert s.process.wait(timeout=30) == 0

@@ -5,7 +5,9 @@ reader thread, and the modal operator drains it on a timer in Blender's main thr
 so it runs safely off the main thread.
 
 - `SubprocessBackend`: `python -m gtr_backend.server` in the interpreter the user chose; restarted on the next
-  request when it has died; the model stays loaded between requests.
+  request when it has died; the model stays loaded between requests. While requests are open a watchdog pings
+  it every `PING_SECONDS`: a backend that says nothing for `SILENCE_SECONDS` (hung, or wedged) is stopped and
+  every open request fails with a plain message, so no operator ever waits forever.
 - `InProcessBackend`: the same `Session` in a worker thread of Blender's own Python (torch must import there).
 """
 
@@ -20,6 +22,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,7 +66,7 @@ class Backend:
         job = Job(next(self._ids), op)
         with self._lock:
             self._jobs[job.id] = job
-        self._send({"id": job.id, "op": op, **arguments})
+        self._send({"id": job.id, "op": op, "protocol": PROTOCOL, **arguments})
         return job
 
     def cancel(self, job: Job) -> None:
@@ -94,10 +97,16 @@ class Backend:
 
 
 class SubprocessBackend(Backend):
-    def __init__(self, python: Path, source: Path, log: Path) -> None:
+    PING_SECONDS = 2.0
+    SILENCE_SECONDS = 20.0
+
+    def __init__(self, python: Path, source: Path, log: Path, jobs_root: Path | None = None) -> None:
         super().__init__()
-        self.python, self.source, self.log = python, source, log
+        self.python, self.source, self.log, self.jobs_root = python, source, log, jobs_root
         self.process: subprocess.Popen[str] | None = None
+        self.last_heard = time.monotonic()
+        self._write_lock = threading.Lock()  # the watchdog's pings and the requests share the pipe
+        self._silenced: subprocess.Popen[str] | None = None  # a process the watchdog stopped
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -113,26 +122,53 @@ class SubprocessBackend(Backend):
         env["PYTHONUNBUFFERED"] = "1"
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
+            roots = ["--jobs-root", str(self.jobs_root)] if self.jobs_root is not None else []
             self.process = subprocess.Popen(
-                [str(self.python), "-m", "gtr_backend.server"],
+                [str(self.python), "-m", "gtr_backend.server", *roots],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
                 text=True,
                 bufsize=1,
                 env=env,
+                cwd=str(self.source),  # `-m` looks in the working folder first: run where the backend is
             )
+        self.last_heard = time.monotonic()
         threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
+        threading.Thread(target=self._watch, args=(self.process,), daemon=True).start()
         self._handshake = Job(next(self._ids), "hello")  # checks the protocol; its reply goes nowhere
-        self._write({"id": self._handshake.id, "op": "hello"})
+        self._write({"id": self._handshake.id, "op": "hello", "protocol": PROTOCOL})
+
+    def _watch(self, process: subprocess.Popen[str]) -> None:
+        """Ping while requests are open; stop a backend that stays silent for `SILENCE_SECONDS`."""
+        last_ping = 0.0
+        while process.poll() is None:
+            time.sleep(min(0.5, self.PING_SECONDS))
+            with self._lock:
+                waiting = bool(self._jobs)
+            now = time.monotonic()
+            if not waiting:
+                self.last_heard = max(self.last_heard, now - self.PING_SECONDS)  # idle: silence is fine
+                continue
+            if now - last_ping >= self.PING_SECONDS:
+                last_ping = now
+                with contextlib.suppress(BrokenPipeError, OSError, ValueError):
+                    self._write({"id": "ping", "op": "ping"})
+            if now - self.last_heard > self.SILENCE_SECONDS:
+                self._silenced = process  # the reader, seeing it end, reports why
+                process.kill()
+                return
 
     def _read(self, process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None
         for line in process.stdout:
+            self.last_heard = time.monotonic()
             try:
                 message = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a stray print in the backend; its log has the details
+            if not isinstance(message, dict):
+                continue
             handshake = message.get("id") == self._handshake.id and message.get("type") == "result"
             if handshake and message.get("protocol") != PROTOCOL:
                 self._fail_all(
@@ -143,12 +179,19 @@ class SubprocessBackend(Backend):
                 return
             self._deliver(message)
         code = process.wait()
-        self._fail_all(f"the backend process stopped unexpectedly (exit code {code}); details are in {self.log}")
+        if self._silenced is process:
+            self._fail_all(
+                f"the backend stopped answering (nothing for {self.SILENCE_SECONDS:.0f} s) and was stopped; "
+                f"the next request starts it again. Details are in {self.log}"
+            )
+        else:
+            self._fail_all(f"the backend process stopped unexpectedly (exit code {code}); details are in {self.log}")
 
     def _write(self, message: dict[str, Any]) -> None:
         assert self.process is not None and self.process.stdin is not None
-        self.process.stdin.write(json.dumps(message) + "\n")
-        self.process.stdin.flush()
+        with self._write_lock:
+            self.process.stdin.write(json.dumps(message) + "\n")
+            self.process.stdin.flush()
 
     def _send(self, message: dict[str, Any]) -> None:
         for _ in range(2):  # first use, or it died since: start it (again), once
@@ -181,10 +224,10 @@ class SubprocessBackend(Backend):
 class InProcessBackend(Backend):
     """Requests run one at a time in a worker thread of this (Blender's) Python process."""
 
-    def __init__(self, source: Path, package: str) -> None:
+    def __init__(self, source: Path, package: str, jobs_root: Path | None = None) -> None:
         super().__init__()
         self.session: Any = None
-        self.source, self.package = source, package
+        self.source, self.package, self.jobs_root = source, package, jobs_root
         self.requests: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.cancelled: set[int] = set()
         self.thread: threading.Thread | None = None
@@ -205,7 +248,7 @@ class InProcessBackend(Backend):
                 "choose the 'Separate Python' backend"
             )
             return
-        self.session = server.Session()
+        self.session = server.Session(self.jobs_root)
         while (request := self.requests.get()) is not None:
             rid = request["id"]
 
@@ -238,15 +281,18 @@ class InProcessBackend(Backend):
 _BACKENDS: dict[tuple[str, str], Backend] = {}  # the running backends of this Blender session
 
 
-def backend_for(mode: str, python: Path, source: Path, log: Path, package: str) -> Backend:
-    """The running backend for these settings, started on first use; others are stopped."""
+def backend_for(
+    mode: str, python: Path, source: Path, log: Path, package: str, jobs_root: Path | None = None
+) -> Backend:
+    """The running backend for these settings, started on first use; others are stopped. Job folders must
+    lie inside `jobs_root`."""
     key = (mode, str(python) if mode == "SUBPROCESS" else "")
     if key not in _BACKENDS:
         shutdown_all()
         if mode == "SUBPROCESS":
-            _BACKENDS[key] = SubprocessBackend(python, source, log)
+            _BACKENDS[key] = SubprocessBackend(python, source, log, jobs_root)
         else:
-            _BACKENDS[key] = InProcessBackend(source, package)
+            _BACKENDS[key] = InProcessBackend(source, package, jobs_root)
     return _BACKENDS[key]
 
 

@@ -23,7 +23,7 @@ def get_backend(context: bpy.types.Context) -> Backend:
     prefs = preferences(context)
     python = Path(bpy.path.abspath(prefs.python_path)) if prefs.python_path else environment_python()
     log = user_folder("logs") / "backend.log"
-    return backend_for(prefs.backend_mode, python, backend_source(), log, ADDON_PACKAGE)
+    return backend_for(prefs.backend_mode, python, backend_source(), log, ADDON_PACKAGE, user_folder("jobs"))
 
 
 def reconstruct_options(context: bpy.types.Context) -> dict[str, Any]:

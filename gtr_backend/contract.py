@@ -1,0 +1,121 @@
+"""What the Blender add-on and the backend server agree on, in plain Python (no torch): the protocol version,
+the requests and their fields, and the files of a job folder.
+
+`check_request(message)` validates one request before any work starts: the op is known, every field it needs
+is there with the right type and range, and no field is unknown; anything else is a `GTRError` whose message
+names the field. (The server's docstring describes what each request does.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import GTRError
+
+PROTOCOL = 1
+
+# Files of a finished job folder; `job.json` (the manifest) is written last.
+JOB_FILES = ("mesh.glb", "mesh.npz", "texture.png", "state.safetensors", "job.json")
+
+_INT, _NUMBER, _TEXT, _FLAG = "an integer", "a number", "a string", "true or false"
+_OBJECT, _NUMBERS = "an object", "a list of numbers"
+
+
+def _kind(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return _FLAG
+    if isinstance(value, int):
+        return _INT
+    if isinstance(value, float):
+        return _NUMBER
+    if isinstance(value, str):
+        return _TEXT
+    if isinstance(value, dict):
+        return _OBJECT
+    if isinstance(value, list) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+        return _NUMBERS
+    return None
+
+
+# field -> (expected kind, required, may be null, lowest allowed value)
+Field = tuple[str, bool, bool, float | None]
+_OPTIONS: dict[str, Field] = {
+    "mesh_resolution": (_INT, False, True, 16),
+    "refine_steps": (_INT, False, False, 0),
+    "texture_size": (_INT, False, False, 16),
+    "target_faces": (_INT, False, False, 0),
+    "geometry_refine": (_FLAG, False, False, None),
+    "geometry_steps": (_INT, False, False, 0),
+    "texture_from_views": (_FLAG, False, False, None),
+}
+_ORBIT: dict[str, Field] = {
+    "azimuths": (_NUMBERS, False, True, None),
+    "elevation": (_NUMBER, False, False, None),
+    "fov": (_NUMBER, False, False, None),
+    "distance": (_NUMBER, False, False, None),
+}
+_VIEWS: dict[str, Field] = {
+    "path": (_TEXT, True, False, None),
+    "orbit": (_OBJECT, False, True, None),
+    "zero123pp": (_FLAG, False, False, None),
+}
+_COMMON: dict[str, Field] = {
+    "op": (_TEXT, True, False, None),
+    "protocol": (_INT, False, False, None),
+}
+REQUESTS: dict[str, dict[str, Field]] = {
+    "hello": {},
+    "ping": {},
+    "shutdown": {},
+    "cancel": {"target": (_INT, True, False, None)},
+    "load": {"weights": (_TEXT, False, True, None), "device": (_TEXT, False, True, None)},
+    "reconstruct": {
+        "views": (_OBJECT, True, False, None),
+        "job": (_TEXT, True, False, None),
+        "weights": (_TEXT, False, True, None),
+        "device": (_TEXT, False, True, None),
+        "options": (_OBJECT, False, True, None),
+    },
+    "refine": {"job": (_TEXT, True, False, None), "steps": (_INT, False, False, 1)},
+}
+_NESTED = {"options": _OPTIONS, "views": _VIEWS, "orbit": _ORBIT}
+
+
+def _check(values: dict[str, Any], fields: dict[str, Field], where: str) -> None:
+    for name in values:
+        if name not in fields:
+            raise GTRError(f"{where}: unknown field {name!r} (known: {', '.join(sorted(fields)) or 'none'})")
+    for name, (kind, required, nullable, lowest) in fields.items():
+        if name not in values:
+            if required:
+                raise GTRError(f"{where}: the field {name!r} is missing")
+            continue
+        value = values[name]
+        if value is None and nullable:
+            continue
+        found = _kind(value)
+        if found != kind and not (kind == _NUMBER and found == _INT):
+            raise GTRError(f"{where}: the field {name!r} must be {kind}, got {type(value).__name__} {value!r:.40}")
+        if lowest is not None and value < lowest:
+            raise GTRError(f"{where}: the field {name!r} must be at least {lowest:g}, got {value}")
+        if name in _NESTED and isinstance(value, dict):
+            _check(value, _NESTED[name], f"{where}, {name}")
+
+
+def check_request(message: Any) -> dict[str, Any]:
+    """The request, checked (see the module docstring); a `GTRError` naming what is wrong otherwise."""
+    if not isinstance(message, dict):
+        raise GTRError(f"a request must be a JSON object, got {type(message).__name__}")
+    op = message.get("op")
+    if not isinstance(op, str) or op not in REQUESTS:
+        raise GTRError(f"unknown request {op!r}; known: {', '.join(sorted(REQUESTS))}")
+    if "protocol" in message and message["protocol"] != PROTOCOL:
+        raise GTRError(
+            f"request {op!r} speaks protocol {message['protocol']!r}, this backend {PROTOCOL}: update the add-on "
+            "or the backend so they match"
+        )
+    rid = message.get("id")
+    if rid is not None and (isinstance(rid, bool) or not isinstance(rid, int | str)):
+        raise GTRError(f"request {op!r}: the field 'id' must be an integer or a string")
+    _check({k: v for k, v in message.items() if k != "id"}, {**_COMMON, **REQUESTS[op]}, f"request {op!r}")
+    return message

@@ -1,0 +1,58 @@
+"""The add-on's backend client (no Blender needed: it never calls bpy) against backends that misbehave."""
+
+import sys
+import textwrap
+import time
+
+from blender_addon.backend.client import SubprocessBackend
+
+SILENT = """
+import json, sys, time
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("op") == "hello":
+        print(json.dumps({"id": message["id"], "type": "result", "protocol": 1}), flush=True)
+    else:
+        time.sleep(3600)  # wedged: answers nothing more, not even pings
+"""
+
+DYING = """
+import json, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("op") == "hello":
+        print(json.dumps({"id": message["id"], "type": "result", "protocol": 1}), flush=True)
+    else:
+        print(json.dumps({"id": message["id"], "type": "progress", "stage": "triplane", "fraction": 0.1}), flush=True)
+        sys.exit(3)
+"""
+
+
+def fake_backend(tmp_path, code: str) -> SubprocessBackend:
+    package = tmp_path / "source" / "gtr_backend"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "server.py").write_text(textwrap.dedent(code))
+    backend = SubprocessBackend(__import__("pathlib").Path(sys.executable), tmp_path / "source", tmp_path / "log.txt")
+    backend.PING_SECONDS, backend.SILENCE_SECONDS = 0.3, 2.0
+    return backend
+
+
+def test_a_silent_backend_fails_the_job_within_seconds(tmp_path):
+    backend = fake_backend(tmp_path, SILENT)
+    start = time.perf_counter()
+    job = backend.submit("reconstruct", views={"path": "x"}, job="y")
+    reply = job.wait(timeout=30)
+    assert reply["type"] == "error" and "stopped answering" in reply["message"]
+    assert time.perf_counter() - start < 10
+    assert backend.process is not None and backend.process.wait(timeout=5) != 0  # stopped; the next request restarts
+    backend.stop()
+
+
+def test_a_backend_that_dies_fails_the_job_with_its_exit_code(tmp_path):
+    backend = fake_backend(tmp_path, DYING)
+    job = backend.submit("reconstruct", views={"path": "x"}, job="y")
+    replies = [job.messages.get(timeout=30) for _ in range(2)]
+    assert replies[0]["type"] == "progress"
+    assert replies[1]["type"] == "error" and "exit code 3" in replies[1]["message"]
+    backend.stop()

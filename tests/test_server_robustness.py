@@ -1,0 +1,173 @@
+"""The backend process under hostile input: no line silences it, every bad request gets a one-line error that
+names the field, job folders stay inside the jobs root, and a job is written all or nothing."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from gtr_backend.contract import PROTOCOL
+from gtr_backend.errors import GTRError
+from gtr_backend.mesh import Mesh
+from gtr_backend.server import MAX_LINE, Session, _write_job
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "toy"
+
+
+class Server:
+    def __init__(self, jobs_root: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gtr_backend.server", "--jobs-root", str(jobs_root)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def line(self, text: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(text + "\n")
+        self.process.stdin.flush()
+
+    def send(self, message: dict) -> None:
+        self.line(json.dumps(message))
+
+    def reply(self) -> dict:
+        assert self.process.stdout is not None
+        return json.loads(self.process.stdout.readline())
+
+    def final(self, rid) -> dict:
+        while True:
+            message = self.reply()
+            if message.get("id") == rid and message["type"] in ("result", "error"):
+                return message
+
+
+@pytest.fixture(scope="module")
+def jobs(tmp_path_factory):
+    return tmp_path_factory.mktemp("jobs")
+
+
+@pytest.fixture(scope="module")
+def server(jobs):
+    s = Server(jobs)
+    yield s
+    s.process.kill()
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["[1, 2]", '"hello"', "null", "{", "\x00\xff garbage", "[" * 100_000, "[" * (MAX_LINE + 10), '{"op": 5}'],
+    ids=["list", "string", "null", "broken", "bytes", "deep", "huge", "op-not-text"],
+)
+def test_no_line_silences_the_backend(server, line):
+    server.line(line)
+    error = server.reply()
+    assert error["type"] == "error" and "\n" not in error["message"] and "Traceback" not in error["message"]
+    server.send({"id": 1, "op": "hello"})
+    assert server.final(1)["protocol"] == PROTOCOL  # still answering
+
+
+@pytest.mark.parametrize(
+    ("request_", "named"),
+    [
+        ({"op": "reconstruct", "job": "x"}, "'views' is missing"),
+        ({"op": "reconstruct", "views": {"path": "v"}}, "'job' is missing"),
+        ({"op": "reconstruct", "views": {"path": 3}, "job": "x"}, "'path' must be a string"),
+        ({"op": "reconstruct", "views": {"path": "v"}, "job": "x", "options": {"refine_steps": "9"}}, "refine_steps"),
+        ({"op": "reconstruct", "views": {"path": "v"}, "job": "x", "colour": 1}, "unknown field 'colour'"),
+        ({"op": "refine", "job": "x", "steps": -3}, "'steps' must be at least 1"),
+        ({"op": "hello", "protocol": PROTOCOL + 1}, "speaks protocol"),
+        ({"op": "dance"}, "unknown request 'dance'"),
+    ],
+)
+def test_bad_requests_name_the_field(server, request_, named):
+    server.send({"id": 7, **request_})
+    error = server.final(7)
+    assert error["type"] == "error" and named in error["message"], error
+
+
+def test_jobs_stay_inside_the_jobs_root(server, jobs, tmp_path):
+    views = {"path": str(EXAMPLE)}
+    for where in (str(tmp_path / "elsewhere"), str(jobs / ".." / "escaped"), str(jobs)):
+        start = time.perf_counter()
+        server.send({"id": 8, "op": "reconstruct", "views": views, "job": where, "device": "cpu"})
+        error = server.final(8)
+        assert error["type"] == "error" and "not inside the jobs folder" in error["message"]
+        assert time.perf_counter() - start < 5  # refused before any work
+    assert not (tmp_path / "elsewhere").exists() and not (jobs.parent / "escaped").exists()
+
+
+def test_ping_answers_during_a_job_and_a_stray_cancel_is_ignored(server, jobs):
+    server.send({"op": "cancel", "target": 21})  # nothing with id 21 runs: must not cancel a later request 21
+    options = {"refine_steps": 200, "mesh_resolution": 48, "texture_size": 128}
+    request = {"op": "reconstruct", "views": {"path": str(EXAMPLE)}, "job": str(jobs / "a"), "device": "cpu"}
+    server.send({"id": 21, **request, "options": {**options, "refine_steps": 2}})
+    assert server.final(21)["type"] == "result"
+    server.send({"id": 22, **request, "options": options})
+    time.sleep(1.0)
+    sent = time.perf_counter()
+    server.send({"id": 23, "op": "ping"})
+    pong = server.final(23)
+    assert pong["busy"] is True and time.perf_counter() - sent < 3
+    server.send({"op": "cancel", "target": 22})
+    assert server.final(22).get("cancelled") is True
+
+
+def test_the_server_exits_when_stdin_closes(jobs):
+    s = Server(jobs)
+    s.line("[1, 2]")
+    assert s.reply()["type"] == "error"
+    assert s.process.stdin is not None
+    s.process.stdin.close()
+    assert s.process.wait(timeout=30) == 0
+
+
+def textured_square() -> Mesh:
+    vertices = torch.tensor([[0.0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]])
+    faces = torch.tensor([[0, 1, 2], [0, 2, 3]])
+    uv = vertices[:, :2].clone()
+    return Mesh(vertices, faces, uv=uv, texture=torch.rand(8, 8, 3))
+
+
+class Colors:
+    def __init__(self) -> None:
+        self.triplane = torch.zeros(3, 2, 4, 4)
+        self.field = torch.nn.Linear(2, 2)
+
+
+def test_a_job_is_written_all_or_nothing(tmp_path, monkeypatch):
+    job = tmp_path / "job"
+    _write_job(job, textured_square(), Colors(), {"views": "first"})
+    before = {p.name: p.read_bytes() for p in job.iterdir()}
+    assert set(before) == {"mesh.glb", "mesh.npz", "texture.png", "state.safetensors", "job.json"}
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("gtr_backend.export.write_mesh", fail)  # fails after the texture and state were written
+    with pytest.raises(OSError):
+        _write_job(job, textured_square(), Colors(), {"views": "second"})
+    assert {p.name: p.read_bytes() for p in job.iterdir()} == before  # the old job, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job"]  # nothing half-written beside it
+
+
+def test_a_rewritten_job_keeps_what_else_lives_in_it(tmp_path):
+    job = tmp_path / "job"
+    (job / "views").mkdir(parents=True)  # Render Selected captures its views into the job folder
+    (job / "views" / "view_000.png").write_bytes(b"captured")
+    _write_job(job, textured_square(), Colors(), {"views": "first"})
+    mesh = (job / "mesh.glb").read_bytes()
+    _write_job(job, textured_square(), Colors(), {"views": "refined"}, mesh_files=False)  # a refine
+    assert (job / "views" / "view_000.png").read_bytes() == b"captured"
+    assert (job / "mesh.glb").read_bytes() == mesh
+    assert json.loads((job / "job.json").read_text()) == {"views": "refined"}
+
+
+def test_a_session_refuses_a_job_path_that_is_a_file(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(GTRError, match="is a file"):
+        Session(tmp_path).job_folder(str(tmp_path / "file"))
