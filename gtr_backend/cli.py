@@ -12,11 +12,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from .errors import GTRError
 from .evaluation.protocol import VARIANTS
+from .files import atomic_write, check_output
 from .model import PRESETS
 from .views import Orbit, ViewSet, load_views
 
@@ -95,12 +97,37 @@ def add_geometry_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+STAGE_BAR = "{desc:<16} {bar} {percentage:3.0f}% {elapsed}"
+
+
+def progress_bar(quiet: bool, **options: Any) -> Any:
+    """A tqdm bar on stderr when it is a terminal; when it is not (a log file, a pipe) or `quiet`, a disabled
+    bar, so a log never fills with carriage-return updates."""
+    from tqdm import tqdm
+
+    return tqdm(file=sys.stderr, disable=quiet or not sys.stderr.isatty(), **options)
+
+
 def views_from_arguments(args: argparse.Namespace) -> ViewSet:
-    orbit = Orbit(args.azimuths, args.elevation, args.fov, args.distance) if args.orbit else None
+    """The view set the arguments name. Orbit options that will not be used (the input has its own cameras,
+    or --orbit is missing) are said so on stderr rather than dropped without a word."""
+    from .views.loaders import own_cameras
+
+    defaults = {"azimuths": None, "elevation": Orbit.elevation_deg, "fov": Orbit.fov_deg, "distance": Orbit.distance}
+    orbit_options = [f"--{name}" for name, default in defaults.items() if getattr(args, name) != default]
+    cameras = None if args.zero123pp else own_cameras(args.input)
+    if cameras and (args.orbit or orbit_options):
+        ignored = " ".join((["--orbit"] if args.orbit else []) + orbit_options)
+        print(f"gtr: note: {args.input} has its own cameras ({cameras}); {ignored} ignored", file=sys.stderr)
+    elif orbit_options and not args.orbit and not args.zero123pp:
+        print(f"gtr: note: {' '.join(orbit_options)} apply only with --orbit; ignored", file=sys.stderr)
+    orbit = Orbit(args.azimuths, args.elevation, args.fov, args.distance) if args.orbit and not cameras else None
     return load_views(args.input, orbit=orbit, zero123pp=args.zero123pp, background=args.background)
 
 
 def cmd_views(args: argparse.Namespace) -> int:
+    from .model import GTRConfig
+
     views = views_from_arguments(args)
     print(f"{views.num_views} views, {views.width}x{views.height}")
     for i, name in enumerate(views.names):
@@ -110,6 +137,11 @@ def cmd_views(args: argparse.Namespace) -> int:
         print(
             f"  {i}: {name}  camera at ({centre[0]:+.3f}, {centre[1]:+.3f}, {centre[2]:+.3f}), "
             f"distance {float(centre.norm()):.3f}, fx {fx:.1f} px, object covers {coverage:.0%}"
+        )
+    if views.num_views < GTRConfig.min_views:
+        raise GTRError(
+            f"{args.input}: {views.num_views} view(s); `gtr reconstruct` needs at least {GTRConfig.min_views} "
+            "views of the object from around it"
         )
     return 0
 
@@ -126,17 +158,11 @@ def cmd_convert_weights(args: argparse.Namespace) -> int:
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     import json
 
-    from tqdm import tqdm
-
     from .export import FORMATS
     from .reconstruction import ReconstructOptions, reconstruct, resolve_device
     from .weights import describe_weights, find_default_weights
 
-    output: Path = args.output
-    if output.suffix.lower() not in FORMATS:
-        raise GTRError(f"{output}: unknown mesh format; the output must end in {', '.join(FORMATS)}")
-    if not output.parent.is_dir():
-        raise GTRError(f"{output}: the folder {output.parent} does not exist")
+    output = check_output(args.output, FORMATS, "mesh")  # before minutes of work, not after
     weights = args.weights or find_default_weights()
     if weights is None:
         raise GTRError(
@@ -159,16 +185,14 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"weights: {describe_weights(Path(weights))}", file=sys.stderr)
     start = time.perf_counter()
-    with tqdm(
-        total=100,
-        desc="starting",
-        unit="%",
-        disable=args.json or args.quiet,
-        file=sys.stderr,
-        bar_format="{desc:<16} {bar} {percentage:3.0f}% {elapsed}",
-    ) as bar:
+    quiet = args.json or args.quiet
+    stages: list[str] = []
+    with progress_bar(quiet, total=100, desc="starting", unit="%", bar_format=STAGE_BAR) as bar:
 
         def progress(stage: str, fraction: float) -> None:
+            if bar.disable and not quiet and stage not in stages:  # a log, not a terminal: one line per stage
+                print(f"{stage}...", file=sys.stderr, flush=True)
+            stages.append(stage)
             bar.set_description_str(stage)
             bar.update(round(fraction * 100) - bar.n)
 
@@ -296,7 +320,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
 
     from .evaluation.lpips import load_lpips
     from .evaluation.protocol import Protocol
@@ -336,7 +359,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     lpips = load_lpips(args.lpips, device) if args.lpips else None
     settings = EvalSettings(protocol, options, Path(weights).name, lpips is not None)
     args.output.mkdir(parents=True, exist_ok=True)
-    with tqdm(total=len(assets), unit="asset", file=sys.stderr, disable=args.quiet) as bar:
+    with progress_bar(args.quiet, total=len(assets), unit="asset") as bar:
 
         def progress(name: str, done: int, total: int) -> None:
             bar.set_description_str(name)
@@ -364,13 +387,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from .evaluation.report import results_page
 
-    args.output.write_text(results_page(args.folder))
+    atomic_write(check_output(args.output, (".md",), "report"), results_page(args.folder))
     print(f"wrote {args.output}")
     return 0
 
 
 def cmd_dataset(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
 
     from .evaluation.protocol import load_mesh_file, normalize_mesh
     from .evaluation.runner import MESH_SUFFIXES
@@ -384,7 +406,7 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     if not assets:
         raise GTRError("nothing to render: give --objects N (procedural objects) and/or --meshes FOLDER")
     sampling = ViewSampling(size=args.size, input_views=args.input_views, supervision_views=args.supervision_views)
-    with tqdm(total=len(assets), unit="asset", file=sys.stderr, disable=args.quiet) as bar:
+    with progress_bar(args.quiet, total=len(assets), unit="asset") as bar:
         written = write_dataset(assets, args.output, sampling, resolve_device(args.device), lambda d, t: bar.update(1))
     print(f"wrote {len(written)} assets to {args.output}")
     return 0
@@ -413,7 +435,8 @@ def bench_pipeline(args: argparse.Namespace) -> int:
                 runs.append(run_pipeline_isolated(case))
     text = pipeline_markdown(runs)
     if args.json:
-        args.json.write_text(
+        atomic_write(
+            args.json,
             json.dumps(
                 {
                     "date": time.strftime("%Y-%m-%d"),
@@ -424,10 +447,10 @@ def bench_pipeline(args: argparse.Namespace) -> int:
                 indent=2,
                 default=str,
             )
-            + "\n"
+            + "\n",
         )
     if args.markdown:
-        args.markdown.write_text(text)
+        atomic_write(args.markdown, text)
     print(text)
     return 0
 
@@ -451,7 +474,7 @@ def bench_training(args: argparse.Namespace) -> int:
             "command": args.command_line,
             "runs": runs,
         }
-        args.json.write_text(json.dumps(info, indent=2) + "\n")
+        atomic_write(args.json, json.dumps(info, indent=2) + "\n")
     print(text)
     return 0
 

@@ -103,15 +103,23 @@ class Reconstruction:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """ "auto" -> CUDA when PyTorch sees a GPU, else the CPU; asking for CUDA without one is an error."""
+    """ "auto" -> CUDA when PyTorch sees a GPU, else the CPU; "cpu", "cuda" or "cuda:N" as asked. Anything
+    else, or a device this machine lacks, is a GTRError that says what to use instead."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise GTRError(f"unknown device {str(device)!r}; use auto, cpu, cuda or cuda:N") from None
+    if resolved.type not in ("cpu", "cuda"):
+        raise GTRError(f"device {str(device)!r} is not supported; use auto, cpu, cuda or cuda:N")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         build = (
             "without CUDA" if torch.version.cuda is None else f"with CUDA {torch.version.cuda}, but no GPU is visible"
         )
         raise GTRError(f"CUDA was requested, but this PyTorch ({torch.__version__}) is built {build}; use --device cpu")
+    if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise GTRError(f"there is no {resolved}: this machine has {torch.cuda.device_count()} GPU(s); use cuda:0")
     return resolved
 
 

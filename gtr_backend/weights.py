@@ -13,7 +13,9 @@ file raises `WeightsError` and leaves nothing half-loaded.
 from __future__ import annotations
 
 import json
+import pickle
 import re
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from .errors import ConfigError, WeightsError
+from .files import atomic_write, check_output
 from .model import GTR, GTRConfig, preset
 
 WEIGHTS_FORMAT = "gtr-weights/1"
@@ -155,7 +158,7 @@ def save_weights(
     if path.suffix != ".safetensors":
         raise WeightsError(f"{path}: the project's weights files end in .safetensors")
     state = {n: t.detach().to("cpu", dtype).contiguous() for n, t in model.state_dict().items()}
-    save_file(state, str(path), metadata={"format": WEIGHTS_FORMAT})
+    atomic_write(path, lambda temporary: save_file(state, str(temporary), metadata={"format": WEIGHTS_FORMAT}))
     meta = {
         "format": WEIGHTS_FORMAT,
         "config": model.config.to_dict(),
@@ -164,7 +167,7 @@ def save_weights(
         **(info or {}),
     }
     json_path = config_path_for(path)
-    json_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    atomic_write(json_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return json_path
 
 
@@ -210,11 +213,20 @@ def read_released_checkpoint(path: Path | str) -> dict[str, Tensor]:
     if not path.is_file():
         raise WeightsError(f"{path}: checkpoint file not found")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        # Only tensors and plain containers are unpickled (weights_only); mmap needs the zip format.
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as error:
+        if "Unsupported global" in str(error):  # PyTorch's refusal: the file names code to run
+            raise WeightsError(
+                f"{path}: refused: this checkpoint holds Python objects besides tensors, which could run code "
+                "when opened, so it is not loaded; use the released GTR ckpt.pth or a project .safetensors file "
+                "from a source you trust"
+            ) from None
+        raise WeightsError(f"{path}: cannot read this checkpoint: it is not a torch checkpoint") from None
     except Exception as error:
+        reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
         raise WeightsError(
-            f"{path}: cannot read this checkpoint: it is corrupt, truncated or not a torch "
-            f"checkpoint ({type(error).__name__}: {str(error).splitlines()[0][:200]})"
+            f"{path}: cannot read this checkpoint: it is corrupt, truncated or not a torch checkpoint ({reason})"
         ) from None
     pipeline = checkpoint.get("pipeline") if isinstance(checkpoint, dict) else None
     if not isinstance(pipeline, dict) or not all(isinstance(pipeline.get(k), dict) for k in ("generator", "field")):
@@ -243,7 +255,9 @@ def load_released_checkpoint(
 def convert_released_checkpoint(
     source: Path | str, target: Path | str, config: GTRConfig | None = None, dtype: torch.dtype = torch.float32
 ) -> Path:
-    """Convert ``ckpt.pth`` once to ``target`` (.safetensors + .json); returns the JSON's path."""
+    """Convert ``ckpt.pth`` once to ``target`` (.safetensors + .json); returns the JSON's path. Where the
+    output goes is checked before the checkpoint is read."""
+    check_output(target, (".safetensors",), "weights")
     model = load_released_checkpoint(source, config)
     return save_weights(
         model, target, dtype, info={"source": Path(source).name, "licence": "GTR release: non-commercial use only"}

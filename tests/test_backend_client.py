@@ -45,7 +45,10 @@ def test_a_silent_backend_fails_the_job_within_seconds(tmp_path):
     reply = job.wait(timeout=30)
     assert reply["type"] == "error" and "stopped answering" in reply["message"]
     assert time.perf_counter() - start < 10
-    assert backend.process is not None and backend.process.wait(timeout=5) != 0  # stopped; the next request restarts
+    stopped = backend.process
+    assert stopped is not None and stopped.wait(timeout=5) != 0  # stopped
+    assert backend.submit("hello").wait(timeout=30)["type"] == "result"  # the next request starts a new one
+    assert backend.process is not stopped and backend.process.poll() is None
     backend.stop()
 
 

@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import torch
+
 from gtr_backend.cli import main
 from gtr_backend.synthetic import sphere_views
 from gtr_backend.views import save_views
@@ -114,3 +116,46 @@ def test_bench_training_reports_throughput_and_memory(tmp_path, capsys):
     run = json.loads(out_json.read_text())["runs"][0]
     assert run["objects_per_second"] > 0 and run["seconds_per_step"] > 0 and run["peak_memory_mb"] > 10
     assert "| gtr-tiny |" in capsys.readouterr().out
+
+
+def test_views_with_fewer_than_four_is_an_error(tmp_path, capsys):
+    save_views(sphere_views(size=32).select([0]), tmp_path)
+    assert main(["views", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert "1 views, 32x32" in captured.out and "needs at least 4 views" in captured.err
+
+
+def test_orbit_options_that_go_unused_are_named(tmp_path, capsys):
+    save_views(sphere_views(size=32), tmp_path)
+    assert main(["views", str(tmp_path), "--orbit", "--elevation", "45"]) == 0
+    err = capsys.readouterr().err
+    assert "has its own cameras (cameras.json); --orbit --elevation ignored" in err
+    assert main(["views", str(tmp_path), "--azimuths", "0,90,180,270"]) == 0
+    assert "--azimuths ignored" in capsys.readouterr().err
+
+
+def test_progress_in_a_log_is_one_line_per_stage(tmp_path, fitted_sphere):
+    """stderr is a file here, not a terminal: stage names on their own lines, no carriage returns."""
+    from gtr_backend.model import GTR, preset
+    from gtr_backend.weights import save_weights
+
+    field, triplane, views = fitted_sphere
+    save_views(views, tmp_path / "views")
+    model = GTR(preset("gtr-tiny", triplane_channels=16, plane_tokens=16, mlp_width=32))
+    model.field.load_state_dict(field.state_dict())
+    save_weights(model, tmp_path / "model.safetensors")
+    torch.save(triplane, tmp_path / "triplane.pt")
+    script = (
+        "import sys, torch; import gtr_backend.reconstruction as r; "
+        f"t = torch.load({str(tmp_path / 'triplane.pt')!r}); r.predict_triplane = lambda *a: t; "
+        "from gtr_backend.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    args = ["reconstruct", str(tmp_path / "views"), "-o", str(tmp_path / "out.glb"), "--weights"]
+    args += [str(tmp_path / "model.safetensors"), "--mesh-resolution", "32", "--texture-size", "64"]
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args, "--refine-steps", "2"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert "carve..." in lines and "bake..." in lines and len(lines) == len(set(lines))

@@ -9,6 +9,7 @@ from gtr_backend.errors import CancelledError, GTRError
 from gtr_backend.mesh import MeshError
 from gtr_backend.model import GTR, preset
 from gtr_backend.reconstruction import ReconstructOptions, reconstruct, reconstruct_from_triplane, resolve_device
+from gtr_backend.synthetic import sphere_views
 from gtr_backend.views import save_views
 from gtr_backend.weights import save_weights
 
@@ -68,6 +69,9 @@ def test_device_errors():
         with pytest.raises(GTRError, match="CUDA was requested"):
             resolve_device("cuda")
     assert resolve_device("cpu").type == "cpu"
+    for name in ("tpu", "mps", "meta", "", "cuda:x"):
+        with pytest.raises(GTRError, match="device|CUDA"):
+            resolve_device(name)
     with pytest.raises(GTRError, match="texture size"):
         ReconstructOptions(texture_size=8192)
 
@@ -89,6 +93,30 @@ def test_command_errors_are_plain(tmp_path, capsys, fitted_sphere):
         assert main(args) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
+
+
+def test_the_output_is_checked_before_any_work(tmp_path, capsys, monkeypatch):
+    def no_work(*args, **kwargs):
+        raise AssertionError("the run started before its output was checked")
+
+    monkeypatch.setattr("gtr_backend.reconstruction.reconstruct", no_work)
+    monkeypatch.setattr("gtr_backend.weights.load_released_checkpoint", no_work)
+    (tmp_path / "taken.glb").mkdir()
+    (tmp_path / "taken.safetensors").mkdir()
+    (tmp_path / "file").write_text("x")
+    views = tmp_path / "views"
+    save_views(sphere_views(size=32), views)
+    cases = [
+        (["reconstruct", str(views), "-o", str(tmp_path / "taken.glb")], "is a folder"),
+        (["reconstruct", str(views), "-o", str(tmp_path / "file" / "out.glb")], "does not exist"),
+        (["convert-weights", str(tmp_path / "ckpt.pth"), str(tmp_path / "w.glb")], "unknown weights format"),
+        (["convert-weights", str(tmp_path / "ckpt.pth"), str(tmp_path / "taken.safetensors")], "is a folder"),
+        (["convert-weights", str(tmp_path / "ckpt.pth"), str(tmp_path / "no" / "w.safetensors")], "does not exist"),
+    ]
+    for args, message in cases:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
 
 
 def test_json_summary_of_a_run(tmp_path, capsys, monkeypatch, fitted_sphere):

@@ -98,7 +98,7 @@ class Backend:
 
 class SubprocessBackend(Backend):
     PING_SECONDS = 2.0
-    SILENCE_SECONDS = 20.0
+    SILENCE_SECONDS = 10.0
 
     def __init__(self, python: Path, source: Path, log: Path, jobs_root: Path | None = None) -> None:
         super().__init__()

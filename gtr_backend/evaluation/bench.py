@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from ..files import atomic_write
 from ..model import GTR, Precision, preset
 from ..pipeline import predict_triplane, prepare_inputs
 from ..render import VolumeOptions, render_triplane
@@ -151,9 +152,9 @@ def write_results(
         "results": [asdict(r) for r in results],
     }
     if json_path:
-        json_path.write_text(json.dumps(info, indent=2) + "\n")
+        atomic_write(json_path, json.dumps(info, indent=2) + "\n")
     if markdown_path:
-        markdown_path.write_text(f"Measured {info['date']}, torch {info['torch']}.\n\n{table}")
+        atomic_write(markdown_path, f"Measured {info['date']}, torch {info['torch']}.\n\n{table}")
     return table
 
 

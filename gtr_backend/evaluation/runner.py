@@ -29,6 +29,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from ..errors import GTRError
+from ..files import atomic_write
 from ..model import GTR
 from ..reconstruction import ReconstructOptions
 from ..render.raster import Rasterizer
@@ -168,7 +169,8 @@ def run_evaluation(
             inputs, truth = asset.views(settings.protocol, torch.device("cpu"))
             contact_sheet(inputs.on_white(), truth.on_white(), results, out / "sheets" / f"{asset.name}.png")
         record.parent.mkdir(parents=True, exist_ok=True)
-        record.write_text(
+        atomic_write(
+            record,
             json.dumps(
                 {
                     "fingerprint": fingerprint,
@@ -178,7 +180,7 @@ def run_evaluation(
                 },
                 indent=2,
             )
-            + "\n"
+            + "\n",
         )
     if progress:
         progress("done", len(assets), len(assets))
@@ -197,8 +199,8 @@ def run_evaluation(
         "seconds": seconds,
         "mean": summarize(rows),
     }
-    (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "results.md").write_text(report_markdown(report))
+    atomic_write(out / "results.json", json.dumps(report, indent=2) + "\n")
+    atomic_write(out / "results.md", report_markdown(report))
     return report
 
 

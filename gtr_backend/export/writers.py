@@ -7,6 +7,7 @@ for glTF.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from trimesh.exchange.obj import export_obj
 from trimesh.visual import ColorVisuals, TextureVisuals
 from trimesh.visual.material import PBRMaterial
 
-from ..errors import GTRError
+from ..files import atomic_write, check_output
 from ..mesh.mesh import Mesh
 
 FORMATS = (".glb", ".obj", ".ply")
@@ -37,22 +38,26 @@ def to_trimesh(mesh: Mesh) -> trimesh.Trimesh:
     return trimesh.Trimesh(vertices=vertices, faces=faces, visual=visual, process=False)
 
 
+def obj_names(path: Path) -> tuple[str, str]:
+    """The MTL and texture file names an OBJ at `path` refers to: its own stem (spaces and other characters
+    MTL cannot hold made `_`), so two OBJs in one folder never share a texture."""
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", path.stem) or "mesh"
+    return f"{stem}.mtl", f"{stem}_texture"
+
+
 def write_mesh(mesh: Mesh, path: Path | str) -> list[Path]:
-    """Write `mesh` to `path` (.glb, .obj or .ply, by suffix); returns the files written (OBJ: + .mtl + .png)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise GTRError(f"{path}: unknown mesh format {suffix!r}; use one of {', '.join(FORMATS)}")
-    if not path.parent.is_dir():
-        raise GTRError(f"{path}: the folder {path.parent} does not exist")
+    """Write `mesh` to `path` (.glb, .obj or .ply, by suffix), each file all or nothing (see `files`); returns
+    the files written (OBJ: + its .mtl and, when textured, `<name>_texture.png`)."""
+    path = check_output(path, FORMATS, "mesh")
     scene_mesh = to_trimesh(mesh)
-    if suffix == ".obj":
-        text, files = export_obj(scene_mesh, include_texture=True, return_texture=True, mtl_name=f"{path.stem}.mtl")
-        path.write_text(text)
-        written = [path]
-        for name, data in files.items():
-            (path.parent / name).write_bytes(data)
-            written.append(path.parent / name)
-        return written
-    scene_mesh.export(str(path))
-    return [path]
+    if path.suffix.lower() != ".obj":
+        return [
+            atomic_write(path, lambda temporary: scene_mesh.export(str(temporary), file_type=path.suffix[1:].lower()))
+        ]
+    mtl, material = obj_names(path)
+    if isinstance(scene_mesh.visual, TextureVisuals):
+        scene_mesh.visual.material.name = material
+    text, files = export_obj(scene_mesh, include_texture=True, return_texture=True, mtl_name=mtl)
+    texture_first = sorted(files.items(), key=lambda item: item[0] == mtl)  # the MTL names the texture
+    written = [atomic_write(path.parent / name, data) for name, data in texture_first]
+    return [*written, atomic_write(path, text)]  # the OBJ, which names the others, last

@@ -57,7 +57,9 @@ class GTRConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        if self.image_size % self.patch_size:
+        if not (isinstance(self.patch_size, int) and self.patch_size >= 1):
+            problems.append(f"patch_size must be a whole number of pixels, at least 1, not {self.patch_size!r}")
+        elif self.image_size % self.patch_size:
             problems.append(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
         if self.upsampler not in ("pixelshuffle", "deconv"):
             problems.append(f"upsampler must be 'pixelshuffle' or 'deconv', not {self.upsampler!r}")

@@ -80,15 +80,17 @@ def invert_pose(matrix: Tensor, where: str) -> Tensor:
         raise ViewError(f"{where}: the camera matrix contains NaN or Inf")
     if abs(float(torch.linalg.det(m[:3, :3]))) < 1e-8:
         raise ViewError(f"{where}: the camera matrix is singular (its rotation part has determinant 0)")
+    if not torch.allclose(m[3], torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64), atol=1e-6):
+        raise ViewError(f"{where}: the last row of the camera matrix is {m[3].tolist()}, not [0, 0, 0, 1]")
     return torch.linalg.inv(m)
 
 
 def pose_problem(c2w: Tensor, intrinsics: Tensor, width: int, height: int) -> str | None:
     """Why a camera cannot see the object, or None if it can.
 
-    c2w (4, 4): must be rigid (orthonormal rotation with determinant +1, last row 0 0 0 1) and look towards
-    the world origin (the object's centre): the origin must lie in front of the camera and project near the
-    image (within half an image of its border).
+    c2w (4, 4): must be rigid (orthonormal rotation with determinant +1, last row 0 0 0 1), sit outside the
+    object's box [-1, 1]^3 and look towards the world origin (the object's centre): the origin must lie in
+    front of the camera and project near the image (within half an image of its border).
     """
     m = c2w.detach().to("cpu", torch.float64)
     rot = m[:3, :3]
@@ -101,7 +103,14 @@ def pose_problem(c2w: Tensor, intrinsics: Tensor, width: int, height: int) -> st
         return "the pose is not rigid: its rotation part is not orthonormal (scaled or sheared)"
     if det < 0:
         return "the pose is a reflection (determinant -1): check the handedness of the camera axes"
-    centre_cam = rot.T @ (-m[:3, 3])  # the world origin in camera coordinates
+    position = m[:3, 3]
+    if float(position.abs().max()) < 1.0:
+        return (
+            f"the camera sits at ({position[0]:.2f}, {position[1]:.2f}, {position[2]:.2f}), inside the object's box "
+            "[-1, 1]^3; cameras must look at the object from outside it (about 2 to 4 units from the centre): "
+            "check the scene's units or scale the cameras' positions"
+        )
+    centre_cam = rot.T @ (-position)  # the world origin in camera coordinates
     if centre_cam[2] <= 1e-6:
         return (
             "the camera looks away from the object (the world origin is behind it); the object must sit "

@@ -7,6 +7,7 @@ with none of these is an error that says how to provide one. A fully opaque alph
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from ..errors import ViewError
+from ..files import atomic_write
 
 Background = str | tuple[float, float, float] | None
 BACKGROUNDS: dict[str, tuple[float, float, float]] = {
@@ -32,19 +34,89 @@ HOW_TO_MASK = (
 )
 
 
-def read_image(path: Path) -> np.ndarray:
-    """(H, W, 3 or 4) float32 in [0, 1]; grey images become RGB, palette images keep their transparency."""
-    if not path.is_file():
-        raise ViewError(f"{path}: image file not found")
+MAX_VIEW_SIDE = 2048  # px: larger views are downsampled on load (the model reads 256 or 512, textures 1024)
+MIN_VIEW_SIDE = 16  # px: smaller images cannot show an object
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # Pillow's decompression-bomb limit (about 9459 x 9459)
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # single-channel integer modes, read as 16-bit values
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image file as stored, from its header alone."""
     try:
-        with Image.open(path) as image:
-            image.load()
-            has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-            converted = image.convert("RGBA" if has_alpha else "RGB")
-            array = np.asarray(converted, dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError, ValueError) as error:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked by the caller
+            with Image.open(path) as image:
+                return image.size
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
         raise ViewError(f"{path}: cannot read this image ({error}); use a PNG or JPEG file") from None
-    return array
+
+
+def read_image(path: Path, max_side: int | None = MAX_VIEW_SIDE) -> np.ndarray:
+    """(H, W, 3 or 4) float32 in [0, 1], any Pillow mode: grey (8- or 16-bit) becomes RGB, palette images keep
+    their transparency. Images whose longer side exceeds `max_side` are downsampled on load (area average,
+    colour premultiplied by alpha) to that side, so memory stays bounded whatever the file; callers that hold
+    intrinsics in pixels scale them by the returned size over `image_size(path)`. Images over `MAX_PIXELS` or
+    under `MIN_VIEW_SIDE` a side are refused with a ViewError."""
+    try:
+        if not path.is_file():
+            raise ViewError(f"{path}: image file not found")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's notes on odd files; `_check_size` has its own size limit
+            with Image.open(path) as image:
+                width, height = image.size
+                _check_size(path, width, height)
+                target = _target_size(width, height, max_side)
+                if target != (width, height) and image.format == "JPEG":
+                    image.draft(image.mode, target)  # decode at 1/2, 1/4 or 1/8 scale where that is enough
+                image.load()
+                return _to_float(image, target)
+    except Image.DecompressionBombError:
+        raise ViewError(_too_large(path)) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        raise ViewError(f"{path}: cannot read this image ({error}); use a PNG or JPEG file") from None
+
+
+def _too_large(path: Path, width: int | None = None, height: int | None = None) -> str:
+    size = f"{width}x{height}, " if width else ""
+    return (
+        f"{path}: the image is too large ({size}over {MAX_PIXELS / 1e6:.0f} megapixels); scale it down, "
+        f"views are read at {MAX_VIEW_SIDE} px at most"
+    )
+
+
+def _check_size(path: Path, width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise ViewError(_too_large(path, width, height))
+    if min(width, height) < MIN_VIEW_SIDE:
+        raise ViewError(
+            f"{path}: the image is {width}x{height} px; a view needs at least {MIN_VIEW_SIDE} px a side "
+            "(the model reads 256 px or more)"
+        )
+
+
+def _target_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    if max_side is None or max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _to_float(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """A loaded Pillow image -> (H, W, 3|4) float32 in [0, 1] at `size` (width, height)."""
+    if image.mode in _SIXTEEN_BIT or image.mode == "F":
+        # Pillow cannot convert these to RGB without clipping to 8 bits (16-bit grey would turn white).
+        grey = np.asarray(image, dtype=np.float32)
+        if image.mode != "F":
+            grey = grey / 65535.0
+        grey = np.clip(np.nan_to_num(grey, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+        if size != image.size:
+            grey = np.asarray(Image.fromarray(grey).resize(size, Image.Resampling.BOX), dtype=np.float32)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    has_alpha = image.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in image.info
+    converted = image.convert("RGBA" if has_alpha else "RGB")
+    if converted.size != size:
+        converted = converted.resize(size, Image.Resampling.BOX)  # Pillow premultiplies RGBA for this
+    return np.asarray(converted, dtype=np.float32) / 255.0
 
 
 def _background_rgb(background: Background) -> tuple[float, float, float]:
@@ -92,9 +164,9 @@ def split_rgba(
     return rgb_t, mask_t
 
 
-def read_mask(path: Path) -> np.ndarray:
+def read_mask(path: Path, max_side: int | None = MAX_VIEW_SIDE) -> np.ndarray:
     """(H, W) float32 coverage in [0, 1] from a mask image (its alpha if it has one, else its luminance)."""
-    array = read_image(path)
+    array = read_image(path, max_side)
     return array[..., 3] if array.shape[-1] == 4 and array[..., 3].min() < 1.0 else array[..., :3].mean(-1)
 
 
@@ -107,7 +179,8 @@ def read_view(path: Path, mask_path: Path | None = None, background: Background 
 def write_rgba(path: Path, rgb: Tensor, mask: Tensor) -> None:
     """Save rgb (3, H, W) and mask (1, H, W) in [0, 1] as an 8-bit RGBA PNG."""
     rgba = torch.cat([rgb, mask], dim=0).clamp(0, 1).mul(255).round().byte()
-    Image.fromarray(rgba.permute(1, 2, 0).cpu().numpy(), mode="RGBA").save(path)
+    image = Image.fromarray(rgba.permute(1, 2, 0).cpu().numpy(), mode="RGBA")
+    atomic_write(path, lambda temporary: image.save(temporary, format="PNG"))
 
 
 def stack_views(views: list[tuple[Tensor, Tensor]], names: list[str]) -> tuple[Tensor, Tensor]:

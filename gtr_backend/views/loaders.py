@@ -23,8 +23,18 @@ import torch
 from torch import Tensor
 
 from ..errors import ViewError
+from ..files import atomic_write
 from .cameras import OPENGL_TO_OPENCV, intrinsics_from_fov, invert_pose, orbit_poses
-from .images import IMAGE_SUFFIXES, Background, read_image, read_view, split_rgba, stack_views, write_rgba
+from .images import (
+    IMAGE_SUFFIXES,
+    Background,
+    image_size,
+    read_image,
+    read_view,
+    split_rgba,
+    stack_views,
+    write_rgba,
+)
 from .viewset import ViewSet
 
 CAMERAS_JSON = "cameras.json"
@@ -75,6 +85,12 @@ def _field(
     return value
 
 
+def _file_name(value: Any, key: str, where: str) -> str:
+    if not isinstance(value, str) or not value or "\0" in value or len(value) > 1024:
+        raise ViewError(f"{where}: {key!r} must be the file name of an image beside cameras.json, got {value!r:.60}")
+    return value
+
+
 def _matrix(value: Any, where: str) -> Tensor:
     try:
         m = torch.tensor(value, dtype=torch.float64)
@@ -87,15 +103,22 @@ def _matrix(value: Any, where: str) -> Tensor:
     return m
 
 
-def _intrinsics(view: dict[str, Any], where: str, width: int, height: int) -> Tensor:
-    if "fov_deg" in view:
-        return intrinsics_from_fov(float(view["fov_deg"]), width, height)
+def _intrinsics(view: dict[str, Any], where: str, loaded: tuple[int, int], stored: tuple[int, int]) -> Tensor:
+    """(fx, fy, cx, cy) in pixels of the loaded image (width, height `loaded`), from `fov_deg` or from pixel
+    values that refer to the image file as stored (`stored`, larger when it was downsampled on load)."""
+    if view.get("fov_deg") is not None:
+        fov = view["fov_deg"]
+        if isinstance(fov, bool) or not isinstance(fov, int | float) or not 0 < fov < 180:
+            raise ViewError(f"{where}: fov_deg must be a number of degrees between 0 and 180, got {fov!r}")
+        return intrinsics_from_fov(float(fov), *loaded)
     try:
-        return torch.tensor([float(view[k]) for k in ("fx", "fy", "cx", "cy")], dtype=torch.float64)
+        k = torch.tensor([float(view[name]) for name in ("fx", "fy", "cx", "cy")], dtype=torch.float64)
     except KeyError as key:
         raise ViewError(f"{where}: missing {key}; give fx, fy, cx, cy (pixels) or fov_deg") from None
     except (TypeError, ValueError):
         raise ViewError(f"{where}: fx, fy, cx, cy must be numbers") from None
+    sx, sy = loaded[0] / stored[0], loaded[1] / stored[1]
+    return k * torch.tensor([sx, sy, sx, sy], dtype=torch.float64)
 
 
 def load_project_folder(path: Path, background: Background = None) -> ViewSet:
@@ -105,7 +128,7 @@ def load_project_folder(path: Path, background: Background = None) -> ViewSet:
         raise ViewError(f"{json_path}: file not found")
     try:
         data = json.loads(json_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise ViewError(f"{json_path}: not valid JSON ({error})") from None
     if not isinstance(data, dict):
         raise ViewError(f"{json_path}: expected a JSON object with 'format' and 'views'")
@@ -122,15 +145,16 @@ def load_project_folder(path: Path, background: Background = None) -> ViewSet:
         view_where = f"{where}, view {i}"
         if not isinstance(view, dict):
             raise ViewError(f"{view_where}: each view must be an object with 'image' and 'matrix'")
-        image = json_path.parent / str(_field(view, "image", view_where))
-        mask = json_path.parent / str(view["mask"]) if "mask" in view else None
+        image = json_path.parent / _file_name(_field(view, "image", view_where), "image", view_where)
+        mask = json_path.parent / _file_name(view["mask"], "mask", view_where) if "mask" in view else None
         rgb, alpha = read_view(image, mask, background)
         matrix = _matrix(_field(view, "matrix", view_where), view_where)
         c2w = matrix if pose_kind == "camera_to_world" else invert_pose(matrix, view_where)
         if axes == "opengl":
             c2w = c2w @ OPENGL_TO_OPENCV
         loaded.append((rgb, alpha))
-        intrinsics.append(_intrinsics(view, view_where, rgb.shape[2], rgb.shape[1]))
+        loaded_size = (rgb.shape[2], rgb.shape[1])
+        intrinsics.append(_intrinsics(view, view_where, loaded_size, image_size(image)))
         poses.append(c2w)
         names.append(image.name)
     rgbs, masks = stack_views(loaded, names)
@@ -156,7 +180,7 @@ def save_views(views: ViewSet, folder: Path, prefix: str = "view") -> Path:
         "views": entries,
     }
     path = folder / CAMERAS_JSON
-    path.write_text(json.dumps(data, indent=2))
+    atomic_write(path, json.dumps(data, indent=2))
     return path
 
 
@@ -194,7 +218,13 @@ def parse_gtr_camera(path: Path) -> tuple[Tensor, Tensor, tuple[int, int]]:
     w2c = torch.tensor(rows, dtype=torch.float64)
     if not torch.isfinite(w2c).all() or not all(map(torch.isfinite, torch.tensor(values))):
         raise ViewError(f"{path}: the camera contains NaN or Inf")
-    return w2c, torch.tensor(values[:4], dtype=torch.float64), (int(values[4]), int(values[5]))
+    height, width = values[4], values[5]
+    if not (height >= 1 and width >= 1 and height == int(height) and width == int(width)):
+        raise ViewError(
+            f"{path}: height and width (the last two intrinsic numbers) must be whole numbers of pixels, "
+            f"at least 1; found {height:g} and {width:g}"
+        )
+    return w2c, torch.tensor(values[:4], dtype=torch.float64), (int(height), int(width))
 
 
 def load_gtr_release(folder: Path, background: Background = None) -> ViewSet:
@@ -229,9 +259,10 @@ def save_gtr_release(views: ViewSet, folder: Path) -> None:
         w2c = torch.linalg.inv(views.c2w[i].double())
         rows = "\n".join(" ".join(f"{v:.10g}" for v in row) for row in w2c.tolist())
         fx, fy, cx, cy = views.intrinsics[i].tolist()
-        (folder / f"cam_{i:03d}.txt").write_text(
+        atomic_write(
+            folder / f"cam_{i:03d}.txt",
             f"extrinsic\n{rows}\n\nintrinsic fx, fy, cx, cy, height, width\n"
-            f"{fx:.10g} {fy:.10g} {cx:.10g} {cy:.10g} {views.height} {views.width}\n"
+            f"{fx:.10g} {fy:.10g} {cx:.10g} {cy:.10g} {views.height} {views.width}\n",
         )
 
 
@@ -246,7 +277,7 @@ def zero123pp_poses() -> Tensor:
 
 def load_zero123pp_grid(path: Path, background: Background = None) -> ViewSet:
     """A 3-row x 2-column grid image (each cell square, 320x320 as released) -> 6-view ViewSet."""
-    array = read_image(path)
+    array = read_image(path, max_side=None)  # the grid's cells must keep their exact layout
     h, w = array.shape[:2]
     cell = w // 2
     if w % 2 or h != 3 * cell:
@@ -294,6 +325,18 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
+def own_cameras(path: Path) -> str | None:
+    """The file that gives `path` its own cameras (``cameras.json``, ``cam_NNN.txt``), or None if it has none."""
+    if path.is_dir():
+        if (path / CAMERAS_JSON).is_file():
+            return CAMERAS_JSON
+        if any(path.glob("cam_*.txt")):
+            return "cam_NNN.txt"
+    elif path.suffix.lower() == ".json":
+        return path.name
+    return None
+
+
 def load_views(
     path: Path | str, *, orbit: Orbit | None = None, zero123pp: bool = False, background: Background = None
 ) -> ViewSet:
@@ -310,9 +353,10 @@ def load_views(
     if zero123pp:
         return load_zero123pp_grid(path, background)
     if path.is_dir():
-        if (path / CAMERAS_JSON).is_file():
+        cameras = own_cameras(path)
+        if cameras == CAMERAS_JSON:
             return load_project_folder(path, background)
-        if any(path.glob("cam_*.txt")):
+        if cameras is not None:
             return load_gtr_release(path, background)
         images = list_images(path)
         if orbit is not None and images:

@@ -1,3 +1,7 @@
+import contextlib
+import resource
+import signal
+
 import numpy as np
 import pytest
 import torch
@@ -87,6 +91,45 @@ def test_writer_errors(tmp_path, baked):
         write_mesh(baked[2], tmp_path / "x.fbx")
     with pytest.raises(GTRError, match="does not exist"):
         write_mesh(baked[2], tmp_path / "missing" / "x.glb")
+    (tmp_path / "folder.glb").mkdir()
+    with pytest.raises(GTRError, match="is a folder"):
+        write_mesh(baked[2], tmp_path / "folder.glb")
+
+
+def test_two_objs_in_one_folder_keep_their_own_textures(tmp_path, baked):
+    textured = baked[2]
+    (tmp_path / "gtr_texture.png").write_bytes(b"the user's own file")
+    red = Mesh(textured.vertices, textured.faces, uv=textured.uv, texture=torch.tensor([1.0, 0, 0]).expand(8, 8, 3))
+    blue = Mesh(textured.vertices, textured.faces, uv=textured.uv, texture=torch.tensor([0, 0, 1.0]).expand(8, 8, 3))
+    write_mesh(red, tmp_path / "red one.obj")
+    write_mesh(blue, tmp_path / "blue.obj")
+    for name, channel in (("red one.obj", 0), ("blue.obj", 2)):
+        image = trimesh.load(tmp_path / name, force="mesh").visual.material.image
+        assert np.asarray(image.convert("RGB"))[..., channel].min() == 255, name
+    assert (tmp_path / "gtr_texture.png").read_bytes() == b"the user's own file"
+
+
+@contextlib.contextmanager
+def file_size_limit(size: int):
+    """Files written in the block fail (EFBIG) past `size` bytes, as on a full disk or under a quota."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+
+
+@pytest.mark.parametrize("name", ["sphere.glb", "sphere.obj", "sphere.ply"])
+def test_a_write_that_fails_part_way_leaves_the_old_file_whole(tmp_path, baked, monkeypatch, name):
+    path = tmp_path / name
+    write_mesh(baked[2], path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with file_size_limit(4096), pytest.raises(OSError):  # the first 4 KiB land, then the write fails
+        write_mesh(baked[2], path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # old files whole, no leftovers
 
 
 def test_visible_surface_colours_match_the_views(baked):

@@ -210,3 +210,114 @@ def test_image_errors(tmp_path):
     (tmp_path / "cameras.json").write_text("{not json")
     with pytest.raises(ViewError, match="cameras.json: not valid JSON"):
         load_views(tmp_path)
+
+
+def test_sixteen_bit_grey_images_keep_their_values(tmp_path):
+    """16-bit grey (Pillow mode I;16) as a mask and as a view on black: not read as pure white."""
+    views = sphere_views(size=32)
+    save_views(views, tmp_path)
+    data = json.loads((tmp_path / "cameras.json").read_text())
+    for i, view in enumerate(data["views"]):
+        mask16 = (views.mask[i, 0].numpy() * 65535).round().astype(np.uint16)
+        Image.fromarray(mask16).save(tmp_path / f"mask_{i}.png")
+        grey16 = (views.mask[i, 0].numpy() * 0.6 * 65535).round().astype(np.uint16)  # a grey object on black
+        Image.fromarray(grey16).save(tmp_path / f"grey_{i}.png")
+        assert Image.open(tmp_path / f"grey_{i}.png").mode.startswith("I")
+        view.update(image=f"grey_{i}.png", mask=f"mask_{i}.png")
+    (tmp_path / "cameras.json").write_text(json.dumps(data))
+    loaded = load_views(tmp_path)
+    assert torch.allclose(loaded.mask, views.mask, atol=1e-4)
+    inside = views.mask[:, :1].expand(-1, 3, -1, -1) > 0.99
+    assert torch.allclose(loaded.rgb[inside], torch.tensor(0.6), atol=1e-3)
+    data["views"] = [{**view, "mask": None} for view in data["views"]]
+    for view in data["views"]:
+        del view["mask"]
+    (tmp_path / "cameras.json").write_text(json.dumps(data))
+    assert torch.equal(load_views(tmp_path, background="black").mask, (views.mask > 0.01).float())
+
+
+def test_large_views_are_downsampled_on_load_with_their_intrinsics(tmp_path):
+    views = sphere_views(size=64)
+    save_views(views, tmp_path)
+    data = json.loads((tmp_path / "cameras.json").read_text())
+    side = 2600  # over the 2048 px read limit
+    for i, view in enumerate(data["views"]):
+        rgba = torch.cat([views.rgb[i], views.mask[i]]).permute(1, 2, 0).mul(255).round().byte().numpy()
+        Image.fromarray(rgba).resize((side, side), Image.Resampling.NEAREST).save(tmp_path / f"big_{i}.png")
+        scale = side / 64
+        view.update(image=f"big_{i}.png", fx=view["fx"] * scale, fy=view["fy"] * scale)
+        view.update(cx=view["cx"] * scale, cy=view["cy"] * scale)
+    (tmp_path / "cameras.json").write_text(json.dumps(data))
+    loaded = load_views(tmp_path)
+    assert (loaded.height, loaded.width) == (2048, 2048)
+    assert torch.allclose(loaded.intrinsics, views.intrinsics * 2048 / 64, rtol=1e-5)
+    # The same object in the same place: back at 64 px the masks agree with the originals.
+    small, silhouette = loaded.resized(64).foreground(), views.foreground()
+    assert float((small & silhouette).sum() / (small | silhouette).sum()) > 0.97
+
+
+def png_claiming_size(path: Path, width: int, height: int) -> None:
+    """A small PNG whose header claims `width` x `height` pixels (a decompression bomb as far as the header goes)."""
+    import struct
+    import zlib
+
+    Image.fromarray(np.zeros((16, 16, 4), np.uint8)).save(path)
+    data = bytearray(path.read_bytes())
+    ihdr = bytes(data[12:16]) + struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(ihdr))
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "message"),
+    [
+        (40000, 40000, "too large"),  # over Pillow's own bomb limit
+        (10000, 9500, "too large"),  # over the project's limit, under Pillow's error
+        (1, 1, "at least 16 px"),
+        (4000, 8, "at least 16 px"),
+    ],
+)
+def test_absurd_image_sizes_are_refused_before_decoding(tmp_path, width, height, message):
+    save_views(sphere_views(size=16), tmp_path)
+    png_claiming_size(tmp_path / "view_001.png", width, height)
+    with pytest.raises(ViewError, match=f"view_001.png: .*{message}"):
+        load_views(tmp_path)
+
+
+@pytest.mark.parametrize("fov", ["wide", True, [40], 0, 200])
+def test_a_field_of_view_that_is_not_a_number_is_named(tmp_path, fov):
+    save_views(sphere_views(size=16), tmp_path)
+    data = json.loads((tmp_path / "cameras.json").read_text())
+    data["views"][2]["fov_deg"] = fov
+    (tmp_path / "cameras.json").write_text(json.dumps(data))
+    with pytest.raises(ViewError, match="view 2: fov_deg must be a number"):
+        load_views(tmp_path)
+
+
+def test_fov_null_falls_back_to_pixel_intrinsics(tmp_path):
+    views = sphere_views(size=16)
+    save_views(views, tmp_path)
+    data = json.loads((tmp_path / "cameras.json").read_text())
+    data["views"][2]["fov_deg"] = None
+    (tmp_path / "cameras.json").write_text(json.dumps(data))
+    assert_same_views(views, load_views(tmp_path))
+
+
+@pytest.mark.parametrize("size", ["0 16", "16 0", "-16 16", "16.5 16"])
+def test_a_camera_file_with_no_image_size_is_named(tmp_path, size):
+    save_gtr_release(sphere_views(size=16), tmp_path)
+    lines = (tmp_path / "cam_001.txt").read_text().splitlines()
+    lines[7] = " ".join(lines[7].split()[:4]) + " " + size
+    (tmp_path / "cam_001.txt").write_text("\n".join(lines))
+    with pytest.raises(ViewError, match="cam_001.txt: height and width"):
+        load_views(tmp_path)
+
+
+def test_a_camera_inside_the_object_box_is_named(tmp_path):
+    save_views(sphere_views(size=16), tmp_path)
+    data = json.loads((tmp_path / "cameras.json").read_text())
+    data["views"][1]["matrix"] = [[1, 0, 0, 0], [0, -1, 0, 0], [0, 0, -1, 0.5], [0, 0, 0, 1]]
+    (tmp_path / "cameras.json").write_text(json.dumps(data))
+    with pytest.raises(ViewError, match=r"view 1 \(view_001.png\): the camera sits at .* inside the object's box"):
+        load_views(tmp_path)

@@ -147,9 +147,14 @@ def test_checkpoints_are_never_unpickled_unrestricted(tmp_path, source_model):
     ckpt = released_checkpoint(source_model)
     ckpt["scalers"] = Payload(marker)
     torch.save(ckpt, tmp_path / "evil.pth")
-    with pytest.raises(WeightsError, match="evil.pth: cannot read this checkpoint"):
+    with pytest.raises(WeightsError, match="evil.pth: refused: this checkpoint holds Python objects") as refused:
         load_released_checkpoint(tmp_path / "evil.pth", TINY)
+    assert "weights_only" not in str(refused.value)  # never a nudge towards the unsafe path
     assert not marker.exists()
+    (tmp_path / "noise.pth").write_bytes(bytes(range(256)) * 64)
+    with pytest.raises(WeightsError, match="noise.pth: cannot read this checkpoint: it is not a torch") as noise:
+        load_released_checkpoint(tmp_path / "noise.pth", TINY)
+    assert "mmap" not in str(noise.value)
 
 
 def test_project_weights_errors(tmp_path, source_model):
@@ -180,6 +185,13 @@ def test_project_weights_errors(tmp_path, source_model):
     (tmp_path / "deeper.json").write_text(json.dumps(meta))
     with pytest.raises(WeightsError, match="unknown GTR configuration fields: colour"):
         load_weights(tmp_path / "deeper.safetensors")
+
+    del meta["config"]["colour"]
+    for value in (0, -16, "16", None):
+        meta["config"]["patch_size"] = value
+        (tmp_path / "deeper.json").write_text(json.dumps(meta))
+        with pytest.raises(WeightsError, match="deeper.json: .*patch_size"):
+            load_weights(tmp_path / "deeper.safetensors")
 
     with pytest.raises(WeightsError, match="unknown weights file type"):
         load_model(tmp_path / "model.onnx")
