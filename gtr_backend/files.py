@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,12 +34,18 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     the block ends without an exception, the written file replaces `path`. On any exception the temporary file
     is removed and `path` is untouched."""
     path = Path(path)
-    handle, name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=f".part{path.suffix}", dir=path.parent)
-    os.close(handle)
-    temporary = Path(name)
+    while True:  # like tempfile.mkstemp, but with the permissions a new file gets (umask), not 0600
+        temporary = path.with_name(f".{path.stem}-{secrets.token_hex(4)}.part{path.suffix}")
+        try:
+            os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            break
+        except FileExistsError:
+            continue
     try:
         yield temporary
         _fsync(temporary)
+        if path.is_file():
+            shutil.copymode(path, temporary)  # a replaced file keeps its permissions
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

@@ -138,3 +138,16 @@ def test_visible_surface_colours_match_the_views(baked):
     surface = visible_surface(textured, views)
     with torch.no_grad():
         assert float((colors(surface.points) - surface.targets).abs().mean()) < 0.2
+
+
+def test_written_files_get_the_usual_permissions(tmp_path, baked):
+    """Atomic writes go through a temporary file; the result still has the permissions of a new file."""
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    write_mesh(baked[2], tmp_path / "new.glb")
+    assert (tmp_path / "new.glb").stat().st_mode & 0o777 == 0o666 & ~mask
+    (tmp_path / "new.glb").chmod(0o640)
+    write_mesh(baked[2], tmp_path / "new.glb")  # replacing a file keeps its permissions
+    assert (tmp_path / "new.glb").stat().st_mode & 0o777 == 0o640
