@@ -61,7 +61,17 @@ def check_manifest(path: Path) -> dict[str, object]:
 def check_sources(folder: Path) -> None:
     for path in sorted(folder.rglob("*.py")):
         tree = ast.parse(path.read_text(), str(path))
+        # Imports under `if TYPE_CHECKING:` are read by the type checker only, never run inside Blender.
+        typing_only = {
+            id(inner)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
+            for statement in node.body
+            for inner in ast.walk(statement)
+        }
         for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
             if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "bl_info" for t in node.targets):
                 raise BuildError(f"{path}: extensions use blender_manifest.toml, not bl_info")
             names: list[str] = []

@@ -1,9 +1,16 @@
 """Render the selected objects from orbit cameras into a view folder the backend reads.
 
-Everything happens in a temporary scene that holds links to the selected objects, a camera and a evenly lit
-world: the user's scene, its render settings, selection and active object are never touched, and the
-temporary data is removed whatever happens (`CaptureSession.close`). Views are rendered one per call to
-`render_next`, so the modal operator can keep Blender responsive and honour Esc between views.
+Framing: the selection's evaluated geometry (modifiers, geometry nodes, curves and text as meshes) is bounded
+by a sphere, which is mapped onto the backend's working sphere (`frames.Normalization`); the cameras stand far
+enough that this sphere is inside every view with a margin at any field of view the panel allows, so nothing
+is cropped whatever the object's shape or orientation.
+
+Everything happens in a temporary scene that holds links to the selected objects only, a camera and an
+evenly lit white world (the same light in every view): the user's scene, its render settings, selection and
+active object are never touched, and the temporary data is removed whatever happens (`CaptureSession.close`).
+Views are rendered one per call to `render_next`, so the modal operator can keep Blender responsive and honour
+Esc between views; each rendered view is checked (the object is there, not cropped, not a speck) before the
+next.
 """
 
 from __future__ import annotations
@@ -14,34 +21,89 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import bpy
+import numpy as np
 from mathutils import Matrix, Vector
 
+from .contract import contract
 from .frames import Normalization, camera_from_backend, camera_to_backend, matrix_rows, orbit_camera, xyz
 
-DISTANCE = 2.7  # camera distance in the backend frame at a 40-degree field of view (the training setup)
+FILL = 0.9  # the working sphere spans at most this fraction of the half field of view (the margin)
+MIN_COVERAGE = 0.02  # a view where the object covers less than this is refused
+
+
+class CaptureError(Exception):
+    """The capture cannot give the backend usable views; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
 class CaptureSettings:
-    azimuths: tuple[float, ...] = (0.0, 90.0, 180.0, 270.0)
-    elevation: float = 20.0
-    fov: float = 40.0
+    azimuths: tuple[float, ...] = contract.ORBIT_AZIMUTHS_DEG
+    elevation: float = contract.ORBIT_ELEVATION_DEG
+    fov: float = contract.ORBIT_FOV_DEG
     resolution: int = 512
     engine: str = "CYCLES"
     samples: int = 32
 
     @property
     def distance(self) -> float:
-        """Farther for narrower lenses, so the object fills the frame the same at any field of view."""
-        return DISTANCE * math.tan(math.radians(20.0)) / math.tan(math.radians(self.fov) / 2)
+        """Camera distance in the backend frame: as in training (ORBIT_DISTANCE at ORBIT_FOV_DEG, farther for
+        narrower lenses so the object fills the frame alike), and never so close that the working sphere
+        leaves the view (wide lenses)."""
+        half = math.radians(self.fov) / 2
+        training = contract.ORBIT_DISTANCE * math.tan(math.radians(contract.ORBIT_FOV_DEG) / 2) / math.tan(half)
+        return max(training, contract.VIEW_RADIUS / math.sin(FILL * half))
 
 
-def world_bounds(objects: list[bpy.types.Object]) -> tuple[Vector, Vector]:
-    """Axis-aligned bounding box (low, high) of the objects' evaluated geometry in world space."""
-    corners = [obj.matrix_world @ Vector(corner) for obj in objects for corner in obj.bound_box]
-    low = Vector(tuple(min(c[i] for c in corners) for i in range(3)))
-    high = Vector(tuple(max(c[i] for c in corners) for i in range(3)))
-    return low, high
+def world_points(objects: list[bpy.types.Object]) -> np.ndarray:
+    """(P, 3) world-space vertices of the objects' evaluated geometry (modifiers and geometry nodes applied;
+    curves, surfaces, metaballs and text as Blender meshes them for rendering)."""
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    chunks = []
+    for obj in objects:
+        evaluated = obj.evaluated_get(depsgraph)
+        mesh = evaluated.to_mesh()
+        try:
+            local = np.empty(len(mesh.vertices) * 3, dtype=np.float64)
+            mesh.vertices.foreach_get("co", local)
+        finally:
+            evaluated.to_mesh_clear()
+        matrix = np.array(evaluated.matrix_world, dtype=np.float64)
+        chunks.append(local.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3])
+    return np.concatenate(chunks) if chunks else np.zeros((0, 3))
+
+
+def bounding_sphere(points: np.ndarray) -> tuple[Vector, float]:
+    """(centre, radius) of a sphere holding every point: centred on their bounding box."""
+    centre = (points.min(axis=0) + points.max(axis=0)) / 2
+    radius = float(np.linalg.norm(points - centre, axis=1).max())
+    return Vector(tuple(float(c) for c in centre)), radius
+
+
+def check_view(path: Path, index: int) -> None:
+    """Refuse a rendered view whose object is missing, cropped by the border or a speck (`CaptureError`)."""
+    image = bpy.data.images.load(str(path), check_existing=False)
+    try:
+        width, height = int(image.size[0]), int(image.size[1])  # type: ignore[index]
+        pixels = np.empty(width * height * 4, dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+    finally:
+        bpy.data.images.remove(image)
+    mask = pixels[3::4].reshape(height, width) > 0.5
+    view = f"view {index + 1}"
+    if not mask.any():
+        raise CaptureError(
+            f"{view} shows nothing of the selection: make sure it renders (the camera icon in the Outliner) "
+            "and has faces"
+        )
+    if mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any():
+        raise CaptureError(
+            f"{view} crops the object at its border: something renders beyond the selection's geometry "
+            "(displacement, particles or hair); apply it or capture without it"
+        )
+    if mask.mean() < MIN_COVERAGE:
+        raise CaptureError(
+            f"the object covers only {mask.mean():.1%} of {view}: select one object or objects close together"
+        )
 
 
 class CaptureSession:
@@ -51,9 +113,10 @@ class CaptureSession:
         self.settings, self.folder = settings, folder
         self.objects = objects
         bpy.context.view_layer.update()  # matrices set by scripts are evaluated only on update
-        low, high = world_bounds(objects)
-        self.normalization = Normalization.of_box(low, high)
-        self.size = high - low
+        points = world_points(objects)
+        if len(points) == 0:
+            raise CaptureError("the selection has no geometry to capture (no vertices after its modifiers)")
+        self.normalization = Normalization.of_sphere(*bounding_sphere(points))
         self.index = 0
         self.cameras: list[dict[str, object]] = []
         folder.mkdir(parents=True, exist_ok=True)
@@ -117,6 +180,7 @@ class CaptureSession:
         self.scene.render.filepath = str(self.folder / name)
         with context.temp_override(scene=self.scene):
             bpy.ops.render.render(write_still=True)
+        check_view(self.folder / name, self.index)
         focal = 0.5 * s.resolution / math.tan(math.radians(s.fov) / 2)
         exported = camera_to_backend(self.camera.matrix_world, self.normalization)
         self.cameras.append(
@@ -134,11 +198,11 @@ class CaptureSession:
 
     def write_cameras(self) -> Path:
         """cameras.json (the backend's "gtr-views/1" format) and capture.json (how to map results back)."""
-        path = self.folder / "cameras.json"
+        path = self.folder / contract.CAMERAS_JSON
         path.write_text(
             json.dumps(
                 {
-                    "format": "gtr-views/1",
+                    "format": contract.VIEWS_FORMAT,
                     "camera_axes": "opencv",
                     "pose": "camera_to_world",
                     "world_up": "+y",
@@ -176,8 +240,8 @@ class CaptureSession:
 def placement(source: bpy.types.Object, normalization: Normalization, beside: bool) -> tuple[Matrix, Matrix]:
     """(matrix_world for the result, backend frame -> the result's local frame): the result takes the source's
     location, rotation and scale, so with `beside` off it lies exactly on the source; with it on it is moved
-    along world X by 1.2 times the captured width."""
+    along world X by 1.2 times the captured width (the bounding sphere's diameter)."""
     to_local = source.matrix_world.inverted_safe() @ normalization.inverse
-    width = 2 * 0.9 / normalization.scale
+    width = 2 * normalization.radius
     offset = Matrix.Translation((1.2 * width, 0.0, 0.0)) if beside else Matrix.Identity(4)
     return offset @ source.matrix_world, to_local

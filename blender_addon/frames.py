@@ -5,8 +5,9 @@ Blender is (x, z, -y) in the backend, a rotation by -90 degrees about X (the glT
 Blender cameras look down their local -Z with +Y up (OpenGL); the backend's cameras are OpenCV
 camera-to-world matrices (look down +Z, +Y down): c2w_opencv = c2w_opengl @ diag(1, -1, -1, 1).
 
-`Normalization` maps the captured object into the backend's working volume: its bounding box centred at
-the origin with its longest side 1.8 (inside [-0.9, 0.9]^3), where the model was trained.
+`Normalization` maps the captured object into the backend's working volume: its bounding sphere centred at
+the origin with radius `contract.VIEW_RADIUS` (0.8), where the model was trained and where the default
+cameras see every point whatever its direction.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from typing import cast
 
 from mathutils import Matrix, Vector
 
+from .contract import contract
+
 BLENDER_TO_BACKEND = Matrix(((1, 0, 0, 0), (0, 0, 1, 0), (0, -1, 0, 0), (0, 0, 0, 1)))
 BACKEND_TO_BLENDER = BLENDER_TO_BACKEND.transposed()
 OPENGL_TO_OPENCV = Matrix.Diagonal((1, -1, -1, 1))
-HALF_EXTENT = 0.9
 
 
 def xyz(v: Vector) -> tuple[float, float, float]:
@@ -35,10 +37,14 @@ class Normalization:
     scale: float
 
     @staticmethod
-    def of_box(low: Vector, high: Vector) -> Normalization:
-        centre = (low + high) / 2
-        longest = max(h - lo for lo, h in zip(xyz(low), xyz(high), strict=True))
-        return Normalization(centre, 2 * HALF_EXTENT / max(longest, 1e-9))
+    def of_sphere(centre: Vector, radius: float) -> Normalization:
+        """The sphere (Blender world) becomes the backend's sphere of radius VIEW_RADIUS at the origin."""
+        return Normalization(centre, contract.VIEW_RADIUS / max(radius, 1e-9))
+
+    @property
+    def radius(self) -> float:
+        """The radius, in Blender units, of the sphere that is mapped into the working volume."""
+        return contract.VIEW_RADIUS / self.scale
 
     @property
     def matrix(self) -> Matrix:

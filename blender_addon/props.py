@@ -6,6 +6,8 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
+from .contract import contract
+
 ENGINES = (
     ("CYCLES", "Cycles", "Path tracing on the CPU: works without a display (default)"),
     ("BLENDER_EEVEE_NEXT", "EEVEE", "Fast, needs a GPU with OpenGL"),
@@ -22,12 +24,12 @@ class GTR_SceneSettings(bpy.types.PropertyGroup):
     views_path: StringProperty(name="Views", description="The imported views (folder, cameras.json or grid image)")  # type: ignore[valid-type]
     views_source: EnumProperty(name="Cameras", items=VIEW_SOURCES, default="ORBIT")  # type: ignore[valid-type]
     view_images: StringProperty(name="Images", description="Names of the imported images, for the thumbnails")  # type: ignore[valid-type]
-    orbit_elevation: FloatProperty(name="Elevation", default=20.0, min=-89.0, max=89.0)  # type: ignore[valid-type]
-    orbit_fov: FloatProperty(name="Field of View", default=40.0, min=5.0, max=120.0)  # type: ignore[valid-type]
-    orbit_distance: FloatProperty(name="Distance", default=2.7, min=0.5, max=20.0)  # type: ignore[valid-type]
+    orbit_elevation: FloatProperty(name="Elevation", default=contract.ORBIT_ELEVATION_DEG, min=-89.0, max=89.0)  # type: ignore[valid-type]
+    orbit_fov: FloatProperty(name="Field of View", default=contract.ORBIT_FOV_DEG, min=5.0, max=120.0)  # type: ignore[valid-type]
+    orbit_distance: FloatProperty(name="Distance", default=contract.ORBIT_DISTANCE, min=0.5, max=20.0)  # type: ignore[valid-type]
 
-    capture_elevation: FloatProperty(name="Elevation", default=20.0, min=-60.0, max=60.0)  # type: ignore[valid-type]
-    capture_fov: FloatProperty(name="Field of View", default=40.0, min=10.0, max=90.0)  # type: ignore[valid-type]
+    capture_elevation: FloatProperty(name="Elevation", default=contract.ORBIT_ELEVATION_DEG, min=-60.0, max=60.0)  # type: ignore[valid-type]
+    capture_fov: FloatProperty(name="Field of View", default=contract.ORBIT_FOV_DEG, min=10.0, max=90.0)  # type: ignore[valid-type]
     capture_six: BoolProperty(name="6 Views", default=False, description="Six cameras instead of four")  # type: ignore[valid-type]
     capture_engine: EnumProperty(name="Engine", items=ENGINES, default="CYCLES")  # type: ignore[valid-type]
     capture_resolution: IntProperty(name="Resolution", default=512, min=64, max=2048)  # type: ignore[valid-type]

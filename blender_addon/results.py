@@ -8,12 +8,14 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
+from .contract import contract
+
 JOB_PROPERTY = "gtr_job"  # custom property on result objects: the job folder (views, mesh, colour field)
 
 
 def read_mesh(job: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """vertices (V, 3) in the backend frame, faces (F, 3), uv (V, 2) from the job's mesh.npz (no pickles)."""
-    with np.load(job / "mesh.npz", allow_pickle=False) as data:
+    with np.load(job / contract.JOB_ARRAYS, allow_pickle=False) as data:
         return data["vertices"].astype(np.float64), data["faces"].astype(np.int64), data["uv"].astype(np.float64)
 
 
@@ -31,7 +33,7 @@ def _material(name: str, image: bpy.types.Image) -> bpy.types.Material:
 
 
 def load_texture(job: Path, name: str) -> bpy.types.Image:
-    image = bpy.data.images.load(str(job / "texture.png"), check_existing=False)
+    image = bpy.data.images.load(str(job / contract.JOB_TEXTURE), check_existing=False)
     image.name = name
     image.pack()  # the texture lives in the .blend, not in the job folder
     return image

@@ -10,15 +10,58 @@ Public API (everything else is internal and may move):
 The world frame is Y-up with the object in [-1, 1]^3; cameras are OpenCV camera-to-world (views.cameras).
 """
 
-from .errors import ConfigError, GTRError, ViewError, WeightsError
-from .model import GTR, PRESETS, GTRConfig, preset
-from .pipeline import predict_triplane, prepare_inputs
-from .reconstruction import Reconstruction, ReconstructOptions, reconstruct
-from .render import VolumeOptions, VolumeRender, render_triplane
-from .views import Orbit, ViewSet, load_views, save_views
-from .weights import convert_released_checkpoint, load_model, save_weights
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# The public names and the modules that hold them. They are imported on first use (PEP 562), so that
+# `gtr_backend.contract` and `gtr_backend.errors` import without torch (the Blender add-on reads the contract).
+_LAZY = {
+    "ConfigError": "errors",
+    "GTRError": "errors",
+    "ViewError": "errors",
+    "WeightsError": "errors",
+    "GTR": "model",
+    "PRESETS": "model",
+    "GTRConfig": "model",
+    "preset": "model",
+    "predict_triplane": "pipeline",
+    "prepare_inputs": "pipeline",
+    "Reconstruction": "reconstruction",
+    "ReconstructOptions": "reconstruction",
+    "reconstruct": "reconstruction",
+    "VolumeOptions": "render",
+    "VolumeRender": "render",
+    "render_triplane": "render",
+    "Orbit": "views",
+    "ViewSet": "views",
+    "load_views": "views",
+    "save_views": "views",
+    "convert_released_checkpoint": "weights",
+    "load_model": "weights",
+    "save_weights": "weights",
+}
+
+if TYPE_CHECKING:
+    from .errors import ConfigError, GTRError, ViewError, WeightsError
+    from .model import GTR, PRESETS, GTRConfig, preset
+    from .pipeline import predict_triplane, prepare_inputs
+    from .reconstruction import Reconstruction, ReconstructOptions, reconstruct
+    from .render import VolumeOptions, VolumeRender, render_triplane
+    from .views import Orbit, ViewSet, load_views, save_views
+    from .weights import convert_released_checkpoint, load_model, save_weights
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "GTR",

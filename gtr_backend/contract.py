@@ -1,5 +1,7 @@
-"""What the Blender add-on and the backend server agree on, in plain Python (no torch): the protocol version,
-the requests and their fields, and the files of a job folder.
+"""What the Blender add-on and the backend agree on, in plain Python (no torch, no bpy): the protocol version,
+the requests and their fields, the files of a job folder, the view-folder format and image suffixes, and the
+working volume (view radius, orbit defaults). The add-on imports this module from the bundled backend and
+keeps no copies.
 
 `check_request(message)` validates one request before any work starts: the op is known, every field it needs
 is there with the right type and range, and no field is unknown; anything else is a `GTRError` whose message
@@ -14,8 +16,27 @@ from .errors import GTRError
 
 PROTOCOL = 1
 
-# Files of a finished job folder; `job.json` (the manifest) is written last.
-JOB_FILES = ("mesh.glb", "mesh.npz", "texture.png", "state.safetensors", "job.json")
+# Files of a finished job folder; the manifest is written last.
+JOB_MESH = "mesh.glb"  # the textured mesh, backend frame (Y up)
+JOB_ARRAYS = "mesh.npz"  # vertices (V, 3) float32 backend frame, faces (F, 3) int32, uv (V, 2) float32; no pickles
+JOB_TEXTURE = "texture.png"  # the base-colour texture (8-bit RGB)
+JOB_STATE = "state.safetensors"  # the refined colour field and triplane, for Refine Texture
+JOB_MANIFEST = "job.json"  # the request's views and options
+JOB_FILES = (JOB_MESH, JOB_ARRAYS, JOB_TEXTURE, JOB_STATE, JOB_MANIFEST)
+
+# View folders (README, "View sets"): the project's camera file and its format id, and the image files the
+# loaders read (what Import Views may offer).
+CAMERAS_JSON = "cameras.json"
+VIEWS_FORMAT = "gtr-views/1"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+# The backend's working volume (Y up): objects are scaled into the sphere of this radius around the origin,
+# where the training objects live, and seen by cameras at ORBIT_DISTANCE with ORBIT_FOV_DEG.
+VIEW_RADIUS = 0.8
+ORBIT_ELEVATION_DEG = 20.0
+ORBIT_FOV_DEG = 40.0
+ORBIT_DISTANCE = 2.7  # at ORBIT_FOV_DEG the whole sphere of VIEW_RADIUS is in view with a margin
+ORBIT_AZIMUTHS_DEG = (0.0, 90.0, 180.0, 270.0)
 
 _INT, _NUMBER, _TEXT, _FLAG = "an integer", "a number", "a string", "true or false"
 _OBJECT, _NUMBERS = "an object", "a list of numbers"

@@ -47,7 +47,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from .contract import PROTOCOL, check_request
+from .contract import (
+    JOB_ARRAYS,
+    JOB_MANIFEST,
+    JOB_MESH,
+    JOB_STATE,
+    JOB_TEXTURE,
+    PROTOCOL,
+    check_request,
+)
 
 CONTINUE_TRIPLANE_LR = 0.05  # texture-refinement learning rates when refining a finished result further
 CONTINUE_MLP_LR = 3e-5
@@ -183,21 +191,21 @@ class Session:
         from .render.raster import get_rasterizer
 
         job = self.job_folder(request["job"])
-        if not (job / "job.json").is_file() or not (job / "state.safetensors").is_file():
+        if not (job / JOB_MANIFEST).is_file() or not (job / JOB_STATE).is_file():
             raise GTRError(f"{job}: not a finished reconstruction (job.json or state.safetensors is missing)")
-        info = json.loads((job / "job.json").read_text())
+        info = json.loads((job / JOB_MANIFEST).read_text())
         device = resolve_device(info.get("device", "auto"))
         emit({"type": "progress", "stage": "load weights", "fraction": 0.0})
         model = self.model(info.get("weights"), device)
         originals = _load_view_spec(info["views"]).to(device)
         views = originals.resized(model.config.image_size)
-        with np.load(job / "mesh.npz", allow_pickle=False) as data:
+        with np.load(job / JOB_ARRAYS, allow_pickle=False) as data:
             mesh = Mesh(
                 torch.from_numpy(data["vertices"]).float(),
                 torch.from_numpy(data["faces"]).long(),
                 uv=torch.from_numpy(data["uv"]).float(),
             ).to(device)
-        state = load_file(str(job / "state.safetensors"), device=str(device))
+        state = load_file(str(job / JOB_STATE), device=str(device))
         color_field = copy.deepcopy(model.field)
         color_field.load_state_dict({k[len("field.") :]: v for k, v in state.items() if k.startswith("field.")})
         steps = int(request.get("steps", 20))
@@ -217,7 +225,7 @@ class Session:
         emit({"type": "progress", "stage": "bake", "fraction": 0.9})
         from PIL import Image
 
-        size = Image.open(job / "texture.png").size[0]
+        size = Image.open(job / JOB_TEXTURE).size[0]
         # The same texture path as the first reconstruction: the refined field, under the views' own colours.
         # Jobs made before the views' colours were baked in (no such key) keep their texture as it was made.
         sources = texture_views(originals) if info.get("texture_from_views", False) else None
@@ -282,9 +290,9 @@ def _write_job(job: Path, mesh: Any, colors: Any, info: dict[str, Any], mesh_fil
     job.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{job.name}-", dir=job.parent))
     try:
-        rewritten = {"texture.png", "state.safetensors", "job.json"}
+        rewritten = {JOB_TEXTURE, JOB_STATE, JOB_MANIFEST}
         if mesh_files:
-            rewritten |= {"mesh.glb", "mesh.npz"}
+            rewritten |= {JOB_MESH, JOB_ARRAYS}
         if job.is_dir():  # whatever else lives there (the captured views, the mesh on a refine) is carried over
             for entry in job.iterdir():
                 if entry.name in rewritten:
@@ -294,28 +302,28 @@ def _write_job(job: Path, mesh: Any, colors: Any, info: dict[str, Any], mesh_fil
                 else:
                     shutil.copy2(entry, staging / entry.name, follow_symlinks=False)
         texture = (mesh.texture.clamp(0, 1) * 255).round().byte().numpy()
-        Image.fromarray(texture).save(staging / "texture.png")
+        Image.fromarray(texture).save(staging / JOB_TEXTURE)
         state = {"triplane": colors.triplane.detach().float().contiguous().cpu()}
         state.update(
             {f"field.{k}": v.detach().float().contiguous().cpu() for k, v in colors.field.state_dict().items()}
         )
-        save_file(state, str(staging / "state.safetensors"))
+        save_file(state, str(staging / JOB_STATE))
         if mesh_files:
             np.savez(
-                staging / "mesh.npz",
+                staging / JOB_ARRAYS,
                 vertices=mesh.vertices.numpy().astype(np.float32),
                 faces=mesh.faces.numpy().astype(np.int32),
                 uv=mesh.uv.numpy().astype(np.float32),
             )
-            write_mesh(mesh, staging / "mesh.glb")
-        (staging / "job.json").write_text(json.dumps(info, indent=2) + "\n")
+            write_mesh(mesh, staging / JOB_MESH)
+        (staging / JOB_MANIFEST).write_text(json.dumps(info, indent=2) + "\n")
         _replace_folder(staging, job)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    files = {"texture": str(job / "texture.png"), "state": str(job / "state.safetensors")}
+    files = {"texture": str(job / JOB_TEXTURE), "state": str(job / JOB_STATE)}
     if mesh_files:
-        files.update({"npz": str(job / "mesh.npz"), "glb": str(job / "mesh.glb")})
+        files.update({"npz": str(job / JOB_ARRAYS), "glb": str(job / JOB_MESH)})
     return files
 
 

@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PROTOCOL = 1
+from ..contract import contract
+
+PROTOCOL = contract.PROTOCOL  # the bundled backend's, never a copy
 
 
 class BackendError(Exception):

@@ -4,6 +4,7 @@ main thread (progress bar, stage text, Esc or the Cancel button), and finish or 
 from __future__ import annotations
 
 import contextlib
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -58,6 +59,8 @@ class BackendJobOperator:
     backend: Backend | None = None
     timer: Any = None
     started: float = 0.0
+    new_job: Path | None = None  # a job folder this operator made: removed on failure, and after success
+    # unless the "Keep Input Views" preference keeps it for Refine Texture
 
     def launch(self, context: bpy.types.Context, op: str, **arguments: Any) -> Result:
         """Submit the request and follow it (modal in the UI, waiting in background mode); a backend that cannot
@@ -145,6 +148,8 @@ class BackendJobOperator:
 
     def finish(self, context: bpy.types.Context, text: str) -> Result:
         self._stop(context)
+        if self.new_job is not None and not preferences(context).keep_jobs:
+            shutil.rmtree(self.new_job, ignore_errors=True)
         state = status(context)
         state.stage, state.progress, state.message = "", 1.0, text
         self.report({"INFO"}, f"GTR: {text}")  # type: ignore[attr-defined]
@@ -152,6 +157,8 @@ class BackendJobOperator:
 
     def fail(self, context: bpy.types.Context, text: str, cancelled: bool = False) -> Result:
         self._stop(context)
+        if self.new_job is not None:  # nothing in the scene refers to it
+            shutil.rmtree(self.new_job, ignore_errors=True)
         state = status(context)
         state.stage, state.progress, state.message = "", 0.0, text
         self.report({"WARNING" if cancelled else "ERROR"}, f"GTR: {text}")  # type: ignore[attr-defined]

@@ -9,12 +9,14 @@ from pathlib import Path
 import bpy
 from bpy.props import CollectionProperty, StringProperty
 
+from ..contract import contract
 from ..paths import new_job_folder
 from ..props import settings
 from ..ui.thumbnails import show_thumbnails
 from .base import Result, warm_up
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".exr"}
+IMAGE_SUFFIXES = contract.IMAGE_SUFFIXES  # what the backend's loaders read, no more
+CAMERAS_JSON = contract.CAMERAS_JSON
 
 
 class ViewsError(Exception):
@@ -48,8 +50,8 @@ def check_orbit_images(paths: list[Path]) -> None:
 
 
 def check_camera_folder(folder: Path) -> list[Path]:
-    cameras = folder / "cameras.json" if folder.is_dir() else folder
-    if cameras.name != "cameras.json":
+    cameras = folder / CAMERAS_JSON if folder.is_dir() else folder
+    if cameras.name != CAMERAS_JSON:
         releases = sorted(folder.glob("cam_*.txt")) if folder.is_dir() else []
         if releases:
             return [p for p in sorted(folder.glob("rgb_*")) if p.suffix.lower() in IMAGE_SUFFIXES]
@@ -92,7 +94,7 @@ class GTR_OT_import_views(bpy.types.Operator):
     directory: StringProperty(subtype="DIR_PATH")  # type: ignore[valid-type]
     files: CollectionProperty(type=bpy.types.OperatorFileListElement)  # type: ignore[valid-type]
     filter_glob: StringProperty(  # type: ignore[valid-type]
-        default="*.png;*.jpg;*.jpeg;*.webp;*.bmp;*.tif;*.tiff;*.exr;*.json;*.txt", options={"HIDDEN"}
+        default=";".join(f"*{suffix}" for suffix in (*IMAGE_SUFFIXES, ".json", ".txt")), options={"HIDDEN"}
     )
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
@@ -122,7 +124,7 @@ class GTR_OT_import_views(bpy.types.Operator):
                     shutil.copyfile(path, folder / f"{i:03d}_{path.name}")
                 views_path, images = folder, sorted(folder.iterdir())
             elif s.views_source == "CAMERAS":
-                target = chosen[0] if chosen[0].is_dir() or chosen[0].name == "cameras.json" else chosen[0].parent
+                target = chosen[0] if chosen[0].is_dir() or chosen[0].name == CAMERAS_JSON else chosen[0].parent
                 images = check_camera_folder(target)
                 views_path = target
             else:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import bpy
 from mathutils import Matrix
 
+from ..contract import contract
 from ..frames import BACKEND_TO_BLENDER, xyz
 from ..paths import new_job_folder
 from ..props import settings, status
@@ -41,9 +41,8 @@ class GTR_OT_reconstruct(BackendJobOperator, bpy.types.Operator):
         return bool(settings(context).views_path) and not status(context).running
 
     def execute(self, context: bpy.types.Context) -> Result:
-        self.folder = new_job_folder()
+        self.folder = self.new_job = new_job_folder()
         self.cursor = context.scene.cursor.location.copy()
-        (self.folder / "request.json").write_text(json.dumps(view_spec(context)))
         return self.launch(
             context,
             "reconstruct",
@@ -55,5 +54,5 @@ class GTR_OT_reconstruct(BackendJobOperator, bpy.types.Operator):
 
     def on_result(self, context: bpy.types.Context, message: dict[str, Any]) -> None:
         path = Path(settings(context).views_path)
-        name = f"GTR {(path.parent.name if path.name == 'cameras.json' else path.stem) or 'result'}"
+        name = f"GTR {(path.parent.name if path.name == contract.CAMERAS_JSON else path.stem) or 'result'}"
         add_result(context, self.folder, name, Matrix.Translation(xyz(self.cursor)), BACKEND_TO_BLENDER)

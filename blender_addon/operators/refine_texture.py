@@ -7,6 +7,7 @@ from typing import Any
 
 import bpy
 
+from ..contract import contract
 from ..props import settings, status
 from ..results import JOB_PROPERTY, replace_texture
 from .base import BackendJobOperator, Result
@@ -17,7 +18,7 @@ def job_of(obj: bpy.types.Object | None) -> Path | None:
     if value is None:
         return None
     folder = Path(str(value))
-    return folder if (folder / "state.safetensors").is_file() else None
+    return folder if (folder / contract.JOB_STATE).is_file() else None
 
 
 class GTR_OT_refine_texture(BackendJobOperator, bpy.types.Operator):

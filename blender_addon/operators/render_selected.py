@@ -8,7 +8,7 @@ from typing import Any
 
 import bpy
 
-from ..capture import CaptureSession, CaptureSettings, placement
+from ..capture import CaptureError, CaptureSession, CaptureSettings, placement
 from ..paths import new_job_folder
 from ..props import settings, status
 from ..results import add_result
@@ -39,15 +39,20 @@ class GTR_OT_render_selected_to_3d(BackendJobOperator, bpy.types.Operator):
             azimuths, s.capture_elevation, s.capture_fov, s.capture_resolution, s.capture_engine, s.capture_samples
         )
         self.started = time.perf_counter()  # click to mesh includes rendering the views
-        self.folder = new_job_folder()
+        self.folder = self.new_job = new_job_folder()
         self.beside = s.place_beside
-        self.session = CaptureSession(objects, capture, self.folder / "views")
+        try:
+            self.session = CaptureSession(objects, capture, self.folder / "views")
+        except CaptureError as error:
+            return self.fail(context, str(error))
         state = status(context)
         state.running, state.cancel_requested, state.message = True, False, ""
         if bpy.app.background:
             try:
                 while self.session.render_next(context):
                     pass
+            except CaptureError as error:
+                return self.fail(context, str(error))
             except Exception as error:
                 return self.fail(context, f"rendering the views failed: {error}")
             return self.submit(context)
@@ -83,6 +88,8 @@ class GTR_OT_render_selected_to_3d(BackendJobOperator, bpy.types.Operator):
         state.stage = f"rendering view {self.session.index + 1} of {self.session.total}"
         try:
             more = self.session.render_next(context)
+        except CaptureError as error:
+            return self.fail(context, str(error))
         except Exception as error:
             return self.fail(context, f"rendering the views failed: {error}")
         state.progress = self.session.index / self.session.total * 0.2

@@ -28,6 +28,7 @@ import torch
 import trimesh
 from torch import Tensor
 
+from ..contract import ORBIT_AZIMUTHS_DEG, ORBIT_DISTANCE, ORBIT_ELEVATION_DEG, ORBIT_FOV_DEG, VIEW_RADIUS
 from ..errors import GTRError
 from ..mesh import Mesh
 from ..mesh.fit import mask_iou
@@ -51,12 +52,12 @@ METRIC_KEYS = ("psnr", "ssim", "lpips", "chamfer_x100", "iou", "silhouette_iou",
 
 @dataclass(frozen=True)
 class Protocol:
-    input_azimuths_deg: tuple[float, ...] = (0.0, 90.0, 180.0, 270.0)
-    input_elevation_deg: float = 20.0
+    input_azimuths_deg: tuple[float, ...] = ORBIT_AZIMUTHS_DEG
+    input_elevation_deg: float = ORBIT_ELEVATION_DEG
     eval_views: int = 20
     eval_elevations_deg: tuple[float, ...] = (-30.0, 0.0, 30.0)
-    fov_deg: float = 40.0
-    distance: float = 2.7
+    fov_deg: float = ORBIT_FOV_DEG
+    distance: float = ORBIT_DISTANCE
     size: int = 512
     surface_points: int = 16000
     iou_resolution: int = 64
@@ -108,7 +109,6 @@ class Asset:
         return self.render(k_in, c2w_in, protocol.size), self.render(k_ev, c2w_ev, protocol.size)
 
 
-VIEW_RADIUS = 0.8  # assets are rendered inside this sphere (training objects: `training.procedural`)
 FRAMES = "v2: rendered inside radius 0.8, shape metrics in [-1, 1]^3"  # v1 cut large assets off at the edges
 
 

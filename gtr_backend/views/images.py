@@ -26,7 +26,6 @@ BACKGROUNDS: dict[str, tuple[float, float, float]] = {
 }
 BACKGROUND_TOLERANCE = 4 / 255  # colour distance (max over channels) under which a pixel is background
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 HOW_TO_MASK = (
     "give it an alpha channel (RGBA PNG with a transparent background), give a mask image for it "
     "(white = object), or name its background colour (background='white', 'gray', 'black' or an "

@@ -22,11 +22,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..contract import CAMERAS_JSON, IMAGE_SUFFIXES, ORBIT_DISTANCE, ORBIT_ELEVATION_DEG, ORBIT_FOV_DEG, VIEWS_FORMAT
 from ..errors import ViewError
 from ..files import atomic_write
 from .cameras import OPENGL_TO_OPENCV, intrinsics_from_fov, invert_pose, orbit_poses
 from .images import (
-    IMAGE_SUFFIXES,
     Background,
     image_size,
     read_image,
@@ -37,8 +37,7 @@ from .images import (
 )
 from .viewset import ViewSet
 
-CAMERAS_JSON = "cameras.json"
-PROJECT_FORMAT = "gtr-views/1"
+PROJECT_FORMAT = VIEWS_FORMAT
 
 # Zero123++ v1.2 grid (gtr.md section 3): 3 rows x 2 columns, views in row-major order.
 ZERO123PP_POLAR_DEG = (70.0, 100.0, 70.0, 100.0, 70.0, 100.0)
@@ -57,9 +56,9 @@ class Orbit:
     """
 
     azimuths_deg: tuple[float, ...] | None = None
-    elevation_deg: float = 20.0
-    fov_deg: float = 40.0
-    distance: float = 2.7
+    elevation_deg: float = ORBIT_ELEVATION_DEG
+    fov_deg: float = ORBIT_FOV_DEG
+    distance: float = ORBIT_DISTANCE
 
     def poses(self, num_views: int) -> Tensor:
         azimuths = self.azimuths_deg or tuple(360.0 * i / num_views for i in range(num_views))

@@ -38,6 +38,10 @@ def test_captured_masks_match_the_projected_geometry(blender, extension_zip, tmp
     p = (truth["vertices"] - centre) * scale
     backend = torch.tensor(np.stack([p[:, 0], p[:, 2], -p[:, 1]], -1), dtype=torch.float32)  # Z-up -> Y-up
     clip = project(backend, views.intrinsics.float(), views.c2w.float(), 128, 128)
+    # Every vertex projects inside every image, away from the border: the object is whole in every view
+    # (a test that the render and the rasterized projection cannot both pass by being cropped alike).
+    ndc = clip[..., :2] / clip[..., 3:]
+    assert bool((clip[..., 3] > 0).all()) and float(ndc.abs().max()) < 1 - 4 / 128
     mask = TorchRasterizer().rasterize(clip, torch.tensor(truth["faces"]), 128, 128).mask.float()[:, None]
     rendered = views.mask > 0.5
     grown = F.max_pool2d(mask, 5, 1, 2) > 0  # 2 pixels of slack on each side of the edge
@@ -46,3 +50,21 @@ def test_captured_masks_match_the_projected_geometry(blender, extension_zip, tmp
     iou = float((rendered & (mask > 0)).sum() / (rendered | (mask > 0)).sum())
     assert iou > 0.95
     assert math.isclose(float(views.mask.mean()), float(mask.mean()), rel_tol=0.05)
+
+
+@pytest.mark.parametrize("fov", [40.0, 90.0, 10.0])
+def test_any_selection_is_framed_whole(blender, extension_zip, fov):
+    """Default cube, 10:1 rod, a plate seen nearly edge-on, two far-apart objects, a parented rotated scaled
+    object and a modifier that lengthens its object: in every view at the panel's default, widest and
+    narrowest field of view, no mask pixel touches the border and the object spans at least a third of the
+    frame. A plate seen exactly edge-on (a sliver in two views) is refused with a plain message."""
+    result = blender("framing.py", str(extension_zip), str(fov))
+    cases = {case["case"]: case for case in result["cases"]}
+    assert len(cases) == 7
+    sliver = cases.pop("plate exactly edge-on")
+    assert sliver["error"] is not None and ("covers only" in sliver["error"] or "shows nothing" in sliver["error"])
+    for case in cases.values():
+        assert case["error"] is None and len(case["views"]) == 4, case
+        for view in case["views"]:
+            assert view["margin_px"] >= 2, case  # 96 px views: at least 2 px of background on every side
+            assert view["span"] >= 1 / 3, case

@@ -1,0 +1,29 @@
+"""The backend's contract (`gtr_backend/contract.py`: protocol version, request fields, job-folder files, view
+folder format, image suffixes, working volume), imported from the bundled backend so the add-on keeps no
+copies. The module is plain Python (no torch); `gtr_backend/__init__.py` imports nothing heavy up front.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+
+def _load():  # type: ignore[no-untyped-def]
+    here = Path(__file__).resolve().parent
+    if (here / "gtr_backend").is_dir():  # inside the built extension: the backend is a sub-package
+        return importlib.import_module(f"{__package__}.gtr_backend.contract")
+    root = str(here.parent)  # development layout: gtr_backend sits beside blender_addon
+    if root not in sys.path:
+        sys.path.append(root)
+    return importlib.import_module("gtr_backend.contract")
+
+
+if TYPE_CHECKING:
+    from gtr_backend import contract
+else:
+    contract = _load()
+
+__all__ = ["contract"]
