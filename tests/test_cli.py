@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+import time
 
 import torch
 
@@ -75,7 +76,9 @@ def test_bench_pipeline_reports_every_stage(tmp_path, capsys):
         "--json",
         str(out_json),
     ]
+    started = time.perf_counter()
     assert main(args) == 0
+    wall = time.perf_counter() - started
     run = json.loads(out_json.read_text())["runs"][0]
     stages = (
         "encode",
@@ -90,8 +93,10 @@ def test_bench_pipeline_reports_every_stage(tmp_path, capsys):
     )
     for stage in stages:
         assert run["median_s"][stage] > 0 and run["cold_s"][stage] > 0, stage
-    total = sum(v for k, v in run["median_s"].items() if k not in ("total", "refine (per step)"))
-    assert abs(run["median_s"]["total"] - total) < 1e-9
+    # The total is measured around the whole run, not summed from the stages: it covers them and fits
+    # inside the command's own wall time (which adds the process start).
+    stages_sum = sum(v for k, v in run["median_s"].items() if k not in ("total", "refine (per step)"))
+    assert stages_sum <= run["median_s"]["total"] * 1.05 and run["median_s"]["total"] < wall
     assert run["peak_memory_mb"] > 10
     assert "| transformer |" in capsys.readouterr().out
 

@@ -46,15 +46,17 @@ def test_vertex_colours_and_no_refinement(fitted_sphere):
 
 
 def test_cancel_stops_between_stages(fitted_sphere):
+    """Cancel once the carve has started: the stages after it never run."""
     field, triplane, views = fitted_sphere
-    seen = []
+    stages: list[str] = []
 
     def cancel() -> bool:
-        seen.append(1)
-        return len(seen) > 3
+        return "carve" in stages
 
     with pytest.raises(CancelledError, match="cancelled"):
-        reconstruct_from_triplane(field, triplane, views, FAST, cancel=cancel)
+        reconstruct_from_triplane(field, triplane, views, FAST, progress=lambda s, f: stages.append(s), cancel=cancel)
+    assert "carve" in stages
+    assert not {"marching cubes", "geometry fit", "refine", "unwrap", "bake"} & set(stages), stages
 
 
 def test_an_untrained_model_gives_a_clear_error_not_an_empty_file(fitted_sphere):

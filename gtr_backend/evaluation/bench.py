@@ -223,13 +223,16 @@ def run_pipeline(case: PipelineCase) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats(device)
     with tempfile.TemporaryDirectory() as folder:
         for _ in range(case.repeats + 1):
+            start = time.perf_counter()
             timings = _network_stages(model, views, device)
             result = reconstruct_from_triplane(field, fitted, views.resized(config.image_size), options)
             result.save(Path(folder) / "out.glb")
+            # Views to GLB on disk, measured around everything (untimed glue included), not summed.
+            total = time.perf_counter() - start
             timings.update(result.timings)
             if case.refine_steps:
                 timings["refine (per step)"] = timings["refine"] / case.refine_steps
-            timings["total"] = sum(v for k, v in timings.items() if k != "refine (per step)")
+            timings["total"] = total
             runs.append(timings)
     warm = runs[1:] or runs
     return {

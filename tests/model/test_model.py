@@ -128,13 +128,14 @@ def test_config_errors_and_view_count():
 
 
 @pytest.mark.cuda
-def test_cuda_and_cpu_agree_for_the_small_preset():
+def test_cuda_and_cpu_agree_for_the_small_preset(monkeypatch):
     model = GTR(preset("gtr-small")).eval()
     views = sphere_views(size=256)
     cpu = predict_triplane(model, views, precision="fp32")
     model_cuda = model.to("cuda")
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    # Full fp32 for the comparison; monkeypatch restores the process-wide flags for the tests after this one.
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     cuda = predict_triplane(model_cuda, views, precision="fp32").cpu()
     relative = (cuda - cpu).norm() / cpu.norm()
     assert relative < 1e-4

@@ -110,7 +110,8 @@ def test_dataset_folder_round_trip_and_streaming_match_the_pool(tmp_path):
     assert normals.shape == (6, 32, 32, 3)
 
 
-def test_train_reads_a_dataset_folder(tmp_path):
+def test_train_reads_a_dataset_folder(tmp_path, capsys):
+    """The run reads the folder it is given: its assets are counted, and an empty folder is an error."""
     assert (
         main(["dataset", "-o", str(tmp_path / "data"), "--objects", "2", "--size", "32", "--device", "cpu", "--quiet"])
         == 0
@@ -135,6 +136,11 @@ def test_train_reads_a_dataset_folder(tmp_path):
         "8",
     ]
     assert main(args) == 0 and (tmp_path / "w.safetensors").is_file()
+    assert f"read 2 assets from {tmp_path / 'data'}" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    args[args.index(str(tmp_path / "data"))] = str(tmp_path / "empty")
+    assert main(args) == 2
+    assert "empty" in capsys.readouterr().err
 
 
 def test_run_folder_checkpoints_resume_validation_and_logs(tmp_path):
