@@ -19,7 +19,8 @@ if [[ -n "${LPIPS_WEIGHTS:-}" ]]; then read -r -a files <<<"$LPIPS_WEIGHTS"; lpi
 mkdir -p docs/results results
 # The NeRF variant renders 20 views with 128 samples per ray: minutes per asset on a CPU, so it runs apart.
 "$GTR" eval examples/evalset -o "results/eval-$device" --device "$device" --size "$size" \
-  --variants feed-forward refined visual-hull "${lpips[@]}"
+  --variants feed-forward refined visual-hull --label "default: carve + fill + surface fit, texture from views" \
+  "${lpips[@]}"
 cp "results/eval-$device/results.json" "docs/results/eval-$device.json"
 cp "results/eval-$device/results.json" "docs/results/compare-$device-4-default.json"
 # The same evaluation with the stages that make the result faithful to the views turned off one by one.
