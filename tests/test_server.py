@@ -1,13 +1,12 @@
 """The backend process the Blender add-on talks to: JSON lines in and out, model kept, cancel, refine."""
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from backend_process import Server
 
 from blender_addon.backend.client import PROTOCOL as ADDON_PROTOCOL
 from gtr_backend.weights import find_default_weights
@@ -31,33 +30,6 @@ def input_view_psnr(job: Path) -> float:
     texture = torch.from_numpy(np.asarray(Image.open(job / "texture.png").convert("RGB"))).float() / 255
     mesh = Mesh(vertices.float(), faces.long(), uv.float(), texture)
     return psnr_of(mesh, load_views(EXAMPLE).resized(256), TorchRasterizer())
-
-
-class Server:
-    def __init__(self, jobs_root: Path) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gtr_backend.server", "--jobs-root", str(jobs_root)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-
-    def send(self, message: dict) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(message) + "\n")
-        self.process.stdin.flush()
-
-    def replies(self, rid: int) -> list[dict]:
-        """Every reply to request `rid` up to and including its result or error."""
-        assert self.process.stdout is not None
-        out = []
-        for line in self.process.stdout:
-            message = json.loads(line)
-            if message.get("id") == rid:
-                out.append(message)
-                if message["type"] in ("result", "error"):
-                    return out
-        raise AssertionError(f"the server closed before answering {rid}")
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,12 @@
 names the field, job folders stay inside the jobs root, and a job is written all or nothing."""
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
+from backend_process import Server
 
 from gtr_backend.contract import PROTOCOL
 from gtr_backend.errors import GTRError
@@ -16,34 +15,6 @@ from gtr_backend.mesh import Mesh
 from gtr_backend.server import MAX_LINE, Session, _write_job
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "toy"
-
-
-class Server:
-    def __init__(self, jobs_root: Path) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gtr_backend.server", "--jobs-root", str(jobs_root)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-
-    def line(self, text: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(text + "\n")
-        self.process.stdin.flush()
-
-    def send(self, message: dict) -> None:
-        self.line(json.dumps(message))
-
-    def reply(self) -> dict:
-        assert self.process.stdout is not None
-        return json.loads(self.process.stdout.readline())
-
-    def final(self, rid) -> dict:
-        while True:
-            message = self.reply()
-            if message.get("id") == rid and message["type"] in ("result", "error"):
-                return message
 
 
 @pytest.fixture(scope="module")
