@@ -25,6 +25,12 @@ def new_job_folder() -> Path:
     return folder
 
 
+def backend_log() -> Path:
+    """The log both backend modes write to: the separate Python's stderr, and every failed request with its
+    traceback (Copy Diagnostics copies its tail)."""
+    return user_folder("logs") / "backend.log"
+
+
 def backend_source() -> Path:
     """The folder that holds the `gtr_backend` package: inside the built extension, or the repository root."""
     here = Path(__file__).resolve().parent

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import queue
 import sys
@@ -345,6 +346,43 @@ def _replace_folder(new: Path, old: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
+def run_request(
+    session: Session,
+    request: dict[str, Any],
+    send: Emit,
+    cancelled: Callable[[], bool],
+    log: TextIO,
+) -> None:
+    """Run one request and send its replies: progress, then one result (with `seconds`, the time it took) or one
+    error (a plain message; `cancelled` true when it was cancelled). Every failure is written to `log` with its
+    traceback. Used by `serve` (the backend process) and by the add-on's in-process backend alike, so both
+    modes answer the same way."""
+    from .errors import CancelledError, GTRError
+
+    rid = request.get("id")
+    start = time.perf_counter()
+
+    def emit(message: dict[str, Any]) -> None:
+        send({"id": rid, **message})
+
+    def failed(message: str) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        log.write(f"{stamp} request {rid} ({request.get('op')}) failed: {message}\n{traceback.format_exc()}\n")
+        log.flush()
+
+    try:
+        payload = session.handle(request, emit, cancelled)
+        send({"id": rid, "type": "result", "seconds": round(time.perf_counter() - start, 4), **payload})
+    except CancelledError as error:
+        send({"id": rid, "type": "error", "cancelled": True, "message": str(error)})
+    except GTRError as error:
+        failed(str(error))
+        send({"id": rid, "type": "error", "message": str(error)})
+    except Exception as error:  # a bug: the user gets one line, the log gets the traceback
+        failed(repr(error))
+        send({"id": rid, "type": "error", "message": f"internal error in the backend: {error!r}"})
+
+
 MAX_LINE = 1 << 20  # characters: a request is small; anything longer is refused, not parsed
 
 
@@ -353,7 +391,7 @@ def serve(stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, jobs_root: Pat
     thread keeps listening: it answers `ping` at once (the add-on's liveness check, also during a long job),
     takes `cancel` for the running or a queued request, and answers any line that is not a valid request with
     a one-line error, so no input can silence it. When stdin closes, the server exits after the running job."""
-    from .errors import CancelledError, GTRError
+    from .errors import GTRError
 
     lock = threading.Lock()
     requests: queue.Queue[dict[str, Any] | None] = queue.Queue()
@@ -412,25 +450,8 @@ def serve(stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, jobs_root: Pat
         if request.get("op") == "shutdown":
             send({"id": rid, "type": "result"})
             break
-        start = time.perf_counter()
         running[0] = rid
-
-        def emit(message: dict[str, Any], rid: Any = rid) -> None:
-            send({"id": rid, **message})
-
-        def cancelled(rid: Any = rid) -> bool:
-            return rid in cancelled_ids
-
-        try:
-            payload = session.handle(request, emit, cancelled)
-            send({"id": rid, "type": "result", "seconds": round(time.perf_counter() - start, 4), **payload})
-        except CancelledError as error:
-            send({"id": rid, "type": "error", "cancelled": True, "message": str(error)})
-        except GTRError as error:
-            send({"id": rid, "type": "error", "message": str(error)})
-        except Exception as error:  # a bug: the user gets one line, the log gets the traceback
-            traceback.print_exc(file=sys.stderr)
-            send({"id": rid, "type": "error", "message": f"internal error in the backend: {error!r}"})
+        run_request(session, request, send, functools.partial(cancelled_ids.__contains__, rid), sys.stderr)
         running[0] = None
         with lock:
             pending.discard(rid)

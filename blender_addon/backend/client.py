@@ -226,10 +226,10 @@ class SubprocessBackend(Backend):
 class InProcessBackend(Backend):
     """Requests run one at a time in a worker thread of this (Blender's) Python process."""
 
-    def __init__(self, source: Path, package: str, jobs_root: Path | None = None) -> None:
+    def __init__(self, source: Path, package: str, log: Path, jobs_root: Path | None = None) -> None:
         super().__init__()
         self.session: Any = None
-        self.source, self.package, self.jobs_root = source, package, jobs_root
+        self.source, self.package, self.log, self.jobs_root = source, package, log, jobs_root
         self.requests: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.cancelled: set[int] = set()
         self.thread: threading.Thread | None = None
@@ -251,19 +251,14 @@ class InProcessBackend(Backend):
             )
             return
         self.session = server.Session(self.jobs_root)
-        while (request := self.requests.get()) is not None:
-            rid = request["id"]
-
-            def emit(message: dict[str, Any], rid: int = rid) -> None:
-                self._deliver({"id": rid, **message})
-
-            try:
-                payload = self.session.handle(request, emit, lambda rid=rid: rid in self.cancelled)
-                self._deliver({"id": rid, "type": "result", **payload})
-            except Exception as error:
-                cancelled = type(error).__name__ == "CancelledError"
-                self._deliver({"id": rid, "type": "error", "cancelled": cancelled, "message": str(error)})
-            self.cancelled.discard(rid)
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "a", encoding="utf-8") as log:
+            while (request := self.requests.get()) is not None:
+                rid = request["id"]
+                # The backend process's own request runner: the same replies (timings included) and the
+                # same log entries (tracebacks) as with the separate Python.
+                server.run_request(self.session, request, self._deliver, lambda rid=rid: rid in self.cancelled, log)
+                self.cancelled.discard(rid)
 
     def _send(self, message: dict[str, Any]) -> None:
         if self.thread is None or not self.thread.is_alive():
@@ -294,7 +289,7 @@ def backend_for(
         if mode == "SUBPROCESS":
             _BACKENDS[key] = SubprocessBackend(python, source, log, jobs_root)
         else:
-            _BACKENDS[key] = InProcessBackend(source, package, jobs_root)
+            _BACKENDS[key] = InProcessBackend(source, package, log, jobs_root)
     return _BACKENDS[key]
 
 

@@ -2,6 +2,7 @@
 
 from .cancel import GTR_OT_cancel
 from .check_backend import GTR_OT_check_backend
+from .copy_diagnostics import GTR_OT_copy_diagnostics
 from .import_views import GTR_OT_import_views
 from .reconstruct import GTR_OT_reconstruct
 from .refine_texture import GTR_OT_refine_texture
@@ -16,4 +17,5 @@ OPERATORS = (
     GTR_OT_cancel,
     GTR_OT_setup_backend,
     GTR_OT_check_backend,
+    GTR_OT_copy_diagnostics,
 )

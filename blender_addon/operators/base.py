@@ -12,7 +12,7 @@ from typing import Any, Literal, cast
 import bpy
 
 from ..backend import Backend, BackendError, Job, backend_for
-from ..paths import backend_source, environment_python, user_folder
+from ..paths import backend_log, backend_source, environment_python, user_folder
 from ..preferences import preferences
 from ..props import status
 
@@ -23,7 +23,7 @@ Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "
 def get_backend(context: bpy.types.Context) -> Backend:
     prefs = preferences(context)
     python = Path(bpy.path.abspath(prefs.python_path)) if prefs.python_path else environment_python()
-    log = user_folder("logs") / "backend.log"
+    log = backend_log()
     return backend_for(prefs.backend_mode, python, backend_source(), log, ADDON_PACKAGE, user_folder("jobs"))
 
 

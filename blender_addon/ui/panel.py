@@ -27,7 +27,9 @@ class GTR_PT_panel(bpy.types.Panel):
                 box.label(text=f"{state.stage} {state.progress:.0%}")
             box.operator("gtr.cancel", icon="CANCEL")
         elif state.message:
-            layout.label(text=state.message, icon="INFO")
+            row = layout.row()
+            row.label(text=state.message, icon="INFO")
+            row.operator("gtr.copy_diagnostics", text="", icon="COPYDOWN")
         if state.backend_info:
             layout.label(text=state.backend_info, icon="SYSTEM")
 

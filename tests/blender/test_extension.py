@@ -83,6 +83,11 @@ def test_failures_and_cancel_leave_the_scene_unchanged(blender, extension_zip, t
     assert r["bad views"]["raised"] and "missing.png" in r["bad views"]["message"] and r["bad views"]["unchanged"]
     assert r["bad views"]["views_path"].endswith("cameras.json")  # the earlier, good import is kept
     assert r["recovers"]["result"] == ["FINISHED"] and not r["recovers"]["unchanged"]
+    assert len(r["job folders"]) == 1  # the one that worked (Keep Input Views is on); failed ones are removed
+    assert "broken.safetensors" in r["log"] and "Traceback (most recent call last)" in r["log"]
+    diagnostics = r["diagnostics"]
+    assert "Blender 5." in diagnostics and "backend_mode" in diagnostics and "broken.safetensors" in diagnostics
+    assert r["seconds"] > 0
 
 
 def test_set_up_backend_reports_failures_and_check_backend_reports_the_device(blender, extension_zip, tmp_path):
@@ -98,13 +103,15 @@ def test_set_up_backend_reports_failures_and_check_backend_reports_the_device(bl
     assert "gtr-small-starter.safetensors" in check["info"]
 
 
-def test_in_process_backend_runs_the_bundled_backend_inside_blender(blender, extension_zip):
+def test_in_process_backend_runs_the_bundled_backend_inside_blender(blender, extension_zip, tmp_path):
     from pathlib import Path
 
     example = Path(__file__).resolve().parents[2] / "examples" / "toy"
-    r = blender("in_process.py", str(extension_zip), str(example))
+    r = blender("in_process.py", str(extension_zip), str(example), str(tmp_path))
     assert r["result"] == ["FINISHED"] and r["objects"] == ["GTR toy"] and r["faces"] > 200, r
     assert r["torch_in_process"] and r["backend_module"] == "bl_ext.user_default.gtr.gtr_backend.server"
+    assert r["seconds"] > 0  # replies carry their timings in this mode too
+    assert r["failed"] == ["CANCELLED"] and "broken.safetensors" in r["log"] and "Traceback" in r["log"]
 
 
 def test_import_views_copies_orbit_images_and_names_bad_files(blender, extension_zip, tmp_path):
