@@ -1,8 +1,9 @@
 import numpy as np
 
 
-def test_installs_enables_and_disables_cleanly(blender, extension_zip):
-    result = blender("install_enable_disable.py", str(extension_zip))
+def test_installs_enables_and_disables_cleanly(blender, extension_zip, bpy_python, request):
+    result = blender("install_enable_disable.py", str(extension_zip), python=bpy_python)
+    assert result["blender"].startswith(request.node.callspec.id.split()[0])  # the Blender this run is for
     assert result["before"] == []
     assert "GTR_PT_panel" in result["registered"]
     assert {
@@ -13,14 +14,15 @@ def test_installs_enables_and_disables_cleanly(blender, extension_zip):
         "cancel",
         "setup_backend",
         "check_backend",
+        "copy_diagnostics",
     } <= set(result["operators"])
-    assert len(result["classes"]) == 11 and "GTR_AddonPreferences" in result["classes"]
+    assert len(result["classes"]) == 12 and "GTR_AddonPreferences" in result["classes"]
     assert result["classes_after"] == []
     assert result["had_props"] and not result["torch_imported"]  # the add-on alone never imports torch
     assert result["after"] == [] and not result["props_after"] and not result["enabled_after"]
 
 
-def test_render_selected_reconstruct_refine_and_example_end_to_end(blender, extension_zip, tmp_path):
+def test_render_selected_reconstruct_refine_and_example_end_to_end(blender, extension_zip, tmp_path, bpy_python):
     """Set GTR_README_PICTURE=1 to render the README's picture at full quality into docs/images (slow)."""
     import os
     import shutil
@@ -31,9 +33,8 @@ def test_render_selected_reconstruct_refine_and_example_end_to_end(blender, exte
     root = Path(__file__).resolve().parents[2]
     full = os.environ.get("GTR_README_PICTURE") == "1"
     picture = tmp_path / "picture.png"
-    r = blender(
-        "end_to_end.py", str(extension_zip), str(root / "examples" / "toy"), str(picture), *(["full"] if full else [])
-    )
+    args = [str(extension_zip), str(root / "examples" / "toy"), str(picture), *(["full"] if full else [])]
+    r = blender("end_to_end.py", *args, python=bpy_python)
     alpha = np.asarray(Image.open(picture))[..., 3] > 0
     half = alpha.shape[1] // 2
     assert alpha[:, :half].mean() > 0.02 and alpha[:, half:].mean() > 0.02  # source left, result right

@@ -26,9 +26,9 @@ def test_cameras_round_trip_and_project_like_blender(blender, extension_zip):
 
 
 @pytest.mark.parametrize("engine", ["CYCLES", "BLENDER_WORKBENCH"])
-def test_captured_masks_match_the_projected_geometry(blender, extension_zip, tmp_path, engine):
+def test_captured_masks_match_the_projected_geometry(blender, extension_zip, tmp_path, engine, bpy_python):
     out = tmp_path / "views"
-    result = blender("capture_views.py", str(extension_zip), str(out), engine)
+    result = blender("capture_views.py", str(extension_zip), str(out), engine, python=bpy_python)
     assert result["unchanged"], (result["before"], result["after"])
     views = load_views(out)
     assert views.num_views == 4 and views.width == 128

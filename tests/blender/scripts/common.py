@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -31,7 +32,9 @@ def preferences():
 def use_this_python_as_backend(weights: str | None = None) -> None:
     prefs = preferences()
     prefs.backend_mode = "SUBPROCESS"
-    prefs.python_path = sys.executable  # the test environment has torch and the backend's requirements
+    # The test environment's Python has torch and the backend's requirements (the Blender 4.2 LTS run uses
+    # a Python with bpy 4.2 only, and is told where that one is).
+    prefs.python_path = os.environ.get("GTR_TEST_BACKEND_PYTHON", sys.executable)
     prefs.device = "cpu"
     prefs.refine_steps = 3
     prefs.texture_size = 256

@@ -30,5 +30,6 @@ finish(
         "props_after": hasattr(bpy.types.Scene, "gtr"),
         "enabled_after": PACKAGE in bpy.context.preferences.addons,
         "torch_imported": "torch" in sys.modules,
+        "blender": bpy.app.version_string,
     }
 )
