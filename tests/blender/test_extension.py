@@ -84,7 +84,8 @@ def test_failures_and_cancel_leave_the_scene_unchanged(blender, extension_zip, t
     assert r["bad views"]["raised"] and "missing.png" in r["bad views"]["message"] and r["bad views"]["unchanged"]
     assert r["bad views"]["views_path"].endswith("cameras.json")  # the earlier, good import is kept
     assert r["recovers"]["result"] == ["FINISHED"] and not r["recovers"]["unchanged"]
-    assert len(r["job folders"]) == 1  # the one that worked (Keep Input Views is on); failed ones are removed
+    assert r["not kept"]["result"] == ["FINISHED"]
+    assert len(r["job folders"]) == 1  # the one kept by Keep Input Views; failed ones and the unkept one are gone
     assert "broken.safetensors" in r["log"] and "Traceback (most recent call last)" in r["log"]
     diagnostics = r["diagnostics"]
     assert "Blender 5." in diagnostics and "backend_mode" in diagnostics and "broken.safetensors" in diagnostics

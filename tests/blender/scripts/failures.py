@@ -78,7 +78,11 @@ except RuntimeError as error:  # an operator's ERROR report surfaces as RuntimeE
 # 5. After all that, the real backend still works (restarted cleanly).
 use_this_python_as_backend()
 attempt("recovers", bpy.ops.gtr.reconstruct)
-# 6. What is left behind: the failed jobs' folders are gone, the log has the tracebacks, and Copy Diagnostics
+# 6. With "Keep Input Views" off, a finished job's folder goes too.
+preferences().keep_jobs = False
+attempt("not kept", bpy.ops.gtr.reconstruct)
+preferences().keep_jobs = True
+# 7. What is left behind: the failed jobs' folders are gone, the log has the tracebacks, and Copy Diagnostics
 # carries the last message, the versions and the log's tail.
 paths = addon_module("paths")
 outcomes["job folders"] = sorted(p.name for p in paths.user_folder("jobs").iterdir() if not p.name.startswith("."))
