@@ -73,9 +73,17 @@ def _on_off(text: str) -> bool:
 
 
 def add_geometry_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of the stages that make the result faithful to the input views (reconstruct and eval)."""
+    """Options of the stages that make the result faithful to the input views, and of its texture atlas
+    (reconstruct and eval)."""
+    from .export.bake import UV_METHODS
     from .reconstruction import ReconstructOptions
 
+    parser.add_argument(
+        "--uv",
+        choices=UV_METHODS,
+        default=ReconstructOptions.uv,
+        help="UV atlas: fast (projected charts, no overlapping texels) or xatlas (tightest packing, slower)",
+    )
     parser.add_argument(
         "--no-geometry-refine",
         dest="geometry_refine",
@@ -179,6 +187,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         refine_params=args.refine_params,
         texture_size=args.texture_size,
         target_faces=args.faces,
+        uv=args.uv,
         vertex_colors=args.vertex_colors,
     )
     views = views_from_arguments(args)
@@ -353,6 +362,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         texture_from_views=args.texture_from_views,
         refine_steps=args.refine_steps,
         texture_size=args.texture_size,
+        uv=args.uv,
     )
     assets = find_assets(args.input, get_rasterizer(device))
     model = load_model(Path(weights), device).eval()

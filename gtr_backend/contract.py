@@ -65,6 +65,7 @@ _OPTIONS: dict[str, Field] = {
     "refine_steps": (_INT, False, False, 0),
     "texture_size": (_INT, False, False, 16),
     "target_faces": (_INT, False, False, 0),
+    "uv": (_TEXT, False, False, None),
     "geometry_refine": (_FLAG, False, False, None),
     "geometry_steps": (_INT, False, False, 0),
     "texture_from_views": (_FLAG, False, False, None),

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from .errors import CancelledError, GTRError
 from .export import bake_texture, bake_vertex_colors, unwrap, write_mesh
+from .export.bake import UV_METHODS
 from .mesh import DENSITY_LEVEL, Mesh, sdf_to_mesh, simplify
 from .mesh.extract import McBackend, density_grid
 from .mesh.fit import CarveOptions, FitOptions, carve_and_fill, fit_surface, mask_iou
@@ -67,6 +68,7 @@ class ReconstructOptions:
     refine_params: RefineParams = "both"
     texture_size: int = 1024
     target_faces: int = 20000  # simplify to about this many faces before unwrapping; 0 keeps every face
+    uv: str = "fast"  # UV atlas: "fast" (projected charts) or "xatlas" (tightest packing, slower)
     vertex_colors: bool = False  # colour per vertex instead of a UV texture
     precision: Precision = "auto"
     rasterizer: RasterBackend = "auto"
@@ -77,6 +79,8 @@ class ReconstructOptions:
             raise GTRError(f"texture size must be between 16 and 4096, got {self.texture_size}")
         if self.mesh_resolution is not None and not 16 <= self.mesh_resolution <= 1024:
             raise GTRError(f"mesh resolution must be between 16 and 1024, got {self.mesh_resolution}")
+        if self.uv not in UV_METHODS:
+            raise GTRError(f"unknown UV method {self.uv!r}; use one of {', '.join(UV_METHODS)}")
         if self.refine_steps < 0 or self.target_faces < 0 or self.geometry_steps < 0:
             raise GTRError("refinement steps, geometry steps and the face count cannot be negative")
 
@@ -328,7 +332,7 @@ def texture_stage(
             projected = ViewColors(mesh, sources, rasterizer) if sources is not None else None
             return bake_vertex_colors(mesh, colors, projected), colors, refinement
     with stages.stage("unwrap"):
-        unwrapped = unwrap(mesh, options.texture_size)
+        unwrapped = unwrap(mesh, options.texture_size, options.uv)
     with stages.stage("bake"):
         textured = bake(unwrapped, colors, sources, options.texture_size, rasterizer)
     return textured, colors, refinement

@@ -14,7 +14,7 @@ Requests:
 - `ping` -> answered at once even while a job runs (`busy`): the add-on's check that the backend is alive.
 - `reconstruct` {`views`: {`path`, `orbit`: {azimuths, elevation, fov, distance} or null, `zero123pp`},
   `job`: folder, `weights`, `device`, `options`: {`refine_steps`, `texture_size`, `mesh_resolution`,
-  `target_faces`, `geometry_refine`, `geometry_steps`, `texture_from_views`} (each optional)}
+  `target_faces`, `uv`, `geometry_refine`, `geometry_steps`, `texture_from_views`} (each optional)}
   -> writes `mesh.glb`, `mesh.npz` (vertices (V, 3) float32 in the backend frame, faces (F, 3) int32,
   uv (V, 2) float32), `texture.png`, `state.safetensors` (the refined colour field) and `job.json` into `job`;
   replies with the files, timings, the refinement's PSNR and the mesh's silhouette IoU per input view.
@@ -156,6 +156,7 @@ class Session:
             refine_steps=int(raw.get("refine_steps", defaults.refine_steps)),
             texture_size=int(raw.get("texture_size", defaults.texture_size)),
             target_faces=int(raw.get("target_faces", defaults.target_faces)),
+            uv=str(raw.get("uv", defaults.uv)),
         )
 
         def progress(stage: str, fraction: float) -> None:

@@ -1,9 +1,9 @@
-"""UV unwrapping (xatlas) and baking a colour field into a texture atlas.
+"""UV unwrapping (projected charts or xatlas) and baking a colour field into a texture atlas.
 
 `unwrap`: mesh -> the same surface with per-vertex UVs in [0, 1] (v up); vertices on chart seams are split.
 `bake_texture`: the UV layout is rasterized as an image (texel row 0 = v = 1), each covered texel gets the
-colour of its surface point, and colours are then dilated past the chart borders (`dilate`) so bilinear
-filtering and mip-mapping never pull in the empty background: no seams show.
+colour of its surface point, and the empty texels are then filled from the charts' own colours in one
+pull-push pass, so bilinear filtering and mip-mapping never pull in the empty background: no seams show.
 """
 
 from __future__ import annotations
@@ -43,7 +43,23 @@ def surface_colors(
     return torch.cat(out) if out else points.new_zeros((0, 3))
 
 
-def unwrap(mesh: Mesh, texture_size: int = 1024, padding: int = 2) -> Mesh:
+UV_METHODS = ("fast", "xatlas")
+
+
+def unwrap(mesh: Mesh, texture_size: int = 1024, method: str = "fast") -> Mesh:
+    """UV-unwrap: returns a mesh with `uv` (V', 2) in [0, 1], vertices split along seams. `method`: "fast"
+    (projected charts, `atlas.fast_unwrap`: no overlapping texels, a fraction of xatlas's time) or "xatlas"
+    (its own charts and packing: the tightest atlas, seconds at 20k faces)."""
+    if method == "fast":
+        from .atlas import fast_unwrap
+
+        return fast_unwrap(mesh, texture_size)
+    if method != "xatlas":
+        raise ValueError(f"unknown UV method {method!r}; use one of {', '.join(UV_METHODS)}")
+    return xatlas_unwrap(mesh, texture_size)
+
+
+def xatlas_unwrap(mesh: Mesh, texture_size: int = 1024, padding: int = 2) -> Mesh:
     """UV-unwrap with xatlas: returns a mesh with `uv` (V', 2), vertices split along seams."""
     import xatlas
 
@@ -64,22 +80,21 @@ def unwrap(mesh: Mesh, texture_size: int = 1024, padding: int = 2) -> Mesh:
     )
 
 
-def dilate(image: Tensor, filled: Tensor, iterations: int) -> tuple[Tensor, Tensor]:
-    """Grow filled regions: image (H, W, C), filled (H, W) bool -> each empty texel next to filled ones takes
-    their mean, `iterations` times (one texel per iteration)."""
+def pull_push(image: Tensor, filled: Tensor) -> Tensor:
+    """Fill every empty texel in one pass: image (H, W, C), filled (H, W) bool -> (H, W, C) where empty texels
+    take the mean of the filled ones in the smallest enclosing block of a mip pyramid (2x2, 4x4, ...), so the
+    gutter around a chart takes that chart's colours, as repeated dilation would, in O(H W)."""
     values = (image * filled[..., None]).permute(2, 0, 1)[None]
     weight = filled[None, None].to(image.dtype)
-    kernel = torch.ones(1, 1, 3, 3, dtype=image.dtype, device=image.device)
-    channels = values.shape[1]
-    for _ in range(iterations):
-        total = F.conv2d(values, kernel.expand(channels, 1, 3, 3), padding=1, groups=channels)
-        count = F.conv2d(weight, kernel, padding=1)
-        grow = (count > 0) & (weight == 0)
-        values = torch.where(grow, total / count.clamp_min(1), values)
-        weight = torch.where(grow, torch.ones_like(weight), weight)
-        if not bool(grow.any()):
-            break
-    return values[0].permute(1, 2, 0), weight[0, 0] > 0
+    levels = [(values, weight)]
+    while min(values.shape[-2:]) > 1:  # pull: premultiplied means, level by level
+        values, weight = F.avg_pool2d(values, 2, ceil_mode=True), F.avg_pool2d(weight, 2, ceil_mode=True)
+        levels.append((values, weight))
+    coarse = levels[-1][0] / levels[-1][1].clamp_min(1e-12)
+    for values, weight in reversed(levels[:-1]):  # push: empty texels take the coarser level's colour
+        up = F.interpolate(coarse, scale_factor=2, mode="nearest")[..., : values.shape[-2], : values.shape[-1]]
+        coarse = torch.where(weight > 0, values / weight.clamp_min(1e-12), up)
+    return coarse[0].permute(1, 2, 0)
 
 
 def bake_texture(
@@ -87,11 +102,11 @@ def bake_texture(
     colors: ColorFn,
     texture_size: int = 1024,
     rasterizer: Rasterizer | None = None,
-    dilation: int = 16,
     views: ViewColors | None = None,
 ) -> Tensor:
     """Texture (S, S, 3) in [0, 1] of `colors` over a mesh with `uv` (with the input views' own colours where
-    they see the surface, if `views` is given); unused texels get the mean colour."""
+    they see the surface, if `views` is given); texels no face covers take their chart's colours
+    (`pull_push`), so bilinear filtering and mip-mapping never pull in a background."""
     if mesh.uv is None:
         raise ValueError("bake_texture needs a mesh with uv (see unwrap)")
     rasterizer = rasterizer or TorchRasterizer()
@@ -103,9 +118,9 @@ def bake_texture(
     rgb = surface_colors(colors, points[covered], normals[covered], views)
     texture = torch.zeros((texture_size, texture_size, 3), dtype=rgb.dtype, device=rgb.device)
     texture[covered] = rgb.clamp(0, 1)
-    texture, filled = dilate(texture, covered, dilation)
-    mean = rgb.mean(dim=0) if rgb.shape[0] else torch.full((3,), 0.5, device=rgb.device)
-    return torch.where(filled[..., None], texture, mean.to(texture.dtype)).clamp(0, 1)
+    if not bool(covered.any()):
+        return torch.full_like(texture, 0.5)
+    return pull_push(texture, covered).clamp(0, 1)
 
 
 def bake_vertex_colors(mesh: Mesh, colors: ColorFn, views: ViewColors | None = None) -> Mesh:

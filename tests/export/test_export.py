@@ -8,7 +8,7 @@ import torch
 import trimesh
 
 from gtr_backend.errors import GTRError
-from gtr_backend.export import bake_texture, bake_vertex_colors, dilate, unwrap, write_mesh
+from gtr_backend.export import bake_texture, bake_vertex_colors, pull_push, unwrap, write_mesh
 from gtr_backend.mesh import Mesh, extract_mesh, simplify
 from gtr_backend.model import sample_triplane
 from gtr_backend.refine import ColorField, visible_surface
@@ -33,16 +33,6 @@ def test_unwrap_keeps_the_surface(baked):
     assert textured.uv.min() >= 0 and textured.uv.max() <= 1
     assert textured.area() == pytest.approx(mesh.area(), rel=1e-5)
     assert textured.volume() == pytest.approx(mesh.volume(), rel=1e-5)
-
-
-def test_dilation_fills_past_the_borders():
-    image = torch.zeros(8, 8, 3)
-    filled = torch.zeros(8, 8, dtype=torch.bool)
-    image[3, 3] = torch.tensor([1.0, 0.5, 0.25])
-    filled[3, 3] = True
-    grown, now = dilate(image, filled, 2)
-    assert now.sum() == 25 and torch.allclose(grown[1, 5], torch.tensor([1.0, 0.5, 0.25]))
-    assert not now[0].any()
 
 
 def test_glb_round_trip_reproduces_the_colours(tmp_path, baked):
@@ -151,3 +141,16 @@ def test_written_files_get_the_usual_permissions(tmp_path, baked):
     (tmp_path / "new.glb").chmod(0o640)
     write_mesh(baked[2], tmp_path / "new.glb")  # replacing a file keeps its permissions
     assert (tmp_path / "new.glb").stat().st_mode & 0o777 == 0o640
+
+
+def test_pull_push_fills_every_texel_from_the_nearest_chart():
+    image = torch.zeros(64, 64, 3)
+    filled = torch.zeros(64, 64, dtype=torch.bool)
+    image[4:20, 4:20] = torch.tensor([1.0, 0.0, 0.0])  # a red chart
+    image[40:60, 40:60] = torch.tensor([0.0, 0.0, 1.0])  # a blue one
+    filled[4:20, 4:20] = filled[40:60, 40:60] = True
+    out = pull_push(image, filled)
+    assert torch.equal(out[filled], image[filled])  # covered texels untouched
+    assert torch.allclose(out[20, 10], torch.tensor([1.0, 0.0, 0.0]))  # the gutter takes its own chart's colour
+    assert torch.allclose(out[39, 50], torch.tensor([0.0, 0.0, 1.0]))
+    assert bool((out.sum(-1) > 0.99).all())  # nothing left empty, no background mixed in

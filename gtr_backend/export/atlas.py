@@ -1,0 +1,288 @@
+"""A fast UV atlas: charts from the mesh's own geometry, flattened by projection, shelf-packed.
+
+`fast_unwrap(mesh, texture_size, padding)` -> the same surface with per-vertex `uv` (V', 2) in [0, 1], vertices
+split along chart borders, in three steps, all vectorised (numpy) except the packer's loop over charts:
+
+1. **Charts.** Every face takes the axis direction (+-X, +-Y, +-Z) closest to its smoothed normal (the normal
+   averaged over its corners' neighbourhoods, so a marching-cubes surface does not fray into slivers where
+   it turns); faces whose own normal is too far from that axis for a clean projection take their own
+   closest axis. A chart is a connected set of faces (sharing edges) with one axis.
+2. **Flattening.** A chart is projected on the plane of its axis (orientation kept, so no chart is
+   mirrored); every face's projection then has positive area. A chart that still folds over itself (its
+   faces overlap in the projection: a spiral, say) is split in two across its longer side until none does:
+   the overlap guard rasterizes all charts at the atlas's texel size and counts how many faces own each
+   texel.
+3. **Packing.** Charts are turned to their principal axes and to landscape, sorted by height and placed on
+   shelves; the common scale (texels per unit of surface) is the largest whose shelves fit the square
+   atlas, found by bisection. Every chart keeps `padding` empty texels on each side, so bilinear filtering
+   and the first mip levels never read a neighbour's colour.
+
+Texel density is uniform up to the projection's foreshortening: a face tilted by `a` from its chart's axis
+gets cos(a) of the density (at least 1/sqrt(3) by construction; `atlas_stats` measures it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..mesh.mesh import Mesh
+
+# The two in-plane axes of each projection direction, ordered so that u x v points along the direction:
+# charts are never mirrored. Index: 2 * axis + (0 for +, 1 for -).
+_PLANES = np.array([[1, 2], [2, 1], [2, 0], [0, 2], [0, 1], [1, 0]])
+SMALL_CHART = 8  # faces: charts smaller than this give their faces to a neighbouring chart where they fit
+MIN_COS = 0.1  # a face whose normal is closer than this (cosine) to its chart's plane takes its own axis
+
+
+@dataclass(frozen=True)
+class AtlasStats:
+    charts: int
+    coverage: float  # fraction of the atlas's texels covered by faces
+    density_spread: float  # texel density: 95th over 5th percentile, face by face (1 = uniform)
+
+
+def _face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    a, b, c = (vertices[faces[:, i]] for i in range(3))
+    return np.cross(b - a, c - a)  # length = twice the area
+
+
+def _smoothed_normals(vertices: np.ndarray, faces: np.ndarray, normals: np.ndarray, rounds: int = 2) -> np.ndarray:
+    """Face normals averaged over their corners' one-rings, `rounds` times (area-weighted)."""
+    smooth = normals
+    for _ in range(rounds):
+        at_vertex = np.zeros_like(vertices)
+        for corner in range(3):
+            np.add.at(at_vertex, faces[:, corner], smooth)
+        smooth = at_vertex[faces].sum(axis=1)
+    return smooth
+
+
+def _face_pairs(faces: np.ndarray) -> np.ndarray:
+    """(P, 2) pairs of faces that share an edge (a non-manifold edge links its faces in a chain)."""
+    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    owner = np.repeat(np.arange(len(faces)), 3)
+    order = np.lexsort((edges[:, 1], edges[:, 0]))
+    edges, owner = edges[order], owner[order]
+    same = (edges[1:] == edges[:-1]).all(axis=1)
+    return np.stack([owner[:-1][same], owner[1:][same]], axis=1)
+
+
+def _components(count: int, pairs: np.ndarray) -> np.ndarray:
+    """Connected-component labels (0..K-1) of `count` nodes joined by `pairs`: min-label propagation with
+    pointer jumping."""
+    label = np.arange(count)
+    if len(pairs):
+        while True:
+            low = np.minimum(label[pairs[:, 0]], label[pairs[:, 1]])
+            new = label.copy()
+            np.minimum.at(new, pairs[:, 0], low)
+            np.minimum.at(new, pairs[:, 1], low)
+            while True:  # pointer jumping: follow labels to their roots
+                jumped = new[new]
+                if np.array_equal(jumped, new):
+                    break
+                new = jumped
+            if np.array_equal(new, label):
+                break
+            label = new
+    return np.unique(label, return_inverse=True)[1]
+
+
+def _charts(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(chart of each face (F,), projection direction of each chart (K,) in 0..5)."""
+    normals = _face_normals(vertices, faces)
+    smooth = _smoothed_normals(vertices, faces, normals)
+    directions = np.concatenate([np.eye(3), -np.eye(3)])[[0, 3, 1, 4, 2, 5]]  # +X -X +Y -Y +Z -Z
+    direction = np.argmax(smooth @ directions.T, axis=1)
+    length = np.linalg.norm(normals, axis=1)
+    along = np.einsum("fi,fi->f", normals, directions[direction])
+    poor = along <= MIN_COS * length  # the smoothed choice would squash or flip this face: use its own
+    direction[poor] = np.argmax(normals[poor] @ directions.T, axis=1)
+    pairs = _face_pairs(faces)
+    fits = normals @ directions.T > MIN_COS * length[:, None]  # (F, 6): directions a face projects cleanly on
+    for _ in range(3):  # faces of tiny charts join a neighbouring chart whose direction suits them
+        chart = _components(len(faces), pairs[direction[pairs[:, 0]] == direction[pairs[:, 1]]])
+        small = np.bincount(chart)[chart] < SMALL_CHART
+        votes = np.zeros((len(faces), 6))
+        for a, b in ((pairs[:, 0], pairs[:, 1]), (pairs[:, 1], pairs[:, 0])):
+            big = ~small[b]
+            np.add.at(votes, a[big], np.eye(6)[direction[b[big]]])
+        votes *= fits
+        move = small & (votes.max(axis=1) > 0)
+        if not move.any():
+            break
+        direction[move] = np.argmax(votes[move], axis=1)
+    chart = _components(len(faces), pairs[direction[pairs[:, 0]] == direction[pairs[:, 1]]])
+    chart_direction = np.zeros(chart.max() + 1, dtype=np.int64)
+    chart_direction[chart] = direction
+    return chart, chart_direction
+
+
+def _split_corners(faces: np.ndarray, chart: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vertices split by chart: (original vertex (V',), chart (V',) of each new vertex, new faces (F, 3))."""
+    keys = np.stack([np.repeat(chart, 3), faces.reshape(-1)], axis=1)
+    unique, inverse = np.unique(keys, axis=0, return_inverse=True)
+    return unique[:, 1], unique[:, 0], inverse.reshape(-1, 3)
+
+
+def _flatten(points: np.ndarray, vertex_chart: np.ndarray, chart_direction: np.ndarray, charts: int) -> np.ndarray:
+    """(V', 2) chart coordinates: projection on the chart's plane, turned to the chart's principal axes."""
+    plane = _PLANES[chart_direction[vertex_chart]]
+    uv = np.take_along_axis(points, plane, axis=1)
+    count = np.bincount(vertex_chart, minlength=charts).clip(min=1)[:, None]
+    centre = np.zeros((charts, 2))
+    np.add.at(centre, vertex_chart, uv)
+    uv = uv - (centre / count)[vertex_chart]
+    moments = np.zeros((charts, 3))
+    np.add.at(moments, vertex_chart, np.stack([uv[:, 0] ** 2, uv[:, 1] ** 2, uv[:, 0] * uv[:, 1]], axis=1))
+    angle = 0.5 * np.arctan2(2 * moments[:, 2], moments[:, 0] - moments[:, 1])[vertex_chart]
+    cos, sin = np.cos(angle), np.sin(angle)
+    return np.stack([cos * uv[:, 0] + sin * uv[:, 1], -sin * uv[:, 0] + cos * uv[:, 1]], axis=1)
+
+
+def _shelves(width: np.ndarray, height: np.ndarray, side: float) -> np.ndarray | None:
+    """Lower-left corners (K, 2) of boxes placed on shelves in a `side` square (tallest first), or None."""
+    order = np.argsort(-height, kind="stable")
+    corners = np.zeros((len(width), 2))
+    x = y = shelf = 0.0
+    for k in order:
+        if x + width[k] > side:
+            x, y = 0.0, y + shelf
+            shelf = 0.0
+        if width[k] > side or y + height[k] > side:
+            return None
+        corners[k] = (x, y)
+        x += width[k]
+        shelf = max(shelf, height[k])
+    return corners
+
+
+def _pack(uv: np.ndarray, vertex_chart: np.ndarray, charts: int, size: int, padding: int) -> np.ndarray:
+    """Chart coordinates -> atlas uv in [0, 1]: common scale, shelves, `padding` texels around every chart."""
+    low = np.full((charts, 2), np.inf)
+    high = np.full((charts, 2), -np.inf)
+    np.minimum.at(low, vertex_chart, uv)
+    np.maximum.at(high, vertex_chart, uv)
+    extent = np.maximum(high - low, 1e-12)
+    turn = extent[:, 1] > extent[:, 0]  # landscape boxes stack better on shelves
+    local = uv - low[vertex_chart]
+    local = np.where(turn[vertex_chart, None], np.stack([local[:, 1], extent[vertex_chart, 0] - local[:, 0]], 1), local)
+    extent = np.where(turn[:, None], extent[:, ::-1], extent)
+    # Bisection on the scale (texels per unit): the largest whose shelves fit.
+    lo, hi = 0.0, (size - 2 * padding) / extent.max()
+    best = None
+    for _ in range(24):
+        scale = (lo + hi) / 2
+        boxes = np.ceil(extent * scale) + 2 * padding + 1
+        corners = _shelves(boxes[:, 0], boxes[:, 1], size)
+        if corners is None:
+            hi = scale
+        else:
+            lo, best = scale, (scale, corners)
+    if best is None:
+        raise ValueError(f"{charts} charts do not fit a {size} px atlas with {padding} px padding")
+    scale, corners = best
+    texels = corners[vertex_chart] + padding + 0.5 + local * scale
+    return (texels / size).astype(np.float32)
+
+
+def _overlapping_faces(uv: np.ndarray, faces: np.ndarray, size: int) -> np.ndarray:
+    """(F,) bool: faces that share a texel centre with another face (strictly inside both)."""
+    t = torch.from_numpy(uv[faces].astype(np.float64) * size)  # (F, 3, 2) texel coordinates
+    low = torch.floor(t.min(dim=1).values - 0.5).long()
+    high = torch.ceil(t.max(dim=1).values - 0.5).long()
+    count = torch.zeros(size * size, dtype=torch.int32)
+    owners = []
+    span = (high - low + 1).clamp(min=1).max(dim=1).values
+    smaller = 0
+    for block in (4, 8, 16, 32, 64, 128, 256, size):  # faces grouped by the size of their box of texels
+        index = torch.nonzero((span <= block) & (span > smaller)).squeeze(1)
+        smaller = block
+        offsets = torch.stack(torch.meshgrid(torch.arange(block), torch.arange(block), indexing="xy"), -1)
+        step = max(1, (1 << 20) // (block * block))
+        for start in range(0, len(index), step):
+            ids = index[start : start + step]
+            cells = low[ids, None, None, :] + offsets  # (n, block, block, 2) texel indices
+            centres = cells.double() + 0.5
+            corners = [t[ids, k][:, None, None, :] for k in range(3)]
+            edges = [
+                (q[..., 0] - p[..., 0]) * (centres[..., 1] - p[..., 1])
+                - (q[..., 1] - p[..., 1]) * (centres[..., 0] - p[..., 0])
+                for p, q in zip(corners, corners[1:] + corners[:1], strict=True)
+            ]
+            inside = ((edges[0] > 1e-9) & (edges[1] > 1e-9) & (edges[2] > 1e-9)) | (
+                (edges[0] < -1e-9) & (edges[1] < -1e-9) & (edges[2] < -1e-9)
+            )
+            inside &= (cells >= 0).all(-1) & (cells < size).all(-1)
+            flat = (cells[..., 1] * size + cells[..., 0])[inside]
+            count.index_add_(0, flat, torch.ones_like(flat, dtype=torch.int32))
+            owners.append((ids[:, None, None].expand_as(inside)[inside], flat))
+    crowded = count > 1
+    overlapping = torch.zeros(len(faces), dtype=torch.bool)
+    for ids, flat in owners:
+        overlapping[ids[crowded[flat]]] = True
+    return overlapping.numpy()
+
+
+def fast_unwrap(mesh: Mesh, texture_size: int = 1024, padding: int | None = None) -> Mesh:
+    """UV-unwrap by projected charts (module docstring): returns a mesh with `uv` (V', 2) in [0, 1], vertices
+    split along chart borders. `padding`: empty texels around each chart (default: 1 per 512 px of atlas)."""
+    padding = max(1, texture_size // 512) if padding is None else padding
+    vertices = mesh.vertices.detach().cpu().double().numpy()
+    faces = mesh.faces.cpu().numpy().astype(np.int64)
+    chart, chart_direction = _charts(vertices, faces)
+    for attempt in range(6):  # the overlap guard: until no texel has two owners
+        charts = len(chart_direction)
+        source, vertex_chart, new_faces = _split_corners(faces, chart)
+        flat = _flatten(vertices[source], vertex_chart, chart_direction, charts)
+        uv = _pack(flat, vertex_chart, charts, texture_size, padding)
+        folded = _overlapping_faces(uv, new_faces, texture_size)
+        if not folded.any():
+            break
+        if attempt < 4:  # a local fold (a pleat left by the surface fit): its faces become charts of their own
+            chart = np.where(folded, chart.max() + 1 + np.arange(len(chart)), chart)
+            chart_direction = np.concatenate([chart_direction, _own_direction(vertices, faces)])
+            used, chart = np.unique(chart, return_inverse=True)
+            chart_direction = chart_direction[used]
+        else:  # a chart that winds over itself: halves
+            chart, chart_direction = _split_folded(chart, chart_direction, folded, flat, new_faces)
+    device = mesh.vertices.device
+    index = torch.from_numpy(source).to(device)
+    return Mesh(mesh.vertices[index], torch.from_numpy(new_faces).to(device), uv=torch.from_numpy(uv).to(device))
+
+
+def _own_direction(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(F,) each face's own closest axis direction (0..5: +X -X +Y -Y +Z -Z)."""
+    directions = np.concatenate([np.eye(3), -np.eye(3)])[[0, 3, 1, 4, 2, 5]]
+    return np.argmax(_face_normals(vertices, faces) @ directions.T, axis=1)
+
+
+def _split_folded(
+    chart: np.ndarray, chart_direction: np.ndarray, folded: np.ndarray, flat: np.ndarray, faces: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split every chart that has an overlapping face in two, across the middle of its longer side."""
+    bad = np.unique(chart[folded])
+    centroid = flat[faces].mean(axis=1)  # chart coordinates, turned to principal axes: u is the longer side
+    split = np.isin(chart, bad) & (centroid[:, 0] > 0)
+    chart = np.where(split, chart + len(chart_direction), chart)
+    direction = np.concatenate([chart_direction, chart_direction])
+    used, chart = np.unique(chart, return_inverse=True)
+    return chart, direction[used]
+
+
+def atlas_stats(mesh: Mesh, texture_size: int) -> AtlasStats:
+    """Charts, coverage and texel-density spread of a mesh's UV layout (for the bench and RESULTS.md)."""
+    assert mesh.uv is not None
+    uv = mesh.uv.detach().cpu().double().numpy()
+    faces = mesh.faces.cpu().numpy()
+    vertices = mesh.vertices.detach().cpu().double().numpy()
+    uv_area = 0.5 * np.abs(np.cross(uv[faces[:, 1]] - uv[faces[:, 0]], uv[faces[:, 2]] - uv[faces[:, 0]]))
+    area = 0.5 * np.linalg.norm(_face_normals(vertices, faces), axis=1)
+    keep = area > 1e-12
+    density = uv_area[keep] / area[keep]
+    low, high = np.percentile(density, [5, 95])
+    charts = int(_components(len(faces), _face_pairs(faces)).max() + 1) if len(faces) else 0
+    return AtlasStats(charts, float(uv_area.sum()), float(high / max(low, 1e-30)))
