@@ -65,6 +65,14 @@ class GTR_AddonPreferences(bpy.types.AddonPreferences):
         description="Take the texture's colours straight from the input views where they see the surface "
         "(sharp print and patterns); the refined colour field fills what no view sees",
     )
+    uv_method: EnumProperty(  # type: ignore[valid-type]
+        name="UV Layout",
+        items=(
+            ("fast", "Fast", "Charts projected from the mesh's own shape: a fraction of a second, no overlaps"),
+            ("xatlas", "xatlas", "The tightest packing (more texels per face), seconds slower"),
+        ),
+        default="fast",
+    )
     keep_jobs: BoolProperty(  # type: ignore[valid-type]
         name="Keep Input Views", default=True, description="Keep each result's views so 'Refine Texture' can run later"
     )
@@ -89,6 +97,7 @@ class GTR_AddonPreferences(bpy.types.AddonPreferences):
         sub.enabled = self.geometry_refine
         sub.prop(self, "geometry_steps")
         col.prop(self, "texture_from_views")
+        col.prop(self, "uv_method")
         col.prop(self, "keep_jobs")
         box = layout.box()
         box.label(text="The released GTR weights and nvdiffrast are for non-commercial use only.", icon="INFO")

@@ -36,6 +36,7 @@ def reconstruct_options(context: bpy.types.Context) -> dict[str, Any]:
         "geometry_refine": prefs.geometry_refine,
         "geometry_steps": prefs.geometry_steps,
         "texture_from_views": prefs.texture_from_views,
+        "uv": prefs.uv_method,
     }
 
 

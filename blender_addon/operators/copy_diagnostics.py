@@ -40,6 +40,7 @@ def diagnostics(context: bpy.types.Context) -> str:
             "geometry_refine",
             "geometry_steps",
             "texture_from_views",
+            "uv_method",
             "keep_jobs",
         )
         if hasattr(prefs, name)
