@@ -192,34 +192,33 @@ def _pack(uv: np.ndarray, vertex_chart: np.ndarray, charts: int, size: int, padd
 def _overlapping_faces(uv: np.ndarray, faces: np.ndarray, size: int) -> np.ndarray:
     """(F,) bool: faces that share a texel centre with another face (strictly inside both)."""
     t = torch.from_numpy(uv[faces].astype(np.float64) * size)  # (F, 3, 2) texel coordinates
-    low = torch.floor(t.min(dim=1).values - 0.5).long()
-    high = torch.ceil(t.max(dim=1).values - 0.5).long()
+    low = torch.floor(t.min(dim=1).values - 0.5).long().clamp(0, size - 1)
+    high = torch.ceil(t.max(dim=1).values - 0.5).long().clamp(0, size - 1)
+    # Edge functions e(x, y) = a x + b y + c, signed so that the inside of every face is where all three > 0.
+    p, q = t, t.roll(-1, dims=1)
+    a, b = p[..., 1] - q[..., 1], q[..., 0] - p[..., 0]
+    c = -(a * p[..., 0] + b * p[..., 1])
+    sign = torch.sign(a[:, 0] * t[:, 2, 0] + b[:, 0] * t[:, 2, 1] + c[:, 0])[:, None]
+    a, b, c = (a * sign).float(), (b * sign).float(), (c * sign).float()
     count = torch.zeros(size * size, dtype=torch.int32)
     owners = []
     span = (high - low + 1).clamp(min=1).max(dim=1).values
     smaller = 0
-    for block in (4, 8, 16, 32, 64, 128, 256, size):  # faces grouped by the size of their box of texels
+    for block in (2, 4, 8, 16, 32, 64, 128, 256, size):  # faces grouped by the size of their box of texels
         index = torch.nonzero((span <= block) & (span > smaller)).squeeze(1)
         smaller = block
-        offsets = torch.stack(torch.meshgrid(torch.arange(block), torch.arange(block), indexing="xy"), -1)
-        step = max(1, (1 << 20) // (block * block))
+        cells = torch.stack(torch.meshgrid(torch.arange(block), torch.arange(block), indexing="xy"), -1).reshape(-1, 2)
+        step = max(1, (1 << 21) // (block * block))
         for start in range(0, len(index), step):
             ids = index[start : start + step]
-            cells = low[ids, None, None, :] + offsets  # (n, block, block, 2) texel indices
-            centres = cells.double() + 0.5
-            corners = [t[ids, k][:, None, None, :] for k in range(3)]
-            edges = [
-                (q[..., 0] - p[..., 0]) * (centres[..., 1] - p[..., 1])
-                - (q[..., 1] - p[..., 1]) * (centres[..., 0] - p[..., 0])
-                for p, q in zip(corners, corners[1:] + corners[:1], strict=True)
-            ]
-            inside = ((edges[0] > 1e-9) & (edges[1] > 1e-9) & (edges[2] > 1e-9)) | (
-                (edges[0] < -1e-9) & (edges[1] < -1e-9) & (edges[2] < -1e-9)
-            )
-            inside &= (cells >= 0).all(-1) & (cells < size).all(-1)
-            flat = (cells[..., 1] * size + cells[..., 0])[inside]
+            xy = low[ids, None, :] + cells  # (n, block^2, 2) texel indices
+            x, y = xy[..., 0].float() + 0.5, xy[..., 1].float() + 0.5
+            inside = (xy <= high[ids, None, :]).all(-1)
+            for k in range(3):
+                inside &= a[ids, k, None] * x + b[ids, k, None] * y + c[ids, k, None] > 1e-4
+            flat = (xy[..., 1] * size + xy[..., 0])[inside]
             count.index_add_(0, flat, torch.ones_like(flat, dtype=torch.int32))
-            owners.append((ids[:, None, None].expand_as(inside)[inside], flat))
+            owners.append((ids[:, None].expand_as(inside)[inside], flat))
     crowded = count > 1
     overlapping = torch.zeros(len(faces), dtype=torch.bool)
     for ids, flat in owners:
