@@ -65,6 +65,11 @@ class GTR_AddonPreferences(bpy.types.AddonPreferences):
         description="Take the texture's colours straight from the input views where they see the surface "
         "(sharp print and patterns); the refined colour field fills what no view sees",
     )
+    normal_map: BoolProperty(  # type: ignore[valid-type]
+        name="Normal Map",
+        default=False,
+        description="Bake the full-resolution surface's detail into a normal map on the simplified mesh",
+    )
     uv_method: EnumProperty(  # type: ignore[valid-type]
         name="UV Layout",
         items=(
@@ -98,6 +103,7 @@ class GTR_AddonPreferences(bpy.types.AddonPreferences):
         sub.prop(self, "geometry_steps")
         col.prop(self, "texture_from_views")
         col.prop(self, "uv_method")
+        col.prop(self, "normal_map")
         col.prop(self, "keep_jobs")
         box = layout.box()
         box.label(text="The released GTR weights and nvdiffrast are for non-commercial use only.", icon="INFO")

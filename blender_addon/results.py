@@ -19,21 +19,39 @@ def read_mesh(job: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return data["vertices"].astype(np.float64), data["faces"].astype(np.int64), data["uv"].astype(np.float64)
 
 
-def _material(name: str, image: bpy.types.Image) -> bpy.types.Material:
+BASE_COLOR_NODE = "GTR Base Color"
+NORMAL_MAP_NODE = "GTR Normal Map"
+
+
+def _material(name: str, image: bpy.types.Image, normals: bpy.types.Image | None = None) -> bpy.types.Material:
+    """Principled BSDF with the base-colour texture, and a tangent-space Normal Map node when there is one."""
     material = bpy.data.materials.new(name)
     material.use_nodes = True
     tree = material.node_tree
     shader = next(n for n in tree.nodes if n.bl_idname == "ShaderNodeBsdfPrincipled")
     texture = tree.nodes.new("ShaderNodeTexImage")
+    texture.name = texture.label = BASE_COLOR_NODE
     texture.image = image
     texture.location = (-400, 300)
     tree.links.new(texture.outputs["Color"], shader.inputs["Base Color"])
     shader.inputs["Roughness"].default_value = 0.8
+    if normals is not None:
+        normals.colorspace_settings.name = "Non-Color"
+        detail = tree.nodes.new("ShaderNodeTexImage")
+        detail.name = detail.label = NORMAL_MAP_NODE
+        detail.image = normals
+        detail.location = (-600, -100)
+        mapping = tree.nodes.new("ShaderNodeNormalMap")
+        mapping.space = "TANGENT"
+        mapping.uv_map = "UVMap"
+        mapping.location = (-250, -100)
+        tree.links.new(detail.outputs["Color"], mapping.inputs["Color"])
+        tree.links.new(mapping.outputs["Normal"], shader.inputs["Normal"])
     return material
 
 
-def load_texture(job: Path, name: str) -> bpy.types.Image:
-    image = bpy.data.images.load(str(job / contract.JOB_TEXTURE), check_existing=False)
+def load_texture(job: Path, name: str, file: str = contract.JOB_TEXTURE) -> bpy.types.Image:
+    image = bpy.data.images.load(str(job / file), check_existing=False)
     image.name = name
     image.pack()  # the texture lives in the .blend, not in the job folder
     return image
@@ -66,7 +84,11 @@ def add_result(
         mesh.shade_smooth()
         image = load_texture(job, f"{name} texture")
         created.append((image, bpy.data.images))
-        material = _material(f"{name} material", image)
+        normals = None
+        if (job / contract.JOB_NORMALS).is_file():
+            normals = load_texture(job, f"{name} normal map", contract.JOB_NORMALS)
+            created.append((normals, bpy.data.images))
+        material = _material(f"{name} material", image, normals)
         created.append((material, bpy.data.materials))
         mesh.materials.append(material)
         obj = bpy.data.objects.new(name, mesh)
@@ -82,9 +104,14 @@ def add_result(
 
 
 def texture_node(obj: bpy.types.Object) -> bpy.types.ShaderNodeTexImage | None:
+    """The base-colour image node of a result (not its normal map's)."""
     for slot in obj.material_slots:
         if slot.material and slot.material.node_tree:
-            for node in slot.material.node_tree.nodes:
+            nodes = slot.material.node_tree.nodes
+            named = nodes.get(BASE_COLOR_NODE)
+            if named is not None:
+                return named
+            for node in nodes:  # results made before the nodes were named
                 if node.bl_idname == "ShaderNodeTexImage":
                     return node  # type: ignore[return-value]
     return None

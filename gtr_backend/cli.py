@@ -188,6 +188,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         texture_size=args.texture_size,
         target_faces=args.faces,
         uv=args.uv,
+        normal_map=args.normal_map,
         vertex_colors=args.vertex_colors,
     )
     views = views_from_arguments(args)
@@ -530,6 +531,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--texture-size", type=int, default=1024, help="texture atlas size in pixels (up to 4096)")
     p.add_argument("--faces", type=int, default=20000, help="simplify to about this many faces (0 keeps all)")
     p.add_argument("--vertex-colors", action="store_true", help="colour per vertex instead of a UV texture")
+    p.add_argument(
+        "--normal-map",
+        action="store_true",
+        help="also bake the full-resolution surface's normals into a tangent-space normal map (GLB normalTexture)",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON summary (timings, files) instead of text")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_reconstruct)

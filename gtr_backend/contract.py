@@ -23,6 +23,7 @@ JOB_TEXTURE = "texture.png"  # the base-colour texture (8-bit RGB)
 JOB_STATE = "state.safetensors"  # the refined colour field and triplane, for Refine Texture
 JOB_MANIFEST = "job.json"  # the request's views and options
 JOB_FILES = (JOB_MESH, JOB_ARRAYS, JOB_TEXTURE, JOB_STATE, JOB_MANIFEST)
+JOB_NORMALS = "normal.png"  # with the `normal_map` option: the tangent-space normal map (8-bit RGB, same uv)
 
 # View folders (README, "View sets"): the project's camera file and its format id, and the image files the
 # loaders read (what Import Views may offer).
@@ -66,6 +67,7 @@ _OPTIONS: dict[str, Field] = {
     "texture_size": (_INT, False, False, 16),
     "target_faces": (_INT, False, False, 0),
     "uv": (_TEXT, False, False, None),
+    "normal_map": (_FLAG, False, False, None),
     "geometry_refine": (_FLAG, False, False, None),
     "geometry_steps": (_INT, False, False, 0),
     "texture_from_views": (_FLAG, False, False, None),

@@ -15,6 +15,7 @@ synchronised. Everything is in the world frame (Y up, object in [-1, 1]^3).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from torch import Tensor
 from .errors import CancelledError, GTRError
 from .export import bake_texture, bake_vertex_colors, unwrap, write_mesh
 from .export.bake import UV_METHODS
+from .export.normal_map import bake_normal_map
 from .mesh import DENSITY_LEVEL, Mesh, sdf_to_mesh, simplify
 from .mesh.extract import McBackend, density_grid
 from .mesh.fit import CarveOptions, FitOptions, carve_and_fill, fit_surface, mask_iou
@@ -54,6 +56,7 @@ STAGE_SHARE = {
     "refine": 0.25,
     "unwrap": 0.15,
     "bake": 0.1,
+    "normal map": 0.05,
 }
 TEXTURE_VIEW_SIZE = 1024  # input views are used for the texture at up to this size (longest side)
 
@@ -69,6 +72,7 @@ class ReconstructOptions:
     texture_size: int = 1024
     target_faces: int = 20000  # simplify to about this many faces before unwrapping; 0 keeps every face
     uv: str = "fast"  # UV atlas: "fast" (projected charts) or "xatlas" (tightest packing, slower)
+    normal_map: bool = False  # bake the full-resolution surface's normals into a tangent-space normal map
     vertex_colors: bool = False  # colour per vertex instead of a UV texture
     precision: Precision = "auto"
     rasterizer: RasterBackend = "auto"
@@ -160,6 +164,7 @@ class Stages:
         plan += ["geometry fit"] if options.geometry_refine and options.geometry_steps else []
         plan += ["refine"] if options.refine_steps else []
         plan += ["bake"] if options.vertex_colors else ["unwrap", "bake"]
+        plan += ["normal map"] if options.normal_map and not options.vertex_colors else []
         return cls(device, progress, cancel, tuple(plan))
 
     def check(self) -> None:
@@ -251,14 +256,24 @@ def reconstruct_from_triplane(
     stages = stages or Stages.planned(triplane.device, options, progress, cancel, network=False)
     views = views.to(triplane.device)
     rasterizer = get_rasterizer(triplane.device, options.rasterizer)
-    mesh = geometry_stage(field, triplane, views, options, stages, rasterizer)
-    silhouettes = [round(float(v), 4) for v in mask_iou(mesh, views, rasterizer)]
+    shape = geometry_stage(field, triplane, views, options, stages, rasterizer)
+    silhouettes = [round(float(v), 4) for v in mask_iou(shape.mesh, views, rasterizer)]
     sources = texture_views((originals or views).to(triplane.device)) if options.texture_from_views else None
-    textured, colors, refinement = texture_stage(field, triplane, mesh, views, sources, options, stages, rasterizer)
+    textured, colors, refinement = texture_stage(
+        field, triplane, shape.mesh, views, sources, options, stages, rasterizer, shape.inside
+    )
     stages.finish()
     return Reconstruction(
         textured.to("cpu"), triplane, colors, refinement, str(triplane.device), stages.timings, silhouettes
     )
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the geometry stage makes: the mesh, and the field it was meshed from at full resolution."""
+
+    mesh: Mesh
+    inside: Tensor  # (R, R, R) on `mesh.extract.grid_points`, positive inside; its zero level set is the surface
 
 
 def geometry_stage(
@@ -268,8 +283,9 @@ def geometry_stage(
     options: ReconstructOptions,
     stages: Stages,
     rasterizer: Rasterizer,
-) -> Mesh:
-    """Triplane -> mesh that agrees with the views (module docstring), simplified to `options.target_faces`."""
+) -> Shape:
+    """Triplane -> mesh that agrees with the views (module docstring), simplified to `options.target_faces`,
+    with the full-resolution field it was meshed from (for the normal map)."""
     device = triplane.device
     resolution = options.resolution(device)
 
@@ -287,13 +303,12 @@ def geometry_stage(
                 backend=options.marching_cubes,
                 progress=stages.reporter("carve"),
             )
-            mesh = carved.mesh
+            mesh, inside = carved.mesh, carved.inside
     else:
         with stages.stage("density grid"), torch.no_grad():
-            sdf = -(density_grid(density, resolution, device) - DENSITY_LEVEL)
+            inside = density_grid(density, resolution, device) - DENSITY_LEVEL
         with stages.stage("marching cubes"):
-            mesh = sdf_to_mesh(sdf, options.marching_cubes)
-        del sdf
+            mesh = sdf_to_mesh(-inside, options.marching_cubes)
     if options.target_faces and mesh.num_faces > options.target_faces:
         with stages.stage("simplify"):
             mesh = simplify(mesh, options.target_faces)
@@ -301,7 +316,7 @@ def geometry_stage(
         with stages.stage("geometry fit"):
             fit = FitOptions(steps=options.geometry_steps, voxel=2.0 / (resolution - 1))
             mesh = fit_surface(mesh, views, fit, rasterizer, progress=stages.reporter("geometry fit"))
-    return mesh
+    return Shape(mesh, inside)
 
 
 def texture_stage(
@@ -313,11 +328,13 @@ def texture_stage(
     options: ReconstructOptions,
     stages: Stages,
     rasterizer: Rasterizer,
+    inside: Tensor | None = None,
 ) -> tuple[Mesh, ColorField, RefineResult | None]:
     """Fixed mesh -> (textured mesh, the colour field it was baked from, the refinement's record).
 
     `views` are what the refinement fits (the model's resolution); `sources` (or None) the views whose own
-    colours are laid over the field where they see the surface."""
+    colours are laid over the field where they see the surface; `inside` (R, R, R), the full-resolution
+    field the mesh was simplified from, for the normal map (`options.normal_map`)."""
     refinement = None
     colors = ColorField(triplane, field)
     if options.refine_steps > 0:
@@ -335,6 +352,10 @@ def texture_stage(
         unwrapped = unwrap(mesh, options.texture_size, options.uv)
     with stages.stage("bake"):
         textured = bake(unwrapped, colors, sources, options.texture_size, rasterizer)
+    if options.normal_map and inside is not None:
+        with stages.stage("normal map"):
+            normals = bake_normal_map(textured, inside, options.texture_size, rasterizer)
+            textured = dataclasses.replace(textured, normal_texture=normals)
     return textured, colors, refinement
 
 

@@ -14,7 +14,7 @@ Requests:
 - `ping` -> answered at once even while a job runs (`busy`): the add-on's check that the backend is alive.
 - `reconstruct` {`views`: {`path`, `orbit`: {azimuths, elevation, fov, distance} or null, `zero123pp`},
   `job`: folder, `weights`, `device`, `options`: {`refine_steps`, `texture_size`, `mesh_resolution`,
-  `target_faces`, `uv`, `geometry_refine`, `geometry_steps`, `texture_from_views`} (each optional)}
+  `target_faces`, `uv`, `normal_map`, `geometry_refine`, `geometry_steps`, `texture_from_views`} (each optional)}
   -> writes `mesh.glb`, `mesh.npz` (vertices (V, 3) float32 in the backend frame, faces (F, 3) int32,
   uv (V, 2) float32), `texture.png`, `state.safetensors` (the refined colour field) and `job.json` into `job`;
   replies with the files, timings, the refinement's PSNR and the mesh's silhouette IoU per input view.
@@ -52,6 +52,7 @@ from .contract import (
     JOB_ARRAYS,
     JOB_MANIFEST,
     JOB_MESH,
+    JOB_NORMALS,
     JOB_STATE,
     JOB_TEXTURE,
     PROTOCOL,
@@ -157,6 +158,7 @@ class Session:
             texture_size=int(raw.get("texture_size", defaults.texture_size)),
             target_faces=int(raw.get("target_faces", defaults.target_faces)),
             uv=str(raw.get("uv", defaults.uv)),
+            normal_map=_flag(raw, "normal_map", defaults.normal_map),
         )
 
         def progress(stage: str, fraction: float) -> None:
@@ -294,7 +296,7 @@ def _write_job(job: Path, mesh: Any, colors: Any, info: dict[str, Any], mesh_fil
     try:
         rewritten = {JOB_TEXTURE, JOB_STATE, JOB_MANIFEST}
         if mesh_files:
-            rewritten |= {JOB_MESH, JOB_ARRAYS}
+            rewritten |= {JOB_MESH, JOB_ARRAYS, JOB_NORMALS}
         if job.is_dir():  # whatever else lives there (the captured views, the mesh on a refine) is carried over
             for entry in job.iterdir():
                 if entry.name in rewritten:
@@ -305,6 +307,9 @@ def _write_job(job: Path, mesh: Any, colors: Any, info: dict[str, Any], mesh_fil
                     shutil.copy2(entry, staging / entry.name, follow_symlinks=False)
         texture = (mesh.texture.clamp(0, 1) * 255).round().byte().numpy()
         Image.fromarray(texture).save(staging / JOB_TEXTURE)
+        if mesh.normal_texture is not None:
+            normals = (mesh.normal_texture.clamp(0, 1) * 255).round().byte().numpy()
+            Image.fromarray(normals).save(staging / JOB_NORMALS)
         state = {"triplane": colors.triplane.detach().float().contiguous().cpu()}
         state.update(
             {f"field.{k}": v.detach().float().contiguous().cpu() for k, v in colors.field.state_dict().items()}

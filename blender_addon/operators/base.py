@@ -37,6 +37,7 @@ def reconstruct_options(context: bpy.types.Context) -> dict[str, Any]:
         "geometry_steps": prefs.geometry_steps,
         "texture_from_views": prefs.texture_from_views,
         "uv": prefs.uv_method,
+        "normal_map": prefs.normal_map,
     }
 
 

@@ -41,6 +41,7 @@ def diagnostics(context: bpy.types.Context) -> str:
             "geometry_steps",
             "texture_from_views",
             "uv_method",
+            "normal_map",
             "keep_jobs",
         )
         if hasattr(prefs, name)

@@ -297,7 +297,7 @@ def evaluate_asset(
             steps = options.refine_steps if variant == "refined" else 0
             variant_options = dataclasses.replace(options, refine_steps=steps)
             textured, _, _ = texture_stage(
-                model.field, triplane, geometry, fit_views, sources, variant_options, stages, rasterizer
+                model.field, triplane, geometry.mesh, fit_views, sources, variant_options, stages, rasterizer
             )
             results[variant] = score(textured)
         elif variant == "nerf":

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import trimesh
 from PIL import Image
+from torch import Tensor
 from trimesh.exchange.obj import export_obj
 from trimesh.visual import ColorVisuals, TextureVisuals
 from trimesh.visual.material import PBRMaterial
@@ -23,14 +24,23 @@ from ..mesh.mesh import Mesh
 FORMATS = (".glb", ".obj", ".ply")
 
 
+def _image(texture: Tensor) -> Image.Image:
+    """(H, W, 3) in [0, 1] -> an 8-bit RGB image."""
+    return Image.fromarray((texture.detach().cpu().clamp(0, 1).numpy() * 255).round().astype(np.uint8))
+
+
 def to_trimesh(mesh: Mesh) -> trimesh.Trimesh:
-    """A `trimesh.Trimesh` with the texture (as a PBR material) or the vertex colours."""
+    """A `trimesh.Trimesh` with the texture (as a PBR material, with its normal map if it has one) or the
+    vertex colours."""
     vertices = mesh.vertices.detach().cpu().numpy().astype(np.float64)
     faces = mesh.faces.cpu().numpy()
     visual: ColorVisuals | TextureVisuals | None = None
     if mesh.uv is not None and mesh.texture is not None:
-        image = Image.fromarray((mesh.texture.detach().cpu().clamp(0, 1).numpy() * 255).round().astype(np.uint8))
-        material = PBRMaterial(name="gtr_texture", baseColorTexture=image, metallicFactor=0.0, roughnessFactor=0.9)
+        image = _image(mesh.texture)
+        normals = _image(mesh.normal_texture) if mesh.normal_texture is not None else None
+        material = PBRMaterial(
+            name="gtr_texture", baseColorTexture=image, normalTexture=normals, metallicFactor=0.0, roughnessFactor=0.9
+        )
         visual = TextureVisuals(uv=mesh.uv.detach().cpu().numpy(), material=material)
     elif mesh.vertex_colors is not None:
         rgb = (mesh.vertex_colors.detach().cpu().clamp(0, 1).numpy() * 255).round().astype(np.uint8)

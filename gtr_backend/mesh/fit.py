@@ -150,6 +150,7 @@ def silhouette_error(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer) -> floa
 class CarvedGeometry:
     mesh: Mesh
     snap: float  # how far behind the seen hull a network surface was moved onto it (world units)
+    inside: Tensor  # (R, R, R) the fused field the mesh is the zero level set of, positive inside
 
 
 def carve_and_fill(
@@ -259,7 +260,7 @@ def carve_and_fill(
             "no surface: the network's shape and the views' masks have nothing in common (the density reaches "
             "the surface level only outside what the masks allow). Check the cameras and the masks"
         )
-    return CarvedGeometry(mesh, snap)
+    return CarvedGeometry(mesh, snap, field)
 
 
 def enclosed(solid: Tensor) -> Tensor:

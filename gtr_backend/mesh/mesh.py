@@ -2,7 +2,7 @@
 
 vertices (V, 3) float, faces (F, 3) long with counter-clockwise (outward-facing) winding;
 optional uv (V, 2) in [0, 1] with v up (OBJ convention; the GLB writer flips it), texture (H, W, 3) in [0, 1],
-and vertex_colors (V, 3) in [0, 1].
+vertex_colors (V, 3) in [0, 1], and normal_texture (H, W, 3), a tangent-space normal map on the same uv.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ class Mesh:
     uv: Tensor | None = None
     texture: Tensor | None = None
     vertex_colors: Tensor | None = None
+    normal_texture: Tensor | None = None  # (H, W, 3) in [0, 1]: tangent-space normals (export.normal_map)
 
     @property
     def num_vertices(self) -> int:
@@ -60,4 +61,5 @@ class Mesh:
             move(self.uv),
             move(self.texture),
             move(self.vertex_colors),
+            move(self.normal_texture),
         )

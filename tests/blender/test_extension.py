@@ -59,6 +59,7 @@ def test_render_selected_reconstruct_refine_and_example_end_to_end(blender, exte
     before, after = (float(v) for v in r["refine_status"]["info"].split("PSNR ")[1].split(" dB")[0].split(" -> "))
     assert after > before
     assert len(r["example_objects"]) == 2
+    assert r["normal_map"] and r["normal_image_colorspace"] == "Non-Color"  # the Normal Map preference is on
 
 
 def test_failures_and_cancel_leave_the_scene_unchanged(blender, extension_zip, tmp_path):

@@ -14,6 +14,7 @@ install(sys.argv[1])
 example, picture = Path(sys.argv[2]), Path(sys.argv[3])
 full = len(sys.argv) > 4 and sys.argv[4] == "full"  # README picture quality: the add-on's own defaults
 use_this_python_as_backend()
+bpy.context.preferences.addons["bl_ext.user_default.gtr"].preferences.normal_map = True
 if full:
     prefs = bpy.context.preferences.addons["bl_ext.user_default.gtr"].preferences
     prefs.refine_steps, prefs.texture_size, prefs.mesh_resolution = 20, 1024, 0
@@ -32,7 +33,11 @@ node = addon_module("results").texture_node(result)
 mesh = result.data
 corners = np.array([result.matrix_world @ v.co for v in mesh.vertices])
 source_corners = np.array([source.matrix_world @ v.co for v in source.data.vertices])
+tree = result.material_slots[0].material.node_tree
+normal_link = next((link for link in tree.links if link.to_socket.name == "Normal"), None)
 outcome = {
+    "normal_map": bool(normal_link and normal_link.from_node.bl_idname == "ShaderNodeNormalMap"),
+    "normal_image_colorspace": tree.nodes["GTR Normal Map"].image.colorspace_settings.name if normal_link else None,
     "capture_status": status(),
     "capture_total_s": capture_seconds,
     "faces": len(mesh.polygons),
