@@ -207,7 +207,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
             bar.update(round(fraction * 100) - bar.n)
 
         result = reconstruct(views, Path(weights), device, options, progress=progress)
-    files = result.save(output)
+    files = result.save(output, args.texture_format)
     total = time.perf_counter() - start
     summary = {
         "output": [str(f) for f in files],
@@ -531,6 +531,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--texture-size", type=int, default=1024, help="texture atlas size in pixels (up to 4096)")
     p.add_argument("--faces", type=int, default=20000, help="simplify to about this many faces (0 keeps all)")
     p.add_argument("--vertex-colors", action="store_true", help="colour per vertex instead of a UV texture")
+    p.add_argument(
+        "--texture-format",
+        choices=("png", "jpeg"),
+        default="png",
+        help="how a GLB stores its texture: png (lossless) or jpeg (quality 90, several times smaller)",
+    )
     p.add_argument(
         "--normal-map",
         action="store_true",

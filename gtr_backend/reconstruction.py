@@ -102,10 +102,11 @@ class Reconstruction:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     silhouette_iou: list[float] = field(default_factory=list)  # per input view: the final mesh vs the mask
 
-    def save(self, path: Path | str) -> list[Path]:
-        """Write the mesh (.glb, .obj or .ply); adds the time it took to `timings["export"]`."""
+    def save(self, path: Path | str, texture_format: str = "png") -> list[Path]:
+        """Write the mesh (.glb, .obj or .ply; a GLB's texture as "png" or "jpeg"); adds the time it took to
+        `timings["export"]`."""
         start = time.perf_counter()
-        written = write_mesh(self.mesh, path)
+        written = write_mesh(self.mesh, path, texture_format)
         self.timings["export"] = time.perf_counter() - start
         return written
 

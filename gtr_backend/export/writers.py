@@ -7,7 +7,10 @@ for glTF.
 
 from __future__ import annotations
 
+import io
+import json
 import re
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +21,13 @@ from trimesh.exchange.obj import export_obj
 from trimesh.visual import ColorVisuals, TextureVisuals
 from trimesh.visual.material import PBRMaterial
 
+from ..errors import GTRError
 from ..files import atomic_write, check_output
 from ..mesh.mesh import Mesh
 
 FORMATS = (".glb", ".obj", ".ply")
+TEXTURE_FORMATS = ("png", "jpeg")
+PLACEHOLDER_SIZES = {"base": (1, 1), "normal": (2, 1)}  # stand-ins trimesh writes; `_glb` swaps in the textures
 
 
 def _image(texture: Tensor) -> Image.Image:
@@ -29,15 +35,18 @@ def _image(texture: Tensor) -> Image.Image:
     return Image.fromarray((texture.detach().cpu().clamp(0, 1).numpy() * 255).round().astype(np.uint8))
 
 
-def to_trimesh(mesh: Mesh) -> trimesh.Trimesh:
+def to_trimesh(mesh: Mesh, placeholders: bool = False) -> trimesh.Trimesh:
     """A `trimesh.Trimesh` with the texture (as a PBR material, with its normal map if it has one) or the
-    vertex colours."""
+    vertex colours. `placeholders`: tiny stand-in images of `PLACEHOLDER_SIZES` instead of the textures, for a
+    writer that puts the encoded textures in itself (`_glb`)."""
     vertices = mesh.vertices.detach().cpu().numpy().astype(np.float64)
     faces = mesh.faces.cpu().numpy()
     visual: ColorVisuals | TextureVisuals | None = None
     if mesh.uv is not None and mesh.texture is not None:
-        image = _image(mesh.texture)
-        normals = _image(mesh.normal_texture) if mesh.normal_texture is not None else None
+        image = Image.new("RGB", PLACEHOLDER_SIZES["base"]) if placeholders else _image(mesh.texture)
+        normals = None
+        if mesh.normal_texture is not None:
+            normals = Image.new("RGB", PLACEHOLDER_SIZES["normal"]) if placeholders else _image(mesh.normal_texture)
         material = PBRMaterial(
             name="gtr_texture", baseColorTexture=image, normalTexture=normals, metallicFactor=0.0, roughnessFactor=0.9
         )
@@ -55,10 +64,57 @@ def obj_names(path: Path) -> tuple[str, str]:
     return f"{stem}.mtl", f"{stem}_texture"
 
 
-def write_mesh(mesh: Mesh, path: Path | str) -> list[Path]:
+def _encode(image: Image.Image, texture_format: str) -> tuple[bytes, str]:
+    """(file bytes, MIME type): PNG at a fast compression level, or JPEG at quality 90 (smaller, lossy)."""
+    buffer = io.BytesIO()
+    if texture_format == "jpeg":
+        image.save(buffer, format="JPEG", quality=90)
+        return buffer.getvalue(), "image/jpeg"
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue(), "image/png"
+
+
+def _glb(mesh: Mesh, texture_format: str) -> bytes:
+    """The GLB of `mesh` with each texture encoded once, in `texture_format`: trimesh writes the file around
+    tiny placeholder images, whose buffer views then take the real encoded textures (the binary chunk is
+    laid out again, every view 4-byte aligned)."""
+    glb = trimesh.exchange.gltf.export_glb(trimesh.Scene(to_trimesh(mesh, placeholders=True)))
+    if mesh.uv is None or mesh.texture is None:
+        return glb
+    textures = {PLACEHOLDER_SIZES["base"]: mesh.texture}
+    if mesh.normal_texture is not None:
+        textures[PLACEHOLDER_SIZES["normal"]] = mesh.normal_texture
+    json_length = struct.unpack_from("<I", glb, 12)[0]
+    tree = json.loads(glb[20 : 20 + json_length])
+    binary = glb[20 + json_length + 8 :]
+    views = [binary[v.get("byteOffset", 0) : v.get("byteOffset", 0) + v["byteLength"]] for v in tree["bufferViews"]]
+    for image in tree.get("images", []):
+        with Image.open(io.BytesIO(views[image["bufferView"]])) as placeholder:
+            size = placeholder.size
+        data, mime = _encode(_image(textures[size]), "png" if size == PLACEHOLDER_SIZES["normal"] else texture_format)
+        views[image["bufferView"]], image["mimeType"] = data, mime
+    chunk = b""
+    for view, data in zip(tree["bufferViews"], views, strict=True):
+        view["byteOffset"], view["byteLength"] = len(chunk), len(data)
+        chunk += data + b"\0" * (-len(data) % 4)
+    tree["buffers"] = [{"byteLength": len(chunk)}]
+    text = json.dumps(tree, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 4)
+    total = 12 + 8 + len(text) + 8 + len(chunk)
+    header = struct.pack("<4sII", b"glTF", 2, total)
+    return header + struct.pack("<I4s", len(text), b"JSON") + text + struct.pack("<I4s", len(chunk), b"BIN\0") + chunk
+
+
+def write_mesh(mesh: Mesh, path: Path | str, texture_format: str = "png") -> list[Path]:
     """Write `mesh` to `path` (.glb, .obj or .ply, by suffix), each file all or nothing (see `files`); returns
-    the files written (OBJ: + its .mtl and, when textured, `<name>_texture.png`)."""
+    the files written (OBJ: + its .mtl and, when textured, `<name>_texture.png`). `texture_format`: "png" or
+    "jpeg", the encoding of the GLB's base-colour texture (its normal map stays PNG: JPEG's blocks would show
+    as bumps)."""
     path = check_output(path, FORMATS, "mesh")
+    if texture_format not in TEXTURE_FORMATS:
+        raise GTRError(f"unknown texture format {texture_format!r}; use one of {', '.join(TEXTURE_FORMATS)}")
+    if path.suffix.lower() == ".glb":
+        return [atomic_write(path, _glb(mesh, texture_format))]
     scene_mesh = to_trimesh(mesh)
     if path.suffix.lower() != ".obj":
         return [

@@ -1,4 +1,5 @@
 import contextlib
+import json
 import resource
 import signal
 
@@ -154,3 +155,20 @@ def test_pull_push_fills_every_texel_from_the_nearest_chart():
     assert torch.allclose(out[20, 10], torch.tensor([1.0, 0.0, 0.0]))  # the gutter takes its own chart's colour
     assert torch.allclose(out[39, 50], torch.tensor([0.0, 0.0, 1.0]))
     assert bool((out.sum(-1) > 0.99).all())  # nothing left empty, no background mixed in
+
+
+def test_jpeg_textures_in_the_glb(tmp_path, baked):
+    """`texture_format="jpeg"`: the GLB holds one JPEG texture that reads back close to the texture, and is
+    smaller than the PNG one."""
+    textured = baked[2]
+    write_mesh(textured, tmp_path / "png.glb")
+    write_mesh(textured, tmp_path / "jpeg.glb", texture_format="jpeg")
+    glb = (tmp_path / "jpeg.glb").read_bytes()
+    tree = json.loads(glb[20 : 20 + int.from_bytes(glb[12:16], "little")])
+    assert [image["mimeType"] for image in tree["images"]] == ["image/jpeg"]  # one texture, written once
+    image = trimesh.load(tmp_path / "jpeg.glb", force="mesh").visual.material.baseColorTexture
+    read = torch.tensor(np.asarray(image.convert("RGB")), dtype=torch.float32) / 255
+    assert 10 * np.log10(1 / float(((read - textured.texture) ** 2).mean())) > 30
+    assert (tmp_path / "jpeg.glb").stat().st_size < (tmp_path / "png.glb").stat().st_size
+    with pytest.raises(GTRError, match="unknown texture format"):
+        write_mesh(textured, tmp_path / "x.glb", texture_format="webp")
