@@ -333,7 +333,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from .evaluation.lpips import load_lpips
     from .evaluation.protocol import Protocol
-    from .evaluation.runner import EvalSettings, find_assets, run_evaluation
+    from .evaluation.runner import EvalSettings, content_digest, find_assets, run_evaluation
     from .reconstruction import ReconstructOptions, resolve_device
     from .render.raster import get_rasterizer
     from .weights import find_default_weights, load_model
@@ -368,7 +368,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     assets = find_assets(args.input, get_rasterizer(device))
     model = load_model(Path(weights), device).eval()
     lpips = load_lpips(args.lpips, device) if args.lpips else None
-    settings = EvalSettings(protocol, options, Path(weights).name, lpips is not None)
+    settings = EvalSettings(protocol, options, Path(weights).name, lpips is not None, content_digest(Path(weights)))
     args.output.mkdir(parents=True, exist_ok=True)
     with progress_bar(args.quiet, total=len(assets), unit="asset") as bar:
 

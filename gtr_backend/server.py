@@ -290,6 +290,7 @@ def _write_job(job: Path, mesh: Any, colors: Any, info: dict[str, Any], mesh_fil
     from safetensors.torch import save_file
 
     from .export import write_mesh
+    from .pixels import to_uint8
 
     job.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{job.name}-", dir=job.parent))
@@ -305,11 +306,9 @@ def _write_job(job: Path, mesh: Any, colors: Any, info: dict[str, Any], mesh_fil
                     shutil.copytree(entry, staging / entry.name, symlinks=True)
                 else:
                     shutil.copy2(entry, staging / entry.name, follow_symlinks=False)
-        texture = (mesh.texture.clamp(0, 1) * 255).round().byte().numpy()
-        Image.fromarray(texture).save(staging / JOB_TEXTURE)
+        Image.fromarray(to_uint8(mesh.texture).numpy()).save(staging / JOB_TEXTURE)
         if mesh.normal_texture is not None:
-            normals = (mesh.normal_texture.clamp(0, 1) * 255).round().byte().numpy()
-            Image.fromarray(normals).save(staging / JOB_NORMALS)
+            Image.fromarray(to_uint8(mesh.normal_texture).numpy()).save(staging / JOB_NORMALS)
         state = {"triplane": colors.triplane.detach().float().contiguous().cpu()}
         state.update(
             {f"field.{k}": v.detach().float().contiguous().cpu() for k, v in colors.field.state_dict().items()}

@@ -3,7 +3,7 @@
 Images are (N, 3, H, W) in [0, 1], compared over a white background. Shapes are point sets or meshes in the
 same frame (align them first, see `evaluation.align`).
 
-- `psnr`: 10 log10(1 / MSE) per image.
+- `psnr` lives in `gtr_backend.pixels` (one PSNR for every stage).
 - `ssim`: the usual Gaussian-window SSIM (window 11, sigma 1.5, K1 0.01, K2 0.03) per image, on each channel.
 - `chamfer_distance`: mean nearest-neighbour distance from A to B plus from B to A (the L2 distances, each
   direction averaged), on points sampled from the surfaces; the protocol reports it x100.
@@ -19,12 +19,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..mesh.mesh import Mesh
-
-
-def psnr(prediction: Tensor, target: Tensor) -> Tensor:
-    """(N, C, H, W) x 2 -> (N,) PSNR in dB (inf for identical images)."""
-    mse = (prediction.clamp(0, 1) - target.clamp(0, 1)).square().flatten(1).mean(1)
-    return 10 * torch.log10(1.0 / mse)
 
 
 def _gaussian_window(size: int, sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:

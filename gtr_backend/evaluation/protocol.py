@@ -34,6 +34,7 @@ from ..mesh import Mesh
 from ..mesh.fit import mask_iou
 from ..model import GTR
 from ..pipeline import predict_triplane
+from ..pixels import psnr
 from ..reconstruction import ReconstructOptions, Stages, geometry_stage, texture_stage, texture_views
 from ..render import VolumeOptions, render_mesh, render_triplane
 from ..render.raster import Rasterizer, get_rasterizer
@@ -43,7 +44,7 @@ from ..views.loaders import ZERO123PP_FOV_DEG, zero123pp_poses
 from ..views.viewset import ViewSet
 from .align import icp
 from .lpips import LPIPS, lpips_distance
-from .metrics import chamfer_distance, psnr, sample_surface, ssim, volume_iou
+from .metrics import chamfer_distance, sample_surface, ssim, volume_iou
 from .visual_hull import visual_hull
 
 VARIANTS = ("feed-forward", "refined", "nerf", "visual-hull")

@@ -92,6 +92,8 @@ class EvalSettings:
     options: ReconstructOptions
     weights: str  # the weights file's name, shown in every row
     lpips: bool
+    weights_digest: str = ""  # the weights' content (`content_digest`): retrained weights under the same name
+    # never reuse another file's cached results
 
     def fingerprint(self) -> str:
         text = json.dumps(
@@ -100,11 +102,21 @@ class EvalSettings:
                 "frames": FRAMES,
                 "options": repr(self.options),
                 "weights": self.weights,
+                "weights_digest": self.weights_digest,
                 "lpips": self.lpips,
             },
             sort_keys=True,
         )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def content_digest(path: Path) -> str:
+    """SHA-256 (hex, 16 characters) of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def _tiles(images: Tensor, size: int) -> list[np.ndarray]:

@@ -24,6 +24,7 @@ from trimesh.visual.material import PBRMaterial
 from ..errors import GTRError
 from ..files import atomic_write, check_output
 from ..mesh.mesh import Mesh
+from ..pixels import to_uint8
 
 FORMATS = (".glb", ".obj", ".ply")
 TEXTURE_FORMATS = ("png", "jpeg")
@@ -32,7 +33,7 @@ PLACEHOLDER_SIZES = {"base": (1, 1), "normal": (2, 1)}  # stand-ins trimesh writ
 
 def _image(texture: Tensor) -> Image.Image:
     """(H, W, 3) in [0, 1] -> an 8-bit RGB image."""
-    return Image.fromarray((texture.detach().cpu().clamp(0, 1).numpy() * 255).round().astype(np.uint8))
+    return Image.fromarray(to_uint8(texture).cpu().numpy())
 
 
 def to_trimesh(mesh: Mesh, placeholders: bool = False) -> trimesh.Trimesh:
@@ -52,7 +53,7 @@ def to_trimesh(mesh: Mesh, placeholders: bool = False) -> trimesh.Trimesh:
         )
         visual = TextureVisuals(uv=mesh.uv.detach().cpu().numpy(), material=material)
     elif mesh.vertex_colors is not None:
-        rgb = (mesh.vertex_colors.detach().cpu().clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+        rgb = to_uint8(mesh.vertex_colors).cpu().numpy()
         visual = ColorVisuals(vertex_colors=np.concatenate([rgb, np.full_like(rgb[:, :1], 255)], axis=1))
     return trimesh.Trimesh(vertices=vertices, faces=faces, visual=visual, process=False)
 

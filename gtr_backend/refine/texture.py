@@ -11,7 +11,6 @@ schedule, as in the released code; the loss is MSE by default (the paper's) or L
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -21,6 +20,7 @@ from torch import Tensor
 
 from ..mesh.mesh import Mesh
 from ..model.fields import TriplaneField, sample_triplane
+from ..pixels import psnr_from_mse
 from ..render.raster import Rasterizer, TorchRasterizer, project
 from ..views.viewset import ViewSet
 
@@ -80,8 +80,8 @@ def visible_surface(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer | None = 
 
 
 def psnr(prediction: Tensor, target: Tensor) -> float:
-    mse = float(torch.mean((prediction.clamp(0, 1) - target) ** 2))
-    return 10 * math.log10(1.0 / max(mse, 1e-10))
+    """PSNR (dB) of surface colours (P, 3) against their targets (P, 3)."""
+    return psnr_from_mse(float(torch.mean((prediction.clamp(0, 1) - target) ** 2)))
 
 
 def refine_texture(

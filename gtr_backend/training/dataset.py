@@ -29,6 +29,7 @@ from torch import Tensor
 
 from ..errors import GTRError
 from ..mesh.mesh import Mesh
+from ..pixels import to_uint8
 from ..render.mesh_render import render_mesh
 from ..render.raster import Rasterizer, get_rasterizer
 from ..synthetic.objects import ProceduralObject, render_object
@@ -76,7 +77,7 @@ def procedural_depth(seed: int, sampling: ViewSampling, device: torch.device, ra
 
 
 def _rgba8(views: ViewSet) -> Tensor:
-    return (torch.cat([views.rgb, views.mask], dim=1) * 255).round().to(torch.uint8)
+    return to_uint8(torch.cat([views.rgb, views.mask], dim=1))
 
 
 class RenderedPool:

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ..model import GTR
+from ..pixels import psnr_from_mse, to_uint8
 from ..render.volume import VolumeOptions, render_triplane
 from ..views.viewset import ViewSet
 from ..weights import load_weights, save_weights
@@ -181,8 +182,7 @@ def validate(model: GTR, views: list[ViewSet], inputs_count: int, samples: int, 
             model.field, triplane, target.intrinsics, target.c2w, size, size, VolumeOptions(num_samples=samples)
         )
         truth = target.on_white()
-        mse = (render.rgb.clamp(0, 1) - truth).square().mean().clamp_min(1e-10)
-        scores.append(float(-10 * torch.log10(mse)))
+        scores.append(psnr_from_mse(float((render.rgb.clamp(0, 1) - truth).square().mean())))
         if index == 0:
             sheet = torch.cat([torch.cat(list(render.rgb.clamp(0, 1)), -1), torch.cat(list(truth), -1)], -2)
     model.train()
@@ -194,7 +194,7 @@ def save_sample(image: Tensor, path: Path) -> None:
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray((image.permute(1, 2, 0).numpy() * 255).round().astype("uint8")).save(path)
+    Image.fromarray(to_uint8(image.permute(1, 2, 0)).numpy()).save(path)
 
 
 class LoopOptions(Protocol):

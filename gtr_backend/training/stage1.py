@@ -12,7 +12,6 @@ Checkpoints, resume, logs, validation and multi-GPU runs: see `training.run`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from torch import Tensor
 from ..evaluation.lpips import LPIPS
 from ..evaluation.metrics import ssim
 from ..model import GTR, GTRConfig, autocast
+from ..pixels import psnr_from_mse
 from ..render.volume import VolumeOptions, render_rays, triplane_field
 from ..views.rays import input_maps, pixel_rays
 from .dataset import RenderedPool, StreamingPool
@@ -177,7 +177,7 @@ def train_stage1(
         loss = colour_loss + options.perceptual_weight * perceptual_loss + options.opacity_weight * opacity_loss
         loop.optimize(loss)
         entry = loop.common_entry(step, loss)
-        entry["psnr"] = -10 * math.log10(max(loop.dist.mean(float(colour_loss.detach()), loop.device), 1e-10))
+        entry["psnr"] = psnr_from_mse(loop.dist.mean(float(colour_loss.detach()), loop.device))
         entry["opacity_loss"] = float(opacity_loss.detach())
         entry["perceptual_loss"] = float(perceptual_loss.detach())
         if loop.after_step(entry, log):

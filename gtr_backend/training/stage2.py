@@ -19,7 +19,6 @@ resume, logs, validation and DDP with stage 1 (`training.run`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from ..evaluation.metrics import ssim
 from ..mesh import DENSITY_LEVEL, MeshError, density_grid, sdf_to_mesh
 from ..model import GTR, autocast
 from ..model.fields import sample_triplane
+from ..pixels import psnr_from_mse
 from ..render.raster import get_rasterizer, project
 from ..render.volume import VolumeOptions, render_rays, triplane_field
 from .dataset import RenderedPool, StreamingPool
@@ -189,7 +189,7 @@ def train_stage2(
         entry.update(
             {
                 "rgb_loss": mean("rgb"),
-                "psnr": -10 * math.log10(max(mean("rgb"), 1e-10)),
+                "psnr": psnr_from_mse(mean("rgb")),
                 "perceptual_loss": mean("perceptual"),
                 "depth_loss": mean("depth"),
                 "mask_loss": mean("mask"),

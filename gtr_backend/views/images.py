@@ -17,6 +17,7 @@ from torch import Tensor
 
 from ..errors import ViewError
 from ..files import atomic_write
+from ..pixels import to_uint8
 
 Background = str | tuple[float, float, float] | None
 BACKGROUNDS: dict[str, tuple[float, float, float]] = {
@@ -177,7 +178,7 @@ def read_view(path: Path, mask_path: Path | None = None, background: Background 
 
 def write_rgba(path: Path, rgb: Tensor, mask: Tensor) -> None:
     """Save rgb (3, H, W) and mask (1, H, W) in [0, 1] as an 8-bit RGBA PNG."""
-    rgba = torch.cat([rgb, mask], dim=0).clamp(0, 1).mul(255).round().byte()
+    rgba = to_uint8(torch.cat([rgb, mask], dim=0))
     image = Image.fromarray(rgba.permute(1, 2, 0).cpu().numpy(), mode="RGBA")
     atomic_write(path, lambda temporary: image.save(temporary, format="PNG"))
 

@@ -5,9 +5,10 @@ import torch
 import trimesh
 
 from gtr_backend.evaluation.align import icp, kabsch, normalize_points
-from gtr_backend.evaluation.metrics import chamfer_distance, inside_grid, psnr, sample_surface, ssim, volume_iou
+from gtr_backend.evaluation.metrics import chamfer_distance, inside_grid, sample_surface, ssim, volume_iou
 from gtr_backend.evaluation.visual_hull import visual_hull
 from gtr_backend.mesh import Mesh
+from gtr_backend.pixels import psnr
 from gtr_backend.synthetic import sphere_views
 
 

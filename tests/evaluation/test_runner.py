@@ -128,3 +128,21 @@ def test_empty_or_missing_folder_is_a_clear_error(tmp_path):
         find_assets(tmp_path, TorchRasterizer())
     with pytest.raises(GTRError, match="no such folder"):
         find_assets(tmp_path / "nope", TorchRasterizer())
+
+
+def test_retrained_weights_under_the_same_name_are_evaluated_again(tmp_path):
+    """The cache key holds the weights' content, not just their file name."""
+    from gtr_backend.evaluation.protocol import Protocol
+    from gtr_backend.evaluation.runner import EvalSettings, content_digest
+    from gtr_backend.reconstruction import ReconstructOptions
+
+    first, second = tmp_path / "a" / "w.safetensors", tmp_path / "b" / "w.safetensors"
+    for path, data in ((first, b"weights, first training"), (second, b"weights, retrained")):
+        path.parent.mkdir()
+        path.write_bytes(data)
+    settings = [
+        EvalSettings(Protocol(), ReconstructOptions(), "w.safetensors", False, content_digest(p))
+        for p in (first, second)
+    ]
+    assert settings[0].fingerprint() != settings[1].fingerprint()
+    assert content_digest(first) == content_digest(first)
