@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+
+from .contract import contract
 
 BACKEND_MODES = (
     ("SUBPROCESS", "Separate Python", "Run gtr_backend in a Python environment of its own (set up below)"),
@@ -14,6 +18,23 @@ DEVICES = (
     ("cuda", "GPU (CUDA)", "An NVIDIA GPU through CUDA"),
     ("cpu", "CPU", "The processor: slower, works everywhere"),
 )
+
+
+OPTIONS = contract.RECONSTRUCT_OPTIONS  # the backend's one definition of each option
+
+
+def _number(name: str) -> dict[str, Any]:
+    option = OPTIONS[name]
+    return {
+        "default": option.default,
+        "min": int(option.low or 0),
+        "max": int(option.high or 0),
+        "description": option.help.capitalize(),
+    }
+
+
+def _flag(name: str) -> dict[str, Any]:
+    return {"default": OPTIONS[name].default, "description": OPTIONS[name].help.capitalize()}
 
 
 class GTR_AddonPreferences(bpy.types.AddonPreferences):
@@ -37,46 +58,23 @@ class GTR_AddonPreferences(bpy.types.AddonPreferences):
         description="Set up the backend offline from the wheel files in this folder (empty: from the package index)",
     )
     device: EnumProperty(name="Device", items=DEVICES, default="auto")  # type: ignore[valid-type]
-    refine_steps: IntProperty(name="Refinement Steps", default=20, min=0, max=500)  # type: ignore[valid-type]
-    texture_size: IntProperty(name="Texture Size", default=1024, min=64, max=4096)  # type: ignore[valid-type]
+    refine_steps: IntProperty(name="Refinement Steps", **_number("refine_steps"))  # type: ignore[valid-type]
+    texture_size: IntProperty(name="Texture Size", **_number("texture_size"))  # type: ignore[valid-type]
     mesh_resolution: IntProperty(  # type: ignore[valid-type]
         name="Mesh Resolution",
-        default=0,
+        default=0,  # the option's "none": chosen by the device
         min=0,
-        max=512,
-        description="Marching-cubes grid (0: 256 on a GPU, 128 on the CPU)",
+        max=int(OPTIONS["mesh_resolution"].high),
+        description=f"{OPTIONS['mesh_resolution'].help.capitalize()}; 0 = automatic",
     )
-    geometry_refine: BoolProperty(  # type: ignore[valid-type]
-        name="Fit Geometry to Views",
-        default=True,
-        description="Make the mesh agree with every input view: carve it to the silhouettes, add thin parts the "
-        "network missed, then fit the surface to the views' outlines and colours",
-    )
-    geometry_steps: IntProperty(  # type: ignore[valid-type]
-        name="Geometry Steps",
-        default=20,
-        min=0,
-        max=200,
-        description="Steps of the surface fit after carving (0: carve and fill only)",
-    )
-    texture_from_views: BoolProperty(  # type: ignore[valid-type]
-        name="Texture from Views",
-        default=True,
-        description="Take the texture's colours straight from the input views where they see the surface "
-        "(sharp print and patterns); the refined colour field fills what no view sees",
-    )
-    normal_map: BoolProperty(  # type: ignore[valid-type]
-        name="Normal Map",
-        default=False,
-        description="Bake the full-resolution surface's detail into a normal map on the simplified mesh",
-    )
+    geometry_refine: BoolProperty(name="Fit Geometry to Views", **_flag("geometry_refine"))  # type: ignore[valid-type]
+    geometry_steps: IntProperty(name="Geometry Steps", **_number("geometry_steps"))  # type: ignore[valid-type]
+    texture_from_views: BoolProperty(name="Texture from Views", **_flag("texture_from_views"))  # type: ignore[valid-type]
+    normal_map: BoolProperty(name="Normal Map", **_flag("normal_map"))  # type: ignore[valid-type]
     uv_method: EnumProperty(  # type: ignore[valid-type]
         name="UV Layout",
-        items=(
-            ("fast", "Fast", "Charts projected from the mesh's own shape: a fraction of a second, no overlaps"),
-            ("xatlas", "xatlas", "The tightest packing (more texels per face), seconds slower"),
-        ),
-        default="fast",
+        items=[(choice, choice.capitalize(), OPTIONS["uv"].help) for choice in OPTIONS["uv"].choices],
+        default=OPTIONS["uv"].default,
     )
     keep_jobs: BoolProperty(  # type: ignore[valid-type]
         name="Keep Input Views", default=True, description="Keep each result's views so 'Refine Texture' can run later"

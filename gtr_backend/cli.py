@@ -12,15 +12,19 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+from .contract import ORBIT_DISTANCE, ORBIT_ELEVATION_DEG, ORBIT_FOV_DEG, RECONSTRUCT_OPTIONS, VIEW_RADIUS
 from .errors import GTRError
 from .evaluation.protocol import VARIANTS
 from .files import atomic_write, check_output
 from .model import PRESETS
 from .views import Orbit, ViewSet, load_views
+
+if TYPE_CHECKING:
+    from .reconstruction import ReconstructOptions
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -72,36 +76,68 @@ def _on_off(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
 
 
-def add_geometry_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of the stages that make the result faithful to the input views, and of its texture atlas
-    (reconstruct and eval)."""
-    from .export.bake import UV_METHODS
-    from .reconstruction import ReconstructOptions
+def add_reconstruct_options(parser: argparse.ArgumentParser) -> None:
+    """The reconstruction's options (reconstruct and eval), each with the default, range and help of its one
+    definition in `contract.RECONSTRUCT_OPTIONS`."""
+    option = RECONSTRUCT_OPTIONS
+
+    def default(name: str) -> str:
+        value = option[name].default
+        return f"{option[name].help} (default {'on' if value is True else value})"
 
     parser.add_argument(
-        "--uv",
-        choices=UV_METHODS,
-        default=ReconstructOptions.uv,
-        help="UV atlas: fast (projected charts, no overlapping texels) or xatlas (tightest packing, slower)",
+        "--mesh-resolution", type=int, default=option["mesh_resolution"].default, help=option["mesh_resolution"].help
     )
     parser.add_argument(
         "--no-geometry-refine",
         dest="geometry_refine",
         action="store_false",
+        default=option["geometry_refine"].default,
         help="keep the network's shape as it is (no carving by the masks, no fill, no surface fit)",
     )
     parser.add_argument(
-        "--geometry-steps",
-        type=int,
-        default=ReconstructOptions.geometry_steps,
-        help="steps of the surface fit to the views' silhouettes and colours after carving (0 turns it off)",
+        "--geometry-steps", type=int, default=option["geometry_steps"].default, help=default("geometry_steps")
     )
     parser.add_argument(
         "--texture-from-views",
         type=_on_off,
-        default=ReconstructOptions.texture_from_views,
+        default=option["texture_from_views"].default,
         metavar="on|off",
-        help="take the texture from the input views where they see the surface (default on)",
+        help=default("texture_from_views"),
+    )
+    parser.add_argument(
+        "--refine-steps", type=int, default=option["refine_steps"].default, help=default("refine_steps")
+    )
+    parser.add_argument(
+        "--texture-size", type=int, default=option["texture_size"].default, help=default("texture_size")
+    )
+    parser.add_argument("--faces", type=int, default=option["target_faces"].default, help=default("target_faces"))
+    parser.add_argument("--uv", choices=option["uv"].choices, default=option["uv"].default, help=default("uv"))
+    parser.add_argument(
+        "--normal-map",
+        action="store_true",
+        default=option["normal_map"].default,
+        help=option["normal_map"].help + " (the GLB's normalTexture)",
+    )
+
+
+def options_from_arguments(args: argparse.Namespace) -> ReconstructOptions:
+    """The `ReconstructOptions` the parsed arguments of `add_reconstruct_options` (and reconstruct's own
+    --refine-params and --vertex-colors, where present) ask for."""
+    from .reconstruction import ReconstructOptions
+
+    return ReconstructOptions(
+        mesh_resolution=args.mesh_resolution,
+        geometry_refine=args.geometry_refine,
+        geometry_steps=args.geometry_steps,
+        texture_from_views=args.texture_from_views,
+        refine_steps=args.refine_steps,
+        refine_params=getattr(args, "refine_params", "both"),
+        texture_size=args.texture_size,
+        target_faces=args.faces,
+        uv=args.uv,
+        normal_map=args.normal_map,
+        vertex_colors=getattr(args, "vertex_colors", False),
     )
 
 
@@ -167,7 +203,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     import json
 
     from .export import FORMATS
-    from .reconstruction import ReconstructOptions, reconstruct, resolve_device
+    from .reconstruction import reconstruct, resolve_device
     from .weights import describe_weights, find_default_weights
 
     output = check_output(args.output, FORMATS, "mesh")  # before minutes of work, not after
@@ -178,19 +214,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
             "or the released GTR ckpt.pth)"
         )
     device = resolve_device(args.device)
-    options = ReconstructOptions(
-        mesh_resolution=args.mesh_resolution,
-        geometry_refine=args.geometry_refine,
-        geometry_steps=args.geometry_steps,
-        texture_from_views=args.texture_from_views,
-        refine_steps=args.refine_steps,
-        refine_params=args.refine_params,
-        texture_size=args.texture_size,
-        target_faces=args.faces,
-        uv=args.uv,
-        normal_map=args.normal_map,
-        vertex_colors=args.vertex_colors,
-    )
+    options = options_from_arguments(args)
     views = views_from_arguments(args)
     if not args.json:
         print(f"weights: {describe_weights(Path(weights))}", file=sys.stderr)
@@ -334,7 +358,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation.lpips import load_lpips
     from .evaluation.protocol import Protocol
     from .evaluation.runner import EvalSettings, content_digest, find_assets, run_evaluation
-    from .reconstruction import ReconstructOptions, resolve_device
+    from .reconstruction import resolve_device
     from .render.raster import get_rasterizer
     from .weights import find_default_weights, load_model
 
@@ -356,15 +380,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         input_cameras=args.input_cameras,
         variants=tuple(args.variants),
     )
-    options = ReconstructOptions(
-        mesh_resolution=args.mesh_resolution,
-        geometry_refine=args.geometry_refine,
-        geometry_steps=args.geometry_steps,
-        texture_from_views=args.texture_from_views,
-        refine_steps=args.refine_steps,
-        texture_size=args.texture_size,
-        uv=args.uv,
-    )
+    options = options_from_arguments(args)
     assets = find_assets(args.input, get_rasterizer(device))
     model = load_model(Path(weights), device).eval()
     lpips = load_lpips(args.lpips, device) if args.lpips else None
@@ -524,23 +540,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, required=True, help="the mesh file to write (.glb, .obj, .ply)")
     p.add_argument("--weights", type=Path, help="weights file (default: the bundled starter weights)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    p.add_argument("--mesh-resolution", type=int, help="marching-cubes grid per side (default 256 on CUDA, 128 on CPU)")
-    add_geometry_arguments(p)
-    p.add_argument("--refine-steps", type=int, default=20, help="texture refinement steps (0 turns it off)")
+    add_reconstruct_options(p)
     p.add_argument("--refine-params", default="both", choices=["both", "color_mlp", "triplane"])
-    p.add_argument("--texture-size", type=int, default=1024, help="texture atlas size in pixels (up to 4096)")
-    p.add_argument("--faces", type=int, default=20000, help="simplify to about this many faces (0 keeps all)")
     p.add_argument("--vertex-colors", action="store_true", help="colour per vertex instead of a UV texture")
     p.add_argument(
         "--texture-format",
         choices=("png", "jpeg"),
         default="png",
         help="how a GLB stores its texture: png (lossless) or jpeg (quality 90, several times smaller)",
-    )
-    p.add_argument(
-        "--normal-map",
-        action="store_true",
-        help="also bake the full-resolution surface's normals into a tangent-space normal map (GLB normalTexture)",
     )
     p.add_argument("--json", action="store_true", help="print a JSON summary (timings, files) instead of text")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -602,16 +609,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--input-cameras", default="orbit", choices=["orbit", "zero123pp"], help="input camera preset (default orbit)"
     )
     p.add_argument("--azimuths", type=_floats, help="input view azimuths in degrees (default 0,90,180,270)")
-    p.add_argument("--elevation", type=float, default=20.0, help="input view elevation, degrees")
-    p.add_argument("--fov", type=float, default=40.0, help="field of view of all cameras, degrees")
-    p.add_argument("--distance", type=float, default=2.7, help="camera distance (assets lie inside radius 0.8)")
+    p.add_argument("--elevation", type=float, default=ORBIT_ELEVATION_DEG, help="input view elevation, degrees")
+    p.add_argument("--fov", type=float, default=ORBIT_FOV_DEG, help="field of view of all cameras, degrees")
+    p.add_argument(
+        "--distance",
+        type=float,
+        default=ORBIT_DISTANCE,
+        help=f"camera distance (assets lie inside radius {VIEW_RADIUS})",
+    )
     p.add_argument("--size", type=int, default=512, help="rendered view size in pixels")
     p.add_argument("--eval-views", type=int, default=20, help="evaluation views on the orbit")
     p.add_argument("--surface-points", type=int, default=16000, help="points sampled per surface for Chamfer/ICP")
-    p.add_argument("--mesh-resolution", type=int, help="marching-cubes grid (default 256 CUDA, 128 CPU)")
-    add_geometry_arguments(p)
-    p.add_argument("--refine-steps", type=int, default=20)
-    p.add_argument("--texture-size", type=int, default=1024)
+    add_reconstruct_options(p)
     p.add_argument("--lpips", type=Path, nargs="+", help="LPIPS weights: AlexNet .pth and lpips' alex.pth")
     p.add_argument("--no-sheets", action="store_true", help="skip the contact-sheet PNGs")
     p.add_argument("--label", default="", help="a name for this configuration in comparison tables")
@@ -634,8 +643,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3, help="timed warm runs (the median is reported)")
     p.add_argument("--warmup", type=int, default=2, help="untimed runs between the cold run and the timed ones")
     p.add_argument("--render", action="store_true", help="also time a size x size NeRF render (256 samples)")
-    p.add_argument("--refine-steps", type=int, default=20, help="refinement steps in the pipeline")
-    p.add_argument("--texture-size", type=int, default=1024, help="texture size in the pipeline")
+    p.add_argument("--refine-steps", type=int, default=RECONSTRUCT_OPTIONS["refine_steps"].default)
+    p.add_argument("--texture-size", type=int, default=RECONSTRUCT_OPTIONS["texture_size"].default)
     p.add_argument("--training", action="store_true", help="time stage-1 training steps: objects/s, peak memory")
     p.add_argument("--batch", type=int, default=8, help="with --training: objects per step")
     p.add_argument("--patch", type=int, default=0, help="with --training: supervise patches of this size")

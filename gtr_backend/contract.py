@@ -10,6 +10,7 @@ names the field. (The server's docstring describes what each request does.)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import GTRError
@@ -39,6 +40,39 @@ ORBIT_FOV_DEG = 40.0
 ORBIT_DISTANCE = 2.7  # at ORBIT_FOV_DEG the whole sphere of VIEW_RADIUS is in view with a margin
 ORBIT_AZIMUTHS_DEG = (0.0, 90.0, 180.0, 270.0)
 
+
+@dataclass(frozen=True)
+class Option:
+    """One reconstruction option, defined once: the command line (`gtr reconstruct`, `gtr eval`), the Python
+    API (`ReconstructOptions`), the server's requests and the add-on's preferences all read it from here."""
+
+    default: Any
+    help: str
+    low: float | None = None  # the smallest value allowed (numbers)
+    high: float | None = None  # the largest
+    choices: tuple[str, ...] = ()  # the values allowed (text)
+
+
+RECONSTRUCT_OPTIONS: dict[str, Option] = {
+    "mesh_resolution": Option(
+        None, "marching-cubes grid points per side (none: 256 on a GPU, 128 on the CPU)", low=16, high=1024
+    ),
+    "geometry_refine": Option(
+        True, "make the mesh agree with every input view: carve it to the masks, add what the network missed"
+    ),
+    "geometry_steps": Option(20, "steps of the surface fit to the views after carving (0 turns it off)", 0, 200),
+    "texture_from_views": Option(True, "take texel colours from the input views where they see the surface"),
+    "refine_steps": Option(20, "texture refinement steps (0 turns it off)", low=0, high=500),
+    "texture_size": Option(1024, "texture atlas size in pixels", low=16, high=4096),
+    "target_faces": Option(20000, "simplify to about this many faces before unwrapping (0 keeps all)", 0, 10_000_000),
+    "uv": Option(
+        "fast",
+        "UV atlas: fast (projected charts, no overlapping texels) or xatlas (tightest packing, slower)",
+        choices=("fast", "xatlas"),
+    ),
+    "normal_map": Option(False, "also bake the full-resolution surface's normals into a tangent-space normal map"),
+}
+
 _INT, _NUMBER, _TEXT, _FLAG = "an integer", "a number", "a string", "true or false"
 _OBJECT, _NUMBERS = "an object", "a list of numbers"
 
@@ -61,17 +95,14 @@ def _kind(value: Any) -> str | None:
 
 # field -> (expected kind, required, may be null, lowest allowed value)
 Field = tuple[str, bool, bool, float | None]
-_OPTIONS: dict[str, Field] = {
-    "mesh_resolution": (_INT, False, True, 16),
-    "refine_steps": (_INT, False, False, 0),
-    "texture_size": (_INT, False, False, 16),
-    "target_faces": (_INT, False, False, 0),
-    "uv": (_TEXT, False, False, None),
-    "normal_map": (_FLAG, False, False, None),
-    "geometry_refine": (_FLAG, False, False, None),
-    "geometry_steps": (_INT, False, False, 0),
-    "texture_from_views": (_FLAG, False, False, None),
-}
+def _request_field(option: Option) -> Field:
+    """How a request's `options` object carries an option: its kind, never required, null only where the
+    option's default is none, at least its lowest value (the add-on's 0 for "automatic" stays allowed)."""
+    kind = _FLAG if isinstance(option.default, bool) else _TEXT if option.choices else _INT
+    return (kind, False, option.default is None, None if option.default is None else option.low)
+
+
+_OPTIONS: dict[str, Field] = {name: _request_field(option) for name, option in RECONSTRUCT_OPTIONS.items()}
 _ORBIT: dict[str, Field] = {
     "azimuths": (_NUMBERS, False, True, None),
     "elevation": (_NUMBER, False, False, None),

@@ -21,13 +21,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from .contract import RECONSTRUCT_OPTIONS
 from .errors import CancelledError, GTRError
 from .export import bake_texture, bake_vertex_colors, unwrap, write_mesh
-from .export.bake import UV_METHODS
 from .export.normal_map import bake_normal_map
 from .mesh import DENSITY_LEVEL, Mesh, sdf_to_mesh, simplify
 from .mesh.extract import McBackend, density_grid
@@ -61,32 +62,37 @@ STAGE_SHARE = {
 TEXTURE_VIEW_SIZE = 1024  # input views are used for the texture at up to this size (longest side)
 
 
+def _default(name: str) -> Any:
+    return RECONSTRUCT_OPTIONS[name].default
+
+
 @dataclass(frozen=True)
 class ReconstructOptions:
-    mesh_resolution: int | None = None  # grid points per side; None: 256 on CUDA, 128 on the CPU
-    geometry_refine: bool = True  # reconcile the network's shape with the input masks (carve + fill)
-    geometry_steps: int = 20  # steps of the differentiable surface fit after carving (0 turns it off)
-    texture_from_views: bool = True  # take texel colours from the input views where they see the surface
-    refine_steps: int = 20
+    """How a reconstruction runs. The options users set (CLI, server, add-on) are defined once, with their
+    defaults, ranges and help, in `contract.RECONSTRUCT_OPTIONS`; the rest are for the API and the tests."""
+
+    mesh_resolution: int | None = _default("mesh_resolution")  # None: 256 on CUDA, 128 on the CPU
+    geometry_refine: bool = _default("geometry_refine")  # reconcile the network's shape with the masks
+    geometry_steps: int = _default("geometry_steps")  # steps of the surface fit after carving (0: off)
+    texture_from_views: bool = _default("texture_from_views")  # texel colours from the input views
+    refine_steps: int = _default("refine_steps")
     refine_params: RefineParams = "both"
-    texture_size: int = 1024
-    target_faces: int = 20000  # simplify to about this many faces before unwrapping; 0 keeps every face
-    uv: str = "fast"  # UV atlas: "fast" (projected charts) or "xatlas" (tightest packing, slower)
-    normal_map: bool = False  # bake the full-resolution surface's normals into a tangent-space normal map
+    texture_size: int = _default("texture_size")
+    target_faces: int = _default("target_faces")  # simplify to about this many faces; 0 keeps every face
+    uv: str = _default("uv")  # UV atlas: "fast" (projected charts) or "xatlas" (tightest packing, slower)
+    normal_map: bool = _default("normal_map")  # the full-resolution surface's normals as a normal map
     vertex_colors: bool = False  # colour per vertex instead of a UV texture
     precision: Precision = "auto"
     rasterizer: RasterBackend = "auto"
     marching_cubes: McBackend = "auto"
 
     def __post_init__(self) -> None:
-        if not 16 <= self.texture_size <= 4096:
-            raise GTRError(f"texture size must be between 16 and 4096, got {self.texture_size}")
-        if self.mesh_resolution is not None and not 16 <= self.mesh_resolution <= 1024:
-            raise GTRError(f"mesh resolution must be between 16 and 1024, got {self.mesh_resolution}")
-        if self.uv not in UV_METHODS:
-            raise GTRError(f"unknown UV method {self.uv!r}; use one of {', '.join(UV_METHODS)}")
-        if self.refine_steps < 0 or self.target_faces < 0 or self.geometry_steps < 0:
-            raise GTRError("refinement steps, geometry steps and the face count cannot be negative")
+        for name, option in RECONSTRUCT_OPTIONS.items():
+            value, words = getattr(self, name), name.replace("_", " ")
+            if option.choices and value not in option.choices:
+                raise GTRError(f"unknown {words} {value!r}; use one of {', '.join(option.choices)}")
+            if option.low is not None and value is not None and not option.low <= value <= (option.high or value):
+                raise GTRError(f"{words} must be between {option.low:g} and {option.high:g}, got {value}")
 
     def resolution(self, device: torch.device) -> int:
         return self.mesh_resolution or (256 if device.type == "cuda" else 128)

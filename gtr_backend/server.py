@@ -56,6 +56,7 @@ from .contract import (
     JOB_STATE,
     JOB_TEXTURE,
     PROTOCOL,
+    RECONSTRUCT_OPTIONS,
     check_request,
 )
 
@@ -138,7 +139,7 @@ class Session:
         return self.models[key]
 
     def reconstruct(self, request: dict[str, Any], emit: Emit, cancelled: Callable[[], bool]) -> dict[str, Any]:
-        from .reconstruction import ReconstructOptions, reconstruct, resolve_device
+        from .reconstruction import reconstruct, resolve_device
 
         job = self.job_folder(request["job"])
         _check_writable(job)
@@ -147,19 +148,7 @@ class Session:
         emit({"type": "progress", "stage": "load weights", "fraction": 0.0})
         loads = self.loads
         model = self.model(request.get("weights"), device)
-        raw = request.get("options") or {}
-        defaults = ReconstructOptions()
-        options = ReconstructOptions(
-            mesh_resolution=raw.get("mesh_resolution") or None,
-            geometry_refine=_flag(raw, "geometry_refine", defaults.geometry_refine),
-            geometry_steps=int(raw.get("geometry_steps", defaults.geometry_steps)),
-            texture_from_views=_flag(raw, "texture_from_views", defaults.texture_from_views),
-            refine_steps=int(raw.get("refine_steps", defaults.refine_steps)),
-            texture_size=int(raw.get("texture_size", defaults.texture_size)),
-            target_faces=int(raw.get("target_faces", defaults.target_faces)),
-            uv=str(raw.get("uv", defaults.uv)),
-            normal_map=_flag(raw, "normal_map", defaults.normal_map),
-        )
+        options = request_options(request.get("options") or {})
 
         def progress(stage: str, fraction: float) -> None:
             emit({"type": "progress", "stage": stage, "fraction": fraction})
@@ -236,6 +225,22 @@ class Session:
         textured = bake(mesh, result.colors, sources, size, rasterizer)
         files = _write_job(job, textured.to("cpu"), result.colors, info, mesh_files=False)
         return {"files": files, "psnr_before": result.psnr_before, "psnr_after": result.psnr_after, "improved": True}
+
+
+def request_options(raw: dict[str, Any]) -> Any:
+    """A request's `options` object -> `ReconstructOptions`: what it names, the definitions' defaults for the
+    rest (an add-on's 0 for `mesh_resolution` means "by the device", as None does)."""
+    from .reconstruction import ReconstructOptions
+
+    values: dict[str, Any] = {}
+    for name, option in RECONSTRUCT_OPTIONS.items():
+        value = raw.get(name, option.default)
+        if isinstance(option.default, bool):
+            value = _flag(raw, name, option.default)
+        elif name == "mesh_resolution":
+            value = value or None
+        values[name] = value
+    return ReconstructOptions(**values)
 
 
 def _flag(options: dict[str, Any], name: str, default: bool) -> bool:

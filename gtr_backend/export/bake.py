@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..contract import RECONSTRUCT_OPTIONS
 from ..mesh.mesh import Mesh
 from ..refine.projection import ViewColors
 from ..render.raster import Rasterizer, TorchRasterizer, uv_clip
@@ -43,7 +44,7 @@ def surface_colors(
     return torch.cat(out) if out else points.new_zeros((0, 3))
 
 
-UV_METHODS = ("fast", "xatlas")
+UV_METHODS = RECONSTRUCT_OPTIONS["uv"].choices
 
 
 def unwrap(mesh: Mesh, texture_size: int = 1024, method: str = "fast") -> Mesh:
