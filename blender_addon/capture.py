@@ -69,6 +69,14 @@ def world_points(objects: list[bpy.types.Object]) -> np.ndarray:
             evaluated.to_mesh_clear()
         matrix = np.array(evaluated.matrix_world, dtype=np.float64)
         chunks.append(local.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3])
+    # Instances the selection makes (geometry nodes, particles, collection instances) are not in its mesh:
+    # their bounding boxes count too.
+    selected = {obj.original for obj in objects}
+    for instance in depsgraph.object_instances:
+        if instance.is_instance and instance.parent is not None and instance.parent.original in selected:
+            corners = np.array([tuple(corner) for corner in instance.object.bound_box], dtype=np.float64)
+            matrix = np.array(instance.matrix_world, dtype=np.float64)
+            chunks.append(corners @ matrix[:3, :3].T + matrix[:3, 3])
     return np.concatenate(chunks) if chunks else np.zeros((0, 3))
 
 
@@ -129,8 +137,14 @@ class CaptureSession:
 
     def _build(self) -> None:
         s, scene = self.settings, self.scene
+        linked = set()
         for obj in self.objects:
-            scene.collection.objects.link(obj)
+            # An object that instances its children on its vertices or faces needs them in the scene.
+            sources = list(obj.children) if obj.instance_type in {"VERTS", "FACES"} else []
+            for part in (obj, *sources):
+                if part.name not in linked:
+                    scene.collection.objects.link(part)
+                    linked.add(part.name)
         self.world = bpy.data.worlds.new("GTR capture light")
         self.world.use_nodes = True
         background = self.world.node_tree.nodes.get("Background")

@@ -23,6 +23,9 @@ DEVICES = (
 OPTIONS = contract.RECONSTRUCT_OPTIONS  # the backend's one definition of each option
 
 
+UV_ITEMS = tuple((choice, choice.capitalize(), OPTIONS["uv"].help) for choice in OPTIONS["uv"].choices)
+
+
 def _number(name: str) -> dict[str, Any]:
     option = OPTIONS[name]
     return {
@@ -73,7 +76,7 @@ class GTR_AddonPreferences(bpy.types.AddonPreferences):
     normal_map: BoolProperty(name="Normal Map", **_flag("normal_map"))  # type: ignore[valid-type]
     uv_method: EnumProperty(  # type: ignore[valid-type]
         name="UV Layout",
-        items=[(choice, choice.capitalize(), OPTIONS["uv"].help) for choice in OPTIONS["uv"].choices],
+        items=UV_ITEMS,
         default=OPTIONS["uv"].default,
     )
     keep_jobs: BoolProperty(  # type: ignore[valid-type]

@@ -64,7 +64,11 @@ def add_result(
     packed, placed at `matrix_world`. If anything fails, whatever was created is removed again."""
     vertices, faces, uv = read_mesh(job)
     m = np.array(backend_to_local)
-    local = vertices @ m[:3, :3].T + m[:3, 3]
+    # The job's vertices are split along UV seams; Blender keeps UVs per face corner, so the vertices at one
+    # position become one again: smooth shading then runs across the seams, as in the GLB.
+    welded, corner_vertex = np.unique(vertices, axis=0, return_inverse=True)
+    corner_vertex = corner_vertex.reshape(-1)[faces]
+    local = welded @ m[:3, :3].T + m[:3, 3]
     created: list[tuple[object, object]] = []
     try:
         mesh = bpy.data.meshes.new(name)
@@ -72,7 +76,7 @@ def add_result(
         mesh.vertices.add(len(local))
         mesh.vertices.foreach_set("co", local.astype(np.float32).ravel())
         mesh.loops.add(faces.size)
-        mesh.loops.foreach_set("vertex_index", faces.astype(np.int32).ravel())
+        mesh.loops.foreach_set("vertex_index", corner_vertex.astype(np.int32).ravel())
         mesh.polygons.add(len(faces))
         mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
         if np.linalg.det(m[:3, :3]) < 0:

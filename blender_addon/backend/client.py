@@ -100,7 +100,7 @@ class Backend:
 
 class SubprocessBackend(Backend):
     PING_SECONDS = 2.0
-    SILENCE_SECONDS = 10.0
+    SILENCE_SECONDS = 30.0  # xatlas, for one, holds the GIL for seconds: pings wait for it
 
     def __init__(self, python: Path, source: Path, log: Path, jobs_root: Path | None = None) -> None:
         super().__init__()

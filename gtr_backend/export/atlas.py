@@ -8,10 +8,11 @@ split along chart borders, in three steps, all vectorised (numpy) except the pac
    it turns); faces whose own normal is too far from that axis for a clean projection take their own
    closest axis. A chart is a connected set of faces (sharing edges) with one axis.
 2. **Flattening.** A chart is projected on the plane of its axis (orientation kept, so no chart is
-   mirrored); every face's projection then has positive area. A chart that still folds over itself (its
-   faces overlap in the projection: a spiral, say) is split in two across its longer side until none does:
-   the overlap guard rasterizes all charts at the atlas's texel size and counts how many faces own each
-   texel.
+   mirrored); every face's projection then has positive area. Where a chart still folds over itself (its
+   faces overlap in the projection: a pleat the surface fit left, a spiral), the overlapping faces become
+   charts of their own, pass after pass, until no texel centre lies inside two faces: the overlap guard
+   rasterizes all charts at the atlas's texel size and counts how many faces own each texel (after
+   `GUARD_PASSES`, every face of a chart that still folds is a chart).
 3. **Packing.** Charts are turned to their principal axes and to landscape, sorted by height and placed on
    shelves; the common scale (texels per unit of surface) is the largest whose shelves fit the square
    atlas, found by bisection. Every chart keeps `padding` empty texels on each side, so bilinear filtering
@@ -23,17 +24,20 @@ gets cos(a) of the density (at least 1/sqrt(3) by construction; `atlas_stats` me
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from ..errors import GTRError
 from ..mesh.mesh import Mesh
 
 # The two in-plane axes of each projection direction, ordered so that u x v points along the direction:
 # charts are never mirrored. Index: 2 * axis + (0 for +, 1 for -).
 _PLANES = np.array([[1, 2], [2, 1], [2, 0], [0, 2], [0, 1], [1, 0]])
 SMALL_CHART = 8  # faces: charts smaller than this give their faces to a neighbouring chart where they fit
+GUARD_PASSES = 6  # passes of the overlap guard before a chart that still folds is split into its faces
 MIN_COS = 0.1  # a face whose normal is closer than this (cosine) to its chart's plane takes its own axis
 
 
@@ -183,7 +187,9 @@ def _pack(uv: np.ndarray, vertex_chart: np.ndarray, charts: int, size: int, padd
         else:
             lo, best = scale, (scale, corners)
     if best is None:
-        raise ValueError(f"{charts} charts do not fit a {size} px atlas with {padding} px padding")
+        raise GTRError(
+            f"the mesh's {charts} UV charts do not fit a {size} px texture; use a larger texture size or --uv xatlas"
+        )
     scale, corners = best
     texels = corners[vertex_chart] + padding + 0.5 + local * scale
     return (texels / size).astype(np.float32)
@@ -204,7 +210,8 @@ def _overlapping_faces(uv: np.ndarray, faces: np.ndarray, size: int) -> np.ndarr
     owners = []
     span = (high - low + 1).clamp(min=1).max(dim=1).values
     smaller = 0
-    for block in (2, 4, 8, 16, 32, 64, 128, 256, size):  # faces grouped by the size of their box of texels
+    blocks = [2 << k for k in range(max(1, math.ceil(math.log2(size))))]
+    for block in blocks:  # faces grouped by the size of their box of texels (powers of two)
         index = torch.nonzero((span <= block) & (span > smaller)).squeeze(1)
         smaller = block
         cells = torch.stack(torch.meshgrid(torch.arange(block), torch.arange(block), indexing="xy"), -1).reshape(-1, 2)
@@ -230,46 +237,41 @@ def fast_unwrap(mesh: Mesh, texture_size: int = 1024, padding: int | None = None
     """UV-unwrap by projected charts (module docstring): returns a mesh with `uv` (V', 2) in [0, 1], vertices
     split along chart borders. `padding`: empty texels around each chart (default: 1 per 512 px of atlas)."""
     padding = max(1, texture_size // 512) if padding is None else padding
+    device = mesh.vertices.device
+    if mesh.num_faces == 0:
+        return Mesh(mesh.vertices, mesh.faces, uv=torch.zeros((mesh.num_vertices, 2), device=device))
     vertices = mesh.vertices.detach().cpu().double().numpy()
     faces = mesh.faces.cpu().numpy().astype(np.int64)
     chart, chart_direction = _charts(vertices, faces)
-    for attempt in range(6):  # the overlap guard: until no texel has two owners
-        charts = len(chart_direction)
+    own = _own_direction(vertices, faces)
+    for attempt in range(GUARD_PASSES + 1):  # the overlap guard: until no texel has two owners
         source, vertex_chart, new_faces = _split_corners(faces, chart)
-        flat = _flatten(vertices[source], vertex_chart, chart_direction, charts)
-        uv = _pack(flat, vertex_chart, charts, texture_size, padding)
+        flat = _flatten(vertices[source], vertex_chart, chart_direction, len(chart_direction))
+        uv = _pack(flat, vertex_chart, len(chart_direction), texture_size, padding)
         folded = _overlapping_faces(uv, new_faces, texture_size)
         if not folded.any():
             break
-        if attempt < 4:  # a local fold (a pleat left by the surface fit): its faces become charts of their own
-            chart = np.where(folded, chart.max() + 1 + np.arange(len(chart)), chart)
-            chart_direction = np.concatenate([chart_direction, _own_direction(vertices, faces)])
-            used, chart = np.unique(chart, return_inverse=True)
-            chart_direction = chart_direction[used]
-        else:  # a chart that winds over itself: halves
-            chart, chart_direction = _split_folded(chart, chart_direction, folded, flat, new_faces)
-    device = mesh.vertices.device
-    index = torch.from_numpy(source).to(device)
-    return Mesh(mesh.vertices[index], torch.from_numpy(new_faces).to(device), uv=torch.from_numpy(uv).to(device))
+        if attempt == GUARD_PASSES:
+            raise GTRError(f"the UV atlas still overlaps after {GUARD_PASSES} passes; use --uv xatlas")
+        if attempt == GUARD_PASSES - 1:  # last resort: every face of a chart that still folds is a chart
+            folded = np.isin(chart, chart[folded])
+        # A local fold (a pleat left by the surface fit): its faces become charts of their own (a single face
+        # cannot overlap itself), each projected on its own axis.
+        chart = np.where(folded, chart.max() + 1 + np.arange(len(chart)), chart)
+        chart_direction = np.concatenate([chart_direction, own])
+        used, chart = np.unique(chart, return_inverse=True)
+        chart_direction = chart_direction[used]
+    return Mesh(
+        mesh.vertices[torch.from_numpy(source).to(device)],
+        torch.from_numpy(new_faces).to(device),
+        uv=torch.from_numpy(uv).to(device),
+    )
 
 
 def _own_direction(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """(F,) each face's own closest axis direction (0..5: +X -X +Y -Y +Z -Z)."""
     directions = np.concatenate([np.eye(3), -np.eye(3)])[[0, 3, 1, 4, 2, 5]]
     return np.argmax(_face_normals(vertices, faces) @ directions.T, axis=1)
-
-
-def _split_folded(
-    chart: np.ndarray, chart_direction: np.ndarray, folded: np.ndarray, flat: np.ndarray, faces: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split every chart that has an overlapping face in two, across the middle of its longer side."""
-    bad = np.unique(chart[folded])
-    centroid = flat[faces].mean(axis=1)  # chart coordinates, turned to principal axes: u is the longer side
-    split = np.isin(chart, bad) & (centroid[:, 0] > 0)
-    chart = np.where(split, chart + len(chart_direction), chart)
-    direction = np.concatenate([chart_direction, chart_direction])
-    used, chart = np.unique(chart, return_inverse=True)
-    return chart, direction[used]
 
 
 def atlas_stats(mesh: Mesh, texture_size: int) -> AtlasStats:

@@ -81,12 +81,22 @@ def xatlas_unwrap(mesh: Mesh, texture_size: int = 1024, padding: int = 2) -> Mes
     )
 
 
-def pull_push(image: Tensor, filled: Tensor) -> Tensor:
-    """Fill every empty texel in one pass: image (H, W, C), filled (H, W) bool -> (H, W, C) where empty texels
-    take the mean of the filled ones in the smallest enclosing block of a mip pyramid (2x2, 4x4, ...), so the
-    gutter around a chart takes that chart's colours, as repeated dilation would, in O(H W)."""
+def pull_push(image: Tensor, filled: Tensor, grow: int = 3) -> Tensor:
+    """Fill every empty texel: image (H, W, C), filled (H, W) bool -> (H, W, C). First `grow` rounds of
+    dilation (each empty texel next to filled ones takes their mean), so the gutter a chart's bilinear and
+    first mip lookups read holds that chart's own colours, not a neighbour's; then one pull-push pass fills
+    the rest: each remaining texel takes the mean of the filled ones in the smallest enclosing block of a mip
+    pyramid (2x2, 4x4, ...), in O(H W) whatever the distance."""
     values = (image * filled[..., None]).permute(2, 0, 1)[None]
     weight = filled[None, None].to(image.dtype)
+    kernel = torch.ones(1, 1, 3, 3, dtype=image.dtype, device=image.device)
+    channels = values.shape[1]
+    for _ in range(grow):
+        total = F.conv2d(values, kernel.expand(channels, 1, 3, 3), padding=1, groups=channels)
+        count = F.conv2d(weight, kernel, padding=1)
+        new = (count > 0) & (weight == 0)
+        values = torch.where(new, total / count.clamp_min(1), values)
+        weight = torch.where(new, torch.ones_like(weight), weight)
     levels = [(values, weight)]
     while min(values.shape[-2:]) > 1:  # pull: premultiplied means, level by level
         values, weight = F.avg_pool2d(values, 2, ceil_mode=True), F.avg_pool2d(weight, 2, ceil_mode=True)

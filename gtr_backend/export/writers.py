@@ -25,6 +25,7 @@ from ..errors import GTRError
 from ..files import atomic_write, check_output
 from ..mesh.mesh import Mesh
 from ..pixels import to_uint8
+from .bake import smooth_normals
 
 FORMATS = (".glb", ".obj", ".ply")
 TEXTURE_FORMATS = ("png", "jpeg")
@@ -55,7 +56,10 @@ def to_trimesh(mesh: Mesh, placeholders: bool = False) -> trimesh.Trimesh:
     elif mesh.vertex_colors is not None:
         rgb = to_uint8(mesh.vertex_colors).cpu().numpy()
         visual = ColorVisuals(vertex_colors=np.concatenate([rgb, np.full_like(rgb[:, :1], 255)], axis=1))
-    return trimesh.Trimesh(vertices=vertices, faces=faces, visual=visual, process=False)
+    # Smooth normals shared across UV seams (a file without normals is shaded flat, facet by facet), the same
+    # ones a normal map is baked against.
+    shading = smooth_normals(mesh).detach().cpu().numpy().astype(np.float64) if mesh.num_faces else None
+    return trimesh.Trimesh(vertices=vertices, faces=faces, visual=visual, vertex_normals=shading, process=False)
 
 
 def obj_names(path: Path) -> tuple[str, str]:
@@ -79,7 +83,7 @@ def _glb(mesh: Mesh, texture_format: str) -> bytes:
     """The GLB of `mesh` with each texture encoded once, in `texture_format`: trimesh writes the file around
     tiny placeholder images, whose buffer views then take the real encoded textures (the binary chunk is
     laid out again, every view 4-byte aligned)."""
-    glb = trimesh.exchange.gltf.export_glb(trimesh.Scene(to_trimesh(mesh, placeholders=True)))
+    glb = trimesh.exchange.gltf.export_glb(trimesh.Scene(to_trimesh(mesh, placeholders=True)), include_normals=True)
     if mesh.uv is None or mesh.texture is None:
         return glb
     textures = {PLACEHOLDER_SIZES["base"]: mesh.texture}

@@ -60,7 +60,7 @@ def test_any_selection_is_framed_whole(blender, extension_zip, fov):
     frame. A plate seen exactly edge-on (a sliver in two views) is refused with a plain message."""
     result = blender("framing.py", str(extension_zip), str(fov))
     cases = {case["case"]: case for case in result["cases"]}
-    assert len(cases) == 7
+    assert len(cases) == 8
     sliver = cases.pop("plate exactly edge-on")
     assert sliver["error"] is not None and ("covers only" in sliver["error"] or "shows nothing" in sliver["error"])
     for case in cases.values():

@@ -105,3 +105,16 @@ def test_the_overlap_check_sees_an_overlap():
     square = torch.cat([square, square[[0, 1, 3]]])
     uv = square[:, :2] * 0.8 + 0.1
     assert shared_texels(Mesh(square, faces, uv=uv), 64) > 100
+
+
+def test_small_textures_and_empty_meshes():
+    """An atlas too small for the charts is a plain error that says what to do; an empty mesh unwraps to
+    nothing; a large flat face at 4096 px does not need a texel grid of the whole atlas per face."""
+    from gtr_backend.errors import GTRError
+
+    with pytest.raises(GTRError, match="do not fit a 16 px texture; use a larger texture size or --uv xatlas"):
+        fast_unwrap(pieces(300), 16)
+    empty = fast_unwrap(Mesh(torch.zeros((0, 3)), torch.zeros((0, 3), dtype=torch.long)), 256)
+    assert empty.num_faces == 0 and empty.uv is not None
+    square = Mesh(torch.tensor([[0.0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]]), torch.tensor([[0, 1, 2], [0, 2, 3]]))
+    assert shared_texels(fast_unwrap(square, 4096), 1024) == 0

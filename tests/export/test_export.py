@@ -155,6 +155,16 @@ def test_pull_push_fills_every_texel_from_the_nearest_chart():
     assert torch.allclose(out[20, 10], torch.tensor([1.0, 0.0, 0.0]))  # the gutter takes its own chart's colour
     assert torch.allclose(out[39, 50], torch.tensor([0.0, 0.0, 1.0]))
     assert bool((out.sum(-1) > 0.99).all())  # nothing left empty, no background mixed in
+    # Two charts three texels apart: each one's border texels keep its own colour (bilinear reads them).
+    image.zero_()
+    filled.zero_()
+    image[:, :4] = torch.tensor([1.0, 0.0, 0.0])
+    image[:, 7:] = torch.tensor([0.0, 0.0, 1.0])
+    filled[:, :4] = filled[:, 7:] = True
+    out = pull_push(image, filled)
+    assert torch.allclose(out[:, 4], torch.tensor([1.0, 0.0, 0.0])) and torch.allclose(
+        out[:, 6], torch.tensor([0.0, 0.0, 1.0])
+    )
 
 
 def test_jpeg_textures_in_the_glb(tmp_path, baked):
@@ -172,3 +182,24 @@ def test_jpeg_textures_in_the_glb(tmp_path, baked):
     assert (tmp_path / "jpeg.glb").stat().st_size < (tmp_path / "png.glb").stat().st_size
     with pytest.raises(GTRError, match="unknown texture format"):
         write_mesh(textured, tmp_path / "x.glb", texture_format="webp")
+
+
+def test_the_glb_has_smooth_normals_across_uv_seams(tmp_path, baked):
+    """Without normals a viewer shades a GLB flat; with per-vertex normals that differ on the two sides of a
+    UV seam it shows the seams. The file carries one normal per position (read from the file itself)."""
+    textured = baked[2]
+    write_mesh(textured, tmp_path / "smooth.glb")
+    glb = (tmp_path / "smooth.glb").read_bytes()
+    length = int.from_bytes(glb[12:16], "little")
+    tree, binary = json.loads(glb[20 : 20 + length]), glb[20 + length + 8 :]
+
+    def attribute(name: str) -> np.ndarray:
+        accessor = tree["accessors"][tree["meshes"][0]["primitives"][0]["attributes"][name]]
+        start = tree["bufferViews"][accessor["bufferView"]].get("byteOffset", 0) + accessor.get("byteOffset", 0)
+        return np.frombuffer(binary[start : start + accessor["count"] * 12], dtype=np.float32).reshape(-1, 3)
+
+    normals, positions = attribute("NORMAL"), np.round(attribute("POSITION"), 6)
+    assert np.allclose(np.linalg.norm(normals, axis=1), 1, atol=1e-4)
+    _, first, index = np.unique(positions, axis=0, return_index=True, return_inverse=True)
+    assert len(first) < len(positions)  # there are seams (split vertices) to check
+    assert np.abs(normals - normals[first][index.reshape(-1)]).max() < 1e-4  # one normal on both sides of a seam

@@ -74,6 +74,19 @@ def arrayed():
     return [obj]
 
 
+def vertex_instances():
+    """A mesh of four points that instances a cube at each (Blender's vertex instancing): the cubes reach past
+    the points, and only the instances render."""
+    mesh = bpy.data.meshes.new("Points")
+    mesh.from_pydata([(-3.0, -3.0, 0.0), (3.0, -3.0, 0.0), (3.0, 3.0, 0.0), (-3.0, 3.0, 1.0)], [], [])
+    points = bpy.data.objects.new("Points", mesh)
+    bpy.context.scene.collection.objects.link(points)
+    child = cube("Instanced", size=1.5)
+    child.parent = points
+    points.instance_type = "VERTS"
+    return [points]
+
+
 CASES = {
     "default cube": default_cube,
     "10:1 rod": rod,
@@ -82,6 +95,7 @@ CASES = {
     "two far-apart objects": far_apart,
     "parented, rotated, scaled": parented,
     "array modifier": arrayed,
+    "vertex instances": vertex_instances,
 }
 records = []
 for name, make in CASES.items():
