@@ -95,6 +95,8 @@ def _kind(value: Any) -> str | None:
 
 # field -> (expected kind, required, may be null, lowest allowed value)
 Field = tuple[str, bool, bool, float | None]
+
+
 def _request_field(option: Option) -> Field:
     """How a request's `options` object carries an option: its kind, never required, null only where the
     option's default is none, at least its lowest value (the add-on's 0 for "automatic" stays allowed)."""
