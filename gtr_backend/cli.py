@@ -1,4 +1,4 @@
-"""The `gtr` command: `gtr convert-weights`, `gtr views`, `gtr bench`.
+"""The `gtr` command: reconstruct, views, convert-weights, train, dataset, eval, report and bench.
 
 Errors a user can fix are printed as one plain message (exit status 2), never as a traceback.
 """

@@ -1,4 +1,4 @@
-"""Putting a predicted shape in the ground truth's frame before 3D metrics (gtr.md section 7).
+"""Putting a predicted shape in the ground truth's frame before 3D metrics (docs/method.md, section 7).
 
 `normalize_points`: re-centre on the bounding box and scale its longest side to 2, i.e. into [-1, 1]^3.
 `icp`: rigid iterative closest point from a source to a target point set; each iteration pairs every source

@@ -1,4 +1,4 @@
-"""Image and shape metrics of the evaluation protocol (gtr.md section 7).
+"""Image and shape metrics of the evaluation protocol (docs/method.md, section 7).
 
 Images are (N, 3, H, W) in [0, 1], compared over a white background. Shapes are point sets or meshes in the
 same frame (align them first, see `evaluation.align`).

@@ -1,4 +1,4 @@
-"""The evaluation protocol (gtr.md section 7) as code: assets in, per-asset and mean metrics out.
+"""The evaluation protocol (docs/method.md, section 7) as code: assets in, per-asset and mean metrics out.
 
 For each ground-truth asset (a textured mesh file, or a procedural object), centred on its bounding box and
 scaled into the sphere of radius `VIEW_RADIUS` (0.8, where the training objects live), which the default cameras

@@ -1,7 +1,7 @@
 """From a triplane's density to a mesh: density grid -> sdf -> marching cubes -> world-frame mesh.
 
 The grid has `resolution`^3 points spanning [-1, 1]^3 (point i at -1 + 2 i / (resolution - 1)), queried
-`chunk_points` at a time. sdf = -(density - level) with level 10 (gtr.md section 4): inside negative.
+`chunk_points` at a time. sdf = -(density - level) with level 10 (docs/method.md, section 4): inside negative.
 Marching cubes runs on diso's CUDA DiffMC when that optional package is installed and the grid is on a GPU,
 and on this package's PyTorch implementation otherwise; both are differentiable with respect to the grid.
 """

@@ -3,7 +3,7 @@
 `GTRConfig` fixes the architecture (and so the weights' shapes); nothing else about the model is global.
 `preset(name)` returns a fresh copy of a named configuration:
 
-- ``gtr-paper``: the released GTR network (gtr.md section 2), 411,403,556 parameters.
+- ``gtr-paper``: the released GTR network (docs/method.md, section 2), 411,403,556 parameters.
 - ``gtr-small``: a CPU-sized model (256x256 views, 64x64 triplane) whose forward pass takes well under a
   second on two CPU cores.
 - ``gtr-tiny``: a toy model for unit tests (64x64 views, 32x32 triplane).

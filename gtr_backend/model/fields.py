@@ -1,6 +1,6 @@
 """Triplane sampling and the field MLPs: world points in, density and colour out.
 
-World frame (gtr.md section 3): the object lies in [-1, 1]^3, Y up. A point (x, y, z) is looked up on the
+World frame (docs/method.md, section 3): the object lies in [-1, 1]^3, Y up. A point (x, y, z) is looked up on the
 planes in the order (xy, xz, yz); each pair is grid_sample's (x, y), i.e. the first named coordinate runs
 along a plane's width (columns) and the second along its height (rows). Bilinear, align_corners=False,
 border padding. The 3 x C samples are flattened channel-major, then plane: feature index = c * 3 + plane.

@@ -2,7 +2,7 @@
 
     inputs (B, V, 10, H, W) --PatchEncoder--> image tokens (B, V*h*w, width)
         --TriplaneTransformer--> plane features (B, 3, width, n, n)
-        --upsampler--> triplane (B, 3, C, R, R)            [world frame, gtr.md section 3]
+        --upsampler--> triplane (B, 3, C, R, R)            [world frame, docs/method.md, section 3]
     TriplaneField.query(triplane, points (B, N, 3)) -> density (B, N, 1), rgb (B, N, 3)
 
 `views.model_inputs(viewset)` builds the 10-channel inputs from posed images.

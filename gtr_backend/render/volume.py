@@ -1,6 +1,6 @@
 """NeRF volume rendering of a density/colour field (training stage 1, and previews of a triplane).
 
-Rays (world frame) are clipped to the box [-1, 1]^3 with near >= 0.2 (gtr.md section 3); each is sampled at
+Rays (world frame) are clipped to the box [-1, 1]^3 with near >= 0.2 (docs/method.md, section 3); each is sampled at
 `num_samples` uniform points (bin midpoints, or jittered within bins when `stratified`), and alpha-composited
 front to back: alpha_i = 1 - exp(-density_i * delta_i), weight_i = alpha_i * prod_{j<i}(1 - alpha_j).
 

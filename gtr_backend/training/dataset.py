@@ -180,8 +180,8 @@ def write_dataset(
     device: torch.device | str = "cpu",
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Path]:
-    """Render assets (procedural objects, or (name, textured mesh) normalised into [-0.9, 0.9]^3) into a dataset
-    folder: views + cameras.json + depth.npy + normals.npy per asset, and dataset.json."""
+    """Render assets (procedural objects, or (name, textured mesh) scaled into the working sphere of radius
+    0.8) into a dataset folder: views + cameras.json + depth.npy + normals.npy per asset, and dataset.json."""
     device = torch.device(device)
     rasterizer = get_rasterizer(device)
     root.mkdir(parents=True, exist_ok=True)

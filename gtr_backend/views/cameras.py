@@ -1,4 +1,4 @@
-"""Cameras in the one world frame of `gtr_backend` (gtr.md section 3).
+"""Cameras in the one world frame of `gtr_backend` (docs/method.md, section 3).
 
 World: the object lies inside [-1, 1]^3, +Y is up. Cameras are OpenCV-style: x right, y down, z forward;
 poses are camera-to-world 4x4 matrices (c2w). Intrinsics are (fx, fy, cx, cy) in pixels with pixel centres

@@ -39,7 +39,7 @@ from .viewset import ViewSet
 
 PROJECT_FORMAT = VIEWS_FORMAT
 
-# Zero123++ v1.2 grid (gtr.md section 3): 3 rows x 2 columns, views in row-major order.
+# Zero123++ v1.2 grid (docs/method.md, section 3): 3 rows x 2 columns, views in row-major order.
 ZERO123PP_POLAR_DEG = (70.0, 100.0, 70.0, 100.0, 70.0, 100.0)
 ZERO123PP_AZIMUTH_DEG = (60.0, 0.0, -60.0, -120.0, 180.0, 120.0)
 ZERO123PP_DISTANCE = 4.0
@@ -51,8 +51,8 @@ class Orbit:
     """Cameras for images that come without any: N views on an orbit around the origin.
 
     `azimuths_deg` defaults to N evenly spaced azimuths starting at 0 (0/90/180/270 for 4 views).
-    The defaults match a typical 4-view capture: elevation 20 deg, FoV 40 deg, distance 2.7 (the whole box
-    [-1, 1]^3 is in view).
+    The defaults (`contract`) match a typical 4-view capture: elevation 20 deg, FoV 40 deg, distance 2.7; the
+    working sphere of radius 0.8 is in view with a margin (the corners of the box [-1, 1]^3 are not).
     """
 
     azimuths_deg: tuple[float, ...] | None = None

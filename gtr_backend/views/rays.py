@@ -1,4 +1,4 @@
-"""Per-pixel rays and the model's 10-channel input maps (gtr.md section 2).
+"""Per-pixel rays and the model's 10-channel input maps (docs/method.md, section 2).
 
 For pixel (i, j) (column i, row j) of a view with intrinsics (fx, fy, cx, cy) and OpenCV pose c2w = [R | o]:
     d = normalize(R @ ((i + 0.5 - cx) / fx, (j + 0.5 - cy) / fy, 1)),   origin o (the camera centre),
