@@ -4,6 +4,12 @@ import numpy as np
 def test_installs_enables_and_disables_cleanly(blender, extension_zip, bpy_python, request):
     result = blender("install_enable_disable.py", str(extension_zip), python=bpy_python)
     assert result["blender"].startswith(request.node.callspec.id.split()[0])  # the Blender this run is for
+    # The preferences' defaults are the backend's definitions (0 is the add-on's "automatic" grid).
+    from gtr_backend.contract import RECONSTRUCT_OPTIONS
+
+    expected = {name: RECONSTRUCT_OPTIONS[name].default for name in result["defaults"]}
+    expected["mesh_resolution"] = 0
+    assert result["defaults"] == expected
     assert result["before"] == []
     assert "GTR_PT_panel" in result["registered"]
     assert {

@@ -13,6 +13,10 @@ def gtr_types() -> list[str]:
 before = gtr_types()
 install(sys.argv[1])
 registered = gtr_types()
+prefs = bpy.context.preferences.addons[PACKAGE].preferences
+names = ("mesh_resolution", "geometry_refine", "geometry_steps", "texture_from_views", "refine_steps")
+defaults = {name: getattr(prefs, name) for name in (*names, "texture_size", "normal_map")}
+defaults["uv"] = prefs.uv_method
 has_props = hasattr(bpy.types.Scene, "gtr") and hasattr(bpy.types.WindowManager, "gtr_status")
 operators = sorted(name for name in dir(bpy.ops.gtr))
 classes = addon_module().CLASSES
@@ -31,5 +35,6 @@ finish(
         "enabled_after": PACKAGE in bpy.context.preferences.addons,
         "torch_imported": "torch" in sys.modules,
         "blender": bpy.app.version_string,
+        "defaults": defaults,
     }
 )
