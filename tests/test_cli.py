@@ -152,7 +152,7 @@ def test_progress_in_a_log_is_one_line_per_stage(tmp_path, fitted_sphere):
     torch.save(triplane, tmp_path / "triplane.pt")
     script = (
         "import sys, torch; import gtr_backend.reconstruction as r; "
-        f"t = torch.load({str(tmp_path / 'triplane.pt')!r}); r.predict_triplane = lambda *a: t; "
+        f"t = torch.load({str(tmp_path / 'triplane.pt')!r}, weights_only=True); r.predict_triplane = lambda *a: t; "
         "from gtr_backend.cli import main; sys.exit(main(sys.argv[1:]))"
     )
     args = ["reconstruct", str(tmp_path / "views"), "-o", str(tmp_path / "out.glb"), "--weights"]

@@ -120,36 +120,19 @@ def _logger(args: argparse.Namespace, last: dict[str, float]) -> Any:
     return log
 
 
+def _shared_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options both training stages take, from the arguments."""
+    names = ("steps", "batch", "samples", "warmup", "max_minutes", "checkpoint_every", "validate_every", "log_every")
+    return {name: getattr(args, name) for name in names}
+
+
 def _stage1_options(args: argparse.Namespace) -> Any:
     from ..training import Stage1Options
 
-    return Stage1Options(
-        steps=args.steps,
-        batch=args.batch,
-        rays=args.rays,
-        samples=args.samples,
-        lr=args.lr or 4e-4,
-        warmup=args.warmup,
-        max_minutes=args.max_minutes,
-        checkpoint_every=args.checkpoint_every,
-        patch=args.patch,
-        validate_every=args.validate_every,
-        log_every=args.log_every,
-    )
+    return Stage1Options(rays=args.rays, lr=args.lr or 4e-4, patch=args.patch, **_shared_options(args))
 
 
 def _stage2_options(args: argparse.Namespace) -> Any:
     from ..training.stage2 import Stage2Options
 
-    return Stage2Options(
-        steps=args.steps,
-        batch=args.batch,
-        grid=args.grid,
-        lr=args.lr or 5e-5,
-        warmup=args.warmup,
-        samples=args.samples,
-        max_minutes=args.max_minutes,
-        checkpoint_every=args.checkpoint_every,
-        validate_every=args.validate_every,
-        log_every=args.log_every,
-    )
+    return Stage2Options(grid=args.grid, lr=args.lr or 5e-5, **_shared_options(args))
