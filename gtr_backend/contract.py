@@ -134,6 +134,7 @@ REQUESTS: dict[str, dict[str, Field]] = {
         "options": (_OBJECT, False, True, None),
     },
     "refine": {"job": (_TEXT, True, False, None), "steps": (_INT, False, False, 1)},
+    "cameras": {"views": (_OBJECT, True, False, None), "folder": (_TEXT, True, False, None)},
 }
 _NESTED = {"options": _OPTIONS, "views": _VIEWS, "orbit": _ORBIT}
 

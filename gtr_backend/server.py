@@ -23,6 +23,11 @@ Requests:
   (the views' own colours laid over the field, unless the job was made with `texture_from_views` off) and
   rewrites `texture.png` and the state; when the steps do not raise the input-view PSNR, nothing is
   rewritten and the reply says `improved: false`.
+- `cameras` {`views` (as for `reconstruct`), `folder`: a new or empty folder inside the jobs folder} -> reads the
+  views with the backend's loaders (any format: a cameras.json folder, the GTR release, an orbit, a Zero123++
+  grid) and writes them into `folder` as a cameras.json view folder (RGBA PNGs as loaded, OpenCV camera-to-world
+  in the backend frame); replies with its `path`, the views' `width` and `height`, their source `names` and the
+  `views` entries of that cameras.json (image, fx, fy, cx, cy, matrix). The add-on builds its camera rig from it.
 - `load` {`weights`, `device`} -> loads the model ahead of the first request (the add-on sends it when views
   are imported, so the first Reconstruct click does not wait for it).
 - `cancel` {`target`: the id of a running or queued request} -> that request stops at its next check and
@@ -96,6 +101,8 @@ class Session:
             return self.reconstruct(request, emit, cancelled)
         if op == "refine":
             return self.refine(request, emit, cancelled)
+        if op == "cameras":
+            return self.cameras(request)
         if op == "load":
             from .reconstruction import resolve_device
 
@@ -171,6 +178,21 @@ class Session:
             "psnr_after": refinement.psnr_after if refinement else None,
             "silhouette_iou": result.silhouette_iou,
         }
+
+    def cameras(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The views of `request["views"]` written as a cameras.json folder into `request["folder"]` (see the
+        module docstring); the folder must be new or empty, inside the jobs folder."""
+        from .errors import GTRError
+        from .views import save_views
+
+        folder = self.job_folder(request["folder"])
+        if folder.is_dir() and any(folder.iterdir()):
+            raise GTRError(f"the folder {folder} for the views is not empty; give a new or empty folder")
+        views = _load_view_spec(request["views"])
+        path = save_views(views, folder)
+        entries = json.loads(path.read_text())["views"]
+        size = {"width": views.width, "height": views.height}
+        return {"path": str(path), **size, "names": list(views.names), "views": entries}
 
     def refine(self, request: dict[str, Any], emit: Emit, cancelled: Callable[[], bool]) -> dict[str, Any]:
         import numpy as np
