@@ -10,9 +10,11 @@ split along chart borders, in three steps, all vectorised (numpy) except the pac
 2. **Flattening.** A chart is projected on the plane of its axis (orientation kept, so no chart is
    mirrored); every face's projection then has positive area. Where a chart still folds over itself (its
    faces overlap in the projection: a pleat the surface fit left, a spiral), the overlapping faces become
-   charts of their own, pass after pass, until no texel centre lies inside two faces: the overlap guard
-   rasterizes all charts at the atlas's texel size and counts how many faces own each texel (after
-   `GUARD_PASSES`, every face of a chart that still folds is a chart).
+   charts of their own: the overlap guard rasterizes all charts at the atlas's texel size and counts how
+   many faces own each texel. The faces it takes out go, at the same scale, into the rows the packer left
+   free (`RESERVE`), so the rest of the checked layout stays as it is; if they do not fit there, everything
+   is packed again and checked again (after `GUARD_PASSES`, every face of a chart that still folds is a
+   chart).
 3. **Packing.** Charts are turned to their principal axes and to landscape, sorted by height and placed on
    shelves; the common scale (texels per unit of surface) is the largest whose shelves fit the square
    atlas, found by bisection. Every chart keeps `padding` empty texels on each side, so bilinear filtering
@@ -38,6 +40,7 @@ from ..mesh.mesh import Mesh
 _PLANES = np.array([[1, 2], [2, 1], [2, 0], [0, 2], [0, 1], [1, 0]])
 SMALL_CHART = 8  # faces: charts smaller than this give their faces to a neighbouring chart where they fit
 GUARD_PASSES = 6  # passes of the overlap guard before a chart that still folds is split into its faces
+RESERVE = 0.03  # share of the atlas's rows first left free, for the faces the overlap guard takes out of their charts
 MIN_COS = 0.1  # a face whose normal is closer than this (cosine) to its chart's plane takes its own axis
 
 
@@ -127,9 +130,10 @@ def _charts(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.nda
 
 def _split_corners(faces: np.ndarray, chart: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Vertices split by chart: (original vertex (V',), chart (V',) of each new vertex, new faces (F, 3))."""
-    keys = np.stack([np.repeat(chart, 3), faces.reshape(-1)], axis=1)
-    unique, inverse = np.unique(keys, axis=0, return_inverse=True)
-    return unique[:, 1], unique[:, 0], inverse.reshape(-1, 3)
+    stride = int(faces.max()) + 1
+    keys = np.repeat(chart, 3) * stride + faces.reshape(-1)  # one int64 per (chart, vertex) corner
+    unique, inverse = np.unique(keys, return_inverse=True)
+    return unique % stride, unique // stride, inverse.reshape(-1, 3)
 
 
 def _flatten(points: np.ndarray, vertex_chart: np.ndarray, chart_direction: np.ndarray, charts: int) -> np.ndarray:
@@ -147,8 +151,10 @@ def _flatten(points: np.ndarray, vertex_chart: np.ndarray, chart_direction: np.n
     return np.stack([cos * uv[:, 0] + sin * uv[:, 1], -sin * uv[:, 0] + cos * uv[:, 1]], axis=1)
 
 
-def _shelves(width: np.ndarray, height: np.ndarray, side: float) -> np.ndarray | None:
-    """Lower-left corners (K, 2) of boxes placed on shelves in a `side` square (tallest first), or None."""
+def _shelves(width: np.ndarray, height: np.ndarray, side: float, top: float | None = None) -> np.ndarray | None:
+    """Lower-left corners (K, 2) of boxes placed on shelves in a `side` wide, `top` (default `side`) high
+    rectangle, tallest first; None if they do not fit."""
+    top = side if top is None else top
     order = np.argsort(-height, kind="stable")
     corners = np.zeros((len(width), 2))
     x = y = shelf = 0.0
@@ -156,7 +162,7 @@ def _shelves(width: np.ndarray, height: np.ndarray, side: float) -> np.ndarray |
         if x + width[k] > side:
             x, y = 0.0, y + shelf
             shelf = 0.0
-        if width[k] > side or y + height[k] > side:
+        if width[k] > side or y + height[k] > top:
             return None
         corners[k] = (x, y)
         x += width[k]
@@ -164,35 +170,64 @@ def _shelves(width: np.ndarray, height: np.ndarray, side: float) -> np.ndarray |
     return corners
 
 
-def _pack(uv: np.ndarray, vertex_chart: np.ndarray, charts: int, size: int, padding: int) -> np.ndarray:
-    """Chart coordinates -> atlas uv in [0, 1]: common scale, shelves, `padding` texels around every chart."""
+def _landscape(local: np.ndarray, extent: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes turned by a quarter (never mirrored) where they are taller than wide: points (P, 2) in their
+    box's corner frame, extents (K, 2), `owner` (P,) the box of each point -> (points, extents) turned."""
+    turn = extent[:, 1] > extent[:, 0]
+    turned = np.stack([local[:, 1], extent[owner, 0] - local[:, 0]], 1)
+    return np.where(turn[owner, None], turned, local), np.where(turn[:, None], extent[:, ::-1], extent)
+
+
+@dataclass(frozen=True)
+class Layout:
+    uv: np.ndarray  # (V', 2) in [0, 1]
+    scale: float  # texels per unit of surface
+    top: float  # texel rows the shelves use, from the bottom: the rows above are free
+
+
+def _pack(uv: np.ndarray, vertex_chart: np.ndarray, charts: int, size: int, padding: int, reserve: float) -> Layout:
+    """Chart coordinates -> atlas uv in [0, 1]: common scale, shelves, `padding` texels around every chart,
+    the top `reserve` texel rows left free."""
     low = np.full((charts, 2), np.inf)
     high = np.full((charts, 2), -np.inf)
     np.minimum.at(low, vertex_chart, uv)
     np.maximum.at(high, vertex_chart, uv)
-    extent = np.maximum(high - low, 1e-12)
-    turn = extent[:, 1] > extent[:, 0]  # landscape boxes stack better on shelves
-    local = uv - low[vertex_chart]
-    local = np.where(turn[vertex_chart, None], np.stack([local[:, 1], extent[vertex_chart, 0] - local[:, 0]], 1), local)
-    extent = np.where(turn[:, None], extent[:, ::-1], extent)
+    local, extent = _landscape(uv - low[vertex_chart], np.maximum(high - low, 1e-12), vertex_chart)
     # Bisection on the scale (texels per unit): the largest whose shelves fit.
     lo, hi = 0.0, (size - 2 * padding) / extent.max()
     best = None
     for _ in range(24):
         scale = (lo + hi) / 2
         boxes = np.ceil(extent * scale) + 2 * padding + 1
-        corners = _shelves(boxes[:, 0], boxes[:, 1], size)
+        corners = _shelves(boxes[:, 0], boxes[:, 1], size, size - reserve)
         if corners is None:
             hi = scale
         else:
-            lo, best = scale, (scale, corners)
+            lo, best = scale, (scale, corners, float((corners[:, 1] + boxes[:, 1]).max()))
     if best is None:
         raise GTRError(
             f"the mesh's {charts} UV charts do not fit a {size} px texture; use a larger texture size or --uv xatlas"
         )
-    scale, corners = best
+    scale, corners, top = best
     texels = corners[vertex_chart] + padding + 0.5 + local * scale
-    return (texels / size).astype(np.float32)
+    return Layout((texels / size).astype(np.float32), scale, top)
+
+
+def _place_apart(
+    corners: np.ndarray, direction: np.ndarray, layout: Layout, size: int, padding: int
+) -> np.ndarray | None:
+    """Single faces given charts of their own in the rows above the layout's shelves, at its scale: corner
+    points (n, 3, 3) and each face's projection direction (n,) -> uv (n, 3, 2), or None if they do not fit."""
+    flat = np.take_along_axis(corners, _PLANES[direction][:, None, :].repeat(3, axis=1), axis=2)  # (n, 3, 2)
+    low = flat.min(axis=1)
+    owner = np.repeat(np.arange(len(flat)), 3)
+    local, extent = _landscape((flat - low[:, None]).reshape(-1, 2), np.maximum(flat.max(axis=1) - low, 1e-12), owner)
+    boxes = np.ceil(extent * layout.scale) + 2 * padding + 1
+    spots = _shelves(boxes[:, 0], boxes[:, 1], size, size - math.ceil(layout.top))
+    if spots is None:
+        return None
+    texels = spots[owner] + [0.0, math.ceil(layout.top)] + padding + 0.5 + local * layout.scale
+    return (texels / size).astype(np.float32).reshape(-1, 3, 2)
 
 
 def _overlapping_faces(uv: np.ndarray, faces: np.ndarray, size: int) -> np.ndarray:
@@ -244,26 +279,50 @@ def fast_unwrap(mesh: Mesh, texture_size: int = 1024, padding: int | None = None
     faces = mesh.faces.cpu().numpy().astype(np.int64)
     chart, chart_direction = _charts(vertices, faces)
     own = _own_direction(vertices, faces)
+    reserve = RESERVE * texture_size
     for attempt in range(GUARD_PASSES + 1):  # the overlap guard: until no texel has two owners
         source, vertex_chart, new_faces = _split_corners(faces, chart)
         flat = _flatten(vertices[source], vertex_chart, chart_direction, len(chart_direction))
-        uv = _pack(flat, vertex_chart, len(chart_direction), texture_size, padding)
-        folded = _overlapping_faces(uv, new_faces, texture_size)
+        layout = _pack(flat, vertex_chart, len(chart_direction), texture_size, padding, reserve)
+        folded = _overlapping_faces(layout.uv, new_faces, texture_size)
         if not folded.any():
-            break
+            return _unwrapped(mesh, source, new_faces, layout.uv)
+        # A local fold (a pleat left by the surface fit): its faces become charts of their own (a single face
+        # cannot overlap itself), each projected on its own axis: in the free rows if they fit there (the rest
+        # of the layout, checked, stays as it is), else packed again with the others.
+        apart = _place_apart(vertices[faces[folded]], own[folded], layout, texture_size, padding)
+        if apart is not None:
+            return _unwrapped(mesh, *_move_apart(source, new_faces, layout.uv, faces, folded, apart))
         if attempt == GUARD_PASSES:
             raise GTRError(f"the UV atlas still overlaps after {GUARD_PASSES} passes; use --uv xatlas")
         if attempt == GUARD_PASSES - 1:  # last resort: every face of a chart that still folds is a chart
             folded = np.isin(chart, chart[folded])
-        # A local fold (a pleat left by the surface fit): its faces become charts of their own (a single face
-        # cannot overlap itself), each projected on its own axis.
         chart = np.where(folded, chart.max() + 1 + np.arange(len(chart)), chart)
         chart_direction = np.concatenate([chart_direction, own])
         used, chart = np.unique(chart, return_inverse=True)
         chart_direction = chart_direction[used]
+    raise AssertionError("unreachable")
+
+
+def _move_apart(
+    source: np.ndarray, faces: np.ndarray, uv: np.ndarray, original: np.ndarray, moved: np.ndarray, apart: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The split mesh (source vertex (V',), faces (F, 3), uv (V', 2)) with the `moved` faces (F,) bool on three
+    vertices of their own at `apart` (n, 3, 2); vertices no face uses any more are dropped."""
+    first = len(source)
+    source = np.concatenate([source, original[moved].reshape(-1)])
+    uv = np.concatenate([uv, apart.reshape(-1, 2)])
+    faces = faces.copy()
+    faces[moved] = first + np.arange(3 * int(moved.sum())).reshape(-1, 3)
+    used, faces = np.unique(faces, return_inverse=True)
+    return source[used], faces.reshape(-1, 3), uv[used]
+
+
+def _unwrapped(mesh: Mesh, source: np.ndarray, faces: np.ndarray, uv: np.ndarray) -> Mesh:
+    device = mesh.vertices.device
     return Mesh(
         mesh.vertices[torch.from_numpy(source).to(device)],
-        torch.from_numpy(new_faces).to(device),
+        torch.from_numpy(faces).to(device),
         uv=torch.from_numpy(uv).to(device),
     )
 

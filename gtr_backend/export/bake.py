@@ -37,9 +37,7 @@ def surface_colors(
     with torch.no_grad():
         for i in range(0, points.shape[0], chunk_points):
             p = points[i : i + chunk_points]
-            rgb = colors(p).float()
-            if views is not None:
-                rgb = views.blend(p, normals[i : i + chunk_points], rgb)
+            rgb = colors(p).float() if views is None else views.blend(p, normals[i : i + chunk_points], colors)
             out.append(rgb.clamp(0, 1))
     return torch.cat(out) if out else points.new_zeros((0, 3))
 
@@ -89,22 +87,19 @@ def pull_push(image: Tensor, filled: Tensor, grow: int = 3) -> Tensor:
     pyramid (2x2, 4x4, ...), in O(H W) whatever the distance."""
     values = (image * filled[..., None]).permute(2, 0, 1)[None]
     weight = filled[None, None].to(image.dtype)
-    kernel = torch.ones(1, 1, 3, 3, dtype=image.dtype, device=image.device)
-    channels = values.shape[1]
-    for _ in range(grow):
-        total = F.conv2d(values, kernel.expand(channels, 1, 3, 3), padding=1, groups=channels)
-        count = F.conv2d(weight, kernel, padding=1)
-        new = (count > 0) & (weight == 0)
-        values = torch.where(new, total / count.clamp_min(1), values)
+    for _ in range(grow):  # 3x3 box means of the premultiplied colours and of the weights, in one pass
+        total = F.avg_pool2d(torch.cat([values, weight], dim=1), 3, stride=1, padding=1)
+        new = (total[:, -1:] > 0) & (weight == 0)
+        values = torch.where(new, total[:, :-1] / total[:, -1:].clamp_min(1e-12), values)
         weight = torch.where(new, torch.ones_like(weight), weight)
-    levels = [(values, weight)]
-    while min(values.shape[-2:]) > 1:  # pull: premultiplied means, level by level
-        values, weight = F.avg_pool2d(values, 2, ceil_mode=True), F.avg_pool2d(weight, 2, ceil_mode=True)
-        levels.append((values, weight))
-    coarse = levels[-1][0] / levels[-1][1].clamp_min(1e-12)
-    for values, weight in reversed(levels[:-1]):  # push: empty texels take the coarser level's colour
-        up = F.interpolate(coarse, scale_factor=2, mode="nearest")[..., : values.shape[-2], : values.shape[-1]]
-        coarse = torch.where(weight > 0, values / weight.clamp_min(1e-12), up)
+    levels = [torch.cat([values, weight], dim=1)]  # premultiplied colours and their weight, per mip level
+    while min(levels[-1].shape[-2:]) > 1:  # pull: means, level by level
+        levels.append(F.avg_pool2d(levels[-1], 2, ceil_mode=True))
+    coarse = levels[-1][:, :-1] / levels[-1][:, -1:].clamp_min(1e-12)
+    for level in reversed(levels[:-1]):  # push: empty texels take the coarser level's colour
+        up = F.interpolate(coarse, scale_factor=2, mode="nearest")[..., : level.shape[-2], : level.shape[-1]]
+        weight = level[:, -1:]
+        coarse = torch.where(weight > 0, level[:, :-1] / weight.clamp_min(1e-12), up)
     return coarse[0].permute(1, 2, 0)
 
 

@@ -16,6 +16,7 @@ alpha = min(1, max_i q_i / `seen_well`), so what no view sees well keeps the bas
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -78,11 +79,16 @@ class ViewColors:
         mean = (weight[..., None] * rgb).sum(0) / weight.sum(0).clamp_min(1e-12)[:, None]
         return mean, quality.max(dim=0).values
 
-    def blend(self, points: Tensor, normals: Tensor, base: Tensor) -> Tensor:
-        """base (P, 3) colours with the views' colours laid over them where a view sees the points well."""
+    def blend(self, points: Tensor, normals: Tensor, base: Callable[[Tensor], Tensor]) -> Tensor:
+        """Colours (P, 3) of the points: the views' colours laid over `base(points)` (world points -> rgb) where
+        a view sees them well; `base` is only evaluated at the points the views do not cover entirely."""
         projected, best = self(points, normals)
         alpha = (best / self.options.seen_well).clamp(0, 1)[:, None]
-        return alpha * projected + (1 - alpha) * base
+        partly = torch.nonzero(alpha[:, 0] < 1).squeeze(1)
+        if len(partly):
+            a = alpha[partly]
+            projected[partly] = a * projected[partly] + (1 - a) * base(points[partly]).to(projected.dtype)
+        return projected
 
 
 def distance_to_depth_edges(depth: Tensor, band: int, jump: float = 0.02) -> Tensor:

@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+from gtr_backend.export import atlas
 from gtr_backend.export.atlas import atlas_stats, fast_unwrap
 from gtr_backend.export.bake import xatlas_unwrap
 from gtr_backend.mesh import Mesh, extract_mesh, simplify
@@ -65,9 +66,19 @@ def test_no_texel_has_two_owners(make):
     assert shared_texels(unwrapped, 512) == 0
 
 
-def test_folds_get_charts_of_their_own():
+@pytest.mark.parametrize("free_rows", [True, False], ids=["placed in the free rows", "packed again"])
+def test_folds_get_charts_of_their_own(free_rows, monkeypatch):
     """A pleat: a strip that doubles back over itself while still facing up projects onto itself; the guard
-    must separate the layers."""
+    must separate the layers, whether the folded faces go to the rows left free or everything is packed again."""
+    placed = []
+
+    def place_apart(*args):
+        uv = atlas_place_apart(*args) if free_rows else None
+        placed.append(uv is not None)
+        return uv
+
+    atlas_place_apart = atlas._place_apart
+    monkeypatch.setattr(atlas, "_place_apart", place_apart)
     xs = torch.tensor([0.0, 0.6, 0.3, 0.9])  # forward, back, forward again, all in the same +Y-facing layer
     ys = torch.tensor([0.0, 0.05, 0.1, 0.15])
     vertices = torch.stack(
@@ -77,8 +88,13 @@ def test_folds_get_charts_of_their_own():
     for i in range(3):
         a, b, c, d = 2 * i, 2 * i + 1, 2 * i + 2, 2 * i + 3
         faces += [[a, b, c], [b, d, c]] if i != 1 else [[a, c, b], [b, c, d]]
-    mesh = Mesh(vertices, torch.tensor(faces))
-    assert shared_texels(fast_unwrap(mesh, 256), 256) == 0
+    pleat = Mesh(vertices * 0.1, torch.tensor(faces))
+    sphere = bumpy_sphere(24)  # beside it, so that the pleat's faces are small in the atlas
+    mesh = Mesh(torch.cat([pleat.vertices, sphere.vertices]), torch.cat([pleat.faces, sphere.faces + 8]))
+    unwrapped = fast_unwrap(mesh, 256)
+    assert torch.equal(unwrapped.vertices[unwrapped.faces], mesh.vertices[mesh.faces])
+    assert shared_texels(unwrapped, 256) == 0
+    assert placed and placed[-1] == free_rows  # the guard found the fold and took the path asked for
 
 
 def test_coverage_and_density_beside_xatlas():
