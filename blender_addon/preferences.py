@@ -7,6 +7,7 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
+from .backend.hardware import cached_detection
 from .contract import contract
 
 BACKEND_MODES = (
@@ -14,8 +15,9 @@ BACKEND_MODES = (
     ("IN_PROCESS", "Inside Blender", "Import torch inside Blender's own Python (only if torch is installed there)"),
 )
 DEVICES = (
-    ("auto", "Automatic", "The GPU when PyTorch sees one, else the CPU"),
+    ("auto", "Automatic", "The GPU when PyTorch sees one (NVIDIA's CUDA, then Apple's Metal), else the CPU"),
     ("cuda", "GPU (CUDA)", "An NVIDIA GPU through CUDA"),
+    ("mps", "Apple GPU (Metal)", "An Apple Silicon GPU through Metal (MPS)"),
     ("cpu", "CPU", "The processor: slower, works everywhere"),
 )
 
@@ -91,7 +93,15 @@ class GTR_AddonPreferences(bpy.types.AddonPreferences):
             layout.prop(self, "wheels_path")
         row = layout.row()
         row.operator("gtr.setup_backend", icon="IMPORT")
+        row.operator("gtr.repair_backend", icon="FILE_REFRESH")
         row.operator("gtr.check_backend", icon="CHECKMARK")
+        build = cached_detection()  # the PyTorch build Set Up Backend installs, and why
+        layout.label(
+            text=build.summary() if build else "Detecting the GPU...",
+            icon="ERROR" if build and not build.supported else "DESKTOP",
+        )
+        if build is not None and build.supported and build.accelerator == "cpu":
+            layout.label(text=build.reason[:1].upper() + build.reason[1:])  # why no GPU build
         layout.prop(self, "weights_path")
         layout.prop(self, "device")
         col = layout.column(heading="Defaults")

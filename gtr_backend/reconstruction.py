@@ -118,16 +118,28 @@ class Reconstruction:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """ "auto" -> CUDA when PyTorch sees a GPU, else the CPU; "cpu", "cuda" or "cuda:N" as asked. Anything
-    else, or a device this machine lacks, is a GTRError that says what to use instead."""
+    """ "auto" -> CUDA when PyTorch sees an NVIDIA GPU, else Apple's MPS (Metal) when it sees that, else the CPU;
+    "cpu", "cuda", "cuda:N" or "mps" as asked. Anything else, or a device this machine lacks, is a GTRError that
+    says what to use instead. (On MPS the PyTorch rasterizer and marching cubes run: the CUDA ones need CUDA.)"""
     if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
     try:
         resolved = torch.device(device)
     except (RuntimeError, ValueError, TypeError):
-        raise GTRError(f"unknown device {str(device)!r}; use auto, cpu, cuda or cuda:N") from None
-    if resolved.type not in ("cpu", "cuda"):
-        raise GTRError(f"device {str(device)!r} is not supported; use auto, cpu, cuda or cuda:N")
+        raise GTRError(f"unknown device {str(device)!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if resolved.type not in ("cpu", "cuda", "mps"):
+        raise GTRError(f"device {str(device)!r} is not supported; use auto, cpu, cuda, cuda:N or mps")
+    if resolved.type == "mps":
+        if not torch.backends.mps.is_available():
+            why = "is not built with it" if not torch.backends.mps.is_built() else "sees no Apple GPU (macOS 12.3+)"
+            raise GTRError(
+                f"Apple's MPS (Metal) was requested, but this PyTorch ({torch.__version__}) {why}; use --device cpu"
+            )
+        if resolved.index not in (None, 0):
+            raise GTRError(f"there is no {resolved}: a Mac has one GPU; use mps")
+        return resolved
     if resolved.type == "cuda" and not torch.cuda.is_available():
         build = (
             "without CUDA" if torch.version.cuda is None else f"with CUDA {torch.version.cuda}, but no GPU is visible"
