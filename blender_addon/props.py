@@ -35,6 +35,12 @@ class GTR_SceneSettings(bpy.types.PropertyGroup):
     capture_resolution: IntProperty(name="Resolution", default=512, min=64, max=2048)  # type: ignore[valid-type]
     capture_samples: IntProperty(name="Samples", default=32, min=1, max=4096)  # type: ignore[valid-type]
     place_beside: BoolProperty(name="Place Beside Source", default=True)  # type: ignore[valid-type]
+    keep_rig: BoolProperty(  # type: ignore[valid-type]
+        name="Keep Camera Rig",
+        default=False,
+        description="Leave the capture cameras with their rendered images in the scene as the camera rig, "
+        "to inspect them and to run Reconstruct or Export Views from them again",
+    )
 
     refine_steps: IntProperty(name="Steps", default=20, min=1, max=500)  # type: ignore[valid-type]
 

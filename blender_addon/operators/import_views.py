@@ -1,19 +1,26 @@
-"""Import Views: pick images (on an orbit), a folder with cameras, or a Zero123++ grid; checked before use."""
+"""Import Views: pick images (on an orbit), a folder with cameras, or a Zero123++ grid; checked here, then read
+by the backend (the one authority on cameras: `cameras` request), which gives each view's camera; the views
+become an editable camera rig at the 3D cursor (`rig.py`), replacing the scene's old rig in one undo step."""
 
 from __future__ import annotations
 
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import bpy
-from bpy.props import CollectionProperty, StringProperty
+from bpy.props import BoolProperty, CollectionProperty, StringProperty
+from mathutils import Matrix
 
 from ..contract import contract
+from ..frames import xyz
 from ..paths import new_job_folder
-from ..props import settings
+from ..props import settings, status
+from ..rig import build_rig, install_rig, load_image, match_render_settings, remove_datablocks
 from ..ui.thumbnails import show_thumbnails
-from .base import Result, warm_up
+from .base import BackendJobOperator, Result, warm_up
+from .reconstruct import source_spec, views_name
 
 IMAGE_SUFFIXES = contract.IMAGE_SUFFIXES  # what the backend's loaders read, no more
 CAMERAS_JSON = contract.CAMERAS_JSON
@@ -83,12 +90,13 @@ def check_grid(path: Path) -> None:
         raise ViewsError(f"{path.name}: {width}x{height} is not a Zero123++ 3x2 grid (2 wide, 3 high, e.g. 640x960)")
 
 
-class GTR_OT_import_views(bpy.types.Operator):
-    """Import the views to reconstruct from: images on an orbit, a folder with cameras, or a Zero123++ grid"""
+class GTR_OT_import_views(BackendJobOperator, bpy.types.Operator):
+    """Import the views to reconstruct from (images on an orbit, a folder with cameras, or a Zero123++ grid) as
+    a camera rig at the 3D cursor"""
 
     bl_idname = "gtr.import_views"
     bl_label = "Import Views"
-    bl_options = {"REGISTER"}
+    bl_options = {"REGISTER", "UNDO"}
 
     filepath: StringProperty(subtype="FILE_PATH")  # type: ignore[valid-type]
     directory: StringProperty(subtype="DIR_PATH")  # type: ignore[valid-type]
@@ -96,6 +104,17 @@ class GTR_OT_import_views(bpy.types.Operator):
     filter_glob: StringProperty(  # type: ignore[valid-type]
         default=";".join(f"*{suffix}" for suffix in (*IMAGE_SUFFIXES, ".json", ".txt")), options={"HIDDEN"}
     )
+    set_resolution: BoolProperty(  # type: ignore[valid-type]
+        name="Set Render Resolution",
+        default=True,
+        description="Render at the views' size, so that looking through a camera shows its image where the scene is",
+    )
+
+    count = 0  # cameras in the rig built
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return not status(context).running
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
         context.window_manager.fileselect_add(self)
@@ -110,32 +129,71 @@ class GTR_OT_import_views(bpy.types.Operator):
             return [folder / n for n in names]
         return [Path(bpy.path.abspath(self.filepath))] if self.filepath else [folder]
 
+    def checked(self, source: str, chosen: list[Path], job: Path) -> tuple[Path, list[Path]]:
+        """(the views' path for the backend, their image files), after the checks of this module; orbit images
+        are copied into `job`/views (only these images, in this order)."""
+        if source == "ORBIT":
+            if len(chosen) == 1 and chosen[0].is_dir():
+                chosen = sorted(p for p in chosen[0].iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            check_orbit_images(chosen)
+            folder = job / "views"
+            folder.mkdir()
+            for i, path in enumerate(chosen):
+                shutil.copyfile(path, folder / f"{i:03d}_{path.name}")
+            return folder, sorted(folder.iterdir())
+        if source == "CAMERAS":
+            target = chosen[0] if chosen[0].is_dir() or chosen[0].name == CAMERAS_JSON else chosen[0].parent
+            return target, check_camera_folder(target)
+        check_grid(chosen[0])
+        return chosen[0], [chosen[0]]
+
     def execute(self, context: bpy.types.Context) -> Result:
         s = settings(context)
-        chosen = self.chosen()
+        self.source = s.views_source
+        self.new_job = new_job_folder()  # the orbit's copies and the backend's rig images; removed on failure
         try:
-            if s.views_source == "ORBIT":
-                if len(chosen) == 1 and chosen[0].is_dir():
-                    chosen = sorted(p for p in chosen[0].iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-                check_orbit_images(chosen)
-                folder = new_job_folder() / "views"
-                folder.mkdir()
-                for i, path in enumerate(chosen):  # only these images, in this order
-                    shutil.copyfile(path, folder / f"{i:03d}_{path.name}")
-                views_path, images = folder, sorted(folder.iterdir())
-            elif s.views_source == "CAMERAS":
-                target = chosen[0] if chosen[0].is_dir() or chosen[0].name == CAMERAS_JSON else chosen[0].parent
-                images = check_camera_folder(target)
-                views_path = target
-            else:
-                check_grid(chosen[0])
-                views_path, images = chosen[0], [chosen[0]]
+            self.views_path, self.images = self.checked(self.source, self.chosen(), self.new_job)
         except ViewsError as problem:
+            shutil.rmtree(self.new_job, ignore_errors=True)
+            self.new_job = None
             self.report({"ERROR"}, f"GTR: {problem}")
             return {"CANCELLED"}
-        s.views_path = str(views_path)
-        s.view_images = json.dumps([str(p) for p in images])
-        show_thumbnails(images)
+        self.origin = Matrix.Translation(xyz(context.scene.cursor.location))
+        spec = source_spec(s, self.source, str(self.views_path))
+        return self.launch(context, "cameras", views=spec, folder=str(self.new_job / "rig"))
+
+    def on_result(self, context: bpy.types.Context, message: dict[str, Any]) -> None:
+        """Build the rig from the backend's cameras.json folder, then swap it in for the old one."""
+        assert self.new_job is not None
+        folder = Path(message["path"]).parent
+        images: list[bpy.types.Image] = []
+        try:
+            for entry, name in zip(message["views"], message["names"], strict=True):
+                images.append(load_image(folder / entry["image"], name))
+            rig = build_rig(views_name(self.views_path), self.origin, message["views"], images, message["names"])
+        except BaseException:
+            remove_datablocks(images)
+            raise
+        scene = context.scene
+        assert scene is not None
+        install_rig(scene, rig)
+        self.count = len(images)
+        if self.set_resolution:
+            aspects = {round(entry["fx"] / entry["fy"], 9) for entry in message["views"]}
+            match_render_settings(scene, message["width"], message["height"], aspects.pop() if len(aspects) == 1 else 1)
+        s = settings(context)
+        s.views_path = str(self.views_path)
+        s.view_images = json.dumps([str(p) for p in self.images])
+        show_thumbnails(self.images)
+        # The images are packed into the .blend: the backend's folder goes; the orbit's copies stay (views_path).
+        shutil.rmtree(folder, ignore_errors=True)
+        if self.source == "ORBIT":
+            self.new_job = None
+        else:
+            shutil.rmtree(self.new_job, ignore_errors=True)
+            self.new_job = None
+
+    def finish(self, context: bpy.types.Context, text: str) -> Result:
+        result = super().finish(context, f"{self.count} view(s) as cameras at the 3D cursor ({text})")
         warm_up(context)
-        self.report({"INFO"}, f"GTR: {len(images)} view(s) ready from {views_path}")
-        return {"FINISHED"}
+        return result

@@ -1,5 +1,6 @@
 """Render Selected to 3D: capture the selected objects from 4 (or 6) cameras and rebuild them as one textured
-mesh beside the source, which stays untouched."""
+mesh beside the source, which stays untouched. With "Keep Camera Rig" the capture cameras stay in the scene as
+the camera rig (`rig.py`), their rendered images as background images, on the source where they rendered it."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import time
 from typing import Any
 
 import bpy
+from mathutils import Matrix
 
 from ..capture import CaptureError, CaptureSession, CaptureSettings, placement
+from ..frames import xyz
 from ..paths import new_job_folder
 from ..props import settings, status
 from ..results import add_result
+from ..rig import build_rig, discard_rig, install_rig, load_image, remove_datablocks
 from .base import BackendJobOperator, Result, reconstruct_options, weights_and_device
 
 CAPTURABLE = {"MESH", "CURVE", "SURFACE", "META", "FONT"}
@@ -41,6 +45,7 @@ class GTR_OT_render_selected_to_3d(BackendJobOperator, bpy.types.Operator):
         self.started = time.perf_counter()  # click to mesh includes rendering the views
         self.folder = self.new_job = new_job_folder()
         self.beside = s.place_beside
+        self.keep_rig = s.keep_rig
         try:
             self.session = CaptureSession(objects, capture, self.folder / "views")
         except CaptureError as error:
@@ -65,6 +70,7 @@ class GTR_OT_render_selected_to_3d(BackendJobOperator, bpy.types.Operator):
         assert self.session is not None
         self.session.write_cameras()
         self.normalization = self.session.normalization
+        self.captured = list(self.session.cameras)  # cameras.json entries, for "Keep Camera Rig"
         self.session.close()
         self.session = None
         views = {"path": str(self.folder / "views"), "orbit": None, "zero123pp": False}
@@ -103,4 +109,28 @@ class GTR_OT_render_selected_to_3d(BackendJobOperator, bpy.types.Operator):
 
     def on_result(self, context: bpy.types.Context, message: dict[str, Any]) -> None:
         matrix_world, to_local = placement(self.source, self.normalization, self.beside)
-        add_result(context, self.folder, f"{self.source.name} GTR", matrix_world, to_local)
+        rig = self.capture_rig() if self.keep_rig else None
+        try:
+            add_result(context, self.folder, f"{self.source.name} GTR", matrix_world, to_local)
+        except BaseException:
+            if rig is not None:
+                discard_rig(rig)
+            raise
+        if rig is not None:
+            assert context.scene is not None
+            install_rig(context.scene, rig)
+
+    def capture_rig(self) -> bpy.types.Collection:
+        """The capture's cameras as a rig (not yet in the scene): its origin maps the backend frame onto the
+        captured object (`Normalization.inverse` = origin @ BACKEND_TO_BLENDER), images packed from the job."""
+        n = self.normalization
+        origin = Matrix.Translation(xyz(n.centre)) @ Matrix.Scale(1 / n.scale, 4)
+        names = [str(view["image"]) for view in self.captured]
+        self.rig_images = []
+        try:
+            for name in names:
+                self.rig_images.append(load_image(self.folder / "views" / name, f"{self.source.name} {name}"))
+            return build_rig(self.source.name, origin, self.captured, self.rig_images, names)
+        except BaseException:
+            remove_datablocks(self.rig_images)
+            raise

@@ -7,6 +7,7 @@ import bpy
 from ..operators.refine_texture import job_of
 from ..preferences import preferences
 from ..props import settings, status
+from ..rig import find_rig, rig_cameras
 from .thumbnails import thumbnail_icons
 
 
@@ -47,7 +48,11 @@ class GTR_PT_panel(bpy.types.Panel):
             grid = box.grid_flow(columns=4, even_columns=True)
             for icon in icons:
                 grid.template_icon(icon_value=icon, scale=3.0)
+        rig = find_rig(context.scene)
+        if rig is not None:  # Reconstruct and Export Views read the rig's cameras and images as they are now
+            box.label(text=f"Camera rig: {len(rig_cameras(rig))} camera(s) in '{rig.name}'", icon="OUTLINER_OB_CAMERA")
         box.operator("gtr.reconstruct", icon="MESH_ICOSPHERE")
+        box.operator("gtr.export_views", icon="EXPORT")
 
         # Faithfulness to the input views, for Reconstruct and Render Selected alike (stored as preferences).
         prefs = preferences(context)
@@ -71,6 +76,7 @@ class GTR_PT_panel(bpy.types.Panel):
             col.prop(s, "capture_samples")
         box.prop(s, "capture_six")
         box.prop(s, "place_beside")
+        box.prop(s, "keep_rig")
         box.operator("gtr.render_selected_to_3d", icon="OUTLINER_OB_CAMERA")
 
         box = layout.box()
