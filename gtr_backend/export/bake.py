@@ -118,9 +118,12 @@ def bake_texture(
     rasterizer = rasterizer or TorchRasterizer()
     clip = uv_clip(mesh.uv.float())
     fragments = rasterizer.rasterize(clip, mesh.faces, texture_size, texture_size)
-    points = rasterizer.interpolate(mesh.vertices.detach().float(), fragments, mesh.faces)[0]  # (S, S, 3)
+    attributes = mesh.vertices.detach().float()
+    if views is not None:  # surface points and normals, in one pass
+        attributes = torch.cat([attributes, smooth_normals(mesh).float()], dim=1)
+    surface = rasterizer.interpolate(attributes, fragments, mesh.faces)[0]  # (S, S, 3 or 6)
+    points, normals = surface[..., :3], surface[..., -3:]
     covered = fragments.mask[0]
-    normals = rasterizer.interpolate(smooth_normals(mesh), fragments, mesh.faces)[0] if views is not None else points
     rgb = surface_colors(colors, points[covered], normals[covered], views)
     texture = torch.zeros((texture_size, texture_size, 3), dtype=rgb.dtype, device=rgb.device)
     texture[covered] = rgb.clamp(0, 1)

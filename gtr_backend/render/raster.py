@@ -87,15 +87,16 @@ class Rasterizer:
 
     def interpolate(self, attributes: Tensor, fragments: Fragments, faces: Tensor) -> Tensor:
         """attributes (V, C) or (N, V, C) -> (N, H, W, C), zero on background pixels."""
-        tri = fragments.triangle_id.clamp_min(0)
-        corners = faces[tri]  # (N, H, W, 3)
+        covered = torch.nonzero(fragments.mask.reshape(-1)).squeeze(1)  # only covered pixels are computed
+        n, height, width = fragments.triangle_id.shape
+        corners = faces[fragments.triangle_id.reshape(-1)[covered]]  # (P, 3)
         if attributes.dim() == 2:
-            values = attributes[corners]  # (N, H, W, 3, C)
+            values = attributes[corners]  # (P, 3, C)
         else:
-            n = attributes.shape[0]
-            values = attributes[torch.arange(n, device=attributes.device)[:, None, None, None], corners]
-        out = (fragments.barycentrics[..., None] * values).sum(dim=-2)
-        return out * fragments.mask[..., None]
+            values = attributes[(covered // (height * width))[:, None], corners]
+        inside = (fragments.barycentrics.reshape(-1, 3)[covered, :, None] * values).sum(dim=1)  # (P, C)
+        out = inside.new_zeros((n * height * width, attributes.shape[-1])).index_put((covered,), inside)
+        return out.reshape(n, height, width, -1)
 
     def antialias(self, image: Tensor, fragments: Fragments, clip: Tensor, faces: Tensor) -> Tensor:
         """image (N, H, W, C) -> the same with anti-aliased silhouettes (identity in this base class)."""
