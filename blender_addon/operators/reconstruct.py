@@ -61,7 +61,7 @@ class GTR_OT_reconstruct(BackendJobOperator, bpy.types.Operator):
         if rig is None:
             views = view_spec(context)
             self.origin = Matrix.Translation(xyz(context.scene.cursor.location))
-            self.name = f"GTR {views_name(Path(settings(context).views_path))}"
+            self.result_name = f"GTR {views_name(Path(settings(context).views_path))}"
         else:  # the rig as it is now: moved, added or deleted cameras, other images
             try:
                 self.origin = rig_origin(rig).matrix_world.copy()
@@ -69,7 +69,7 @@ class GTR_OT_reconstruct(BackendJobOperator, bpy.types.Operator):
             except (RigError, OSError) as error:
                 return self.fail(context, str(error))
             views = {"path": str(path.parent), "orbit": None, "zero123pp": False}
-            self.name = f"GTR {rig_name(rig)}"
+            self.result_name = f"GTR {rig_name(rig)}"
         return self.launch(
             context,
             "reconstruct",
@@ -80,4 +80,4 @@ class GTR_OT_reconstruct(BackendJobOperator, bpy.types.Operator):
         )
 
     def on_result(self, context: bpy.types.Context, message: dict[str, Any]) -> None:
-        add_result(context, self.folder, self.name, self.origin, BACKEND_TO_BLENDER)
+        add_result(context, self.folder, self.result_name, self.origin, BACKEND_TO_BLENDER)

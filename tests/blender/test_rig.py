@@ -146,3 +146,39 @@ def test_import_export_round_trip_edits_and_replacing_the_rig(blender, extension
     ]
     source = np.asarray(Image.open(grid))[..., 3]
     assert np.array_equal(cells[3], source[320:640, 320:640])  # cell 3: row 1, column 1
+
+
+def test_render_selected_keeps_its_rig_and_reconstruct_reads_the_moved_rig(blender, extension_zip, tmp_path):
+    r = blender("rig_reconstruct.py", str(extension_zip), str(tmp_path))
+    assert r["render_unchanged"]  # keeping the rig does not touch the scene's render settings
+    rig, capture_job = r["rig"], Path(r["capture_job"])
+    captured = load_views(capture_job / "views")
+    capture = json.loads((capture_job / "views" / "capture.json").read_text())
+    centre, scale = np.array(capture["centre"]), capture["scale"]
+    # The rig's origin maps the backend frame onto the captured object; each camera stands where it rendered.
+    expected_origin = np.eye(4)
+    expected_origin[:3, :3] /= scale
+    expected_origin[:3, 3] = centre
+    assert np.allclose(rig["origin"], expected_origin, atol=1e-5)
+    assert rig["name"] == "Source" and rig["cameras"] == [f"view_{i:03d}" for i in range(4)]
+    assert rig["images"] == [f"Source view_{i:03d}.png" for i in range(4)] and all(rig["same_bytes"])
+    for i, matrix in enumerate(rig["matrix_world"]):
+        expected = expected_origin @ BACKEND_TO_BLENDER @ captured.c2w[i].double().numpy() @ OPENCV_TO_OPENGL
+        assert np.allclose(np.array(matrix)[:3, 3], expected[:3, 3], atol=1e-5)
+        rotation = np.array(matrix)[:3, :3]
+        assert np.allclose(rotation / np.linalg.norm(rotation, axis=0), expected[:3, :3] * scale, atol=1e-5)
+    # Export Views of the kept rig gives the capture's own cameras.
+    assert r["export"] == ["FINISHED"]
+    assert_same_views(load_views(tmp_path / "kept"), captured)
+    # Reconstruct sent the rig as it is now: the camera moved 0.1 along X in the origin's frame (its location),
+    # which is 0.1 along the backend's X.
+    job = Path(r["result"]["job"])
+    sent = load_views(job / "views")
+    expected_c2w = captured.c2w.double().clone()
+    expected_c2w[0, :3, 3] += torch.tensor([0.1, 0.0, 0.0], dtype=torch.float64)
+    assert torch.allclose(sent.c2w.double(), expected_c2w, atol=1e-5)
+    assert torch.allclose(sent.intrinsics.double(), captured.intrinsics.double(), rtol=1e-5)
+    assert json.loads((job / "job.json").read_text())["views"]["path"] == str(job / "views")
+    # Its result takes the rig origin's matrix (its mesh turned Z-up), so it lies where the source is.
+    assert np.allclose(r["result"]["matrix_world"], expected_origin, atol=1e-5)
+    assert r["objects"] == ["GTR Source"]
