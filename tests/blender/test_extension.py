@@ -19,10 +19,11 @@ def test_installs_enables_and_disables_cleanly(blender, extension_zip, bpy_pytho
         "refine_texture",
         "cancel",
         "setup_backend",
+        "repair_backend",
         "check_backend",
         "copy_diagnostics",
     } <= set(result["operators"])
-    assert len(result["classes"]) == 12 and "GTR_AddonPreferences" in result["classes"]
+    assert len(result["classes"]) == 14 and "GTR_AddonPreferences" in result["classes"]
     assert result["classes_after"] == []
     assert result["had_props"] and not result["torch_imported"]  # the add-on alone never imports torch
     assert result["after"] == [] and not result["props_after"] and not result["enabled_after"]
@@ -99,14 +100,31 @@ def test_failures_and_cancel_leave_the_scene_unchanged(blender, extension_zip, t
     assert r["seconds"] > 0
 
 
-def test_set_up_backend_reports_failures_and_check_backend_reports_the_device(blender, extension_zip, tmp_path):
-    r = blender("setup_and_check.py", str(extension_zip), str(tmp_path))
+def test_set_up_backend_installs_offline_for_real_resumes_and_repairs(blender, extension_zip, tmp_path):
+    r = blender("setup_and_check.py", str(extension_zip), str(tmp_path), timeout=1800)
     offline = r["offline, no wheels"]
     assert offline["result"] == ["CANCELLED"] and "Allow Online Access" in offline["reported"]
     missing = r["wheels missing"]
     assert missing["result"] == ["CANCELLED"] and missing["message"].startswith("backend setup failed")
-    assert "torch" in missing["message"] and not missing["running"]
-    assert r["environment_python_exists"] and r["environment_inside_user_folder"]
+    assert "torch" in missing["message"] and not missing["running"] and "again resumes" in missing["message"]
+    # A real CPU install from a local wheels folder (no network): torch is installed, then tqdm's wheel is
+    # missing; with it back, Set Up goes on from the step that failed.
+    assert {"torch", "numpy", "pillow", "tqdm", "sympy", "setuptools"} <= set(r["wheels"])
+    failed = r["one wheel missing"]
+    assert failed["result"] == ["CANCELLED"] and "tqdm" in failed["message"]
+    assert r["done after failure"] == ["environment", "torch"]
+    resumed = r["resumed"]
+    assert resumed["result"] == ["FINISHED"] and resumed["message"].startswith("backend ready (PyTorch CPU)")
+    assert "GTR setup: resuming" in r["log"] and "GTR setup: torch: already done" in r["log"]
+    assert r["environment_python_exists"] and r["environment_inside_user_folder"] and r["imports_from_environment"]
+    check = r["check in the environment"]
+    assert check["result"] == ["FINISHED"] and check["info"].startswith("CPU - gtr_backend 0.1.0, torch 2.")
+    assert r["python_path"] == ""  # the environment just made is the one used
+    # A repair that fails leaves the working environment; one that succeeds replaces it, leaving nothing behind.
+    broken = r["repair fails"]
+    assert broken["result"] == ["CANCELLED"] and "the old environment is unchanged" in broken["message"]
+    assert r["kept after failed repair"] and r["check after failed repair"]["result"] == ["FINISHED"]
+    assert r["repair"]["result"] == ["FINISHED"] and r["replaced by repair"] and r["leftovers"] == []
     check = r["check"]
     assert check["result"] == ["FINISHED"] and check["info"].startswith("CPU - gtr_backend 0.1.0, torch 2.")
     assert "gtr-small-starter.safetensors" in check["info"]
