@@ -19,12 +19,16 @@ PROTOCOL = 1
 
 # Files of a finished job folder; the manifest is written last.
 JOB_MESH = "mesh.glb"  # the textured mesh, backend frame (Y up)
-JOB_ARRAYS = "mesh.npz"  # vertices (V, 3) float32 backend frame, faces (F, 3) int32, uv (V, 2) float32; no pickles
-JOB_TEXTURE = "texture.png"  # the base-colour texture (8-bit RGB)
+JOB_ARRAYS = "mesh.npz"  # vertices (V, 3) float32 backend frame, faces (F, 3) int32, and uv (V, 2) float32 or, with
+# the `vertex_colors` option, colors (V, 3) float32 in [0, 1]; no pickles
+JOB_TEXTURE = "texture.png"  # the base-colour texture (8-bit RGB; none with vertex colours)
 JOB_STATE = "state.safetensors"  # the refined colour field and triplane, for Refine Texture
 JOB_MANIFEST = "job.json"  # the request's views and options
 JOB_FILES = (JOB_MESH, JOB_ARRAYS, JOB_TEXTURE, JOB_STATE, JOB_MANIFEST)
 JOB_NORMALS = "normal.png"  # with the `normal_map` option: the tangent-space normal map (8-bit RGB, same uv)
+# Bake to Active: the add-on writes the target mesh into a folder of its own, the backend the texture beside it.
+BAKE_TARGET = "target.npz"  # vertices (V, 3) float32 in the job's backend frame, faces (F, 3) int32, uv (V, 2)
+BAKE_TEXTURE = "baked.png"  # the job's colours on the target's UV layout (8-bit RGB, row 0 = v 1)
 
 # View folders (README, "View sets"): the project's camera file and its format id, and the image files the
 # loaders read (what Import Views may offer).
@@ -71,6 +75,7 @@ RECONSTRUCT_OPTIONS: dict[str, Option] = {
         choices=("fast", "xatlas"),
     ),
     "normal_map": Option(False, "also bake the full-resolution surface's normals into a tangent-space normal map"),
+    "vertex_colors": Option(False, "colour per vertex instead of a UV texture (no texture, no normal map)"),
 }
 
 _INT, _NUMBER, _TEXT, _FLAG = "an integer", "a number", "a string", "true or false"
@@ -134,6 +139,12 @@ REQUESTS: dict[str, dict[str, Field]] = {
         "options": (_OBJECT, False, True, None),
     },
     "refine": {"job": (_TEXT, True, False, None), "steps": (_INT, False, False, 1)},
+    "bake_to": {
+        "job": (_TEXT, True, False, None),
+        "folder": (_TEXT, True, False, None),
+        "texture_size": (_INT, False, False, 16),
+    },
+    "unload": {},
     "cameras": {"views": (_OBJECT, True, False, None), "folder": (_TEXT, True, False, None)},
 }
 _NESTED = {"options": _OPTIONS, "views": _VIEWS, "orbit": _ORBIT}

@@ -26,3 +26,12 @@ class ConfigError(GTRError):
 
 class CancelledError(GTRError):
     """The caller cancelled a long operation (between two of its steps)."""
+
+
+class OutOfMemoryError(GTRError):
+    """The device ran out of memory; `retry_options` are lower settings (option name -> value, the names of
+    `contract.RECONSTRUCT_OPTIONS`) that need less, for the caller to offer as a retry."""
+
+    def __init__(self, message: str, retry_options: dict[str, object]) -> None:
+        super().__init__(message)
+        self.retry_options = retry_options

@@ -27,12 +27,13 @@ import torch
 from torch import Tensor
 
 from .contract import RECONSTRUCT_OPTIONS
-from .errors import CancelledError, GTRError
+from .errors import CancelledError, GTRError, OutOfMemoryError
 from .export import bake_texture, bake_vertex_colors, unwrap, write_mesh
 from .export.normal_map import bake_normal_map
+from .fidelity import Fidelity, fidelity
 from .mesh import DENSITY_LEVEL, Mesh, sdf_to_mesh, simplify
 from .mesh.extract import McBackend, density_grid
-from .mesh.fit import CarveOptions, FitOptions, carve_and_fill, fit_surface, mask_iou
+from .mesh.fit import CarveOptions, FitOptions, carve_and_fill, fit_surface
 from .model import GTR, Precision
 from .model.fields import TriplaneField, sample_triplane
 from .pipeline import predict_triplane
@@ -58,6 +59,7 @@ STAGE_SHARE = {
     "unwrap": 0.15,
     "bake": 0.1,
     "normal map": 0.05,
+    "score": 0.03,
 }
 TEXTURE_VIEW_SIZE = 1024  # input views are used for the texture at up to this size (longest side)
 
@@ -81,7 +83,7 @@ class ReconstructOptions:
     target_faces: int = _default("target_faces")  # simplify to about this many faces; 0 keeps every face
     uv: str = _default("uv")  # UV atlas: "fast" (projected charts) or "xatlas" (tightest packing, slower)
     normal_map: bool = _default("normal_map")  # the full-resolution surface's normals as a normal map
-    vertex_colors: bool = False  # colour per vertex instead of a UV texture
+    vertex_colors: bool = _default("vertex_colors")  # colour per vertex instead of a UV texture
     precision: Precision = "auto"
     rasterizer: RasterBackend = "auto"
     marching_cubes: McBackend = "auto"
@@ -107,6 +109,7 @@ class Reconstruction:
     device: str
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     silhouette_iou: list[float] = field(default_factory=list)  # per input view: the final mesh vs the mask
+    fidelity: Fidelity | None = None  # the finished mesh against the views it was made from
 
     def save(self, path: Path | str, texture_format: str = "png") -> list[Path]:
         """Write the mesh (.glb, .obj or .ply; a GLB's texture as "png" or "jpeg"); adds the time it took to
@@ -163,6 +166,7 @@ class Stages:
     ) -> None:
         self.device, self.progress, self.cancel = device, progress, cancel
         self.timings: dict[str, float] = {}
+        self.options: ReconstructOptions | None = None  # what the run uses: lower settings are offered on OOM
         self.done = 0.0
         total = sum(STAGE_SHARE.get(name, 0.0) for name in plan or STAGE_SHARE)
         self.shares = {name: STAGE_SHARE.get(name, 0.0) / total for name in plan or STAGE_SHARE}
@@ -184,7 +188,9 @@ class Stages:
         plan += ["refine"] if options.refine_steps else []
         plan += ["bake"] if options.vertex_colors else ["unwrap", "bake"]
         plan += ["normal map"] if options.normal_map and not options.vertex_colors else []
-        return cls(device, progress, cancel, tuple(plan))
+        stages = cls(device, progress, cancel, (*plan, "score"))
+        stages.options = options
+        return stages
 
     def check(self) -> None:
         if self.cancel and self.cancel():
@@ -208,9 +214,13 @@ class Stages:
         try:
             yield
         except torch.cuda.OutOfMemoryError:
-            raise GTRError(
-                f"out of GPU memory during '{name}': lower --mesh-resolution (e.g. 192), --texture-size or the "
-                "refinement resolution, close other programs using the GPU, or use --device cpu"
+            release_device_memory(self.device)
+            lower = lower_settings(self.options or ReconstructOptions(), self.device)
+            words = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in lower.items())
+            raise OutOfMemoryError(
+                f"out of GPU memory during '{name}': try again with {words}, close other programs using the GPU, "
+                "or use the CPU",
+                lower,
             ) from None
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -221,6 +231,29 @@ class Stages:
     def finish(self) -> None:
         if self.progress:
             self.progress("done", 1.0)
+
+
+def lower_settings(options: ReconstructOptions, device: torch.device) -> dict[str, object]:
+    """Settings (option name -> value) that need less memory than `options`: a coarser marching-cubes grid
+    (three quarters of the points per side, at least 96), a texture half the size (at least 512) and at most
+    20k faces, for a retry after running out of memory."""
+    lower: dict[str, object] = {"mesh_resolution": max(96, options.resolution(device) * 3 // 4 // 8 * 8)}
+    if options.texture_size > 512:
+        lower["texture_size"] = options.texture_size // 2
+    if not options.target_faces or options.target_faces > 20000:
+        lower["target_faces"] = 20000
+    return lower
+
+
+def release_device_memory(device: torch.device) -> None:
+    """Give the memory PyTorch caches for freed tensors back to the device (the loaded model stays)."""
+    import gc
+
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        torch.mps.empty_cache()
 
 
 def texture_views(views: ViewSet, limit: int = TEXTURE_VIEW_SIZE) -> ViewSet:
@@ -276,14 +309,22 @@ def reconstruct_from_triplane(
     views = views.to(triplane.device)
     rasterizer = get_rasterizer(triplane.device, options.rasterizer)
     shape = geometry_stage(field, triplane, views, options, stages, rasterizer)
-    silhouettes = [round(float(v), 4) for v in mask_iou(shape.mesh, views, rasterizer)]
     sources = texture_views((originals or views).to(triplane.device)) if options.texture_from_views else None
     textured, colors, refinement = texture_stage(
         field, triplane, shape.mesh, views, sources, options, stages, rasterizer, shape.inside
     )
+    with stages.stage("score"), torch.no_grad():
+        score = fidelity(textured, views, rasterizer)
     stages.finish()
     return Reconstruction(
-        textured.to("cpu"), triplane, colors, refinement, str(triplane.device), stages.timings, silhouettes
+        textured.to("cpu"),
+        triplane,
+        colors,
+        refinement,
+        str(triplane.device),
+        stages.timings,
+        score.mask_iou_per_view,
+        score,
     )
 
 

@@ -54,6 +54,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .contract import (
+    BAKE_TARGET,
+    BAKE_TEXTURE,
     JOB_ARRAYS,
     JOB_MANIFEST,
     JOB_MESH,
@@ -103,6 +105,10 @@ class Session:
             return self.refine(request, emit, cancelled)
         if op == "cameras":
             return self.cameras(request)
+        if op == "bake_to":
+            return self.bake_to(request, emit, cancelled)
+        if op == "unload":
+            return self.unload()
         if op == "load":
             from .reconstruction import resolve_device
 
@@ -121,13 +127,14 @@ class Session:
         from .weights import find_default_weights
 
         cuda = torch.cuda.is_available()
+        mps = torch.backends.mps.is_available()
         weights = find_default_weights()
         return {
             "protocol": PROTOCOL,
             "version": __version__,
             "torch": torch.__version__,
             "cuda": cuda,
-            "device": torch.cuda.get_device_name() if cuda else "CPU",
+            "device": torch.cuda.get_device_name() if cuda else "Apple GPU (MPS)" if mps else "CPU",
             "weights": str(weights) if weights else None,
         }
 
@@ -147,6 +154,7 @@ class Session:
 
     def reconstruct(self, request: dict[str, Any], emit: Emit, cancelled: Callable[[], bool]) -> dict[str, Any]:
         from .reconstruction import reconstruct, resolve_device
+        from .weights import find_default_weights
 
         job = self.job_folder(request["job"])
         _check_writable(job)
@@ -161,11 +169,17 @@ class Session:
             emit({"type": "progress", "stage": stage, "fraction": fraction})
 
         result = reconstruct(views, model, device, options, progress, cancelled)
+        assert result.fidelity is not None
         info = {
             "views": request["views"],
             "weights": request.get("weights"),
+            "weights_name": Path(request.get("weights") or find_default_weights() or "").name,
             "device": str(device),
             "texture_from_views": options.texture_from_views,
+            "options": {name: getattr(options, name) for name in RECONSTRUCT_OPTIONS},
+            "timings": {k: round(v, 4) for k, v in result.timings.items()},
+            "fidelity": result.fidelity.as_dict(),
+            "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
         files = _write_job(job, result.mesh, result.colors, info)
         refinement = result.refinement
@@ -173,11 +187,21 @@ class Session:
             "files": files,
             "faces": result.mesh.num_faces,
             "loaded_model": self.loads > loads,  # False: the model was still loaded from an earlier request
-            "timings": {k: round(v, 4) for k, v in result.timings.items()},
+            "timings": info["timings"],
             "psnr_before": refinement.psnr_before if refinement else None,
             "psnr_after": refinement.psnr_after if refinement else None,
             "silhouette_iou": result.silhouette_iou,
+            "fidelity": info["fidelity"],
+            "options": info["options"],
+            "weights_name": info["weights_name"],
         }
+
+    def unload(self) -> dict[str, Any]:
+        """Drop the loaded model and give its memory back to the device."""
+        unloaded = len(self.models)
+        self.models.clear()
+        _release_job_memory()
+        return {"unloaded": unloaded}
 
     def cameras(self, request: dict[str, Any]) -> dict[str, Any]:
         """The views of `request["views"]` written as a cameras.json folder into `request["folder"]` (see the
@@ -194,18 +218,16 @@ class Session:
         size = {"width": views.width, "height": views.height}
         return {"path": str(path), **size, "names": list(views.names), "views": entries}
 
-    def refine(self, request: dict[str, Any], emit: Emit, cancelled: Callable[[], bool]) -> dict[str, Any]:
+    def open_job(self, job: Path, emit: Emit) -> FinishedJob:
+        """A finished job's manifest, model, views, mesh and refined colour field, on the job's device."""
         import numpy as np
         import torch
         from safetensors.torch import load_file
 
-        from .errors import CancelledError, GTRError
+        from .errors import GTRError
         from .mesh import Mesh
-        from .reconstruction import bake, resolve_device, texture_views
-        from .refine import RefineOptions, refine_texture
-        from .render.raster import get_rasterizer
+        from .reconstruction import resolve_device
 
-        job = self.job_folder(request["job"])
         if not (job / JOB_MANIFEST).is_file() or not (job / JOB_STATE).is_file():
             raise GTRError(f"{job}: not a finished reconstruction (job.json or state.safetensors is missing)")
         info = json.loads((job / JOB_MANIFEST).read_text())
@@ -213,16 +235,31 @@ class Session:
         emit({"type": "progress", "stage": "load weights", "fraction": 0.0})
         model = self.model(info.get("weights"), device)
         originals = _load_view_spec(info["views"]).to(device)
-        views = originals.resized(model.config.image_size)
         with np.load(job / JOB_ARRAYS, allow_pickle=False) as data:
+            arrays = {k: torch.from_numpy(data[k]).float() for k in data.files if k in ("uv", "colors")}
             mesh = Mesh(
                 torch.from_numpy(data["vertices"]).float(),
                 torch.from_numpy(data["faces"]).long(),
-                uv=torch.from_numpy(data["uv"]).float(),
+                uv=arrays.get("uv"),
+                vertex_colors=arrays.get("colors"),
             ).to(device)
         state = load_file(str(job / JOB_STATE), device=str(device))
         color_field = copy.deepcopy(model.field)
         color_field.load_state_dict({k[len("field.") :]: v for k, v in state.items() if k.startswith("field.")})
+        views = originals.resized(model.config.image_size)
+        return FinishedJob(info, device, originals, views, mesh, color_field, state)
+
+    def refine(self, request: dict[str, Any], emit: Emit, cancelled: Callable[[], bool]) -> dict[str, Any]:
+        from .errors import CancelledError
+        from .export import bake_vertex_colors
+        from .fidelity import fidelity
+        from .reconstruction import bake
+        from .refine import RefineOptions, refine_texture
+        from .refine.projection import ViewColors
+        from .render.raster import get_rasterizer
+
+        job = self.job_folder(request["job"])
+        done = self.open_job(job, emit)
         steps = int(request.get("steps", 20))
 
         def progress(fraction: float) -> None:
@@ -230,23 +267,108 @@ class Session:
                 raise CancelledError("refinement cancelled")
             emit({"type": "progress", "stage": "refine", "fraction": 0.9 * fraction})
 
-        rasterizer = get_rasterizer(device)
+        rasterizer = get_rasterizer(done.device)
         # A continuation fine-tunes a colour field that has already converged once: gentler steps than the
         # first refinement (whose cosine schedule ended at zero), so more steps never undo what it reached.
         options = RefineOptions(steps=steps, triplane_lr=CONTINUE_TRIPLANE_LR, mlp_lr=CONTINUE_MLP_LR)
-        result = refine_texture(color_field, state["triplane"], mesh, views, options, rasterizer, progress)
+        triplane = done.state["triplane"]
+        result = refine_texture(done.field, triplane, done.mesh, done.views, options, rasterizer, progress)
         if result.psnr_after <= result.psnr_before:  # no better: keep the texture and state as they are
             return {"files": {}, "psnr_before": result.psnr_before, "psnr_after": result.psnr_before, "improved": False}
         emit({"type": "progress", "stage": "bake", "fraction": 0.9})
+        # The same colour path as the first reconstruction: the refined field, under the views' own colours.
+        # Jobs made before the views' colours were baked in (no such key) keep their texture as it was made.
+        sources = done.sources()
+        if done.mesh.uv is None:
+            projected = ViewColors(done.mesh, sources, rasterizer) if sources is not None else None
+            coloured = bake_vertex_colors(done.mesh, result.colors, projected)
+        else:
+            coloured = bake(done.mesh, result.colors, sources, done.texture_size(job), rasterizer)
+        info = {**done.info, "fidelity": fidelity(coloured, done.views, rasterizer).as_dict()}
+        files = _write_job(job, coloured.to("cpu"), result.colors, info, mesh_files=done.mesh.uv is None)
+        return {
+            "files": files,
+            "psnr_before": result.psnr_before,
+            "psnr_after": result.psnr_after,
+            "improved": True,
+            "fidelity": info["fidelity"],
+        }
+
+    def bake_to(self, request: dict[str, Any], emit: Emit, cancelled: Callable[[], bool]) -> dict[str, Any]:
+        """A finished job's colours (its refined field under its views' own colours) baked onto the UV layout of
+        the mesh in `folder`/BAKE_TARGET (the job's backend frame), written as `folder`/BAKE_TEXTURE."""
         from PIL import Image
 
-        size = Image.open(job / JOB_TEXTURE).size[0]
-        # The same texture path as the first reconstruction: the refined field, under the views' own colours.
-        # Jobs made before the views' colours were baked in (no such key) keep their texture as it was made.
-        sources = texture_views(originals) if info.get("texture_from_views", False) else None
-        textured = bake(mesh, result.colors, sources, size, rasterizer)
-        files = _write_job(job, textured.to("cpu"), result.colors, info, mesh_files=False)
-        return {"files": files, "psnr_before": result.psnr_before, "psnr_after": result.psnr_after, "improved": True}
+        from .errors import CancelledError
+        from .files import atomic_write
+        from .pixels import to_uint8
+        from .reconstruction import bake
+        from .refine import ColorField
+        from .render.raster import get_rasterizer
+
+        job, folder = self.job_folder(request["job"]), self.job_folder(request["folder"])
+        target = _read_bake_target(folder / BAKE_TARGET)
+        done = self.open_job(job, emit)
+        if cancelled():
+            raise CancelledError("bake cancelled")
+        emit({"type": "progress", "stage": "bake", "fraction": 0.3})
+        size = int(request.get("texture_size", 1024))
+        colors = ColorField(done.state["triplane"], done.field)
+        baked = bake(target.to(done.device), colors, done.sources(), size, get_rasterizer(done.device))
+        assert baked.texture is not None
+        image = Image.fromarray(to_uint8(baked.texture).cpu().numpy())
+        path = atomic_write(folder / BAKE_TEXTURE, lambda tmp: image.save(tmp, format="PNG"))
+        return {"files": {"texture": str(path)}, "faces": target.num_faces, "texture_size": size}
+
+
+@dataclass
+class FinishedJob:
+    """What a finished job folder holds, loaded for more work (Refine Texture, Bake to Active)."""
+
+    info: dict[str, Any]  # its manifest (job.json)
+    device: Any  # torch.device it was made on
+    originals: Any  # ViewSet: its views at their own resolution
+    views: Any  # ViewSet: the same at the model's resolution
+    mesh: Any  # Mesh, backend frame, with uv or vertex colours
+    field: Any  # the refined colour field's network (a copy of the model's)
+    state: dict[str, Any]  # the saved tensors ("triplane", "field.*")
+
+    def sources(self) -> Any:
+        """The views whose own colours go into a bake (None when the job was made without them)."""
+        from .reconstruction import texture_views
+
+        return texture_views(self.originals) if self.info.get("texture_from_views", False) else None
+
+    def texture_size(self, job: Path) -> int:
+        from PIL import Image
+
+        return int(Image.open(job / JOB_TEXTURE).size[0])
+
+
+def _read_bake_target(path: Path) -> Any:
+    """The mesh Bake to Active bakes onto: vertices (V, 3), faces (F, 3), uv (V, 2) from an .npz (no pickles);
+    a `GTRError` saying what is wrong otherwise."""
+    import numpy as np
+    import torch
+
+    from .errors import GTRError
+    from .mesh import Mesh
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            vertices, faces, uv = (np.asarray(data[k]) for k in ("vertices", "faces", "uv"))
+    except (OSError, ValueError, KeyError) as error:
+        raise GTRError(f"{path.name}: not a mesh to bake onto ({error}); run Bake to Active again") from None
+    v = len(vertices)
+    if vertices.shape != (v, 3) or uv.shape != (v, 2) or faces.ndim != 2 or faces.shape[1:] != (3,) or not len(faces):
+        raise GTRError(f"{path.name}: needs vertices (V, 3), uv (V, 2) and faces (F, 3); got other shapes")
+    if faces.min() < 0 or faces.max() >= v or not (np.isfinite(vertices).all() and np.isfinite(uv).all()):
+        raise GTRError(f"{path.name}: faces name missing vertices or coordinates are not finite")
+    return Mesh(
+        torch.from_numpy(vertices.astype(np.float32)),
+        torch.from_numpy(faces.astype(np.int64)),
+        uv=torch.from_numpy(uv.astype(np.float32)),
+    )
 
 
 def request_options(raw: dict[str, Any]) -> Any:
@@ -324,7 +446,7 @@ def _write_job(job: Path, mesh: Any, colors: Any, info: dict[str, Any], mesh_fil
     try:
         rewritten = {JOB_TEXTURE, JOB_STATE, JOB_MANIFEST}
         if mesh_files:
-            rewritten |= {JOB_MESH, JOB_ARRAYS, JOB_NORMALS}
+            rewritten |= {JOB_MESH, JOB_ARRAYS, JOB_NORMALS}  # (a refine of a vertex-coloured job rewrites them too)
         if job.is_dir():  # whatever else lives there (the captured views, the mesh on a refine) is carried over
             for entry in job.iterdir():
                 if entry.name in rewritten:
@@ -333,7 +455,8 @@ def _write_job(job: Path, mesh: Any, colors: Any, info: dict[str, Any], mesh_fil
                     shutil.copytree(entry, staging / entry.name, symlinks=True)
                 else:
                     shutil.copy2(entry, staging / entry.name, follow_symlinks=False)
-        Image.fromarray(to_uint8(mesh.texture).numpy()).save(staging / JOB_TEXTURE)
+        if mesh.texture is not None:
+            Image.fromarray(to_uint8(mesh.texture).numpy()).save(staging / JOB_TEXTURE)
         if mesh.normal_texture is not None:
             Image.fromarray(to_uint8(mesh.normal_texture).numpy()).save(staging / JOB_NORMALS)
         state = {"triplane": colors.triplane.detach().float().contiguous().cpu()}
@@ -342,11 +465,12 @@ def _write_job(job: Path, mesh: Any, colors: Any, info: dict[str, Any], mesh_fil
         )
         save_file(state, str(staging / JOB_STATE))
         if mesh_files:
+            colour = {"uv": mesh.uv} if mesh.uv is not None else {"colors": mesh.vertex_colors}
             np.savez(
                 staging / JOB_ARRAYS,
                 vertices=mesh.vertices.numpy().astype(np.float32),
                 faces=mesh.faces.numpy().astype(np.int32),
-                uv=mesh.uv.numpy().astype(np.float32),
+                **{k: v.detach().numpy().astype(np.float32) for k, v in colour.items()},
             )
             write_mesh(mesh, staging / JOB_MESH)
         (staging / JOB_MANIFEST).write_text(json.dumps(info, indent=2) + "\n")
@@ -354,7 +478,9 @@ def _write_job(job: Path, mesh: Any, colors: Any, info: dict[str, Any], mesh_fil
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    files = {"texture": str(job / JOB_TEXTURE), "state": str(job / JOB_STATE)}
+    files = {"state": str(job / JOB_STATE)}
+    if mesh.texture is not None:
+        files["texture"] = str(job / JOB_TEXTURE)
     if mesh_files:
         files.update({"npz": str(job / JOB_ARRAYS), "glb": str(job / JOB_MESH)})
     return files
@@ -389,7 +515,7 @@ def run_request(
     error (a plain message; `cancelled` true when it was cancelled). Every failure is written to `log` with its
     traceback. Used by `serve` (the backend process) and by the add-on's in-process backend alike, so both
     modes answer the same way."""
-    from .errors import CancelledError, GTRError
+    from .errors import CancelledError, GTRError, OutOfMemoryError
 
     rid = request.get("id")
     start = time.perf_counter()
@@ -407,12 +533,27 @@ def run_request(
         send({"id": rid, "type": "result", "seconds": round(time.perf_counter() - start, 4), **payload})
     except CancelledError as error:
         send({"id": rid, "type": "error", "cancelled": True, "message": str(error)})
+    except OutOfMemoryError as error:
+        failed(str(error))
+        send({"id": rid, "type": "error", "message": str(error), "retry_options": error.retry_options})
     except GTRError as error:
         failed(str(error))
         send({"id": rid, "type": "error", "message": str(error)})
     except Exception as error:  # a bug: the user gets one line, the log gets the traceback
         failed(repr(error))
         send({"id": rid, "type": "error", "message": f"internal error in the backend: {error!r}"})
+    if request.get("op") in ("reconstruct", "refine", "bake_to"):
+        _release_job_memory()  # the reply is sent and the job's tensors are unreferenced: the model stays
+
+
+def _release_job_memory() -> None:
+    import torch
+
+    from .reconstruction import release_device_memory
+
+    release_device_memory(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    if torch.backends.mps.is_available():
+        release_device_memory(torch.device("mps"))
 
 
 MAX_LINE = 1 << 20  # characters: a request is small; anything longer is refused, not parsed

@@ -20,7 +20,7 @@ def input_view_psnr(job: Path) -> float:
     import torch
     from PIL import Image
 
-    from gtr_backend.evaluation.protocol import input_view_psnr as psnr_of
+    from gtr_backend.fidelity import input_view_psnr as psnr_of
     from gtr_backend.mesh import Mesh
     from gtr_backend.render import TorchRasterizer
     from gtr_backend.views import load_views

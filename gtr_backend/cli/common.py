@@ -87,11 +87,13 @@ def add_reconstruct_options(parser: argparse.ArgumentParser) -> None:
     add("--faces", type=int, **described("target_faces"))
     add("--uv", choices=option["uv"].choices, **described("uv"))
     add("--normal-map", action="store_true", default=option["normal_map"].default, help=option["normal_map"].help)
+    add("--vertex-colors", action="store_true", default=option["vertex_colors"].default,
+        help=option["vertex_colors"].help)  # fmt: skip
 
 
 def options_from_arguments(args: argparse.Namespace) -> ReconstructOptions:
     """The `ReconstructOptions` the parsed arguments of `add_reconstruct_options` (and reconstruct's own
-    --refine-params and --vertex-colors, where present) ask for."""
+    --refine-params, where present) ask for."""
     from ..reconstruction import ReconstructOptions
 
     return ReconstructOptions(
@@ -105,7 +107,7 @@ def options_from_arguments(args: argparse.Namespace) -> ReconstructOptions:
         target_faces=args.faces,
         uv=args.uv,
         normal_map=args.normal_map,
-        vertex_colors=getattr(args, "vertex_colors", False),
+        vertex_colors=args.vertex_colors,
     )
 
 

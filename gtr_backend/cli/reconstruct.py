@@ -26,10 +26,9 @@ def register(sub: Any) -> None:
     add_view_arguments(p)
     p.add_argument("-o", "--output", type=Path, required=True, help="the mesh file to write (.glb, .obj, .ply)")
     p.add_argument("--weights", type=Path, help="weights file (default: the bundled starter weights)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     add_reconstruct_options(p)
     p.add_argument("--refine-params", default="both", choices=["both", "color_mlp", "triplane"])
-    p.add_argument("--vertex-colors", action="store_true", help="colour per vertex instead of a UV texture")
     p.add_argument(
         "--texture-format",
         choices=("png", "jpeg"),
@@ -93,7 +92,7 @@ class _Progress:
 
 
 def _summary(result: Any, files: list[Path], weights: Path, views: int, total: float) -> dict[str, Any]:
-    """What `--json` prints: files, device, weights, sizes, timings, refinement and silhouette scores."""
+    """What `--json` prints: files, device, weights, sizes, timings, refinement, silhouette and fidelity scores."""
     refinement = result.refinement
     return {
         "output": [str(f) for f in files],
@@ -107,6 +106,7 @@ def _summary(result: Any, files: list[Path], weights: Path, views: int, total: f
         "refine_psnr_before": refinement.psnr_before if refinement else None,
         "refine_psnr_after": refinement.psnr_after if refinement else None,
         "silhouette_iou": result.silhouette_iou,
+        "fidelity": result.fidelity.as_dict() if result.fidelity else None,
     }
 
 
@@ -120,4 +120,6 @@ def _report(result: Any, files: list[Path], total: float) -> None:
         print(f"refinement: input-view PSNR {before:.2f} -> {after:.2f} dB", file=sys.stderr)
     ious = ", ".join(f"{v:.3f}" for v in result.silhouette_iou)
     print(f"silhouettes: mesh vs input masks, IoU per view {ious}", file=sys.stderr)
+    if result.fidelity and result.fidelity.psnr is not None:
+        print(f"fidelity: the result from the input cameras, PSNR {result.fidelity.psnr:.2f} dB", file=sys.stderr)
     print(f"wrote {', '.join(map(str, files))} ({result.mesh.num_faces} faces)")

@@ -30,8 +30,8 @@ from torch import Tensor
 
 from ..contract import ORBIT_AZIMUTHS_DEG, ORBIT_DISTANCE, ORBIT_ELEVATION_DEG, ORBIT_FOV_DEG, VIEW_RADIUS
 from ..errors import GTRError
+from ..fidelity import fidelity
 from ..mesh import Mesh
-from ..mesh.fit import mask_iou
 from ..model import GTR
 from ..pipeline import predict_triplane
 from ..pixels import psnr
@@ -223,18 +223,6 @@ def image_metrics(prediction: Tensor, truth: ViewSet, lpips: LPIPS | None = None
     return float(psnr(prediction, target).mean()), float(ssim(prediction, target).mean()), perceptual
 
 
-def input_view_psnr(mesh: Mesh, inputs: ViewSet, rasterizer: Rasterizer) -> float | None:
-    """PSNR of the textured mesh rendered from the input cameras against the input views, over the pixels the
-    input masks cover fully: how faithfully the result reproduces what the user gave (None: no such pixel)."""
-    device = inputs.device
-    render = render_mesh(mesh.to(device), inputs.intrinsics, inputs.c2w, inputs.height, inputs.width, rasterizer)
-    inside = inputs.mask[:, 0] > 0.99
-    if not bool(inside.any()):
-        return None
-    predicted, target = render.rgb.permute(0, 2, 3, 1)[inside], inputs.on_white().permute(0, 2, 3, 1)[inside]
-    return float(psnr(predicted[None], target[None])[0])
-
-
 def shape_metrics(predicted: Mesh, truth: Mesh, protocol: Protocol) -> tuple[float, float]:
     """Chamfer x100 and volume IoU in the paper's frame: the truth scaled into [-1, 1]^3, the prediction matched
     to its bounding box, then ICP."""
@@ -279,15 +267,15 @@ def evaluate_asset(
         p, s, lp = image_metrics(render.rgb, truth, lpips)
         chamfer, iou = shape_metrics(mesh.to("cpu"), asset.mesh, protocol) if asset.mesh is not None else (None, None)
         normals = (render.normals * 0.5 + 0.5) * render.alpha + (1 - render.alpha)
-        silhouettes = float(mask_iou(mesh.to(device), inputs, rasterizer).min())
+        faithful = fidelity(mesh, inputs, rasterizer)
         return VariantResult(
             p,
             s,
             lp,
             chamfer,
             iou,
-            silhouettes,
-            input_view_psnr(mesh, inputs, rasterizer),
+            faithful.mask_iou,
+            faithful.psnr,
             render.rgb.cpu(),
             normals.cpu(),
         )

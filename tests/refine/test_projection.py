@@ -4,7 +4,8 @@ import pytest
 import torch
 import trimesh
 
-from gtr_backend.evaluation.protocol import input_view_psnr, load_mesh_file
+from gtr_backend.evaluation.protocol import load_mesh_file
+from gtr_backend.fidelity import input_view_psnr
 from gtr_backend.mesh import Mesh
 from gtr_backend.reconstruction import ReconstructOptions, reconstruct_from_triplane
 from gtr_backend.refine.projection import ViewColors, distance_to_depth_edges

@@ -1,0 +1,50 @@
+"""How faithfully a result reproduces the views it was made from: the score the add-on shows beside every
+result, `gtr reconstruct --json` prints and the evaluation's "mask IoU" and "input PSNR" columns report.
+
+- mask IoU, per input view: the mesh's coverage against the view's mask (at 1/2), at the view's resolution;
+  the score keeps the worst view (a part missing in one view is a part missing).
+- input PSNR: the finished mesh (its texture or vertex colours) rendered from the input cameras against the
+  input views over white, over the pixels the masks cover fully (dB; None when no pixel is fully inside).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .mesh import Mesh
+from .pixels import psnr
+from .render import render_mesh
+from .render.raster import Rasterizer
+from .views import ViewSet
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    mask_iou: float  # the worst input view's
+    mask_iou_per_view: list[float]
+    psnr: float | None  # dB, inside the masks
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def input_view_psnr(mesh: Mesh, inputs: ViewSet, rasterizer: Rasterizer) -> float | None:
+    """PSNR (dB) of the coloured mesh rendered from the input cameras against the input views, over the pixels
+    the input masks cover fully (None: no such pixel)."""
+    return fidelity(mesh, inputs, rasterizer).psnr
+
+
+def fidelity(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer) -> Fidelity:
+    """The score of a coloured mesh (world frame) against the views it was made from (any resolution), from
+    one render of it from the views' cameras."""
+    render = render_mesh(mesh.to(views.device), views.intrinsics, views.c2w, views.height, views.width, rasterizer)
+    covered, masks = render.fragments.mask, views.foreground()
+    union = (covered | masks).flatten(1).sum(1).clamp_min(1)
+    per_view = [round(float(v), 4) for v in (covered & masks).flatten(1).sum(1) / union]
+    inside = views.mask[:, 0] > 0.99
+    score = None
+    if bool(inside.any()):
+        predicted, target = render.rgb.permute(0, 2, 3, 1)[inside], views.on_white().permute(0, 2, 3, 1)[inside]
+        score = round(float(psnr(predicted[None], target[None])[0]), 3)
+    return Fidelity(min(per_view, default=0.0), per_view, score)
