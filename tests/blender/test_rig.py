@@ -120,6 +120,7 @@ def test_import_export_round_trip_edits_and_replacing_the_rig(blender, extension
     # 5. Orbit images replace the rig: the orbit's cameras at the origin; the old cameras and images are gone.
     assert r["orbit"]["rigs"] == ["GTR Views"] and len(r["orbit"]["cameras"]) == 3
     assert r["old images"] == ["other.png", "view_000.png"] and r["old images left"] == []
+    assert r["undone"]["after"] == r["undone"]["before"] == ["view_000", "view_002", "view_003"] and r["redone"]
     assert r["old cameras left"] == []
     poses = Orbit(None, 30.0, 35.0, 3.0).poses(3)
     for i, camera in enumerate(r["orbit"]["cameras"]):

@@ -23,7 +23,7 @@ outcome: dict[str, object] = {}
 
 def rig_state() -> dict[str, object]:
     """The rig as Blender has it: origin, each camera's world matrix, lens settings and background image."""
-    rig = rig_module.find_rig(scene)
+    rig = rig_module.find_rig(bpy.context.scene)  # fetched again: undo replaces the data
     bpy.context.view_layer.update()
     cameras = rig_module.rig_cameras(rig)
     origin = rig_module.rig_origin(rig)
@@ -108,8 +108,17 @@ settings.views_source = "ORBIT"
 settings.orbit_elevation, settings.orbit_fov, settings.orbit_distance = 30.0, 35.0, 3.0
 scene.cursor.location = (0.0, 0.0, 0.0)
 names = sorted(p.name for p in orbit_images.iterdir())
+bpy.ops.ed.undo_push(message="edited rig")
+edited_rig = [c["name"] for c in rig_state()["cameras"]]
 assert bpy.ops.gtr.import_views(directory=str(orbit_images), files=[{"name": n} for n in names]) == {"FINISHED"}
+# In the UI, Blender pushes an undo step when an operator flagged UNDO finishes; scripts push it themselves.
+bpy.ops.ed.undo_push(message="Import Views")
 outcome["orbit"] = rig_state()
+bpy.ops.ed.undo()  # Ctrl+Z: the edited rig comes back, whole
+outcome["undone"] = {"before": edited_rig, "after": [c["name"] for c in rig_state()["cameras"]]}
+bpy.ops.ed.redo()
+scene, settings = bpy.context.scene, bpy.context.scene.gtr
+outcome["redone"] = rig_state() == outcome["orbit"]
 outcome["old images left"] = [name for name in old_images if name in bpy.data.images]
 outcome["old cameras left"] = [o.name for o in bpy.data.objects if o.name in (moved, swapped)]
 outcome["export orbit"] = export(scratch / "orbit")
