@@ -26,6 +26,11 @@ OPTIONS = contract.RECONSTRUCT_OPTIONS  # the backend's one definition of each o
 
 
 UV_ITEMS = tuple((choice, choice.capitalize(), OPTIONS["uv"].help) for choice in OPTIONS["uv"].choices)
+# Texture sizes offered: the powers of two from 128 px to the option's largest.
+TEXTURE_SIZES = tuple(
+    (str(1 << k), f"{1 << k} px", OPTIONS["texture_size"].help.capitalize())
+    for k in range(7, int(OPTIONS["texture_size"].high or 4096).bit_length())
+)
 
 
 def _number(name: str) -> dict[str, Any]:
@@ -64,7 +69,11 @@ class GTR_AddonPreferences(bpy.types.AddonPreferences):
     )
     device: EnumProperty(name="Device", items=DEVICES, default="auto")  # type: ignore[valid-type]
     refine_steps: IntProperty(name="Refinement Steps", **_number("refine_steps"))  # type: ignore[valid-type]
-    texture_size: IntProperty(name="Texture Size", **_number("texture_size"))  # type: ignore[valid-type]
+    texture_size: EnumProperty(  # type: ignore[valid-type]
+        name="Texture Size", items=TEXTURE_SIZES, default=str(OPTIONS["texture_size"].default)
+    )
+    target_faces: IntProperty(name="Faces", **_number("target_faces"))  # type: ignore[valid-type]
+    vertex_colors: BoolProperty(name="Vertex Colours", **_flag("vertex_colors"))  # type: ignore[valid-type]
     mesh_resolution: IntProperty(  # type: ignore[valid-type]
         name="Mesh Resolution",
         default=0,  # the option's "none": chosen by the device
@@ -106,18 +115,61 @@ class GTR_AddonPreferences(bpy.types.AddonPreferences):
         layout.prop(self, "device")
         col = layout.column(heading="Defaults")
         col.prop(self, "refine_steps")
-        col.prop(self, "texture_size")
         col.prop(self, "mesh_resolution")
+        draw_output_options(col, self)
         col.prop(self, "geometry_refine")
         sub = col.column()
         sub.enabled = self.geometry_refine
         sub.prop(self, "geometry_steps")
         col.prop(self, "texture_from_views")
         col.prop(self, "uv_method")
-        col.prop(self, "normal_map")
         col.prop(self, "keep_jobs")
         box = layout.box()
         box.label(text="The released GTR weights and nvdiffrast are for non-commercial use only.", icon="INFO")
+
+
+def draw_output_options(layout: bpy.types.UILayout, prefs: GTR_AddonPreferences) -> None:
+    """What the result is made of (the panel's Output box and the preferences): faces, texture or vertex
+    colours, normal map."""
+    layout.prop(prefs, "target_faces")
+    layout.prop(prefs, "vertex_colors")
+    sub = layout.column()
+    sub.enabled = not prefs.vertex_colors
+    sub.prop(prefs, "texture_size")
+    sub.prop(prefs, "normal_map")
+
+
+def option_values(prefs: GTR_AddonPreferences) -> dict[str, Any]:
+    """Every reconstruction option of the backend's definitions (`contract.RECONSTRUCT_OPTIONS`), as these
+    preferences set it: what a request sends and what the tests compare with the definitions' defaults."""
+    values = {
+        "refine_steps": prefs.refine_steps,
+        "texture_size": int(prefs.texture_size),
+        "target_faces": prefs.target_faces,
+        "mesh_resolution": prefs.mesh_resolution or None,  # the add-on's 0: chosen by the device
+        "geometry_refine": prefs.geometry_refine,
+        "geometry_steps": prefs.geometry_steps,
+        "texture_from_views": prefs.texture_from_views,
+        "uv": prefs.uv_method,
+        "normal_map": prefs.normal_map,
+        "vertex_colors": prefs.vertex_colors,
+    }
+    assert set(values) == set(OPTIONS), "every option of the backend's definitions has a preference"
+    return values
+
+
+def apply_options(prefs: GTR_AddonPreferences, values: dict[str, Any]) -> None:
+    """Set the preferences from option values as `option_values` gives them (e.g. the lower settings the
+    backend offers after running out of memory); names it does not know are ignored."""
+    attribute = {"uv": "uv_method"}
+    for name, value in values.items():
+        if name not in OPTIONS:
+            continue
+        if name == "texture_size":
+            value = str(value)
+        elif name == "mesh_resolution":
+            value = value or 0
+        setattr(prefs, attribute.get(name, name), value)
 
 
 def preferences(context: bpy.types.Context) -> GTR_AddonPreferences:

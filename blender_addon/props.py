@@ -54,6 +54,8 @@ class GTR_Status(bpy.types.PropertyGroup):
     backend_info: StringProperty(default="")  # type: ignore[valid-type]
     last_seconds: FloatProperty(default=0.0)  # type: ignore[valid-type]
     backend_seconds: FloatProperty(default=0.0, description="Time the backend itself took for the last job")  # type: ignore[valid-type]
+    retry_options: StringProperty(default="", description="JSON: lower settings offered after running out of memory")  # type: ignore[valid-type]
+    retry_operator: StringProperty(default="", description="The operator whose job ran out of memory")  # type: ignore[valid-type]
 
 
 def settings(context: bpy.types.Context) -> GTR_SceneSettings:

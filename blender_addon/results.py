@@ -1,8 +1,23 @@
-"""Put a finished reconstruction into the scene as one textured mesh object (all or nothing)."""
+"""Put a finished reconstruction into the scene as one mesh object (all or nothing), and read back what a
+result remembers.
+
+A result is a new object in the "GTR Results" collection, named after its source ("Source GTR"); running
+again, with other settings, adds the next version beside the old ones ("Source GTR v2") and never replaces
+one. It keeps, as custom properties, its job folder (the input views, the mesh, the refined colour field), the
+settings and weights it was made with, the backend's timings and its fidelity score (the worst input view's
+mask IoU and the PSNR inside the masks: how faithfully it reproduces the views it came from), and the matrix
+from the backend frame to its own local frame (for Bake to Active). Its material is a Principled BSDF with the
+base-colour texture (or the vertex colours) and, when there is one, a tangent-space normal map; it is shaded
+smooth except across creases sharper than `CREASE_DEG`; its origin is the centre of its base (the middle of
+its bounding box's bottom face, in its own frame), so it stands on whatever it is put on.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
+from typing import Any
 
 import bpy
 import numpy as np
@@ -10,28 +25,56 @@ from mathutils import Matrix
 
 from .contract import contract
 
-JOB_PROPERTY = "gtr_job"  # custom property on result objects: the job folder (views, mesh, colour field)
-
-
-def read_mesh(job: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """vertices (V, 3) in the backend frame, faces (F, 3), uv (V, 2) from the job's mesh.npz (no pickles)."""
-    with np.load(job / contract.JOB_ARRAYS, allow_pickle=False) as data:
-        return data["vertices"].astype(np.float64), data["faces"].astype(np.int64), data["uv"].astype(np.float64)
-
-
+JOB_PROPERTY = "gtr_job"  # the job folder (views, mesh, colour field)
+BASE_NAME_PROPERTY = "gtr_base_name"  # the name versions share ("Source GTR")
+VERSION_PROPERTY = "gtr_version"  # 1, 2, ... among the results of that name
+SETTINGS_PROPERTY = "gtr_settings"  # JSON: the reconstruction's options
+WEIGHTS_PROPERTY = "gtr_weights"  # the weights file's name
+TIMINGS_PROPERTY = "gtr_timings"  # JSON: seconds per backend stage
+MASK_IOU_PROPERTY = "gtr_fidelity_mask_iou"  # the worst input view's mask IoU
+PSNR_PROPERTY = "gtr_fidelity_psnr"  # dB inside the input masks (absent when none could be measured)
+FRAME_PROPERTY = "gtr_backend_to_local"  # 16 floats, row by row: backend frame -> the object's local frame
+ORIGIN_PROPERTY = "gtr_origin"  # where the origin was moved (the base centre), in the frame it was placed in
+RESULTS_COLLECTION = "GTR Results"
+CREASE_DEG = 50.0  # edges where the surface turns by more than this are shaded sharp
 BASE_COLOR_NODE = "GTR Base Color"
 NORMAL_MAP_NODE = "GTR Normal Map"
+COLOR_ATTRIBUTE = "Color"
 
 
-def _material(name: str, image: bpy.types.Image, normals: bpy.types.Image | None = None) -> bpy.types.Material:
-    """Principled BSDF with the base-colour texture, and a tangent-space Normal Map node when there is one."""
+def read_mesh(job: Path) -> dict[str, np.ndarray]:
+    """The job's mesh.npz (no pickles): vertices (V, 3) backend frame, faces (F, 3), and uv (V, 2) or colors
+    (V, 3)."""
+    with np.load(job / contract.JOB_ARRAYS, allow_pickle=False) as data:
+        arrays = {name: np.asarray(data[name]) for name in data.files}
+    arrays["vertices"] = arrays["vertices"].astype(np.float64)
+    arrays["faces"] = arrays["faces"].astype(np.int64)
+    return arrays
+
+
+def read_manifest(job: Path) -> dict[str, Any]:
+    """The job's job.json (settings, weights, timings, fidelity), or {} for a job made before it held them."""
+    try:
+        manifest = json.loads((job / contract.JOB_MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _material(name: str, image: bpy.types.Image | None, normals: bpy.types.Image | None) -> bpy.types.Material:
+    """Principled BSDF with the base-colour texture (or the vertex colours when `image` is None), and a
+    tangent-space Normal Map node when there is a normal map."""
     material = bpy.data.materials.new(name)
     material.use_nodes = True
     tree = material.node_tree
     shader = next(n for n in tree.nodes if n.bl_idname == "ShaderNodeBsdfPrincipled")
-    texture = tree.nodes.new("ShaderNodeTexImage")
+    if image is not None:
+        texture = tree.nodes.new("ShaderNodeTexImage")
+        texture.image = image
+    else:
+        texture = tree.nodes.new("ShaderNodeVertexColor")
+        texture.layer_name = COLOR_ATTRIBUTE
     texture.name = texture.label = BASE_COLOR_NODE
-    texture.image = image
     texture.location = (-400, 300)
     tree.links.new(texture.outputs["Color"], shader.inputs["Base Color"])
     shader.inputs["Roughness"].default_value = 0.8
@@ -57,49 +100,94 @@ def load_texture(job: Path, name: str, file: str = contract.JOB_TEXTURE) -> bpy.
     return image
 
 
+def results_collection(context: bpy.types.Context, created: list[tuple[object, object]]) -> bpy.types.Collection:
+    """The scene's "GTR Results" collection (made, and recorded in `created`, if it is not there)."""
+    scene = context.scene
+    assert scene is not None
+    collection = scene.collection.children.get(RESULTS_COLLECTION)
+    if collection is None:
+        collection = bpy.data.collections.new(RESULTS_COLLECTION)
+        created.append((collection, bpy.data.collections))
+        scene.collection.children.link(collection)
+    return collection
+
+
+def next_version(base_name: str) -> int:
+    """One more than the highest version of the results named `base_name` (1 for the first)."""
+    versions = [int(o.get(VERSION_PROPERTY, 0)) for o in bpy.data.objects if o.get(BASE_NAME_PROPERTY) == base_name]
+    return max(versions, default=0) + 1
+
+
+def _mesh(name: str, local: np.ndarray, faces: np.ndarray, arrays: dict[str, np.ndarray], flip: bool) -> bpy.types.Mesh:
+    """A Blender mesh: welded vertices `local` (V, 3), `faces` (F, 3) into them, the job's uv per corner or
+    colours per vertex; shaded smooth except across creases."""
+    mesh = bpy.data.meshes.new(name)
+    mesh.vertices.add(len(local))
+    mesh.vertices.foreach_set("co", local.astype(np.float32).ravel())
+    mesh.loops.add(faces.size)
+    mesh.loops.foreach_set("vertex_index", faces.astype(np.int32).ravel())
+    mesh.polygons.add(len(faces))
+    mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
+    if flip:
+        mesh.flip_normals()
+    if "uv" in arrays:
+        layer = mesh.uv_layers.new(name="UVMap")
+        layer.data.foreach_set("uv", arrays["uv"][arrays["faces"].ravel()].astype(np.float32).ravel())
+    mesh.update()
+    mesh.validate()
+    if "colors" in arrays:
+        colors = np.zeros((len(local), 4), dtype=np.float32)
+        colors[faces.ravel()] = np.concatenate(
+            [arrays["colors"][arrays["faces"].ravel()], np.ones((faces.size, 1))], axis=1
+        )
+        attribute = mesh.color_attributes.new(COLOR_ATTRIBUTE, "FLOAT_COLOR", "POINT")
+        attribute.data.foreach_set("color", colors.ravel())  # type: ignore[attr-defined]
+    mesh.shade_smooth()
+    if hasattr(mesh, "set_sharp_from_angle"):  # Blender 4.1+
+        mesh.set_sharp_from_angle(angle=math.radians(CREASE_DEG))
+    return mesh
+
+
 def add_result(
     context: bpy.types.Context, job: Path, name: str, matrix_world: Matrix, backend_to_local: Matrix
 ) -> bpy.types.Object:
-    """A new object `name` in the active collection: the job's mesh mapped by `backend_to_local`, its texture
-    packed, placed at `matrix_world`. If anything fails, whatever was created is removed again."""
-    vertices, faces, uv = read_mesh(job)
+    """A new object, the next version of `name`, in the "GTR Results" collection: the job's mesh mapped by
+    `backend_to_local`, its texture packed, its origin moved to its base centre, placed at `matrix_world`
+    (where the backend frame's mapping puts it; moving the origin does not move the surface). If anything
+    fails, whatever was created is removed again."""
+    arrays = read_mesh(job)
     m = np.array(backend_to_local)
     # The job's vertices are split along UV seams; Blender keeps UVs per face corner, so the vertices at one
     # position become one again: smooth shading then runs across the seams, as in the GLB.
-    welded, corner_vertex = np.unique(vertices, axis=0, return_inverse=True)
-    corner_vertex = corner_vertex.reshape(-1)[faces]
+    welded, corner_vertex = np.unique(arrays["vertices"], axis=0, return_inverse=True)
+    faces = corner_vertex.reshape(-1)[arrays["faces"]]
     local = welded @ m[:3, :3].T + m[:3, 3]
+    low, high = local.min(axis=0), local.max(axis=0)
+    base = np.array([(low[0] + high[0]) / 2, (low[1] + high[1]) / 2, low[2]])
+    local = local - base
+    version = next_version(name)
+    label = name if version == 1 else f"{name} v{version}"
+    manifest = read_manifest(job)
     created: list[tuple[object, object]] = []
     try:
-        mesh = bpy.data.meshes.new(name)
+        mesh = _mesh(label, local, faces, arrays, np.linalg.det(m[:3, :3]) < 0)
         created.append((mesh, bpy.data.meshes))
-        mesh.vertices.add(len(local))
-        mesh.vertices.foreach_set("co", local.astype(np.float32).ravel())
-        mesh.loops.add(faces.size)
-        mesh.loops.foreach_set("vertex_index", corner_vertex.astype(np.int32).ravel())
-        mesh.polygons.add(len(faces))
-        mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
-        if np.linalg.det(m[:3, :3]) < 0:
-            mesh.flip_normals()
-        layer = mesh.uv_layers.new(name="UVMap")
-        layer.data.foreach_set("uv", uv[faces.ravel()].astype(np.float32).ravel())
-        mesh.update()
-        mesh.validate()
-        mesh.shade_smooth()
-        image = load_texture(job, f"{name} texture")
-        created.append((image, bpy.data.images))
-        normals = None
-        if (job / contract.JOB_NORMALS).is_file():
-            normals = load_texture(job, f"{name} normal map", contract.JOB_NORMALS)
+        image = normals = None
+        if "uv" in arrays:
+            image = load_texture(job, f"{label} texture")
+            created.append((image, bpy.data.images))
+        if (job / contract.JOB_NORMALS).is_file() and "uv" in arrays:
+            normals = load_texture(job, f"{label} normal map", contract.JOB_NORMALS)
             created.append((normals, bpy.data.images))
-        material = _material(f"{name} material", image, normals)
+        material = _material(f"{label} material", image, normals)
         created.append((material, bpy.data.materials))
         mesh.materials.append(material)
-        obj = bpy.data.objects.new(name, mesh)
+        obj = bpy.data.objects.new(label, mesh)
         created.append((obj, bpy.data.objects))
-        obj.matrix_world = matrix_world
-        obj[JOB_PROPERTY] = str(job)
-        context.collection.objects.link(obj)
+        obj.matrix_world = matrix_world @ Matrix.Translation(base.tolist())
+        _remember(obj, job, name, version, manifest, Matrix.Translation((-base).tolist()) @ backend_to_local)
+        obj[ORIGIN_PROPERTY] = base.tolist()
+        results_collection(context, created).objects.link(obj)
         return obj
     except Exception:
         for datablock, collection in reversed(created):
@@ -107,14 +195,71 @@ def add_result(
         raise
 
 
+def _remember(
+    obj: bpy.types.Object, job: Path, name: str, version: int, manifest: dict[str, Any], to_local: Matrix
+) -> None:
+    obj[JOB_PROPERTY] = str(job)
+    obj[BASE_NAME_PROPERTY] = name
+    obj[VERSION_PROPERTY] = version
+    obj[SETTINGS_PROPERTY] = json.dumps(manifest.get("options", {}), sort_keys=True)
+    obj[WEIGHTS_PROPERTY] = str(manifest.get("weights_name") or "")
+    obj[TIMINGS_PROPERTY] = json.dumps(manifest.get("timings", {}))
+    obj[FRAME_PROPERTY] = [float(to_local[i][j]) for i in range(4) for j in range(4)]
+    set_fidelity(obj, manifest.get("fidelity") or {})
+
+
+def set_fidelity(obj: bpy.types.Object, fidelity: dict[str, Any]) -> None:
+    """Store a fidelity score from the backend (`mask_iou`, `psnr`) on a result."""
+    if fidelity.get("mask_iou") is not None:
+        obj[MASK_IOU_PROPERTY] = float(fidelity["mask_iou"])
+    if fidelity.get("psnr") is not None:
+        obj[PSNR_PROPERTY] = float(fidelity["psnr"])
+
+
+def placement(obj: bpy.types.Object) -> Matrix:
+    """The matrix a result was placed at (where the backend frame's mapping puts it), before its origin was
+    moved to its base: `matrix_world` without that move."""
+    offset = obj.get(ORIGIN_PROPERTY)
+    return obj.matrix_world @ Matrix.Translation([-float(v) for v in offset] if offset else (0.0, 0.0, 0.0))
+
+
+def backend_to_local(obj: bpy.types.Object) -> Matrix | None:
+    """The matrix from the backend frame of a result's job to the result's local frame (None if unknown)."""
+    values = obj.get(FRAME_PROPERTY)
+    if values is None or len(values) != 16:
+        return None
+    return Matrix([list(values[i : i + 4]) for i in range(0, 16, 4)])
+
+
+def summary(obj: bpy.types.Object) -> list[str]:
+    """Lines the panel shows for a result: version, fidelity, settings, weights and backend time."""
+    if obj.get(BASE_NAME_PROPERTY) is None:
+        return []
+    lines = [f"{obj[BASE_NAME_PROPERTY]}, version {obj.get(VERSION_PROPERTY, 1)}"]
+    iou, psnr = obj.get(MASK_IOU_PROPERTY), obj.get(PSNR_PROPERTY)
+    if iou is not None:
+        score = f"fidelity: mask IoU {iou:.3f}" + (f", PSNR {psnr:.1f} dB" if psnr is not None else "")
+        lines.append(score)
+    settings = json.loads(obj.get(SETTINGS_PROPERTY) or "{}")
+    if settings:
+        texture = "vertex colours" if settings.get("vertex_colors") else f"{settings.get('texture_size')} px"
+        faces = settings.get("target_faces") or "all"
+        lines.append(f"{faces} faces, {texture}, {settings.get('refine_steps')} refinement steps")
+    timings = json.loads(obj.get(TIMINGS_PROPERTY) or "{}")
+    weights = obj.get(WEIGHTS_PROPERTY)
+    if weights or timings:
+        lines.append(f"{weights or 'weights'}, {sum(timings.values()):.1f} s in the backend")
+    return lines
+
+
 def texture_node(obj: bpy.types.Object) -> bpy.types.ShaderNodeTexImage | None:
-    """The base-colour image node of a result (not its normal map's)."""
+    """The base-colour image node of a result (not its normal map's; None for vertex colours)."""
     for slot in obj.material_slots:
         if slot.material and slot.material.node_tree:
             nodes = slot.material.node_tree.nodes
             named = nodes.get(BASE_COLOR_NODE)
             if named is not None:
-                return named
+                return named if named.bl_idname == "ShaderNodeTexImage" else None
             for node in nodes:  # results made before the nodes were named
                 if node.bl_idname == "ShaderNodeTexImage":
                     return node  # type: ignore[return-value]
@@ -130,3 +275,16 @@ def replace_texture(obj: bpy.types.Object, job: Path) -> bpy.types.Image:
     image = load_texture(job, old.name if old else f"{obj.name} texture")
     node.image = image
     return image
+
+
+def replace_vertex_colors(obj: bpy.types.Object, job: Path) -> None:
+    """Give a vertex-coloured result the job's new colours (same mesh; undo restores the old ones)."""
+    arrays = read_mesh(job)
+    welded, corner_vertex = np.unique(arrays["vertices"], axis=0, return_inverse=True)
+    colors = np.ones((len(welded), 4), dtype=np.float32)
+    colors[corner_vertex.reshape(-1), :3] = arrays["colors"]
+    mesh = obj.data
+    if len(mesh.vertices) != len(welded):
+        raise ValueError(f"{obj.name} no longer has the mesh of its job; its colours cannot be replaced")
+    mesh.color_attributes[COLOR_ATTRIBUTE].data.foreach_set("color", colors.ravel())
+    mesh.update()

@@ -234,14 +234,16 @@ class Stages:
 
 
 def lower_settings(options: ReconstructOptions, device: torch.device) -> dict[str, object]:
-    """Settings (option name -> value) that need less memory than `options`: a coarser marching-cubes grid
-    (three quarters of the points per side, at least 96), a texture half the size (at least 512) and at most
-    20k faces, for a retry after running out of memory."""
-    lower: dict[str, object] = {"mesh_resolution": max(96, options.resolution(device) * 3 // 4 // 8 * 8)}
-    if options.texture_size > 512:
-        lower["texture_size"] = options.texture_size // 2
+    """Settings (option name -> value) that need less memory than `options`, for a retry after running out of
+    memory: three quarters of the marching-cubes grid points per side (a multiple of 8, at least 32), half the
+    texture size (at least 256) and at most 20k faces (half as many if there were fewer)."""
+    lower: dict[str, object] = {"mesh_resolution": max(32, options.resolution(device) * 3 // 4 // 8 * 8)}
+    if options.texture_size > 256:
+        lower["texture_size"] = max(256, options.texture_size // 2)
     if not options.target_faces or options.target_faces > 20000:
         lower["target_faces"] = 20000
+    elif options.target_faces > 1000:
+        lower["target_faces"] = options.target_faces // 2
     return lower
 
 

@@ -4,6 +4,7 @@ main thread (progress bar, stage text, Esc or the Cancel button), and finish or 
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ import bpy
 
 from ..backend import Backend, BackendError, Job, backend_for
 from ..paths import backend_log, backend_source, environment_python, user_folder
-from ..preferences import preferences
+from ..preferences import option_values, preferences
 from ..props import status
 
 ADDON_PACKAGE = __package__.rsplit(".", 1)[0]
@@ -28,22 +29,21 @@ def get_backend(context: bpy.types.Context) -> Backend:
 
 
 def reconstruct_options(context: bpy.types.Context) -> dict[str, Any]:
-    prefs = preferences(context)
-    return {
-        "refine_steps": prefs.refine_steps,
-        "texture_size": prefs.texture_size,
-        "mesh_resolution": prefs.mesh_resolution or None,
-        "geometry_refine": prefs.geometry_refine,
-        "geometry_steps": prefs.geometry_steps,
-        "texture_from_views": prefs.texture_from_views,
-        "uv": prefs.uv_method,
-        "normal_map": prefs.normal_map,
-    }
+    return option_values(preferences(context))
 
 
 def weights_and_device(context: bpy.types.Context) -> dict[str, Any]:
     prefs = preferences(context)
     return {"weights": bpy.path.abspath(prefs.weights_path) if prefs.weights_path else None, "device": prefs.device}
+
+
+def operator_id(operator: object) -> str:
+    """An operator's "category.name" id, also from a registered instance (which reports "CATEGORY_OT_name")."""
+    name = str(getattr(type(operator), "bl_idname", ""))
+    if "_OT_" in name:
+        category, rest = name.split("_OT_", 1)
+        return f"{category.lower()}.{rest}"
+    return name
 
 
 def warm_up(context: bpy.types.Context) -> None:
@@ -71,6 +71,7 @@ class BackendJobOperator:
         state = status(context)
         state.running, state.cancel_requested = True, False
         state.stage, state.progress, state.message = "starting the backend", 0.0, ""
+        state.retry_options = state.retry_operator = ""
         if not self.started:
             self.started = time.perf_counter()
         try:
@@ -126,6 +127,9 @@ class BackendJobOperator:
             elif kind == "error":
                 if message.get("cancelled"):
                     return self.fail(context, "cancelled; the scene is unchanged", cancelled=True)
+                if message.get("retry_options"):  # out of memory: the panel offers a retry with these
+                    state.retry_options = json.dumps(message["retry_options"])
+                    state.retry_operator = operator_id(self)
                 return self.fail(context, message.get("message", "the backend failed"))
         for area in context.screen.areas if context.screen else []:
             if area.type == "VIEW_3D":

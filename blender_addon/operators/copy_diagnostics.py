@@ -9,7 +9,7 @@ from pathlib import Path
 import bpy
 
 from ..paths import backend_log
-from ..preferences import preferences
+from ..preferences import option_values, preferences
 from ..props import settings, status
 from .base import Result
 
@@ -27,25 +27,9 @@ def log_tail(path: Path, lines: int = LOG_LINES) -> str:
 def diagnostics(context: bpy.types.Context) -> str:
     """A plain-text report: message, versions, device, the add-on's settings, the backend log's tail."""
     prefs, state, scene = preferences(context), status(context), settings(context)
-    options = {
-        name: getattr(prefs, name)
-        for name in (
-            "backend_mode",
-            "python_path",
-            "device",
-            "weights_path",
-            "mesh_resolution",
-            "texture_size",
-            "refine_steps",
-            "geometry_refine",
-            "geometry_steps",
-            "texture_from_views",
-            "uv_method",
-            "normal_map",
-            "keep_jobs",
-        )
-        if hasattr(prefs, name)
-    }
+    options = {name: getattr(prefs, name) for name in ("backend_mode", "python_path", "device", "weights_path")}
+    options.update(option_values(prefs))
+    options["keep_jobs"] = prefs.keep_jobs
     capture = {name: getattr(scene, name) for name in ("capture_fov", "capture_elevation", "capture_resolution")}
     lines = [
         "GTR for Blender: diagnostics",

@@ -9,7 +9,7 @@ import bpy
 
 from ..contract import contract
 from ..props import settings, status
-from ..results import JOB_PROPERTY, replace_texture
+from ..results import JOB_PROPERTY, replace_texture, replace_vertex_colors, set_fidelity, texture_node
 from .base import BackendJobOperator, Result
 
 
@@ -43,5 +43,9 @@ class GTR_OT_refine_texture(BackendJobOperator, bpy.types.Operator):
         if not message.get("improved", True):
             status(context).backend_info = f"the texture already matches its views (input-view PSNR {before:.2f} dB)"
             return
-        replace_texture(self.target, self.folder)
+        if texture_node(self.target) is not None:
+            replace_texture(self.target, self.folder)
+        else:
+            replace_vertex_colors(self.target, self.folder)
+        set_fidelity(self.target, message.get("fidelity") or {})
         status(context).backend_info = f"input-view PSNR {before:.2f} -> {after:.2f} dB"

@@ -1,12 +1,14 @@
-"""The sidebar panel (3D viewport, N panel, tab "GTR"): views, reconstruct, render selected, refine."""
+"""The sidebar panel (3D viewport, N panel, tab "GTR"): views, reconstruct, output, render selected, and the
+active result (its version and fidelity, export, refine, bake to active)."""
 
 from __future__ import annotations
 
 import bpy
 
 from ..operators.refine_texture import job_of
-from ..preferences import preferences
+from ..preferences import draw_output_options, preferences
 from ..props import settings, status
+from ..results import summary
 from ..rig import find_rig, rig_cameras
 from .thumbnails import thumbnail_icons
 
@@ -31,8 +33,12 @@ class GTR_PT_panel(bpy.types.Panel):
             row = layout.row()
             row.label(text=state.message, icon="INFO")
             row.operator("gtr.copy_diagnostics", text="", icon="COPYDOWN")
+            if state.retry_options:  # the last job ran out of memory: the backend offered lower settings
+                layout.operator("gtr.retry_lower", icon="FILE_REFRESH")
         if state.backend_info:
-            layout.label(text=state.backend_info, icon="SYSTEM")
+            row = layout.row()
+            row.label(text=state.backend_info, icon="SYSTEM")
+            row.operator("gtr.unload_model", text="", icon="UNLINKED")
 
         box = layout.box()
         box.label(text="Views", icon="IMAGE_DATA")
@@ -66,6 +72,10 @@ class GTR_PT_panel(bpy.types.Panel):
         col.prop(prefs, "texture_from_views")
 
         box = layout.box()
+        box.label(text="Output", icon="MESH_DATA")
+        draw_output_options(box.column(align=True), prefs)
+
+        box = layout.box()
         box.label(text="Render Selected to 3D", icon="RENDER_STILL")
         col = box.column(align=True)
         col.prop(s, "capture_elevation")
@@ -80,8 +90,13 @@ class GTR_PT_panel(bpy.types.Panel):
         box.operator("gtr.render_selected_to_3d", icon="OUTLINER_OB_CAMERA")
 
         box = layout.box()
-        box.label(text="Artist Texture Refinement", icon="TEXTURE")
+        box.label(text="Result", icon="OBJECT_DATA")
+        active = context.active_object
+        for line in summary(active) if active is not None else []:
+            box.label(text=line)
+        box.operator("gtr.export_glb", icon="EXPORT")
         box.prop(s, "refine_steps")
         row = box.row()
-        row.enabled = job_of(context.active_object) is not None
+        row.enabled = job_of(active) is not None
         row.operator("gtr.refine_texture", icon="BRUSH_DATA")
+        box.operator("gtr.bake_to_active", icon="NODE_TEXTURE")

@@ -4,12 +4,10 @@ import numpy as np
 def test_installs_enables_and_disables_cleanly(blender, extension_zip, bpy_python, request):
     result = blender("install_enable_disable.py", str(extension_zip), python=bpy_python)
     assert result["blender"].startswith(request.node.callspec.id.split()[0])  # the Blender this run is for
-    # The preferences' defaults are the backend's definitions (0 is the add-on's "automatic" grid).
+    # The preferences' defaults are the backend's definitions, every one of them.
     from gtr_backend.contract import RECONSTRUCT_OPTIONS
 
-    expected = {name: RECONSTRUCT_OPTIONS[name].default for name in result["defaults"]}
-    expected["mesh_resolution"] = 0
-    assert result["defaults"] == expected
+    assert result["defaults"] == {name: option.default for name, option in RECONSTRUCT_OPTIONS.items()}
     assert result["before"] == []
     assert "GTR_PT_panel" in result["registered"]
     assert {
@@ -22,8 +20,13 @@ def test_installs_enables_and_disables_cleanly(blender, extension_zip, bpy_pytho
         "repair_backend",
         "check_backend",
         "copy_diagnostics",
+        "export_views",
+        "export_glb",
+        "bake_to_active",
+        "retry_lower",
+        "unload_model",
     } <= set(result["operators"])
-    assert len(result["classes"]) == 14 and "GTR_AddonPreferences" in result["classes"]
+    assert len(result["classes"]) == 18 and "GTR_AddonPreferences" in result["classes"]
     assert result["classes_after"] == []
     assert result["had_props"] and not result["torch_imported"]  # the add-on alone never imports torch
     assert result["after"] == [] and not result["props_after"] and not result["enabled_after"]
@@ -65,7 +68,7 @@ def test_render_selected_reconstruct_refine_and_example_end_to_end(blender, exte
     assert "PSNR" in r["refine_status"]["info"] and r["old_image_kept"] and r["texture_changed"] > 1e-4
     before, after = (float(v) for v in r["refine_status"]["info"].split("PSNR ")[1].split(" dB")[0].split(" -> "))
     assert after > before
-    assert len(r["example_objects"]) == 2
+    assert r["example_objects"] == ["GTR toy", "GTR toy v2"]  # running again adds a version, never replaces
     assert r["normal_map"] and r["normal_image_colorspace"] == "Non-Color"  # the Normal Map preference is on
 
 
@@ -155,3 +158,47 @@ def test_import_views_copies_orbit_images_and_names_bad_files(blender, extension
     assert "small.png 64x64" in r["mixed sizes"]["reported"]
     checked = {"view_000.png", "view_001.png", "view_002.png", "view_003.png", "small.png", "notes.png"}
     assert not checked & set(r["images_left"])  # checking the files loaded nothing into the .blend
+
+
+def test_versions_fidelity_export_bake_to_active_and_retry(blender, extension_zip, tmp_path):
+    """Blender 5.0 (its Python has trimesh, to read the exported GLB back)."""
+    r = blender("workflow.py", str(extension_zip), str(tmp_path))
+    first = r["first"]
+    assert first["collection"] == ["GTR Results"] and first["version"] == 1
+    assert first["mask_iou"] > 0.9 and first["psnr"] > 15  # the backend's fidelity score, kept on the result
+    assert first["summary"][0] == "Cube GTR, version 1" and "fidelity: mask IoU" in first["summary"][1]
+    assert first["settings"]["target_faces"] == 4000 and first["settings"]["texture_size"] == 256
+    assert first["weights"].endswith(".safetensors") and first["faces"] <= 4400
+    # Origin at the centre of the base; the surface where the cube is (Place Beside Source off).
+    low, high = np.array(first["local_low"]), np.array(first["local_high"])
+    assert abs(low[2]) < 1e-5 and np.allclose((low[:2] + high[:2]) / 2, 0, atol=1e-5)
+    assert np.linalg.norm(np.array(first["world_centre"]) - first["cube_centre"]) < 0.15
+    export = r["export"]
+    assert np.allclose(export["low"], export["expected_low"], atol=1e-4)
+    assert np.allclose(export["high"], export["expected_high"], atol=1e-4)
+    assert export["missing_folder"] == ["CANCELLED"] and export["files"] == ["cube.glb"]  # no half-written file
+    # Bake to Active: every face the cameras saw shows the result's colour there; the cube's 5 seen faces
+    # differ from each other, so a colour in the wrong place would fail.
+    bake = r["bake"]
+    assert len(bake["faces"]) == 5 and bake["packed"] and bake["uv_unchanged"] and bake["vertices_unchanged"]
+    for face in bake["faces"]:
+        assert np.abs(np.array(face["baked"]) - face["expected"]).max() < 0.12, face
+    expected = np.array([f["expected"] for f in bake["faces"]])
+    assert min(np.abs(a - b).max() for i, a in enumerate(expected) for b in expected[i + 1 :]) > 0.2
+    assert bake["material"] == "Cube copy GTR bake" and bake["undone_material"] != bake["material"]
+    # Out of memory: one line, lower settings offered; the retry runs with them and adds version 2.
+    oom = r["oom"]
+    assert oom["result"] == ["CANCELLED"] and "out of GPU memory during 'carve'" in oom["message"]
+    assert "mesh resolution 48" in oom["message"] and "Traceback" not in oom["message"]
+    assert oom["retry"] == {"mesh_resolution": 48, "texture_size": 256, "target_faces": 2000}
+    retry = r["retry"]
+    assert retry["prefs"] == [48, "256", 2000] and retry["retry_cleared"]
+    assert retry["objects"] == ["Cube GTR", "Cube GTR v2"] and retry["version"] == 2
+    assert retry["settings"]["mesh_resolution"] == 48 and retry["settings"]["target_faces"] == 2000
+    # Import: a cube's 12 edges are creases (sharp), its 6 diagonals are not; vertex colours come through.
+    textured, painted = r["textured"], r["painted"]
+    assert textured["edges"] == 18 and textured["sharp"] == 12 and textured["smooth_faces"] == 12
+    assert textured["base_node"] == "ShaderNodeTexImage" and textured["uv_layers"] == 1
+    assert painted["uv_layers"] == 0 and painted["color_attributes"] == ["Color"]
+    assert painted["base_node"] == "ShaderNodeVertexColor" and painted["colour_error"] < 1e-5
+    assert abs(textured["origin_low_z"] + 0.5) < 1e-6 and np.allclose(textured["origin"], [0, 0, -0.5])

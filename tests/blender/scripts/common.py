@@ -37,7 +37,7 @@ def use_this_python_as_backend(weights: str | None = None) -> None:
     prefs.python_path = os.environ.get("GTR_TEST_BACKEND_PYTHON", sys.executable)
     prefs.device = "cpu"
     prefs.refine_steps = 3
-    prefs.texture_size = 256
+    prefs.texture_size = "256"
     prefs.mesh_resolution = 48
     prefs.geometry_steps = 5
     if weights:

@@ -17,7 +17,7 @@ use_this_python_as_backend()
 bpy.context.preferences.addons["bl_ext.user_default.gtr"].preferences.normal_map = True
 if full:
     prefs = bpy.context.preferences.addons["bl_ext.user_default.gtr"].preferences
-    prefs.refine_steps, prefs.texture_size, prefs.mesh_resolution = 20, 1024, 0
+    prefs.refine_steps, prefs.texture_size, prefs.mesh_resolution = 20, "1024", 0
 source = make_test_object()
 bpy.ops.ed.undo_push(message="test scene")  # background mode starts with undo off; a push turns it on
 source_matrix = [list(r) for r in source.matrix_world]
@@ -44,7 +44,7 @@ outcome = {
     "uv_layers": len(mesh.uv_layers),
     "image_packed": bool(node and node.image and node.image.packed_file),
     "image_size": list(node.image.size) if node and node.image else None,
-    "result_matrix": [list(r) for r in result.matrix_world],
+    "result_matrix": [list(r) for r in addon_module("results").placement(result)],  # before the origin moved
     "source_matrix_before": source_matrix,
     "source_matrix_after": [list(r) for r in source.matrix_world],
     "source_vertices": [source_vertices, len(source.data.vertices)],

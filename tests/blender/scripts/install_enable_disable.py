@@ -14,9 +14,7 @@ before = gtr_types()
 install(sys.argv[1])
 registered = gtr_types()
 prefs = bpy.context.preferences.addons[PACKAGE].preferences
-names = ("mesh_resolution", "geometry_refine", "geometry_steps", "texture_from_views", "refine_steps")
-defaults = {name: getattr(prefs, name) for name in (*names, "texture_size", "normal_map")}
-defaults["uv"] = prefs.uv_method
+defaults = addon_module("preferences").option_values(prefs)  # every option, as a request sends it
 has_props = hasattr(bpy.types.Scene, "gtr") and hasattr(bpy.types.WindowManager, "gtr_status")
 operators = sorted(name for name in dir(bpy.ops.gtr))
 classes = addon_module().CLASSES

@@ -48,6 +48,7 @@ outcome["export"] = sorted(bpy.ops.gtr.export_views(directory=str(scratch / "kep
 cameras[0].location = cameras[0].location + Vector((0.1, 0.0, 0.0))
 assert bpy.ops.gtr.reconstruct() == {"FINISHED"}, status()
 result = bpy.data.objects[f"GTR {source.name}"]
-outcome["result"] = {"matrix_world": [list(row) for row in result.matrix_world], "job": result["gtr_job"]}
+placed = addon_module("results").placement(result)  # where the result was placed, before its origin moved
+outcome["result"] = {"matrix_world": [list(row) for row in placed], "job": result["gtr_job"]}
 outcome["objects"] = sorted(o.name for o in bpy.data.objects if o.name.startswith("GTR "))
 finish(outcome)

@@ -1,0 +1,122 @@
+"""Bake to Active: a GTR result's colours (its refined colour field, under its input views' own colours) baked
+onto the active mesh's own active UV layer, into a new image and material. Select the GTR result, then the
+target mesh (active), as for Blender's "Selected to Active" bakes. The target's geometry and UVs are never
+changed: it gets a new material in its active slot (the old material stays in the file; undo restores it)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+
+from ..contract import contract
+from ..paths import new_job_folder
+from ..preferences import preferences
+from ..props import status
+from ..results import backend_to_local, load_texture
+from .base import BackendJobOperator, Result
+from .refine_texture import job_of
+
+
+def bake_source(context: bpy.types.Context) -> bpy.types.Object | None:
+    """The one selected GTR result that is not the active object (None if there is none or several)."""
+    found = [o for o in context.selected_objects if o is not context.active_object and job_of(o) is not None]
+    return found[0] if len(found) == 1 else None
+
+
+def target_arrays(target: bpy.types.Object, to_backend: Matrix, depsgraph: Any) -> dict[str, np.ndarray]:
+    """The target as the backend reads it (`contract.BAKE_TARGET`): its evaluated triangles with a vertex per
+    corner, vertices (3T, 3) in the result's backend frame, faces (T, 3), uv (3T, 2) of its active UV layer."""
+    evaluated = target.evaluated_get(depsgraph)
+    mesh = evaluated.to_mesh()
+    try:
+        mesh.calc_loop_triangles()
+        loops = np.zeros(len(mesh.loop_triangles) * 3, dtype=np.int64)
+        mesh.loop_triangles.foreach_get("loops", loops)
+        corners = np.zeros(len(mesh.loops), dtype=np.int64)
+        mesh.loops.foreach_get("vertex_index", corners)
+        points = np.zeros(len(mesh.vertices) * 3, dtype=np.float64)
+        mesh.vertices.foreach_get("co", points)
+        uv = np.zeros(len(mesh.loops) * 2, dtype=np.float64)
+        mesh.uv_layers.active.data.foreach_get("uv", uv)
+    finally:
+        evaluated.to_mesh_clear()
+    matrix = np.array(to_backend @ target.matrix_world)
+    local = points.reshape(-1, 3)[corners[loops]]
+    vertices = local @ matrix[:3, :3].T + matrix[:3, 3]
+    return {
+        "vertices": vertices.astype(np.float32),
+        "faces": np.arange(len(loops), dtype=np.int32).reshape(-1, 3),
+        "uv": uv.reshape(-1, 2)[loops].astype(np.float32),
+    }
+
+
+def baked_material(name: str, image: bpy.types.Image, uv_layer: str) -> bpy.types.Material:
+    """Principled BSDF whose base colour is `image` on the UV layer named `uv_layer`."""
+    material = bpy.data.materials.new(name)
+    material.use_nodes = True
+    tree = material.node_tree
+    shader = next(n for n in tree.nodes if n.bl_idname == "ShaderNodeBsdfPrincipled")
+    texture = tree.nodes.new("ShaderNodeTexImage")
+    texture.image = image
+    texture.location = (-400, 300)
+    coordinates = tree.nodes.new("ShaderNodeUVMap")
+    coordinates.uv_map = uv_layer
+    coordinates.location = (-650, 300)
+    tree.links.new(coordinates.outputs["UV"], texture.inputs["Vector"])
+    tree.links.new(texture.outputs["Color"], shader.inputs["Base Color"])
+    shader.inputs["Roughness"].default_value = 0.8
+    return material
+
+
+class GTR_OT_bake_to_active(BackendJobOperator, bpy.types.Operator):
+    """Bake the selected GTR result's colours onto the active mesh's own UV layout, into a new image and material
+    (the active mesh's geometry and UVs stay as they are)"""
+
+    bl_idname = "gtr.bake_to_active"
+    bl_label = "Bake to Active"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        target = context.active_object
+        if status(context).running or target is None or target.type != "MESH" or job_of(target) is not None:
+            return False
+        return target.data.uv_layers.active is not None and bake_source(context) is not None
+
+    def execute(self, context: bpy.types.Context) -> Result:
+        self.target, source = context.active_object, bake_source(context)
+        assert self.target is not None and source is not None
+        frame = backend_to_local(source)
+        if frame is None:
+            self.report({"ERROR"}, f"GTR: {source.name} was made by an older version; reconstruct it again to bake")
+            return {"CANCELLED"}
+        to_backend = (source.matrix_world @ frame).inverted()
+        self.uv_layer = self.target.data.uv_layers.active.name
+        self.folder = self.new_job = new_job_folder()
+        arrays = target_arrays(self.target, to_backend, context.evaluated_depsgraph_get())
+        if not len(arrays["faces"]):
+            return self.fail(context, f"{self.target.name} has no faces to bake onto")
+        np.savez(self.folder / contract.BAKE_TARGET, **arrays)
+        size = int(preferences(context).texture_size)
+        job = str(job_of(source))
+        return self.launch(context, "bake_to", job=job, folder=str(self.folder), texture_size=size)
+
+    def on_result(self, context: bpy.types.Context, message: dict[str, Any]) -> None:
+        name = f"{self.target.name} GTR bake"
+        image = load_texture(self.folder, name, contract.BAKE_TEXTURE)
+        try:
+            material = baked_material(name, image, self.uv_layer)
+        except Exception:
+            bpy.data.images.remove(image)
+            raise
+        if self.target.material_slots:
+            self.target.active_material = material
+        else:
+            self.target.data.materials.append(material)
+        shutil.rmtree(Path(self.folder), ignore_errors=True)  # the image is packed into the .blend
+        status(context).backend_info = f"baked {message.get('texture_size')} px onto {self.target.name}"

@@ -1,0 +1,68 @@
+"""Export GLB: the active GTR result as it is in the scene (edits, transform, material) into a .glb file."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import bpy
+from bpy.props import StringProperty
+
+from ..results import BASE_NAME_PROPERTY
+from .base import Result
+
+
+def gtr_result(obj: bpy.types.Object | None) -> bool:
+    return obj is not None and obj.type == "MESH" and obj.get(BASE_NAME_PROPERTY) is not None
+
+
+class GTR_OT_export_glb(bpy.types.Operator):
+    """Export the active GTR result as a binary glTF (.glb) file: mesh, UVs, texture, normal map, its transform"""
+
+    bl_idname = "gtr.export_glb"
+    bl_label = "Export GLB"
+
+    filepath: StringProperty(subtype="FILE_PATH")  # type: ignore[valid-type]
+    filter_glob: StringProperty(default="*.glb", options={"HIDDEN"})  # type: ignore[valid-type]
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return gtr_result(context.active_object)
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
+        if not self.filepath:
+            self.filepath = bpy.path.clean_name(context.active_object.name) + ".glb"
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context: bpy.types.Context) -> Result:
+        target = Path(bpy.path.abspath(self.filepath))
+        if target.suffix.lower() != ".glb":
+            target = target.with_suffix(".glb")
+        if not target.parent.is_dir():
+            self.report({"ERROR"}, f"GTR: the folder {target.parent} does not exist; choose another")
+            return {"CANCELLED"}
+        obj = context.active_object
+        selected = list(context.selected_objects)
+        # The exporter writes the selection: select the result alone, write beside the target, then rename,
+        # so a failed export never leaves a half-written file where the old one was.
+        handle, temporary = tempfile.mkstemp(suffix=".glb", dir=target.parent, prefix=f".{target.stem}-")
+        os.close(handle)
+        try:
+            for other in selected:
+                other.select_set(False)
+            obj.select_set(True)
+            bpy.ops.export_scene.gltf(filepath=temporary, export_format="GLB", use_selection=True)
+            os.replace(temporary, target)
+        except (RuntimeError, OSError) as error:
+            self.report({"ERROR"}, f"GTR: could not write {target}: {error}")
+            return {"CANCELLED"}
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+            obj.select_set(False)
+            for other in selected:
+                other.select_set(True)
+        self.report({"INFO"}, f"GTR: wrote {target}")
+        return {"FINISHED"}

@@ -1,0 +1,28 @@
+"""Unload Model: the backend drops its loaded model and gives the GPU memory back (the next job loads it again)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bpy
+
+from ..props import status
+from .base import BackendJobOperator, Result
+
+
+class GTR_OT_unload_model(BackendJobOperator, bpy.types.Operator):
+    """Free the memory the loaded model holds on the GPU (the next reconstruction loads it again)"""
+
+    bl_idname = "gtr.unload_model"
+    bl_label = "Unload Model"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return not status(context).running
+
+    def execute(self, context: bpy.types.Context) -> Result:
+        return self.launch(context, "unload")
+
+    def on_result(self, context: bpy.types.Context, message: dict[str, Any]) -> None:
+        unloaded = int(message.get("unloaded", 0))
+        status(context).backend_info = "model unloaded: its memory is free" if unloaded else "no model was loaded"

@@ -1,0 +1,214 @@
+"""The artist workflow on a result: versions with a fidelity score in "GTR Results", origin at the base, Export
+GLB, Bake to Active into a hand-unwrapped cube's own UVs, creases and vertex colours on import, and a retry
+with lower settings after the backend runs out of memory."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import bpy
+import numpy as np
+from common import addon_module, finish, install, preferences, status, use_this_python_as_backend
+from mathutils import Matrix
+
+install(sys.argv[1])
+scratch = Path(sys.argv[2])
+use_this_python_as_backend()
+prefs = preferences()
+prefs.target_faces = 4000
+results = addon_module("results")
+outcome = {}
+
+# A cube with a different colour on every face, and Blender's own hand-made unwrap (a cross).
+for obj in list(bpy.data.objects):  # the default scene's cube, camera and light
+    bpy.data.objects.remove(obj)
+bpy.ops.mesh.primitive_cube_add(size=1.0, location=(2.0, 1.0, 0.6), rotation=(0.0, 0.0, 0.5))
+cube = bpy.context.active_object
+cube.name = "Cube"
+COLOURS = [(0.9, 0.1, 0.1), (0.1, 0.8, 0.1), (0.1, 0.2, 0.9), (0.9, 0.9, 0.1), (0.1, 0.9, 0.9), (0.9, 0.2, 0.9)]
+for i, colour in enumerate(COLOURS):
+    material = bpy.data.materials.new(f"face {i}")
+    material.use_nodes = True
+    shader = next(n for n in material.node_tree.nodes if n.bl_idname == "ShaderNodeBsdfPrincipled")
+    shader.inputs["Base Color"].default_value = (*colour, 1.0)
+    cube.data.materials.append(material)
+for polygon in cube.data.polygons:
+    polygon.material_index = polygon.index
+bpy.ops.ed.undo_push(message="test scene")
+settings = bpy.context.scene.gtr
+settings.capture_resolution, settings.capture_samples, settings.place_beside = 128, 4, False
+assert bpy.ops.gtr.render_selected_to_3d() == {"FINISHED"}, status()
+result = bpy.data.objects["Cube GTR"]
+local = np.array([v.co for v in result.data.vertices])
+world = np.array([result.matrix_world @ v.co for v in result.data.vertices])
+outcome["first"] = {
+    "collection": [c.name for c in result.users_collection],
+    "version": result.get("gtr_version"),
+    "summary": results.summary(result),
+    "mask_iou": result.get("gtr_fidelity_mask_iou"),
+    "psnr": result.get("gtr_fidelity_psnr"),
+    "settings": json.loads(result["gtr_settings"]),
+    "weights": result["gtr_weights"],
+    "local_low": local.min(0).tolist(),
+    "local_high": local.max(0).tolist(),
+    "world_centre": ((world.min(0) + world.max(0)) / 2).tolist(),
+    "cube_centre": list(cube.matrix_world.translation),
+    "faces": len(result.data.polygons),
+}
+
+# Export GLB: the result as it is in the scene; a folder that does not exist writes nothing.
+bpy.context.view_layer.objects.active = result
+glb = scratch / "cube.glb"
+assert bpy.ops.gtr.export_glb(filepath=str(glb)) == {"FINISHED"}
+import trimesh  # noqa: E402 - the test environment's Python (Blender 5.0 runs in it) has trimesh
+
+scene = trimesh.load(str(glb))
+exported = np.concatenate([g.vertices for g in scene.dump()]) if hasattr(scene, "dump") else scene.vertices
+try:
+    missing = bpy.ops.gtr.export_glb(filepath=str(scratch / "no such folder" / "x.glb"))
+except RuntimeError:
+    missing = {"CANCELLED"}
+outcome["export"] = {
+    # glTF is Y up: Blender's (x, y, z) is glTF's (x, z, -y).
+    "low": exported.min(0).tolist(),
+    "high": exported.max(0).tolist(),
+    "expected_low": [world[:, 0].min(), world[:, 2].min(), -world[:, 1].max()],
+    "expected_high": [world[:, 0].max(), world[:, 2].max(), -world[:, 1].min()],
+    "missing_folder": sorted(missing),
+    "files": sorted(p.name for p in scratch.iterdir() if p.suffix == ".glb" or p.name.startswith(".")),
+}
+
+
+def sample(image, uv):
+    """RGB of `image` at uv (nearest texel; Blender's pixels start at the bottom-left)."""
+    width, height = image.size
+    pixels = np.array(image.pixels[:]).reshape(height, width, -1)
+    x = min(width - 1, int(uv[0] * width))
+    y = min(height - 1, int(uv[1] * height))
+    return pixels[y, x, :3]
+
+
+# Bake to Active: a copy of the cube (its own UVs, untouched) gets the result's colours at the right places.
+target = cube.copy()
+target.data = cube.data.copy()
+target.name = "Cube copy"
+bpy.context.scene.collection.objects.link(target)
+uv_before = np.array([d.uv[:] for d in target.data.uv_layers.active.data])
+vertices_before = np.array([v.co[:] for v in target.data.vertices])
+for other in bpy.context.selected_objects:
+    other.select_set(False)
+result.select_set(True)
+target.select_set(True)
+bpy.context.view_layer.objects.active = target
+bpy.ops.ed.undo_push(message="before bake")
+assert bpy.ops.gtr.bake_to_active() == {"FINISHED"}, status()
+baked = target.active_material.node_tree.nodes["Image Texture"].image
+source_image = results.texture_node(result).image
+result_uv = result.data.uv_layers.active.data
+centres = np.array([result.matrix_world @ p.center for p in result.data.polygons])
+faces = []
+for polygon in target.data.polygons:
+    uv = np.mean([target.data.uv_layers.active.data[i].uv[:] for i in polygon.loop_indices], axis=0)
+    normal = (target.matrix_world.to_3x3() @ polygon.normal).normalized()
+    if normal.z < -0.5:
+        continue  # the bottom is never seen from the capture's cameras (elevation 20 degrees)
+    centre = target.matrix_world @ polygon.center
+    nearest = int(np.argmin(np.linalg.norm(centres - np.array(centre), axis=1)))
+    loops = result.data.polygons[nearest].loop_indices
+    expected = sample(source_image, np.mean([result_uv[i].uv[:] for i in loops], axis=0))
+    faces.append({"baked": sample(baked, uv).tolist(), "expected": expected.tolist(), "normal": list(normal)})
+outcome["bake"] = {
+    "faces": faces,
+    "image": baked.name,
+    "packed": bool(baked.packed_file),
+    "uv_unchanged": bool(np.array_equal(uv_before, [d.uv[:] for d in target.data.uv_layers.active.data])),
+    "vertices_unchanged": bool(np.array_equal(vertices_before, [v.co[:] for v in target.data.vertices])),
+    "material": target.active_material.name,
+}
+bpy.ops.ed.undo_push(message="Bake to Active")
+bpy.ops.ed.undo()
+target = bpy.data.objects["Cube copy"]
+outcome["bake"]["undone_material"] = target.active_material.name
+
+# Out of memory, faked in the backend process: its reconstruction's first stage raises CUDA's out-of-memory
+# error. The error names lower settings; Retry with Lower Settings sets them; the job then runs with them.
+fault = scratch / "fault"
+fault.mkdir()
+(fault / "sitecustomize.py").write_text(
+    "import torch\n"
+    "import gtr_backend.reconstruction as r\n"
+    "def reconstruct(views, weights, device='auto', options=None, progress=None, cancel=None):\n"
+    "    stages = r.Stages.planned(r.resolve_device(device), options, progress, cancel)\n"
+    "    with stages.stage('carve'):\n"
+    "        raise torch.cuda.OutOfMemoryError('CUDA out of memory (simulated)')\n"
+    "r.reconstruct = reconstruct\n"
+)
+backend = addon_module("backend")
+backend.shutdown_all()  # the next request starts a backend with the fault
+path = os.environ.get("PYTHONPATH", "")
+os.environ["PYTHONPATH"] = f"{fault}{os.pathsep}{path}"
+prefs.mesh_resolution, prefs.texture_size = 64, "512"
+for other in bpy.context.selected_objects:
+    other.select_set(False)
+cube = bpy.data.objects["Cube"]
+cube.select_set(True)
+bpy.context.view_layer.objects.active = cube
+try:
+    failed = sorted(bpy.ops.gtr.render_selected_to_3d())
+except RuntimeError:
+    failed = ["CANCELLED"]
+state = bpy.context.window_manager.gtr_status
+outcome["oom"] = {"result": failed, "message": state.message, "retry": json.loads(state.retry_options or "{}")}
+backend.shutdown_all()
+os.environ["PYTHONPATH"] = path
+assert bpy.ops.gtr.retry_lower() == {"FINISHED"}, status()  # sets the lower settings (the UI reruns the job)
+assert bpy.ops.gtr.render_selected_to_3d() == {"FINISHED"}, status()
+second = bpy.data.objects.get("Cube GTR v2")
+outcome["retry"] = {
+    "prefs": [prefs.mesh_resolution, prefs.texture_size, prefs.target_faces],
+    "objects": sorted(o.name for o in bpy.data.collections["GTR Results"].objects),
+    "version": second.get("gtr_version") if second else None,
+    "settings": json.loads(second["gtr_settings"]) if second else None,
+    "retry_cleared": state.retry_options == "",
+}
+
+# Creases and vertex colours on import, from job folders made here: a cube's 12 edges are sharp, its
+# diagonals smooth; a vertex-coloured job gets a colour attribute and a Color Attribute node, no UVs.
+corners = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)], dtype=np.float32)
+quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+triangles = np.array([t for a, b, c, d in quads for t in ((a, b, c), (a, c, d))], dtype=np.int32)
+for name, colour in (("textured", {"uv": np.zeros((8, 2), np.float32)}), ("painted", {"colors": corners + 0.5})):
+    job = scratch / name
+    job.mkdir()
+    np.savez(job / "mesh.npz", vertices=corners, faces=triangles, **colour)
+    if name == "textured":
+        from PIL import Image
+
+        Image.new("RGB", (8, 8), (200, 100, 50)).save(job / "texture.png")
+    obj = results.add_result(bpy.context, job, f"Made {name}", Matrix(), Matrix())
+    mesh = obj.data
+    sharp = mesh.attributes.get("sharp_edge")
+    flags = [bool(v.value) for v in sharp.data] if sharp else [False] * len(mesh.edges)
+    nodes = obj.active_material.node_tree.nodes
+    outcome[name] = {
+        "edges": len(mesh.edges),
+        "sharp": sum(flags),
+        "smooth_faces": sum(p.use_smooth for p in mesh.polygons),
+        "uv_layers": len(mesh.uv_layers),
+        "color_attributes": [a.name for a in mesh.color_attributes],
+        "base_node": nodes["GTR Base Color"].bl_idname,
+        "origin_low_z": min((obj.matrix_world @ v.co).z for v in mesh.vertices),
+        "origin": list(obj.matrix_world.translation),
+        # each vertex's colour against its world position (the painted job's colours are position + 0.5)
+        "colour_error": float(
+            max(
+                np.abs(np.array(a.color[:3]) - (np.array(obj.matrix_world @ v.co) + 0.5)).max()
+                for a, v in zip(mesh.color_attributes[0].data, mesh.vertices, strict=True)
+            )
+        )
+        if mesh.color_attributes
+        else None,
+    }
+outcome["crease_deg"] = results.CREASE_DEG
+finish(outcome)
