@@ -115,39 +115,31 @@ class TorchRasterizer(Rasterizer):
         self.max_pairs = max_pairs
 
     def rasterize(self, clip: Tensor, faces: Tensor, height: int, width: int) -> Fragments:
-        n = clip.shape[0]
+        """All views at once: each (view, face) pair is a triangle of its own, drawn into its view's image."""
+        n, count = clip.shape[0], faces.shape[0]
         device = clip.device
-        triangle_id = torch.full((n, height, width), -1, dtype=torch.long, device=device)
-        barycentrics = torch.zeros((n, height, width, 3), dtype=clip.dtype, device=device)
-        for view in range(n):
-            tri, bary = self._rasterize_view(clip[view], faces, height, width)
-            triangle_id[view] = tri
-            barycentrics[view] = bary
-        return Fragments(triangle_id, barycentrics)
-
-    def _rasterize_view(self, clip: Tensor, faces: Tensor, height: int, width: int) -> tuple[Tensor, Tensor]:
-        device = clip.device
-        w = clip[:, 3]
-        px, py = clip_to_pixels(clip, height, width).unbind(-1)
-        tri_x, tri_y, tri_w = px[faces], py[faces], w[faces]  # (F, 3)
+        w = clip[..., 3]
+        px, py = clip_to_pixels(clip, height, width).unbind(-1)  # (N, V)
+        tri_x, tri_y, tri_w = (t[:, faces].reshape(n * count, 3) for t in (px, py, w))  # (N F, 3)
         in_front = (tri_w > NEAR).all(dim=1)
         x0 = torch.ceil(tri_x.min(dim=1).values - 0.5).clamp(0, width).long()
         x1 = torch.floor(tri_x.max(dim=1).values - 0.5).clamp(-1, width - 1).long()
         y0 = torch.ceil(tri_y.min(dim=1).values - 0.5).clamp(0, height).long()
         y1 = torch.floor(tri_y.max(dim=1).values - 0.5).clamp(-1, height - 1).long()
         spans_x, spans_y = (x1 - x0 + 1).clamp_min(0), (y1 - y0 + 1).clamp_min(0)
-        count = torch.where(in_front, spans_x * spans_y, torch.zeros_like(spans_x))
-        best_inv_depth = torch.zeros(height * width, dtype=clip.dtype, device=device)  # 1/z, 0 = empty
-        best_tri = torch.full((height * width,), -1, dtype=torch.long, device=device)
-        candidates = torch.nonzero(count).squeeze(1)
-        ends = torch.cumsum(count[candidates], 0)
+        count_px = torch.where(in_front, spans_x * spans_y, torch.zeros_like(spans_x))
+        pixels = height * width
+        best_inv_depth = torch.zeros(n * pixels, dtype=clip.dtype, device=device)  # 1/z, 0 = empty
+        best_tri = torch.full((n * pixels,), -1, dtype=torch.long, device=device)  # view * F + face
+        candidates = torch.nonzero(count_px).squeeze(1)
+        ends = torch.cumsum(count_px[candidates], 0)
         start = 0
         while start < candidates.shape[0]:
             limit = (ends[start - 1] if start else 0) + self.max_pairs
             stop = max(start + 1, int(torch.searchsorted(ends, limit, right=True)))
             chunk = candidates[start:stop]
             start = stop
-            per = count[chunk]
+            per = count_px[chunk]
             tri = torch.repeat_interleave(chunk, per)
             offset = torch.arange(tri.shape[0], device=device) - torch.repeat_interleave(
                 torch.cumsum(per, 0) - per, per
@@ -155,10 +147,10 @@ class TorchRasterizer(Rasterizer):
             u = x0[tri] + offset % spans_x[tri]
             v = y0[tri] + offset // spans_x[tri]
             bary = _barycentrics(tri_x[tri], tri_y[tri], u.to(clip.dtype) + 0.5, v.to(clip.dtype) + 0.5)
-            inside = (bary >= 0).all(dim=1)
-            tri, u, v, bary = tri[inside], u[inside], v[inside], bary[inside]
+            keep = torch.nonzero((bary >= 0).all(dim=1)).squeeze(1)
+            tri, u, v, bary = tri[keep], u[keep], v[keep], bary[keep]
             inv_depth = (bary / tri_w[tri]).sum(dim=1)  # perspective: 1/z is linear in screen space
-            pixel = v * width + u
+            pixel = (tri // count) * pixels + v * width + u
             before = best_inv_depth[pixel]
             best_inv_depth.scatter_reduce_(0, pixel, inv_depth, reduce="amax")
             winner = inv_depth >= best_inv_depth[pixel]
@@ -167,14 +159,15 @@ class TorchRasterizer(Rasterizer):
         # Recompute the winners' barycentrics (differentiably in the vertex positions).
         covered = torch.nonzero(best_tri >= 0).squeeze(1)
         tri = best_tri[covered]
-        u = (covered % width).to(clip.dtype) + 0.5
-        v = (covered // width).to(clip.dtype) + 0.5
+        rest = covered % pixels
+        u = (rest % width).to(clip.dtype) + 0.5
+        v = (rest // width).to(clip.dtype) + 0.5
         bary = _barycentrics(tri_x[tri], tri_y[tri], u, v)
         bary = bary / tri_w[tri]
         bary = bary / bary.sum(dim=1, keepdim=True)  # perspective-correct
-        full = torch.zeros((height * width, 3), dtype=clip.dtype, device=device)
-        full = full.index_put((covered,), bary)
-        return best_tri.reshape(height, width), full.reshape(height, width, 3)
+        full = torch.zeros((n * pixels, 3), dtype=clip.dtype, device=device).index_put((covered,), bary)
+        face = torch.where(best_tri >= 0, best_tri % max(count, 1), best_tri)
+        return Fragments(face.reshape(n, height, width), full.reshape(n, height, width, 3))
 
     def antialias(self, image: Tensor, fragments: Fragments, clip: Tensor, faces: Tensor) -> Tensor:
         """Analytic anti-aliasing of the object's outline, differentiable in the vertex positions (the idea of
