@@ -11,10 +11,10 @@ split along chart borders, in three steps, all vectorised (numpy) except the pac
    mirrored); every face's projection then has positive area. Where a chart still folds over itself (its
    faces overlap in the projection: a pleat the surface fit left, a spiral), the overlapping faces become
    charts of their own: the overlap guard rasterizes all charts at the atlas's texel size and counts how
-   many faces own each texel. The faces it takes out go, at the same scale, into the rows the packer left
-   free (`RESERVE`), so the rest of the checked layout stays as it is; if they do not fit there, everything
-   is packed again and checked again (after `GUARD_PASSES`, every face of a chart that still folds is a
-   chart).
+   many faces own each texel. The faces it takes out go into the rows the packer left free (`RESERVE`), at
+   the same scale if they fit, else smaller, so the rest of the checked layout stays as it is; only if they
+   cannot fit there at all is everything packed again and checked again (after `GUARD_PASSES`, every face of
+   a chart that still folds is a chart).
 3. **Packing.** Charts are turned to their principal axes and to landscape, sorted by height and placed on
    shelves; the common scale (texels per unit of surface) is the largest whose shelves fit the square
    atlas, found by bisection. Every chart keeps `padding` empty texels on each side, so bilinear filtering
@@ -78,24 +78,23 @@ def _face_pairs(faces: np.ndarray) -> np.ndarray:
 
 
 def _components(count: int, pairs: np.ndarray) -> np.ndarray:
-    """Connected-component labels (0..K-1) of `count` nodes joined by `pairs`: min-label propagation with
-    pointer jumping."""
-    label = np.arange(count)
-    if len(pairs):
-        while True:
-            low = np.minimum(label[pairs[:, 0]], label[pairs[:, 1]])
-            new = label.copy()
-            np.minimum.at(new, pairs[:, 0], low)
-            np.minimum.at(new, pairs[:, 1], low)
-            while True:  # pointer jumping: follow labels to their roots
-                jumped = new[new]
-                if np.array_equal(jumped, new):
-                    break
-                new = jumped
-            if np.array_equal(new, label):
+    """Connected-component labels (0..K-1) of `count` nodes joined by `pairs`: every node points to its root;
+    each round hooks the larger root of every pair that disagrees under the smaller one, then compresses the
+    paths (a few rounds however long the chains are)."""
+    root = np.arange(count)
+    a, b = pairs[:, 0], pairs[:, 1]
+    while len(pairs):
+        ra, rb = root[a], root[b]
+        differ = ra != rb
+        if not differ.any():
+            break
+        np.minimum.at(root, np.maximum(ra, rb)[differ], np.minimum(ra, rb)[differ])
+        while True:  # path compression: every node to its root
+            jumped = root[root]
+            if np.array_equal(jumped, root):
                 break
-            label = new
-    return np.unique(label, return_inverse=True)[1]
+            root = jumped
+    return np.unique(root, return_inverse=True)[1]
 
 
 def _charts(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -216,17 +215,32 @@ def _pack(uv: np.ndarray, vertex_chart: np.ndarray, charts: int, size: int, padd
 def _place_apart(
     corners: np.ndarray, direction: np.ndarray, layout: Layout, size: int, padding: int
 ) -> np.ndarray | None:
-    """Single faces given charts of their own in the rows above the layout's shelves, at its scale: corner
-    points (n, 3, 3) and each face's projection direction (n,) -> uv (n, 3, 2), or None if they do not fit."""
+    """Single faces given charts of their own in the rows above the layout's shelves: corner points (n, 3, 3)
+    and each face's projection direction (n,) -> uv (n, 3, 2), or None if they do not fit there. They keep the
+    layout's scale if they fit at it, else take the largest scale at which they do (a few small faces with
+    fewer texels, rather than the whole atlas packed again)."""
     flat = np.take_along_axis(corners, _PLANES[direction][:, None, :].repeat(3, axis=1), axis=2)  # (n, 3, 2)
     low = flat.min(axis=1)
     owner = np.repeat(np.arange(len(flat)), 3)
     local, extent = _landscape((flat - low[:, None]).reshape(-1, 2), np.maximum(flat.max(axis=1) - low, 1e-12), owner)
-    boxes = np.ceil(extent * layout.scale) + 2 * padding + 1
-    spots = _shelves(boxes[:, 0], boxes[:, 1], size, size - math.ceil(layout.top))
-    if spots is None:
+    top = math.ceil(layout.top)
+
+    def spots(scale: float) -> np.ndarray | None:
+        boxes = np.ceil(extent * scale) + 2 * padding + 1
+        return _shelves(boxes[:, 0], boxes[:, 1], size, size - top)
+
+    scale, found = layout.scale, spots(layout.scale)
+    if found is None:
+        lo, hi = 0.0, layout.scale
+        for _ in range(16):
+            middle = (lo + hi) / 2
+            placed = spots(middle)
+            lo, hi = (middle, hi) if placed is not None else (lo, middle)
+            if placed is not None:
+                scale, found = middle, placed
+    if found is None:
         return None
-    texels = spots[owner] + [0.0, math.ceil(layout.top)] + padding + 0.5 + local * layout.scale
+    texels = found[owner] + [0.0, top] + padding + 0.5 + local * scale
     return (texels / size).astype(np.float32).reshape(-1, 3, 2)
 
 
