@@ -14,10 +14,15 @@ Requests:
 - `ping` -> answered at once even while a job runs (`busy`): the add-on's check that the backend is alive.
 - `reconstruct` {`views`: {`path`, `orbit`: {azimuths, elevation, fov, distance} or null, `zero123pp`},
   `job`: folder, `weights`, `device`, `options`: {`refine_steps`, `texture_size`, `mesh_resolution`,
-  `target_faces`, `uv`, `normal_map`, `geometry_refine`, `geometry_steps`, `texture_from_views`} (each optional)}
+  `target_faces`, `uv`, `normal_map`, `vertex_colors`, `geometry_refine`, `geometry_steps`,
+  `texture_from_views`} (each optional: `contract.RECONSTRUCT_OPTIONS`)}
   -> writes `mesh.glb`, `mesh.npz` (vertices (V, 3) float32 in the backend frame, faces (F, 3) int32,
-  uv (V, 2) float32), `texture.png`, `state.safetensors` (the refined colour field) and `job.json` into `job`;
-  replies with the files, timings, the refinement's PSNR and the mesh's silhouette IoU per input view.
+  uv (V, 2) float32 or, with vertex colours, colors (V, 3)), `texture.png` (none with vertex colours),
+  `state.safetensors` (the refined colour field) and `job.json` (the views, the options, the weights' name,
+  the timings, the fidelity) into `job`; replies with the files, timings, the refinement's PSNR, the mesh's
+  silhouette IoU per input view, the options and the `fidelity` (`gtr_backend.fidelity`: the worst input
+  view's mask IoU and the PSNR inside the masks). Out of memory, the error carries `retry_options`: lower
+  settings to offer as a retry.
 - `refine` {`job`, `steps` (at least 1)} -> continues the texture refinement of a finished job against its
   views (from the saved colour field, on the saved mesh and UV layout), bakes it as the reconstruction did
   (the views' own colours laid over the field, unless the job was made with `texture_from_views` off) and
@@ -28,12 +33,18 @@ Requests:
   grid) and writes them into `folder` as a cameras.json view folder (RGBA PNGs as loaded, OpenCV camera-to-world
   in the backend frame); replies with its `path`, the views' `width` and `height`, their source `names` and the
   `views` entries of that cameras.json (image, fx, fy, cx, cy, matrix). The add-on builds its camera rig from it.
+- `bake_to` {`job`: a finished job, `folder`: inside the jobs folder, holding `target.npz` (vertices (V, 3)
+  float32 in the job's backend frame, faces (F, 3), uv (V, 2)), `texture_size`} -> the job's colours (its
+  refined field under its views' own colours) baked onto that UV layout, written as `baked.png` in `folder`
+  (Bake to Active).
+- `unload` -> drops the loaded model and gives its memory back (`unloaded`: how many were loaded).
 - `load` {`weights`, `device`} -> loads the model ahead of the first request (the add-on sends it when views
   are imported, so the first Reconstruct click does not wait for it).
 - `cancel` {`target`: the id of a running or queued request} -> that request stops at its next check and
   replies `error` with `cancelled: true` (a cancel for any other id is ignored).
 - `shutdown`.
-The model stays loaded between requests, so the second reconstruction skips loading it. When stdin closes the
+The model stays loaded between requests, so the second reconstruction skips loading it; after every job
+the memory its tensors held is given back to the device. When stdin closes the
 server finishes the running request and exits.
 """
 

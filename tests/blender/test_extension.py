@@ -161,8 +161,23 @@ def test_import_views_copies_orbit_images_and_names_bad_files(blender, extension
 
 
 def test_versions_fidelity_export_bake_to_active_and_retry(blender, extension_zip, tmp_path):
-    """Blender 5.0 (its Python has trimesh, to read the exported GLB back)."""
-    r = blender("workflow.py", str(extension_zip), str(tmp_path))
+    """Blender 5.0 (its Python has trimesh, to read the exported GLB back). Set GTR_README_PICTURE=1 to render
+    the README's workflow picture at full quality into docs/images."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    from PIL import Image
+
+    full = os.environ.get("GTR_README_PICTURE") == "1"
+    picture = tmp_path / "workflow.png"
+    (tmp_path / "scratch").mkdir()
+    r = blender("workflow.py", str(extension_zip), str(tmp_path / "scratch"), str(picture), *(["full"] if full else []))
+    alpha = np.asarray(Image.open(picture))[..., 3] > 0
+    thirds = np.array_split(alpha, 3, axis=1)
+    assert all(third.mean() > 0.02 for third in thirds)  # the cube, its reconstruction, the baked copy
+    if full:
+        shutil.copyfile(picture, Path(__file__).resolve().parents[2] / "docs" / "images" / "workflow.png")
     first = r["first"]
     assert first["collection"] == ["GTR Results"] and first["version"] == 1
     assert first["mask_iou"] > 0.9 and first["psnr"] > 15  # the backend's fidelity score, kept on the result
@@ -182,7 +197,7 @@ def test_versions_fidelity_export_bake_to_active_and_retry(blender, extension_zi
     bake = r["bake"]
     assert len(bake["faces"]) == 5 and bake["packed"] and bake["uv_unchanged"] and bake["vertices_unchanged"]
     for face in bake["faces"]:
-        assert np.abs(np.array(face["baked"]) - face["expected"]).max() < 0.12, face
+        assert face["near"] > 5 and np.abs(np.array(face["baked"]) - face["expected"]).max() < 0.08, face
     expected = np.array([f["expected"] for f in bake["faces"]])
     assert min(np.abs(a - b).max() for i, a in enumerate(expected) for b in expected[i + 1 :]) > 0.2
     assert bake["material"] == "Cube copy GTR bake" and bake["undone_material"] != bake["material"]

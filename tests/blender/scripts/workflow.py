@@ -10,7 +10,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 from common import addon_module, finish, install, preferences, status, use_this_python_as_backend
-from mathutils import Matrix
+from mathutils import Matrix, Vector
 
 install(sys.argv[1])
 scratch = Path(sys.argv[2])
@@ -37,7 +37,9 @@ for polygon in cube.data.polygons:
     polygon.material_index = polygon.index
 bpy.ops.ed.undo_push(message="test scene")
 settings = bpy.context.scene.gtr
-settings.capture_resolution, settings.capture_samples, settings.place_beside = 128, 4, False
+full = len(sys.argv) > 4 and sys.argv[4] == "full"  # the README picture: a finer capture
+settings.capture_resolution, settings.capture_samples = (384, 16) if full else (128, 4)
+settings.place_beside = False
 assert bpy.ops.gtr.render_selected_to_3d() == {"FINISHED"}, status()
 result = bpy.data.objects["Cube GTR"]
 local = np.array([v.co for v in result.data.vertices])
@@ -106,18 +108,30 @@ assert bpy.ops.gtr.bake_to_active() == {"FINISHED"}, status()
 baked = target.active_material.node_tree.nodes["Image Texture"].image
 source_image = results.texture_node(result).image
 result_uv = result.data.uv_layers.active.data
+rotation = result.matrix_world.to_3x3()
 centres = np.array([result.matrix_world @ p.center for p in result.data.polygons])
+normals = np.array([(rotation @ p.normal).normalized() for p in result.data.polygons])
 faces = []
 for polygon in target.data.polygons:
-    uv = np.mean([target.data.uv_layers.active.data[i].uv[:] for i in polygon.loop_indices], axis=0)
     normal = (target.matrix_world.to_3x3() @ polygon.normal).normalized()
     if normal.z < -0.5:
         continue  # the bottom is never seen from the capture's cameras (elevation 20 degrees)
-    centre = target.matrix_world @ polygon.center
-    nearest = int(np.argmin(np.linalg.norm(centres - np.array(centre), axis=1)))
-    loops = result.data.polygons[nearest].loop_indices
-    expected = sample(source_image, np.mean([result_uv[i].uv[:] for i in loops], axis=0))
-    faces.append({"baked": sample(baked, uv).tolist(), "expected": expected.tolist(), "normal": list(normal)})
+    # Baked: the mean over points of the face's UV quad, from its centre halfway to its corners.
+    corners_uv = np.array([target.data.uv_layers.active.data[i].uv[:] for i in polygon.loop_indices])
+    middle = corners_uv.mean(axis=0)
+    points = [middle + s * (c - middle) for c in corners_uv for s in (0.0, 0.25, 0.5)]
+    seen = np.mean([sample(baked, p) for p in points], axis=0)
+    # Expected: the mean of the result's own texture over its faces near this face's centre, facing its way.
+    centre = np.array(target.matrix_world @ polygon.center)
+    near = np.nonzero((np.linalg.norm(centres - centre, axis=1) < 0.3) & (normals @ np.array(normal) > 0.7))[0]
+    expected = np.mean(
+        [
+            sample(source_image, np.mean([result_uv[i].uv[:] for i in result.data.polygons[k].loop_indices], axis=0))
+            for k in near
+        ],
+        axis=0,
+    )
+    faces.append({"baked": seen.tolist(), "expected": expected.tolist(), "normal": list(normal), "near": len(near)})
 outcome["bake"] = {
     "faces": faces,
     "image": baked.name,
@@ -211,4 +225,31 @@ for name, colour in (("textured", {"uv": np.zeros((8, 2), np.float32)}), ("paint
         else None,
     }
 outcome["crease_deg"] = results.CREASE_DEG
+
+# The README's picture: the cube (left), its reconstruction (middle), the cube copy with the reconstruction's
+# colours baked into its own UVs (right).
+picture = Path(sys.argv[3])
+shown = {"Cube": -1.6, "Cube GTR": 0.0, "Cube copy": 1.6}
+for obj in bpy.data.objects:
+    obj.hide_render = obj.name not in shown
+    if obj.name in shown:
+        obj.location.x += shown[obj.name] - (obj.matrix_world @ Vector()).x
+        obj.location.y = 0.0
+scene = bpy.context.scene
+sun = bpy.data.objects.new("picture sun", bpy.data.lights.new("picture sun", "SUN"))
+sun.data.energy = 3.0
+sun.rotation_euler = (0.7, 0.2, -0.5)
+scene.collection.objects.link(sun)
+scene.world = bpy.data.worlds.new("picture sky")
+scene.world.use_nodes = True
+scene.world.node_tree.nodes["Background"].inputs["Strength"].default_value = 0.7
+camera = bpy.data.objects.new("picture camera", bpy.data.cameras.new("picture camera"))
+scene.collection.objects.link(camera)
+camera.location, camera.rotation_euler = (0.0, -7.0, 2.6), (1.293, 0.0, 0.0)  # looking at z = 0.6
+scene.camera = camera
+scene.render.engine, scene.cycles.samples, scene.cycles.device = "CYCLES", 32 if full else 4, "CPU"
+scene.render.resolution_x, scene.render.resolution_y = (960, 400) if full else (240, 100)
+scene.render.film_transparent = True
+scene.render.filepath = str(picture)
+bpy.ops.render.render(write_still=True)
 finish(outcome)
