@@ -27,10 +27,16 @@ OPTIONS = contract.RECONSTRUCT_OPTIONS  # the backend's one definition of each o
 
 UV_ITEMS = tuple((choice, choice.capitalize(), OPTIONS["uv"].help) for choice in OPTIONS["uv"].choices)
 # Texture sizes offered: the powers of two from 128 px to the option's largest.
+# Each item's number is its size, so a size stored by an older version (an integer property) still reads.
 TEXTURE_SIZES = tuple(
-    (str(1 << k), f"{1 << k} px", OPTIONS["texture_size"].help.capitalize())
+    (str(1 << k), f"{1 << k} px", OPTIONS["texture_size"].help.capitalize(), 1 << k)
     for k in range(7, int(OPTIONS["texture_size"].high or 4096).bit_length())
 )
+
+
+def texture_size(prefs: GTR_AddonPreferences) -> int:
+    """The chosen texture size in pixels (the option's default if the stored choice is not one of ours)."""
+    return int(prefs.texture_size) if str(prefs.texture_size).isdigit() else int(OPTIONS["texture_size"].default)
 
 
 def _number(name: str) -> dict[str, Any]:
@@ -144,7 +150,7 @@ def option_values(prefs: GTR_AddonPreferences) -> dict[str, Any]:
     preferences set it: what a request sends and what the tests compare with the definitions' defaults."""
     values = {
         "refine_steps": prefs.refine_steps,
-        "texture_size": int(prefs.texture_size),
+        "texture_size": texture_size(prefs),
         "target_faces": prefs.target_faces,
         "mesh_resolution": prefs.mesh_resolution or None,  # the add-on's 0: chosen by the device
         "geometry_refine": prefs.geometry_refine,

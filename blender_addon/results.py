@@ -104,10 +104,11 @@ def results_collection(context: bpy.types.Context, created: list[tuple[object, o
     """The scene's "GTR Results" collection (made, and recorded in `created`, if it is not there)."""
     scene = context.scene
     assert scene is not None
-    collection = scene.collection.children.get(RESULTS_COLLECTION)
+    collection = bpy.data.collections.get(RESULTS_COLLECTION)
     if collection is None:
         collection = bpy.data.collections.new(RESULTS_COLLECTION)
         created.append((collection, bpy.data.collections))
+    if collection not in scene.collection.children_recursive:  # e.g. made in another scene
         scene.collection.children.link(collection)
     return collection
 
@@ -118,21 +119,22 @@ def next_version(base_name: str) -> int:
     return max(versions, default=0) + 1
 
 
-def _mesh(name: str, local: np.ndarray, faces: np.ndarray, arrays: dict[str, np.ndarray], flip: bool) -> bpy.types.Mesh:
-    """A Blender mesh: welded vertices `local` (V, 3), `faces` (F, 3) into them, the job's uv per corner or
-    colours per vertex; shaded smooth except across creases."""
-    mesh = bpy.data.meshes.new(name)
+def _fill_mesh(
+    mesh: bpy.types.Mesh, local: np.ndarray, faces: np.ndarray, arrays: dict[str, np.ndarray], flip: bool
+) -> None:
+    """Fill an empty Blender mesh: welded vertices `local` (V, 3), `faces` (F, 3) into them, the job's uv per
+    corner or colours per vertex; shaded smooth except across creases."""
     mesh.vertices.add(len(local))
     mesh.vertices.foreach_set("co", local.astype(np.float32).ravel())
     mesh.loops.add(faces.size)
     mesh.loops.foreach_set("vertex_index", faces.astype(np.int32).ravel())
     mesh.polygons.add(len(faces))
     mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
-    if flip:
-        mesh.flip_normals()
-    if "uv" in arrays:
+    if "uv" in arrays:  # before a flip, which reverses every face's corners together with their uv
         layer = mesh.uv_layers.new(name="UVMap")
         layer.data.foreach_set("uv", arrays["uv"][arrays["faces"].ravel()].astype(np.float32).ravel())
+    if flip:
+        mesh.flip_normals()
     mesh.update()
     mesh.validate()
     if "colors" in arrays:
@@ -145,7 +147,6 @@ def _mesh(name: str, local: np.ndarray, faces: np.ndarray, arrays: dict[str, np.
     mesh.shade_smooth()
     if hasattr(mesh, "set_sharp_from_angle"):  # Blender 4.1+
         mesh.set_sharp_from_angle(angle=math.radians(CREASE_DEG))
-    return mesh
 
 
 def add_result(
@@ -170,8 +171,9 @@ def add_result(
     manifest = read_manifest(job)
     created: list[tuple[object, object]] = []
     try:
-        mesh = _mesh(label, local, faces, arrays, np.linalg.det(m[:3, :3]) < 0)
+        mesh = bpy.data.meshes.new(label)
         created.append((mesh, bpy.data.meshes))
+        _fill_mesh(mesh, local, faces, arrays, np.linalg.det(m[:3, :3]) < 0)
         image = normals = None
         if "uv" in arrays:
             image = load_texture(job, f"{label} texture")
@@ -231,24 +233,37 @@ def backend_to_local(obj: bpy.types.Object) -> Matrix | None:
     return Matrix([list(values[i : i + 4]) for i in range(0, 16, 4)])
 
 
+def _stored_json(obj: bpy.types.Object, key: str) -> dict[str, Any]:
+    try:
+        value = json.loads(str(obj.get(key) or "{}"))
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def summary(obj: bpy.types.Object) -> list[str]:
-    """Lines the panel shows for a result: version, fidelity, settings, weights and backend time."""
+    """Lines the panel shows for a result: version, fidelity, settings, weights and backend time (what a
+    result made before these were kept does not have is left out)."""
     if obj.get(BASE_NAME_PROPERTY) is None:
         return []
     lines = [f"{obj[BASE_NAME_PROPERTY]}, version {obj.get(VERSION_PROPERTY, 1)}"]
     iou, psnr = obj.get(MASK_IOU_PROPERTY), obj.get(PSNR_PROPERTY)
-    if iou is not None:
-        score = f"fidelity: mask IoU {iou:.3f}" + (f", PSNR {psnr:.1f} dB" if psnr is not None else "")
-        lines.append(score)
-    settings = json.loads(obj.get(SETTINGS_PROPERTY) or "{}")
+    scores = ([f"mask IoU {iou:.3f}"] if iou is not None else []) + (
+        [f"PSNR {psnr:.1f} dB"] if psnr is not None else []
+    )
+    if scores:
+        lines.append("fidelity: " + ", ".join(scores))
+    settings = _stored_json(obj, SETTINGS_PROPERTY)
     if settings:
         texture = "vertex colours" if settings.get("vertex_colors") else f"{settings.get('texture_size')} px"
-        faces = settings.get("target_faces") or "all"
-        lines.append(f"{faces} faces, {texture}, {settings.get('refine_steps')} refinement steps")
-    timings = json.loads(obj.get(TIMINGS_PROPERTY) or "{}")
+        steps = settings.get("refine_steps")
+        words = [f"{settings.get('target_faces') or 'all'} faces", texture]
+        lines.append(", ".join(words + ([f"{steps} refinement steps"] if steps is not None else [])))
+    timings = _stored_json(obj, TIMINGS_PROPERTY)
     weights = obj.get(WEIGHTS_PROPERTY)
     if weights or timings:
-        lines.append(f"{weights or 'weights'}, {sum(timings.values()):.1f} s in the backend")
+        seconds = sum(float(v) for v in timings.values() if isinstance(v, int | float))
+        lines.append(f"{weights or 'weights'}, {seconds:.1f} s in the backend")
     return lines
 
 
@@ -278,13 +293,26 @@ def replace_texture(obj: bpy.types.Object, job: Path) -> bpy.types.Image:
 
 
 def replace_vertex_colors(obj: bpy.types.Object, job: Path) -> None:
-    """Give a vertex-coloured result the job's new colours (same mesh; undo restores the old ones)."""
+    """Give a vertex-coloured result the job's new colours (same mesh; undo restores the old ones); a
+    `ValueError` in words when the result no longer is the job's mesh."""
     arrays = read_mesh(job)
+    if "colors" not in arrays:
+        raise ValueError(f"{obj.name} has lost its texture node, and its job has a texture: reconstruct it again")
     welded, corner_vertex = np.unique(arrays["vertices"], axis=0, return_inverse=True)
     colors = np.ones((len(welded), 4), dtype=np.float32)
     colors[corner_vertex.reshape(-1), :3] = arrays["colors"]
-    mesh = obj.data
-    if len(mesh.vertices) != len(welded):
-        raise ValueError(f"{obj.name} no longer has the mesh of its job; its colours cannot be replaced")
-    mesh.color_attributes[COLOR_ATTRIBUTE].data.foreach_set("color", colors.ravel())
+    mesh, frame = obj.data, backend_to_local(obj)
+    points = np.zeros(len(mesh.vertices) * 3)
+    mesh.vertices.foreach_get("co", points)
+    expected = welded @ np.array(frame)[:3, :3].T + np.array(frame)[:3, 3] if frame is not None else None
+    if (
+        expected is None
+        or expected.shape != (len(mesh.vertices), 3)
+        or not np.allclose(points.reshape(-1, 3), expected, atol=1e-4)
+    ):
+        raise ValueError(f"{obj.name} was edited since it was made: its colours can only go onto its own mesh")
+    attribute = mesh.color_attributes.get(COLOR_ATTRIBUTE)
+    if attribute is None:
+        raise ValueError(f"{obj.name} has no colour attribute named {COLOR_ATTRIBUTE!r} any more: rename it back")
+    attribute.data.foreach_set("color", colors.ravel())
     mesh.update()

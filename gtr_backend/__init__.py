@@ -48,8 +48,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from .errors import ConfigError, GTRError, ViewError, WeightsError
     from .model import GTR, PRESETS, GTRConfig, preset
-    from .pipeline import predict_triplane, prepare_inputs
-    from .reconstruction import Reconstruction, ReconstructOptions, reconstruct
+    from .reconstruction import Reconstruction, ReconstructOptions, predict_triplane, prepare_inputs, reconstruct
     from .render import VolumeOptions, VolumeRender, render_triplane
     from .views import Orbit, ViewSet, load_views, save_views
     from .weights import convert_released_checkpoint, load_model, save_weights

@@ -142,7 +142,7 @@ REQUESTS: dict[str, dict[str, Field]] = {
     "bake_to": {
         "job": (_TEXT, True, False, None),
         "folder": (_TEXT, True, False, None),
-        "texture_size": (_INT, False, False, 16),
+        "texture_size": (_INT, False, False, RECONSTRUCT_OPTIONS["texture_size"].low),
     },
     "unload": {},
     "cameras": {"views": (_OBJECT, True, False, None), "folder": (_TEXT, True, False, None)},

@@ -1,6 +1,6 @@
 """Posed views in, textured mesh out: the whole GTR pipeline as a sequence of reusable stages.
 
-    views --resize once--> model views --network--> triplane
+    views --resize once--> model views --network (`predict_triplane`)--> triplane
     geometry: triplane --density (only where the hull is)--> fused with the masks (carve + fill)
               --marching cubes--> mesh [--simplify] [--geometry fit: silhouettes, photometric, smooth]
     texture:  mesh --texture refinement (fixed geometry)--> refined colour field
@@ -36,12 +36,11 @@ from .mesh.extract import McBackend, density_grid
 from .mesh.fit import CarveOptions, FitOptions, carve_and_fill, fit_surface
 from .model import GTR, Precision
 from .model.fields import TriplaneField, sample_triplane
-from .pipeline import predict_triplane
 from .refine import ColorField, RefineOptions, RefineResult, refine_texture
 from .refine.projection import ViewColors
 from .refine.texture import RefineParams
 from .render.raster import RasterBackend, Rasterizer, get_rasterizer
-from .views import ViewSet
+from .views import ViewSet, model_inputs
 from .weights import load_model
 
 ProgressFn = Callable[[str, float], None]
@@ -217,10 +216,9 @@ class Stages:
             release_device_memory(self.device)
             lower = lower_settings(self.options or ReconstructOptions(), self.device)
             words = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in lower.items())
+            retry = f"try again with {words}, close other programs" if lower else "close other programs"
             raise OutOfMemoryError(
-                f"out of GPU memory during '{name}': try again with {words}, close other programs using the GPU, "
-                "or use the CPU",
-                lower,
+                f"out of GPU memory during '{name}': {retry} using the GPU, or use the CPU", lower
             ) from None
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -236,14 +234,18 @@ class Stages:
 def lower_settings(options: ReconstructOptions, device: torch.device) -> dict[str, object]:
     """Settings (option name -> value) that need less memory than `options`, for a retry after running out of
     memory: three quarters of the marching-cubes grid points per side (a multiple of 8, at least 32), half the
-    texture size (at least 256) and at most 20k faces (half as many if there were fewer)."""
-    lower: dict[str, object] = {"mesh_resolution": max(32, options.resolution(device) * 3 // 4 // 8 * 8)}
-    if options.texture_size > 256:
+    texture size (at least 256) and at most 20k faces (half as many if there were fewer, at least 1000). Only
+    what actually goes down is named; {} when nothing can."""
+    resolution = options.resolution(device)
+    lower: dict[str, object] = {}
+    if resolution > 32:
+        lower["mesh_resolution"] = max(32, resolution * 3 // 4 // 8 * 8)
+    if options.texture_size > 256 and not options.vertex_colors:
         lower["texture_size"] = max(256, options.texture_size // 2)
     if not options.target_faces or options.target_faces > 20000:
         lower["target_faces"] = 20000
     elif options.target_faces > 1000:
-        lower["target_faces"] = options.target_faces // 2
+        lower["target_faces"] = max(1000, options.target_faces // 2)
     return lower
 
 
@@ -256,6 +258,22 @@ def release_device_memory(device: torch.device) -> None:
         torch.cuda.empty_cache()
     elif device.type == "mps":
         torch.mps.empty_cache()
+
+
+def prepare_inputs(model: GTR, views: ViewSet) -> Tensor:
+    """The network stage's inputs: views (any size, world frame) resized to the model's resolution ->
+    (1, V, 10, S, S) on the model's device (rgb, mask, Plücker rays); checks the number of views."""
+    device = next(model.parameters()).device
+    inputs = model_inputs(views.to(device).resized(model.config.image_size))[None]
+    model.check_inputs(inputs)
+    return inputs
+
+
+@torch.no_grad()
+def predict_triplane(model: GTR, views: ViewSet, precision: Precision = "auto") -> Tensor:
+    """The network stage, the feed-forward half of GTR: a view set -> its triplane (3, C, R, R) (float32, on the
+    model's device)."""
+    return model.triplane(prepare_inputs(model, views), precision)[0]
 
 
 def texture_views(views: ViewSet, limit: int = TEXTURE_VIEW_SIZE) -> ViewSet:
@@ -421,8 +439,16 @@ def texture_stage(
     return textured, colors, refinement
 
 
-def bake(mesh: Mesh, colors: ColorField, sources: ViewSet | None, size: int, rasterizer: Rasterizer) -> Mesh:
-    """A mesh with uv -> the same mesh with its texture baked from `colors` (and `sources`' own colours)."""
+def bake(
+    mesh: Mesh,
+    colors: ColorField,
+    sources: ViewSet | None,
+    size: int,
+    rasterizer: Rasterizer,
+    check: Callable[[], None] | None = None,
+) -> Mesh:
+    """A mesh with uv -> the same mesh with its texture baked from `colors` (and `sources`' own colours).
+    `check` is called between the bake's steps (it raises to stop it)."""
     projected = ViewColors(mesh, sources, rasterizer) if sources is not None else None
-    texture = bake_texture(mesh, colors, size, rasterizer, views=projected)
+    texture = bake_texture(mesh, colors, size, rasterizer, views=projected, check=check)
     return Mesh(mesh.vertices, mesh.faces, uv=mesh.uv, texture=texture)

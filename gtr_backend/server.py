@@ -310,7 +310,7 @@ class Session:
         the mesh in `folder`/BAKE_TARGET (the job's backend frame), written as `folder`/BAKE_TEXTURE."""
         from PIL import Image
 
-        from .errors import CancelledError
+        from .errors import CancelledError, GTRError
         from .files import atomic_write
         from .pixels import to_uint8
         from .reconstruction import bake
@@ -320,12 +320,18 @@ class Session:
         job, folder = self.job_folder(request["job"]), self.job_folder(request["folder"])
         target = _read_bake_target(folder / BAKE_TARGET)
         done = self.open_job(job, emit)
-        if cancelled():
-            raise CancelledError("bake cancelled")
+
+        def check() -> None:
+            if cancelled():
+                raise CancelledError("bake cancelled")
+
+        check()
         emit({"type": "progress", "stage": "bake", "fraction": 0.3})
-        size = int(request.get("texture_size", 1024))
+        size, largest = int(request.get("texture_size", 1024)), int(RECONSTRUCT_OPTIONS["texture_size"].high or 0)
+        if size > largest:
+            raise GTRError(f"the texture size {size} is larger than {largest}; choose {largest} or less")
         colors = ColorField(done.state["triplane"], done.field)
-        baked = bake(target.to(done.device), colors, done.sources(), size, get_rasterizer(done.device))
+        baked = bake(target.to(done.device), colors, done.sources(), size, get_rasterizer(done.device), check)
         assert baked.texture is not None
         image = Image.fromarray(to_uint8(baked.texture).cpu().numpy())
         path = atomic_write(folder / BAKE_TEXTURE, lambda tmp: image.save(tmp, format="PNG"))
@@ -552,9 +558,22 @@ def run_request(
         send({"id": rid, "type": "error", "message": str(error)})
     except Exception as error:  # a bug: the user gets one line, the log gets the traceback
         failed(repr(error))
-        send({"id": rid, "type": "error", "message": f"internal error in the backend: {error!r}"})
+        if _out_of_memory(error):  # outside a reconstruction's stages (loading the model, a bake, a refine)
+            message = f"out of memory during '{request.get('op')}': close other programs using the GPU, use a smaller "
+            send({"id": rid, "type": "error", "message": message + "texture size, or use the CPU"})
+        else:
+            send({"id": rid, "type": "error", "message": f"internal error in the backend: {error!r}"})
     if request.get("op") in ("reconstruct", "refine", "bake_to"):
-        _release_job_memory()  # the reply is sent and the job's tensors are unreferenced: the model stays
+        try:  # the reply is sent and the job's tensors are unreferenced: the model stays
+            _release_job_memory()
+        except Exception as error:  # a device in a bad state: the next request says so, this one is answered
+            log.write(f"releasing the job's memory failed: {error!r}\n")
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    import torch
+
+    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
 
 
 def _release_job_memory() -> None:

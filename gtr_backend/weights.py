@@ -190,7 +190,7 @@ def read_weights_config(path: Path) -> tuple[GTRConfig, dict[str, Any]]:
         raise WeightsError(f"{json_path}: {error}") from None
 
 
-def load_weights(path: Path | str, device: torch.device | str = "cpu") -> GTR:
+def load_project_weights(path: Path | str, device: torch.device | str = "cpu") -> GTR:
     """A project weights file (.safetensors + .json) -> model in eval mode on `device`."""
     path = Path(path)
     if not path.is_file():
@@ -270,7 +270,7 @@ def load_model(path: Path | str, device: torch.device | str = "cpu", config: GTR
     if path.suffix in RELEASED_SUFFIXES:
         return load_released_checkpoint(path, config, device)
     if path.suffix == ".safetensors":
-        return load_weights(path, device)
+        return load_project_weights(path, device)
     raise WeightsError(
         f"{path}: unknown weights file type; expected .safetensors (with its .json) or a "
         f"released GTR checkpoint ({', '.join(RELEASED_SUFFIXES)})"

@@ -82,7 +82,7 @@ def test_the_backend_reads_its_conventions_from_the_contract():
         contract.ORBIT_DISTANCE,
     )
     assert protocol.VIEW_RADIUS == contract.VIEW_RADIUS
-    assert protocol.Protocol().input_azimuths_deg == contract.ORBIT_AZIMUTHS_DEG
+    assert protocol.EvalProtocol().input_azimuths_deg == contract.ORBIT_AZIMUTHS_DEG
 
 
 def test_the_working_sphere_is_in_view_at_the_orbit_defaults():

@@ -173,5 +173,7 @@ def test_out_of_gpu_memory_says_what_to_lower(fitted_sphere, monkeypatch):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr("gtr_backend.reconstruction.carve_and_fill", exhausted)
-    with pytest.raises(GTRError, match="out of GPU memory during 'carve': lower --mesh-resolution"):
+    with pytest.raises(GTRError, match="out of GPU memory during 'carve': try again with mesh resolution") as raised:
         reconstruct_from_triplane(field, triplane, views, FAST)
+    lower = raised.value.retry_options  # type: ignore[attr-defined]
+    assert 0 < lower["mesh_resolution"] < FAST.resolution(torch.device("cpu"))

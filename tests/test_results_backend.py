@@ -168,7 +168,38 @@ def test_a_cancel_stops_the_job_within_two_seconds(session, tmp_path):
     assert stopped - asked[0] < 2.0 and not (tmp_path / "job").exists()
 
 
-def test_out_of_memory_offers_lower_settings_to_retry_with(monkeypatch):
+def test_a_bake_stops_when_cancelled_and_refuses_a_texture_too_large(session, textured):
+    job, _ = textured
+    folder = job.parent / "bake-cancel"
+    folder.mkdir()
+    mesh = job_mesh(job)
+    np.savez(folder / BAKE_TARGET, vertices=mesh.vertices.numpy(), faces=mesh.faces.numpy(), uv=mesh.uv.numpy())
+    request = {"op": "bake_to", "job": str(job), "folder": str(folder), "texture_size": 256}
+    replies: list[dict] = []
+    with open(folder / "log", "w") as log:
+        run_request(session, {"id": 3, **request}, replies.append, lambda: True, log)
+    assert replies[-1]["type"] == "error" and replies[-1]["cancelled"] and not (folder / BAKE_TEXTURE).exists()
+    error = run(session, {**request, "texture_size": 1 << 14})[-1]
+    assert error["type"] == "error" and "larger than 4096" in error["message"]
+
+
+def test_nothing_lower_to_offer_and_out_of_memory_outside_the_stages():
+    smallest = ReconstructOptions(mesh_resolution=32, texture_size=256, target_faces=1000)
+    stages = Stages.planned(torch.device("cpu"), smallest)
+    with pytest.raises(OutOfMemoryError) as raised, stages.stage("refine"):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+    assert raised.value.retry_options == {} and "try again" not in str(raised.value)
+
+    class Exhausted(Session):
+        def handle(self, request, emit, cancelled):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB")
+
+    (reply,) = run(Exhausted(), {"op": "bake_to", "job": "/tmp/x", "folder": "/tmp/y"})
+    assert reply["type"] == "error" and "out of memory during 'bake_to'" in reply["message"]
+    assert "internal error" not in reply["message"] and "retry_options" not in reply
+
+
+def test_out_of_memory_offers_lower_settings_to_retry_with():
     options = ReconstructOptions(mesh_resolution=256, texture_size=2048, target_faces=0)
     stages = Stages.planned(torch.device("cpu"), options)
     with pytest.raises(OutOfMemoryError) as raised, stages.stage("carve"):

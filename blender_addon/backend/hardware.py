@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 PYTORCH_INDEX = "https://download.pytorch.org/whl"
 
@@ -109,27 +109,24 @@ def _cuda_build(gpus: list[Gpu], windows: bool) -> TorchBuild:
     if old_gpu:
         builds = builds[[b[0] for b in builds].index(NEWEST_FOR_OLD_GPUS) :]
     fits = [build for build in builds if driver >= (build[3] if windows else build[2])]
-    newest = CUDA_BUILDS[0]
+    newest, oldest = CUDA_BUILDS[0], CUDA_BUILDS[-1]
+
+    def cpu_instead(why: str) -> TorchBuild:
+        advice = "installing the CPU build; update the driver and press Repair Backend"
+        return TorchBuild("cpu", "cpu", "CPU", f"{why}: {advice}", gpu)
+
+    def needs(build: tuple[Any, ...]) -> str:
+        return ".".join(map(str, build[3] if windows else build[2]))
+
     if _is_blackwell(gpu) and (not fits or fits[0] is not newest):
-        need = ".".join(map(str, newest[3] if windows else newest[2]))
-        return TorchBuild(
-            "cpu",
-            "cpu",
-            "CPU",
-            f"the {gpu.name} needs PyTorch's CUDA {newest[1]} build, which needs NVIDIA driver {need} or newer "
-            f"(this one is {gpu.driver}): installing the CPU build; update the driver and press Repair Backend",
-            gpu,
+        return cpu_instead(
+            f"the {gpu.name} needs PyTorch's CUDA {newest[1]} build, which needs NVIDIA driver {needs(newest)} or "
+            f"newer (this one is {gpu.driver})"
         )
     if not fits:
-        oldest = CUDA_BUILDS[-1]
-        need = ".".join(map(str, oldest[3] if windows else oldest[2]))
-        return TorchBuild(
-            "cpu",
-            "cpu",
-            "CPU",
+        return cpu_instead(
             f"NVIDIA driver {gpu.driver} of the {gpu.name} is older than any PyTorch CUDA build supports "
-            f"(CUDA {oldest[1]} needs {need}): installing the CPU build; update the driver and press Repair Backend",
-            gpu,
+            f"(CUDA {oldest[1]} needs {needs(oldest)})"
         )
     variant, cuda, _, _ = fits[0]
     why = f"driver {gpu.driver} runs CUDA {cuda}"

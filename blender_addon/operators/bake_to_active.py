@@ -15,9 +15,9 @@ from mathutils import Matrix
 
 from ..contract import contract
 from ..paths import new_job_folder
-from ..preferences import preferences
+from ..preferences import preferences, texture_size
 from ..props import status
-from ..results import backend_to_local, load_texture
+from ..results import backend_to_local, load_texture, read_mesh
 from .base import BackendJobOperator, Result
 from .refine_texture import job_of
 
@@ -34,6 +34,8 @@ def target_arrays(target: bpy.types.Object, to_backend: Matrix, depsgraph: Any) 
     evaluated = target.evaluated_get(depsgraph)
     mesh = evaluated.to_mesh()
     try:
+        if mesh.uv_layers.active is None:
+            raise BakeError(f"{target.name} has no UV map after its modifiers; unwrap it first")
         mesh.calc_loop_triangles()
         loops = np.zeros(len(mesh.loop_triangles) * 3, dtype=np.int64)
         mesh.loop_triangles.foreach_get("loops", loops)
@@ -53,6 +55,42 @@ def target_arrays(target: bpy.types.Object, to_backend: Matrix, depsgraph: Any) 
         "faces": np.arange(len(loops), dtype=np.int32).reshape(-1, 3),
         "uv": uv.reshape(-1, 2)[loops].astype(np.float32),
     }
+
+
+class BakeError(Exception):
+    """The target cannot take this result's colours: a message for the user."""
+
+
+def check_overlap(source: bpy.types.Object, target: bpy.types.Object, points: np.ndarray, job: Path) -> None:
+    """A `BakeError` unless the result still is its job's mesh and the target (its points (P, 3) in the job's
+    backend frame) lies where the result is: the colours exist only there."""
+    frame = backend_to_local(source)
+    assert frame is not None
+    vertices = read_mesh(job)["vertices"]
+    local = np.zeros(len(source.data.vertices) * 3)
+    source.data.vertices.foreach_get("co", local)
+    expected = vertices @ np.array(frame)[:3, :3].T + np.array(frame)[:3, 3]
+    low, high = expected.min(axis=0), expected.max(axis=0)
+    size = float(np.linalg.norm(high - low)) or 1.0
+    current = local.reshape(-1, 3)
+    if (
+        not len(current)
+        or np.abs(current.min(axis=0) - low).max() > 1e-3 * size
+        or np.abs(current.max(axis=0) - high).max() > 1e-3 * size
+    ):
+        raise BakeError(
+            f"{source.name} was edited or had its transform applied since it was made; bake from an unedited result"
+        )
+    # Along every axis, the boxes of the target and of the result overlap by half the shorter one (a flat
+    # target, a card, has no volume to compare).
+    job_low, job_high = vertices.min(axis=0), vertices.max(axis=0)
+    overlap = np.minimum(points.max(axis=0), job_high) - np.maximum(points.min(axis=0), job_low)
+    shorter = np.minimum(points.max(axis=0) - points.min(axis=0), job_high - job_low)
+    if (overlap < 0.5 * shorter - 0.02 * size).any():
+        raise BakeError(
+            f"{target.name} is not where {source.name} is: move one onto the other (the colours exist only on the "
+            "result's surface), then bake again"
+        )
 
 
 def baked_material(name: str, image: bpy.types.Image, uv_layer: str) -> bpy.types.Material:
@@ -95,28 +133,36 @@ class GTR_OT_bake_to_active(BackendJobOperator, bpy.types.Operator):
         if frame is None:
             self.report({"ERROR"}, f"GTR: {source.name} was made by an older version; reconstruct it again to bake")
             return {"CANCELLED"}
-        to_backend = (source.matrix_world @ frame).inverted()
         self.uv_layer = self.target.data.uv_layers.active.name
         self.folder = self.new_job = new_job_folder()
-        arrays = target_arrays(self.target, to_backend, context.evaluated_depsgraph_get())
-        if not len(arrays["faces"]):
-            return self.fail(context, f"{self.target.name} has no faces to bake onto")
-        np.savez(self.folder / contract.BAKE_TARGET, **arrays)
-        size = int(preferences(context).texture_size)
-        job = str(job_of(source))
-        return self.launch(context, "bake_to", job=job, folder=str(self.folder), texture_size=size)
+        job = job_of(source)
+        assert job is not None
+        try:
+            to_backend = (source.matrix_world @ frame).inverted()
+            arrays = target_arrays(self.target, to_backend, context.evaluated_depsgraph_get())
+            check_overlap(source, self.target, arrays["vertices"], job)
+            np.savez(self.folder / contract.BAKE_TARGET, **arrays)
+        except (BakeError, ValueError, RuntimeError, OSError) as error:
+            return self.fail(context, str(error).splitlines()[0])
+        size = texture_size(preferences(context))
+        return self.launch(context, "bake_to", job=str(job), folder=str(self.folder), texture_size=size)
 
     def on_result(self, context: bpy.types.Context, message: dict[str, Any]) -> None:
         name = f"{self.target.name} GTR bake"
-        image = load_texture(self.folder, name, contract.BAKE_TEXTURE)
+        created: list[tuple[Any, Any]] = []
         try:
+            image = load_texture(self.folder, name, contract.BAKE_TEXTURE)
+            created.append((image, bpy.data.images))
             material = baked_material(name, image, self.uv_layer)
+            created.append((material, bpy.data.materials))
+            if self.target.material_slots:  # every face shows the bake: each slot takes the new material
+                for slot in self.target.material_slots:
+                    slot.material = material
+            else:
+                self.target.data.materials.append(material)
         except Exception:
-            bpy.data.images.remove(image)
+            for datablock, collection in reversed(created):
+                collection.remove(datablock)
             raise
-        if self.target.material_slots:
-            self.target.active_material = material
-        else:
-            self.target.data.materials.append(material)
         shutil.rmtree(Path(self.folder), ignore_errors=True)  # the image is packed into the .blend
         status(context).backend_info = f"baked {message.get('texture_size')} px onto {self.target.name}"

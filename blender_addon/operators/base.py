@@ -71,7 +71,6 @@ class BackendJobOperator:
         state = status(context)
         state.running, state.cancel_requested = True, False
         state.stage, state.progress, state.message = "starting the backend", 0.0, ""
-        state.retry_options = state.retry_operator = ""
         if not self.started:
             self.started = time.perf_counter()
         try:
@@ -83,6 +82,15 @@ class BackendJobOperator:
             context.window_manager.modal_handler_add(cast(bpy.types.Operator, self))
             context.window_manager.progress_begin(0, 100)
         return self._follow(context)
+
+    def launch_reconstruct(self, context: bpy.types.Context, views: dict[str, Any], job: Path) -> Result:
+        """`launch` a reconstruction of `views` (a request's view spec) into `job` with the preferences'
+        options, weights and device."""
+        status(context).retry_options = status(context).retry_operator = ""  # a new attempt: no old offer
+        options = reconstruct_options(context)
+        return self.launch(
+            context, "reconstruct", views=views, job=str(job), options=options, **weights_and_device(context)
+        )
 
     def _follow(self, context: bpy.types.Context) -> Result:
         """In the UI, go modal; in background mode (blender -b, bpy as a module: no event loop, so no timers),
@@ -169,3 +177,17 @@ class BackendJobOperator:
         state.stage, state.progress, state.message = "", 0.0, text
         self.report({"WARNING" if cancelled else "ERROR"}, f"GTR: {text}")  # type: ignore[attr-defined]
         return {"CANCELLED"}
+
+
+class BackendRequestOperator(BackendJobOperator):
+    """Mixin for operators that send the backend one request without arguments (`request`) while no job runs,
+    and report its reply (`on_result`)."""
+
+    request = ""
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return not status(context).running
+
+    def execute(self, context: bpy.types.Context) -> Result:
+        return self.launch(context, self.request)

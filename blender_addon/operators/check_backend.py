@@ -7,21 +7,16 @@ from typing import Any
 import bpy
 
 from ..props import status
-from .base import BackendJobOperator, Result
+from .base import BackendRequestOperator
 
 
-class GTR_OT_check_backend(BackendJobOperator, bpy.types.Operator):
+class GTR_OT_check_backend(BackendRequestOperator, bpy.types.Operator):
     """Start the backend and report its device (GPU name or CPU), versions and the weights it finds"""
 
     bl_idname = "gtr.check_backend"
     bl_label = "Check Backend"
 
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return not status(context).running
-
-    def execute(self, context: bpy.types.Context) -> Result:
-        return self.launch(context, "hello")
+    request = "hello"
 
     def on_result(self, context: bpy.types.Context, message: dict[str, Any]) -> None:
         weights = message.get("weights") or "none bundled: set a weights file"

@@ -37,32 +37,44 @@ class GTR_OT_export_glb(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
     def execute(self, context: bpy.types.Context) -> Result:
+        if not self.filepath:
+            self.report({"ERROR"}, "GTR: give the .glb file to write")
+            return {"CANCELLED"}
         target = Path(bpy.path.abspath(self.filepath))
         if target.suffix.lower() != ".glb":
             target = target.with_suffix(".glb")
         if not target.parent.is_dir():
             self.report({"ERROR"}, f"GTR: the folder {target.parent} does not exist; choose another")
             return {"CANCELLED"}
+        try:
+            self.export(context, target)
+        except (RuntimeError, OSError) as error:
+            self.report({"ERROR"}, f"GTR: could not write {target}: {str(error).strip().splitlines()[-1]}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"GTR: wrote {target}")
+        return {"FINISHED"}
+
+    def export(self, context: bpy.types.Context, target: Path) -> None:
+        """The active object alone through Blender's glTF exporter (modifiers applied), written beside `target`
+        and renamed over it only when complete, so a failed export never leaves a half-written file there."""
         obj = context.active_object
         selected = list(context.selected_objects)
-        # The exporter writes the selection: select the result alone, write beside the target, then rename,
-        # so a failed export never leaves a half-written file where the old one was.
-        handle, temporary = tempfile.mkstemp(suffix=".glb", dir=target.parent, prefix=f".{target.stem}-")
-        os.close(handle)
+        temporary: str | None = None
         try:
+            handle, temporary = tempfile.mkstemp(suffix=".glb", dir=target.parent, prefix=f".{target.stem}-")
+            os.close(handle)
             for other in selected:
                 other.select_set(False)
             obj.select_set(True)
-            bpy.ops.export_scene.gltf(filepath=temporary, export_format="GLB", use_selection=True)
+            done = bpy.ops.export_scene.gltf(
+                filepath=temporary, export_format="GLB", use_selection=True, export_apply=True
+            )
+            if done != {"FINISHED"} or os.path.getsize(temporary) == 0:
+                raise RuntimeError("the glTF exporter wrote nothing")
             os.replace(temporary, target)
-        except (RuntimeError, OSError) as error:
-            self.report({"ERROR"}, f"GTR: could not write {target}: {error}")
-            return {"CANCELLED"}
         finally:
-            if os.path.exists(temporary):
+            if temporary is not None and os.path.exists(temporary):
                 os.remove(temporary)
             obj.select_set(False)
             for other in selected:
                 other.select_set(True)
-        self.report({"INFO"}, f"GTR: wrote {target}")
-        return {"FINISHED"}

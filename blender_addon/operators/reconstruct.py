@@ -15,7 +15,7 @@ from ..paths import new_job_folder
 from ..props import GTR_SceneSettings, settings, status
 from ..results import add_result
 from ..rig import RigError, find_rig, rig_name, rig_origin, write_views
-from .base import BackendJobOperator, Result, reconstruct_options, weights_and_device
+from .base import BackendJobOperator, Result
 
 
 def source_spec(s: GTR_SceneSettings, source: str, path: str) -> dict[str, Any]:
@@ -70,14 +70,7 @@ class GTR_OT_reconstruct(BackendJobOperator, bpy.types.Operator):
                 return self.fail(context, str(error))
             views = {"path": str(path.parent), "orbit": None, "zero123pp": False}
             self.result_name = f"GTR {rig_name(rig)}"
-        return self.launch(
-            context,
-            "reconstruct",
-            views=views,
-            job=str(self.folder),
-            options=reconstruct_options(context),
-            **weights_and_device(context),
-        )
+        return self.launch_reconstruct(context, views, self.folder)
 
     def on_result(self, context: bpy.types.Context, message: dict[str, Any]) -> None:
         add_result(context, self.folder, self.result_name, self.origin, BACKEND_TO_BLENDER)

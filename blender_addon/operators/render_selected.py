@@ -16,7 +16,7 @@ from ..paths import new_job_folder
 from ..props import settings, status
 from ..results import add_result
 from ..rig import build_rig, discard_rig, install_rig, load_image, remove_datablocks
-from .base import BackendJobOperator, Result, reconstruct_options, weights_and_device
+from .base import BackendJobOperator, Result
 
 CAPTURABLE = {"MESH", "CURVE", "SURFACE", "META", "FONT"}
 
@@ -74,14 +74,7 @@ class GTR_OT_render_selected_to_3d(BackendJobOperator, bpy.types.Operator):
         self.session.close()
         self.session = None
         views = {"path": str(self.folder / "views"), "orbit": None, "zero123pp": False}
-        return self.launch(
-            context,
-            "reconstruct",
-            views=views,
-            job=str(self.folder),
-            options=reconstruct_options(context),
-            **weights_and_device(context),
-        )
+        return self.launch_reconstruct(context, views, self.folder)
 
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
         if self.session is None:

@@ -28,13 +28,15 @@ class GTR_OT_retry_lower(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> Result:
         state = status(context)
-        lower = json.loads(state.retry_options)
-        apply_options(preferences(context), lower)
-        words = ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in lower.items())
-        self.report({"INFO"}, f"GTR: retrying with {words}")
         category, name = state.retry_operator.split(".", 1)
         operator = getattr(getattr(bpy.ops, category), name)
-        state.retry_options = state.retry_operator = ""
+        if not operator.poll():
+            self.report({"ERROR"}, f"GTR: {operator.get_rna_type().name} cannot run now (select what it needs first)")
+            return {"CANCELLED"}
+        lower = json.loads(state.retry_options)
+        apply_options(preferences(context), lower)
+        words = ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in lower.items())
+        self.report({"INFO"}, f"GTR: the preferences now ask for {words}; running again")
         if bpy.app.background:  # a script runs the operator itself: nested inside this one, rendering crashes
             return {"FINISHED"}
         operator("INVOKE_DEFAULT")  # goes modal: this operator returns before the job runs

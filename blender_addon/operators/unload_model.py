@@ -7,21 +7,16 @@ from typing import Any
 import bpy
 
 from ..props import status
-from .base import BackendJobOperator, Result
+from .base import BackendRequestOperator
 
 
-class GTR_OT_unload_model(BackendJobOperator, bpy.types.Operator):
+class GTR_OT_unload_model(BackendRequestOperator, bpy.types.Operator):
     """Free the memory the loaded model holds on the GPU (the next reconstruction loads it again)"""
 
     bl_idname = "gtr.unload_model"
     bl_label = "Unload Model"
 
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return not status(context).running
-
-    def execute(self, context: bpy.types.Context) -> Result:
-        return self.launch(context, "unload")
+    request = "unload"
 
     def on_result(self, context: bpy.types.Context, message: dict[str, Any]) -> None:
         unloaded = int(message.get("unloaded", 0))

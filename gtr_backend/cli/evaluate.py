@@ -78,13 +78,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _protocol(args: argparse.Namespace) -> Any:
     """The evaluation settings the arguments ask for (unknown variants are an error)."""
-    from ..evaluation.protocol import Protocol
+    from ..evaluation.protocol import EvalProtocol
 
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown:
         raise GTRError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
-    return Protocol(
-        input_azimuths_deg=args.azimuths or Protocol.input_azimuths_deg,
+    return EvalProtocol(
+        input_azimuths_deg=args.azimuths or EvalProtocol.input_azimuths_deg,
         input_elevation_deg=args.elevation,
         eval_views=args.eval_views,
         fov_deg=args.fov,

@@ -53,12 +53,12 @@ def run(args: argparse.Namespace) -> int:
     from ..reconstruction import resolve_device
     from ..training import train_stage1
     from ..training.stage2 import train_stage2
-    from ..weights import load_weights, save_weights
+    from ..weights import load_project_weights, save_weights
 
     device = resolve_device(args.device)
     if args.stage == 2 and not args.init:
         raise GTRError("stage 2 starts from stage-1 weights: pass --init STAGE1.safetensors")
-    initial = load_weights(args.init, device) if args.init else None
+    initial = load_project_weights(args.init, device) if args.init else None
     config = initial.config if initial is not None else preset(args.preset)
     pool = _pool(args, config.image_size, device)
     last: dict[str, float] = {}
@@ -123,16 +123,17 @@ def _logger(args: argparse.Namespace, last: dict[str, float]) -> Any:
 def _shared_options(args: argparse.Namespace) -> dict[str, Any]:
     """The options both training stages take, from the arguments."""
     names = ("steps", "batch", "samples", "warmup", "max_minutes", "checkpoint_every", "validate_every", "log_every")
-    return {name: getattr(args, name) for name in names}
+    shared = {name: getattr(args, name) for name in names}
+    return shared | ({"lr": args.lr} if args.lr else {})  # else each stage's own default
 
 
 def _stage1_options(args: argparse.Namespace) -> Any:
     from ..training import Stage1Options
 
-    return Stage1Options(rays=args.rays, lr=args.lr or 4e-4, patch=args.patch, **_shared_options(args))
+    return Stage1Options(rays=args.rays, patch=args.patch, **_shared_options(args))
 
 
 def _stage2_options(args: argparse.Namespace) -> Any:
     from ..training.stage2 import Stage2Options
 
-    return Stage2Options(grid=args.grid, lr=args.lr or 5e-5, **_shared_options(args))
+    return Stage2Options(grid=args.grid, **_shared_options(args))

@@ -24,9 +24,10 @@ import torch
 
 from ..files import atomic_write
 from ..model import GTR, Precision, preset
-from ..pipeline import predict_triplane, prepare_inputs
+from ..reconstruction import predict_triplane, prepare_inputs
 from ..render import VolumeOptions, render_triplane
 from ..synthetic import sphere_views
+from .markdown import table
 
 
 def device_label(device: torch.device | str) -> str:
@@ -130,14 +131,14 @@ def model_markdown(rows: list[dict[str, Any]]) -> str:
     """The network-alone table from `BenchResult`s as dicts (what the JSON file holds)."""
     stages = [s for s in ("prepare", "triplane", "render") if any(s in r["median_ms"] for r in rows)]
     head = ["preset", "device", "precision", "params (M)"] + [f"{s} ms (cold)" for s in stages] + ["peak MB"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = []
     for r in rows:
         case = r["case"]
         cells = [case["preset"], r["device_name"], case["precision"], f"{r['parameters'] / 1e6:.1f}"]
         cells += [f"{r['median_ms'][s]:.1f} ({r['cold_ms'][s]:.0f})" if s in r["median_ms"] else "" for s in stages]
         cells.append(f"{r['peak_memory_mb']:.0f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        lines.append(cells)
+    return table(head, lines)
 
 
 def write_results(
@@ -285,17 +286,15 @@ def pipeline_markdown(results: list[dict[str, Any]]) -> str:
             for h, r in zip(heads, results, strict=True)
         ),
         "",
-        "| stage: median ms (cold) | " + " | ".join(heads) + " |",
-        "|---|" + "---|" * len(results),
     ]
+    rows = []
     for stage in stages:
         cells = [
             f"{r['median_s'][stage] * 1000:.1f} ({r['cold_s'][stage] * 1000:.0f})" if stage in r["median_s"] else ""
             for r in results
         ]
-        label = f"**{stage}**" if stage == "total" else stage
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append([f"**{stage}**" if stage == "total" else stage, *cells])
+    return "\n".join(lines) + "\n" + table(["stage: median ms (cold)", *heads], rows)
 
 
 @dataclass(frozen=True)
@@ -361,15 +360,17 @@ def patch_note(case: dict[str, Any]) -> str:
 
 
 def training_markdown(results: list[dict[str, Any]]) -> str:
-    lines = [
-        "| preset | device | batch | rays x samples (patch) | s / step | objects / s | peak MB |",
-        "|---|---|---|---|---|---|---|",
+    head = ["preset", "device", "batch", "rays x samples (patch)", "s / step", "objects / s", "peak MB"]
+    rows = [
+        [
+            r["case"]["preset"],
+            r["device_name"],
+            str(r["case"]["batch"]),
+            f"{r['case']['rays']} x {r['case']['samples']}{patch_note(r['case'])}",
+            f"{r['seconds_per_step']:.3f}",
+            f"{r['objects_per_second']:.2f}",
+            f"{r['peak_memory_mb']:.0f}",
+        ]
+        for r in results
     ]
-    for r in results:
-        c = r["case"]
-        lines.append(
-            f"| {c['preset']} | {r['device_name']} | {c['batch']} | {c['rays']} x {c['samples']}"
-            f"{patch_note(c)} | "
-            f"{r['seconds_per_step']:.3f} | {r['objects_per_second']:.2f} | {r['peak_memory_mb']:.0f} |"
-        )
-    return "\n".join(lines) + "\n"
+    return table(head, rows)

@@ -33,9 +33,8 @@ from ..errors import GTRError
 from ..fidelity import fidelity
 from ..mesh import Mesh
 from ..model import GTR
-from ..pipeline import predict_triplane
 from ..pixels import psnr
-from ..reconstruction import ReconstructOptions, Stages, geometry_stage, texture_stage, texture_views
+from ..reconstruction import ReconstructOptions, Stages, geometry_stage, predict_triplane, texture_stage, texture_views
 from ..render import VolumeOptions, render_mesh, render_triplane
 from ..render.raster import Rasterizer, get_rasterizer
 from ..synthetic.objects import ProceduralObject, render_object
@@ -52,7 +51,7 @@ METRIC_KEYS = ("psnr", "ssim", "lpips", "chamfer_x100", "iou", "silhouette_iou",
 
 
 @dataclass(frozen=True)
-class Protocol:
+class EvalProtocol:
     input_azimuths_deg: tuple[float, ...] = ORBIT_AZIMUTHS_DEG
     input_elevation_deg: float = ORBIT_ELEVATION_DEG
     eval_views: int = 20
@@ -100,7 +99,7 @@ class Asset:
     source: str = ""
     rendered: tuple[ViewSet, ViewSet] | None = None  # (inputs, evaluation views) with their own cameras
 
-    def views(self, protocol: Protocol, device: torch.device) -> tuple[ViewSet, ViewSet]:
+    def views(self, protocol: EvalProtocol, device: torch.device) -> tuple[ViewSet, ViewSet]:
         """(input views, evaluation views) on `device`: rendered with the protocol's cameras, or as given."""
         if self.rendered is not None:
             return self.rendered[0].to(device), self.rendered[1].resized(protocol.size).to(device)
@@ -223,7 +222,7 @@ def image_metrics(prediction: Tensor, truth: ViewSet, lpips: LPIPS | None = None
     return float(psnr(prediction, target).mean()), float(ssim(prediction, target).mean()), perceptual
 
 
-def shape_metrics(predicted: Mesh, truth: Mesh, protocol: Protocol) -> tuple[float, float]:
+def shape_metrics(predicted: Mesh, truth: Mesh, protocol: EvalProtocol) -> tuple[float, float]:
     """Chamfer x100 and volume IoU in the paper's frame: the truth scaled into [-1, 1]^3, the prediction matched
     to its bounding box, then ICP."""
     centre, unit = normalization(truth.vertices)
@@ -244,7 +243,7 @@ def shape_metrics(predicted: Mesh, truth: Mesh, protocol: Protocol) -> tuple[flo
 def evaluate_asset(
     asset: Asset,
     model: GTR,
-    protocol: Protocol,
+    protocol: EvalProtocol,
     device: torch.device,
     options: ReconstructOptions | None = None,
     lpips: LPIPS | None = None,

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..errors import GTRError
 from .bench import model_markdown, pipeline_markdown, training_markdown
+from .markdown import number, table
 from .protocol import summarize
 from .runner import report_markdown
 
@@ -37,12 +38,8 @@ PAPER_GSO: tuple[tuple[str, str, str, str, str, str], ...] = (
 
 
 def paper_table() -> str:
-    lines = [
-        "| method (quoted from the GTR paper, GSO) | PSNR ↑ | SSIM ↑ | LPIPS ↓ | CD×100 ↓ | IoU ↑ |",
-        "|---|---|---|---|---|---|",
-    ]
-    lines += ["| " + " | ".join(row) + " |" for row in PAPER_GSO]
-    return "\n".join(lines) + "\n"
+    head = ["method (quoted from the GTR paper, GSO)", "PSNR ↑", "SSIM ↑", "LPIPS ↓", "CD×100 ↓", "IoU ↑"]
+    return table(head, PAPER_GSO)
 
 
 def blender_markdown(info: dict[str, Any]) -> str:
@@ -53,14 +50,17 @@ def blender_markdown(info: dict[str, Any]) -> str:
         f"{s['texture_size']}^2 texture, mesh resolution {s['mesh_resolution']} ({info['faces']} faces). The "
         "backend runs as a separate process; the first click also starts it (Python, torch) and loads the "
         "weights. Overhead = click to mesh minus the time the backend reports for the request.\n",
-        "| click | click to mesh (s) | backend (s) | add-on overhead (s) |",
-        "|---|---|---|---|",
     ]
-    for i, run in enumerate(info["runs"]):
-        lines.append(
-            f"| {i + 1}{' (cold)' if i == 0 else ''} | {run['click_to_mesh_s']:.2f} | {run['backend_s']:.2f} | "
-            f"{run['overhead_s']:.3f} |"
-        )
+    rows = [
+        [
+            f"{i + 1}{' (cold)' if i == 0 else ''}",
+            f"{run['click_to_mesh_s']:.2f}",
+            f"{run['backend_s']:.2f}",
+            f"{run['overhead_s']:.3f}",
+        ]
+        for i, run in enumerate(info["runs"])
+    ]
+    lines.append(table(["click", "click to mesh (s)", "backend (s)", "add-on overhead (s)"], rows).rstrip("\n"))
     lines.append(
         f"\nTarget: add-on overhead under 0.5 s. Measured: {info['warm_median_overhead_s']:.3f} s (median of the "
         f"warm clicks), at most {info['max_overhead_s']:.3f} s."
@@ -97,25 +97,19 @@ def comparison_table(reports: list[dict[str, Any]]) -> str:
         ("iou", "{:.3f}"),
         ("input_psnr", "{:.2f}"),
     )
-    lines = [
-        "| configuration | variant | PSNR ↑ | SSIM ↑ | CD×100 ↓ | IoU ↑ | input PSNR ↑ | mask IoU, mean ↑ "
-        "| mask IoU, worst ↑ | s/asset |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    head = ["configuration", "variant", "PSNR ↑", "SSIM ↑", "CD×100 ↓", "IoU ↑", "input PSNR ↑", "mask IoU, mean ↑"]
+    head += ["mask IoU, worst ↑", "s/asset"]
+    rows = []
     for report in reports:
         seconds = sum(report["seconds"].values()) / max(len(report["seconds"]), 1)
         for variant, mean in report["mean"].items():
             masks = [a[variant].get("silhouette_iou") for a in report["assets"].values() if variant in a]
             worst = min((m for m in masks if m is not None), default=None)
             cells = [report.get("label") or "(unlabelled)", variant]
-            cells += [_number(mean.get(key), template) for key, template in columns]
-            cells += [_number(mean.get("silhouette_iou"), "{:.3f}"), _number(worst, "{:.3f}"), f"{seconds:.0f}"]
-            lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _number(value: float | None, template: str) -> str:
-    return "n/a" if value is None else template.format(value)
+            cells += [number(mean.get(key), template) for key, template in columns]
+            cells += [number(mean.get("silhouette_iou"), "{:.3f}"), number(worst, "{:.3f}"), f"{seconds:.0f}"]
+            rows.append(cells)
+    return table(head, rows)
 
 
 def _command(info: dict[str, Any]) -> str:
@@ -196,10 +190,10 @@ def results_page(folder: Path) -> str:
             blender_markdown,
         ),
     ]
-    for pattern, heading, table in sections:
+    for pattern, heading, body in sections:
         for path in sorted(folder.glob(pattern)):
             info = json.loads(path.read_text())
-            parts += [heading(path.stem, info) + "\n", f"Command: {_command(info)}\n", table(info)]
+            parts += [heading(path.stem, info) + "\n", f"Command: {_command(info)}\n", body(info)]
     for path in sorted(folder.glob("notes-*.md")):
         parts.append(path.read_text().rstrip() + "\n")
     return "\n".join(parts)

@@ -36,11 +36,12 @@ from ..render.raster import Rasterizer
 from ..views import load_views
 from .bench import device_label
 from .lpips import LPIPS
+from .markdown import number, table
 from .protocol import (
     FRAMES,
     VARIANTS,
     Asset,
-    Protocol,
+    EvalProtocol,
     VariantResult,
     evaluate_asset,
     load_mesh_file,
@@ -88,7 +89,7 @@ def find_assets(folder: Path, rasterizer: Rasterizer) -> list[Asset]:
 
 @dataclass(frozen=True)
 class EvalSettings:
-    protocol: Protocol
+    protocol: EvalProtocol
     options: ReconstructOptions
     weights: str  # the weights file's name, shown in every row
     lpips: bool
@@ -216,18 +217,13 @@ def run_evaluation(
     return report
 
 
-def _cell(value: float | None, template: str) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) else template.format(value)
-
-
 def metrics_table(per_variant: dict[str, dict[str, float | None]], weights: str, first: str = "variant") -> str:
     head = [first, "weights"] + [title for _, title, _ in METRICS]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for variant, metrics in per_variant.items():
         shown = weights if variant != "visual-hull" else "none (learning-free)"
-        cells = [variant, shown] + [_cell(metrics.get(key), template) for key, _, template in METRICS]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append([variant, shown] + [number(metrics.get(key), template) for key, _, template in METRICS])
+    return table(head, rows)
 
 
 def report_markdown(report: dict[str, Any]) -> str:

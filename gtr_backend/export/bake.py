@@ -30,12 +30,20 @@ def smooth_normals(mesh: Mesh) -> Tensor:
 
 
 def surface_colors(
-    colors: ColorFn, points: Tensor, normals: Tensor, views: ViewColors | None, chunk_points: int = 1 << 18
+    colors: ColorFn,
+    points: Tensor,
+    normals: Tensor,
+    views: ViewColors | None,
+    chunk_points: int = 1 << 18,
+    check: Callable[[], None] | None = None,
 ) -> Tensor:
-    """rgb (P, 3) in [0, 1] of surface points: the colour field, with the input views laid over it (if given)."""
+    """rgb (P, 3) in [0, 1] of surface points: the colour field, with the input views laid over it (if given).
+    `check` is called before every chunk (it raises to stop)."""
     out = []
     with torch.no_grad():
         for i in range(0, points.shape[0], chunk_points):
+            if check is not None:
+                check()
             p = points[i : i + chunk_points]
             rgb = colors(p).float() if views is None else views.blend(p, normals[i : i + chunk_points], colors)
             out.append(rgb.clamp(0, 1))
@@ -109,6 +117,7 @@ def bake_texture(
     texture_size: int = 1024,
     rasterizer: Rasterizer | None = None,
     views: ViewColors | None = None,
+    check: Callable[[], None] | None = None,
 ) -> Tensor:
     """Texture (S, S, 3) in [0, 1] of `colors` over a mesh with `uv` (with the input views' own colours where
     they see the surface, if `views` is given); texels no face covers take their chart's colours
@@ -124,7 +133,7 @@ def bake_texture(
     surface = rasterizer.interpolate(attributes, fragments, mesh.faces)[0]  # (S, S, 3 or 6)
     points, normals = surface[..., :3], surface[..., -3:]
     covered = fragments.mask[0]
-    rgb = surface_colors(colors, points[covered], normals[covered], views)
+    rgb = surface_colors(colors, points[covered], normals[covered], views, check=check)
     texture = torch.zeros((texture_size, texture_size, 3), dtype=rgb.dtype, device=rgb.device)
     texture[covered] = rgb.clamp(0, 1)
     if not bool(covered.any()):

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -32,7 +32,7 @@ from ..model import GTR
 from ..pixels import psnr_from_mse, to_uint8
 from ..render.volume import VolumeOptions, render_triplane
 from ..views.viewset import ViewSet
-from ..weights import load_weights, save_weights
+from ..weights import load_project_weights, save_weights
 from .dataset import ViewSampling, render_procedural
 
 VALIDATION_SEEDS = range(1_000_000, 1_000_004)
@@ -130,7 +130,7 @@ class RunFolder:
         state_path = self.path / "last.state.pt"
         if not (self.checkpoint.is_file() and state_path.is_file()):
             return 0
-        model.load_state_dict(load_weights(self.checkpoint, device).state_dict())
+        model.load_state_dict(load_project_weights(self.checkpoint, device).state_dict())
         state = torch.load(state_path, map_location=device, weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -171,7 +171,7 @@ def validation_views(sampling: ViewSampling, device: torch.device) -> list[ViewS
 def validate(model: GTR, views: list[ViewSet], inputs_count: int, samples: int, size: int) -> tuple[float, Tensor]:
     """Mean PSNR of NeRF renders (at `size`) of the held-out objects' supervision views, and an image
     (3, 2 * size, V * size) of the first object's renders above their ground truth."""
-    from ..pipeline import predict_triplane
+    from ..reconstruction import predict_triplane
 
     model.eval()
     scores, sheet = [], None
@@ -197,33 +197,23 @@ def save_sample(image: Tensor, path: Path) -> None:
     Image.fromarray(to_uint8(image.permute(1, 2, 0)).numpy()).save(path)
 
 
-class LoopOptions(Protocol):
-    """The options both training stages share (`Stage1Options`, `Stage2Options`)."""
+@dataclass(frozen=True)
+class LoopOptions:
+    """The options both training stages take (`Stage1Options` and `Stage2Options` add their own): the loop,
+    its schedule, logging, checkpoints and validation."""
 
-    @property
-    def steps(self) -> int: ...
-    @property
-    def batch(self) -> int: ...
-    @property
-    def lr(self) -> float: ...
-    @property
-    def warmup(self) -> int: ...
-    @property
-    def weight_decay(self) -> float: ...
-    @property
-    def max_minutes(self) -> float | None: ...
-    @property
-    def seed(self) -> int: ...
-    @property
-    def gradient_checkpointing(self) -> bool | None: ...
-    @property
-    def log_every(self) -> int: ...
-    @property
-    def checkpoint_every(self) -> int: ...
-    @property
-    def validate_every(self) -> int: ...
-    @property
-    def validation_size(self) -> int: ...
+    steps: int = 1000
+    batch: int = 8
+    lr: float = 4e-4
+    warmup: int = 100
+    weight_decay: float = 0.05
+    max_minutes: float | None = None
+    seed: int = 0
+    gradient_checkpointing: bool | None = None  # None: on for CUDA, off on the CPU
+    log_every: int = 10  # steps between log.jsonl / TensorBoard entries (with a run folder)
+    checkpoint_every: int = 500  # steps between checkpoints (with a run folder)
+    validate_every: int = 500  # steps between validations (with a run folder; 0: never)
+    validation_size: int = 64  # validation renders are this many pixels square
 
 
 class TrainingLoop:

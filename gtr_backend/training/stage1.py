@@ -26,28 +26,18 @@ from ..pixels import psnr_from_mse
 from ..render.volume import VolumeOptions, render_rays, triplane_field
 from ..views.rays import input_maps, pixel_rays
 from .dataset import RenderedPool, StreamingPool
-from .run import TrainingLoop
+from .run import LoopOptions, TrainingLoop
 
 LogFn = Callable[[dict[str, float]], None]
 
 
 @dataclass(frozen=True)
-class Stage1Options:
-    steps: int = 1000
-    batch: int = 8
+class Stage1Options(LoopOptions):
+    """Stage 1 (NeRF volume rendering of the triplane): the loop's options and these."""
+
     rays: int = 4096  # per object
     samples: int = 96  # per ray
-    lr: float = 4e-4
-    warmup: int = 100
-    weight_decay: float = 0.05
     opacity_weight: float = 1.0
-    max_minutes: float | None = None
-    seed: int = 0
-    gradient_checkpointing: bool | None = None  # None: on for CUDA, off on the CPU
-    log_every: int = 10  # steps between log.jsonl / TensorBoard entries (with a run folder)
-    checkpoint_every: int = 500  # steps between checkpoints (with a run folder)
-    validate_every: int = 500  # steps between validations (with a run folder; 0: never)
-    validation_size: int = 64  # validation renders are this many pixels square
     patch: int = 0  # > 0: supervise square patches of this size (the paper: 128 of 512) instead of random rays
     perceptual_weight: float = 0.5  # on patches: LPIPS when its weights are given, else (1 - SSIM)
 

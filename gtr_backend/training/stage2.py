@@ -34,18 +34,19 @@ from ..pixels import psnr_from_mse
 from ..render.raster import get_rasterizer, project
 from ..render.volume import VolumeOptions, render_rays, triplane_field
 from .dataset import RenderedPool, StreamingPool
-from .run import TrainingLoop
+from .run import LoopOptions, TrainingLoop
 from .stage1 import LogFn, model_inputs_batch, sample_rays
 
 
 @dataclass(frozen=True)
-class Stage2Options:
-    steps: int = 1000
+class Stage2Options(LoopOptions):
+    """Stage 2 (meshes through differentiable marching cubes and rasterization): the loop's options, with a
+    smaller batch and a gentler schedule by default, and the mesh losses' weights."""
+
     batch: int = 4
-    grid: int = 128  # marching-cubes lattice per side (the paper: 256)
     lr: float = 5e-5
     warmup: int = 50
-    weight_decay: float = 0.05
+    grid: int = 128  # marching-cubes lattice per side (the paper: 256)
     rgb_weight: float = 1.0
     perceptual_weight: float = 0.5
     depth_weight: float = 0.5
@@ -53,13 +54,6 @@ class Stage2Options:
     opacity_weight: float = 0.5
     opacity_rays: int = 1024  # per object, for the opacity regulariser
     samples: int = 64  # per ray, for the opacity regulariser
-    max_minutes: float | None = None
-    seed: int = 0
-    gradient_checkpointing: bool | None = None  # None: on for CUDA, off on the CPU
-    log_every: int = 10
-    checkpoint_every: int = 500
-    validate_every: int = 500
-    validation_size: int = 64
 
 
 @dataclass

@@ -192,6 +192,7 @@ def test_versions_fidelity_export_bake_to_active_and_retry(blender, extension_zi
     assert np.allclose(export["low"], export["expected_low"], atol=1e-4)
     assert np.allclose(export["high"], export["expected_high"], atol=1e-4)
     assert export["missing_folder"] == ["CANCELLED"] and export["files"] == ["cube.glb"]  # no half-written file
+    assert "does not exist" in export["missing_message"] and "Traceback" not in export["missing_message"]
     # Bake to Active: every face the cameras saw shows the result's colour there; the cube's 5 seen faces
     # differ from each other, so a colour in the wrong place would fail.
     bake = r["bake"]
@@ -200,7 +201,9 @@ def test_versions_fidelity_export_bake_to_active_and_retry(blender, extension_zi
         assert face["near"] > 5 and np.abs(np.array(face["baked"]) - face["expected"]).max() < 0.08, face
     expected = np.array([f["expected"] for f in bake["faces"]])
     assert min(np.abs(a - b).max() for i, a in enumerate(expected) for b in expected[i + 1 :]) > 0.2
-    assert bake["material"] == "Cube copy GTR bake" and bake["undone_material"] != bake["material"]
+    assert bake["material"] == "Cube copy GTR bake" and bake["slots"] == ["Cube copy GTR bake"] * 6  # every face
+    assert bake["undone_slots"] == bake["slots_before"] == [f"face {i}" for i in range(6)]  # Ctrl+Z: as it was
+    assert bake["apart"] == ["CANCELLED"] and "is not where" in bake["apart_message"]
     # Out of memory: one line, lower settings offered; the retry runs with them and adds version 2.
     oom = r["oom"]
     assert oom["result"] == ["CANCELLED"] and "out of GPU memory during 'carve'" in oom["message"]
@@ -217,3 +220,7 @@ def test_versions_fidelity_export_bake_to_active_and_retry(blender, extension_zi
     assert painted["uv_layers"] == 0 and painted["color_attributes"] == ["Color"]
     assert painted["base_node"] == "ShaderNodeVertexColor" and painted["colour_error"] < 1e-5
     assert abs(textured["origin_low_z"] + 0.5) < 1e-6 and np.allclose(textured["origin"], [0, 0, -0.5])
+    # A mirrored frame (a source with a negative scale): faces turned outwards, every corner keeps its uv.
+    mirrored = r["mirrored"]
+    assert textured["uv_error"] < 1e-6 and mirrored["uv_error"] < 1e-6
+    assert textured["normals_out"] == mirrored["normals_out"] == 12

@@ -6,7 +6,7 @@ import torch
 import trimesh
 
 from gtr_backend.evaluation.protocol import (
-    Protocol,
+    EvalProtocol,
     evaluate_asset,
     load_mesh_file,
     mesh_asset,
@@ -21,7 +21,7 @@ from gtr_backend.render.raster import TorchRasterizer
 from gtr_backend.synthetic import toy_object
 from gtr_backend.weights import find_default_weights, load_model
 
-SMALL = Protocol(size=96, eval_views=3)
+SMALL = EvalProtocol(size=96, eval_views=3)
 
 
 def test_protocol_cameras():

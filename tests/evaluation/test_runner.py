@@ -6,7 +6,7 @@ import torch
 from gtr_backend.cli import main
 from gtr_backend.errors import GTRError
 from gtr_backend.evaluation import runner
-from gtr_backend.evaluation.protocol import Protocol, load_mesh_file, procedural_asset
+from gtr_backend.evaluation.protocol import EvalProtocol, load_mesh_file, procedural_asset
 from gtr_backend.evaluation.runner import find_assets
 from gtr_backend.export import write_mesh
 from gtr_backend.render.raster import TorchRasterizer
@@ -110,7 +110,7 @@ def test_finds_meshes_gso_folders_and_rendered_view_sets(eval_folder, tmp_path):
         image.rename(folder / "cube" / "materials" / "textures" / "texture.png")
     write_mesh(glb, folder / "plain.ply")
     asset = procedural_asset(book(), TorchRasterizer())
-    protocol = Protocol(size=48, eval_views=3)
+    protocol = EvalProtocol(size=48, eval_views=3)
     inputs, truth = asset.views(protocol, torch.device("cpu"))
     save_views(inputs, folder / "rendered" / "inputs")
     save_views(truth, folder / "rendered" / "eval")
@@ -132,7 +132,7 @@ def test_empty_or_missing_folder_is_a_clear_error(tmp_path):
 
 def test_retrained_weights_under_the_same_name_are_evaluated_again(tmp_path):
     """The cache key holds the weights' content, not just their file name."""
-    from gtr_backend.evaluation.protocol import Protocol
+    from gtr_backend.evaluation.protocol import EvalProtocol
     from gtr_backend.evaluation.runner import EvalSettings, content_digest
     from gtr_backend.reconstruction import ReconstructOptions
 
@@ -141,7 +141,7 @@ def test_retrained_weights_under_the_same_name_are_evaluated_again(tmp_path):
         path.parent.mkdir()
         path.write_bytes(data)
     settings = [
-        EvalSettings(Protocol(), ReconstructOptions(), "w.safetensors", False, content_digest(p))
+        EvalSettings(EvalProtocol(), ReconstructOptions(), "w.safetensors", False, content_digest(p))
         for p in (first, second)
     ]
     assert settings[0].fingerprint() != settings[1].fingerprint()

@@ -2,7 +2,7 @@ import torch
 import torch.nn.functional as F
 
 from gtr_backend.model import GTR, preset
-from gtr_backend.pipeline import predict_triplane
+from gtr_backend.reconstruction import predict_triplane
 from gtr_backend.render import VolumeOptions, clip_rays_to_box, render_rays, render_triplane, render_views
 from gtr_backend.synthetic import sphere_hits, sphere_views
 from gtr_backend.views import look_at, pixel_rays

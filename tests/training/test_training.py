@@ -4,7 +4,7 @@ import torch
 from gtr_backend.cli import main
 from gtr_backend.model import preset
 from gtr_backend.training import RenderedPool, Stage1Options, ViewSampling, random_object, train_stage1
-from gtr_backend.weights import find_default_weights, load_weights
+from gtr_backend.weights import find_default_weights, load_project_weights
 
 
 def test_procedural_objects_are_seeded_and_fit_the_box():
@@ -52,7 +52,7 @@ def test_train_command_writes_loadable_weights(tmp_path):
         "1",
     ]
     assert main(args) == 0
-    model = load_weights(output)
+    model = load_project_weights(output)
     assert model.config.name == "gtr-tiny"
 
 
@@ -185,7 +185,7 @@ def test_run_folder_checkpoints_resume_validation_and_logs(tmp_path):
     assert [e["step"] for e in validations] == [2, 4] and all(5 < e["psnr"] < 40 for e in validations)
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000002.png", "step_0000004.png"]
     assert json.loads((run / "last.json").read_text())["step"] == 4
-    assert load_weights(run / "last.safetensors").config.name == "gtr-tiny"
+    assert load_project_weights(run / "last.safetensors").config.name == "gtr-tiny"
 
 
 def test_two_processes_with_torchrun_train_one_model(tmp_path):
@@ -293,7 +293,7 @@ def test_stage2_mesh_losses_fall_from_stage1_weights(tmp_path):
         steps=8, batch=1, grid=40, lr=2e-4, warmup=1, opacity_rays=256, samples=24, checkpoint_every=0, validate_every=0
     )
     train_stage2(
-        load_weights(find_default_weights()),
+        load_project_weights(find_default_weights()),
         pool,
         options,
         "cpu",
@@ -306,7 +306,7 @@ def test_stage2_mesh_losses_fall_from_stage1_weights(tmp_path):
     first = sum(e["loss"] for e in logs[:2]) / 2
     last = sum(e["loss"] for e in logs[-2:]) / 2
     assert last < first
-    assert load_weights(tmp_path / "stage2.safetensors").config.name == "gtr-small"
+    assert load_project_weights(tmp_path / "stage2.safetensors").config.name == "gtr-small"
 
 
 def test_stage2_needs_stage1_weights(capsys):

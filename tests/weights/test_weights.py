@@ -11,8 +11,8 @@ from gtr_backend.model import GTR, preset
 from gtr_backend.weights import (
     convert_released_checkpoint,
     load_model,
+    load_project_weights,
     load_released_checkpoint,
-    load_weights,
     save_weights,
     to_released_names,
 )
@@ -72,7 +72,7 @@ def test_conversion_to_safetensors_round_trips(tmp_path, source_model, released_
     half = tmp_path / "half.safetensors"
     convert_released_checkpoint(released_file, half, TINY, dtype=torch.bfloat16)
     assert half.stat().st_size < 0.6 * target.stat().st_size
-    t_full, t_half = outputs(source_model, inputs)[0], outputs(load_weights(half), inputs)[0]
+    t_full, t_half = outputs(source_model, inputs)[0], outputs(load_project_weights(half), inputs)[0]
     assert (t_full - t_half).norm() / t_full.norm() < 2e-2
 
 
@@ -161,37 +161,37 @@ def test_project_weights_errors(tmp_path, source_model):
     path = tmp_path / "model.safetensors"
     save_weights(source_model, path)
     assert torch.equal(
-        load_weights(path).field.color_mlp.layers[0].weight, source_model.field.color_mlp.layers[0].weight
+        load_project_weights(path).field.color_mlp.layers[0].weight, source_model.field.color_mlp.layers[0].weight
     )
 
     data = path.read_bytes()
     (tmp_path / "cut.safetensors").write_bytes(data[: len(data) - 100])
     (tmp_path / "cut.json").write_text(path.with_suffix(".json").read_text())
     with pytest.raises(WeightsError, match="cut.safetensors: cannot read this safetensors file"):
-        load_weights(tmp_path / "cut.safetensors")
+        load_project_weights(tmp_path / "cut.safetensors")
 
     (tmp_path / "alone.safetensors").write_bytes(data)
     with pytest.raises(WeightsError, match="alone.json is missing"):
-        load_weights(tmp_path / "alone.safetensors")
+        load_project_weights(tmp_path / "alone.safetensors")
 
     meta = json.loads(path.with_suffix(".json").read_text())
     meta["config"]["depth"] = 3
     (tmp_path / "deeper.safetensors").write_bytes(data)
     (tmp_path / "deeper.json").write_text(json.dumps(meta))
     with pytest.raises(WeightsError, match="missing tensors transformer.blocks.2"):
-        load_weights(tmp_path / "deeper.safetensors")
+        load_project_weights(tmp_path / "deeper.safetensors")
 
     meta["config"]["colour"] = 1
     (tmp_path / "deeper.json").write_text(json.dumps(meta))
     with pytest.raises(WeightsError, match="unknown GTR configuration fields: colour"):
-        load_weights(tmp_path / "deeper.safetensors")
+        load_project_weights(tmp_path / "deeper.safetensors")
 
     del meta["config"]["colour"]
     for value in (0, -16, "16", None):
         meta["config"]["patch_size"] = value
         (tmp_path / "deeper.json").write_text(json.dumps(meta))
         with pytest.raises(WeightsError, match="deeper.json: .*patch_size"):
-            load_weights(tmp_path / "deeper.safetensors")
+            load_project_weights(tmp_path / "deeper.safetensors")
 
     with pytest.raises(WeightsError, match="unknown weights file type"):
         load_model(tmp_path / "model.onnx")

@@ -68,9 +68,9 @@ import trimesh  # noqa: E402 - the test environment's Python (Blender 5.0 runs i
 scene = trimesh.load(str(glb))
 exported = np.concatenate([g.vertices for g in scene.dump()]) if hasattr(scene, "dump") else scene.vertices
 try:
-    missing = bpy.ops.gtr.export_glb(filepath=str(scratch / "no such folder" / "x.glb"))
-except RuntimeError:
-    missing = {"CANCELLED"}
+    missing, missing_message = bpy.ops.gtr.export_glb(filepath=str(scratch / "no such folder" / "x.glb")), ""
+except RuntimeError as error:  # an operator's ERROR report surfaces as RuntimeError in scripts
+    missing, missing_message = {"CANCELLED"}, str(error)
 outcome["export"] = {
     # glTF is Y up: Blender's (x, y, z) is glTF's (x, z, -y).
     "low": exported.min(0).tolist(),
@@ -78,6 +78,7 @@ outcome["export"] = {
     "expected_low": [world[:, 0].min(), world[:, 2].min(), -world[:, 1].max()],
     "expected_high": [world[:, 0].max(), world[:, 2].max(), -world[:, 1].min()],
     "missing_folder": sorted(missing),
+    "missing_message": missing_message,
     "files": sorted(p.name for p in scratch.iterdir() if p.suffix == ".glb" or p.name.startswith(".")),
 }
 
@@ -103,6 +104,15 @@ for other in bpy.context.selected_objects:
 result.select_set(True)
 target.select_set(True)
 bpy.context.view_layer.objects.active = target
+# Not where the result is (moved aside): refused in words, nothing changes.
+result.location.x += 5.0
+try:
+    apart = sorted(bpy.ops.gtr.bake_to_active())
+except RuntimeError:
+    apart = ["CANCELLED"]
+apart_message = bpy.context.window_manager.gtr_status.message
+result.location.x -= 5.0
+slots_before = [slot.material.name for slot in target.material_slots]
 bpy.ops.ed.undo_push(message="before bake")
 assert bpy.ops.gtr.bake_to_active() == {"FINISHED"}, status()
 baked = target.active_material.node_tree.nodes["Image Texture"].image
@@ -139,11 +149,17 @@ outcome["bake"] = {
     "uv_unchanged": bool(np.array_equal(uv_before, [d.uv[:] for d in target.data.uv_layers.active.data])),
     "vertices_unchanged": bool(np.array_equal(vertices_before, [v.co[:] for v in target.data.vertices])),
     "material": target.active_material.name,
+    "slots": [slot.material.name for slot in target.material_slots],
+    "slots_before": slots_before,
+    "apart": apart,
+    "apart_message": apart_message,
 }
 bpy.ops.ed.undo_push(message="Bake to Active")
 bpy.ops.ed.undo()
 target = bpy.data.objects["Cube copy"]
 outcome["bake"]["undone_material"] = target.active_material.name
+outcome["bake"]["undone_slots"] = [slot.material.name for slot in target.material_slots]
+outcome["bake"]["image_after_undo"] = outcome["bake"]["image"] in bpy.data.images
 
 # Out of memory, faked in the backend process: its reconstruction's first stage raises CUDA's out-of-memory
 # error. The error names lower settings; Retry with Lower Settings sets them; the job then runs with them.
@@ -192,19 +208,25 @@ outcome["retry"] = {
 corners = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)], dtype=np.float32)
 quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
 triangles = np.array([t for a, b, c, d in quads for t in ((a, b, c), (a, c, d))], dtype=np.int32)
-for name, colour in (("textured", {"uv": np.zeros((8, 2), np.float32)}), ("painted", {"colors": corners + 0.5})):
+cases = {
+    "textured": ({"uv": corners[:, :2] + 0.5}, Matrix()),
+    "painted": ({"colors": corners + 0.5}, Matrix()),
+    "mirrored": ({"uv": corners[:, :2] + 0.5}, Matrix.Diagonal((-1.0, 1.0, 1.0, 1.0))),  # a negative scale
+}
+for name, (colour, to_local) in cases.items():
     job = scratch / name
     job.mkdir()
     np.savez(job / "mesh.npz", vertices=corners, faces=triangles, **colour)
-    if name == "textured":
+    if "uv" in colour:
         from PIL import Image
 
         Image.new("RGB", (8, 8), (200, 100, 50)).save(job / "texture.png")
-    obj = results.add_result(bpy.context, job, f"Made {name}", Matrix(), Matrix())
+    obj = results.add_result(bpy.context, job, f"Made {name}", Matrix(), to_local)
     mesh = obj.data
     sharp = mesh.attributes.get("sharp_edge")
     flags = [bool(v.value) for v in sharp.data] if sharp else [False] * len(mesh.edges)
     nodes = obj.active_material.node_tree.nodes
+    middle = sum((v.co for v in mesh.vertices), Vector()) / len(mesh.vertices)
     outcome[name] = {
         "edges": len(mesh.edges),
         "sharp": sum(flags),
@@ -215,6 +237,19 @@ for name, colour in (("textured", {"uv": np.zeros((8, 2), np.float32)}), ("paint
         "origin_low_z": min((obj.matrix_world @ v.co).z for v in mesh.vertices),
         "origin": list(obj.matrix_world.translation),
         # each vertex's colour against its world position (the painted job's colours are position + 0.5)
+        # every face corner's uv is its vertex's uv in the job (vertices keep their order: they are sorted)
+        "uv_error": float(
+            max(
+                np.abs(np.array(mesh.uv_layers[0].data[loop.index].uv[:]) - colour["uv"][loop.vertex_index]).max()
+                for loop in mesh.loops
+            )
+        )
+        if "uv" in colour
+        else None,
+        "normals_out": sum(  # facing away from the cube's centre
+            (obj.matrix_world.to_3x3() @ p.normal).dot(obj.matrix_world.to_3x3() @ (p.center - middle)) > 0
+            for p in mesh.polygons
+        ),
         "colour_error": float(
             max(
                 np.abs(np.array(a.color[:3]) - (np.array(obj.matrix_world @ v.co) + 0.5)).max()
