@@ -59,6 +59,10 @@ class Job:
 
 
 class Backend:
+    def running(self) -> bool:
+        """Whether the backend has been started (and may hold a loaded model)."""
+        return True
+
     def __init__(self) -> None:
         self._ids = itertools.count(1)
         self._jobs: dict[int, Job] = {}
@@ -112,6 +116,9 @@ class SubprocessBackend(Backend):
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def running(self) -> bool:
+        return self.alive()
 
     def start(self) -> None:
         if not self.python.is_file():
@@ -233,6 +240,9 @@ class InProcessBackend(Backend):
         self.requests: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.cancelled: set[int] = set()
         self.thread: threading.Thread | None = None
+
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
 
     def _server_module(self) -> Any:
         if (Path(__file__).resolve().parents[1] / "gtr_backend").is_dir():  # inside the built extension

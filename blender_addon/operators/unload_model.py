@@ -7,7 +7,7 @@ from typing import Any
 import bpy
 
 from ..props import status
-from .base import BackendRequestOperator
+from .base import BackendRequestOperator, Result, get_backend
 
 
 class GTR_OT_unload_model(BackendRequestOperator, bpy.types.Operator):
@@ -17,6 +17,12 @@ class GTR_OT_unload_model(BackendRequestOperator, bpy.types.Operator):
     bl_label = "Unload Model"
 
     request = "unload"
+
+    def execute(self, context: bpy.types.Context) -> Result:
+        if not get_backend(context).running():  # nothing is loaded: do not start a backend to say so
+            status(context).backend_info = "no model is loaded"
+            return {"FINISHED"}
+        return super().execute(context)
 
     def on_result(self, context: bpy.types.Context, message: dict[str, Any]) -> None:
         unloaded = int(message.get("unloaded", 0))

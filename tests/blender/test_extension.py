@@ -220,6 +220,8 @@ def test_versions_fidelity_export_bake_to_active_and_retry(blender, extension_zi
     assert painted["uv_layers"] == 0 and painted["color_attributes"] == ["Color"]
     assert painted["base_node"] == "ShaderNodeVertexColor" and painted["colour_error"] < 1e-5
     assert abs(textured["origin_low_z"] + 0.5) < 1e-6 and np.allclose(textured["origin"], [0, 0, -0.5])
+    assert r["unloaded"] == "model unloaded: its memory is free" and r["unloaded_idle"] == "no model is loaded"
+    assert not r["started_by_unload"]
     # A mirrored frame (a source with a negative scale): faces turned outwards, every corner keeps its uv.
     mirrored = r["mirrored"]
     assert textured["uv_error"] < 1e-6 and mirrored["uv_error"] < 1e-6

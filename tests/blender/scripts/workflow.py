@@ -260,6 +260,13 @@ for name, (colour, to_local) in cases.items():
         else None,
     }
 outcome["crease_deg"] = results.CREASE_DEG
+# Unload Model: the running backend drops its model; with no backend running, none is started to say so.
+assert bpy.ops.gtr.unload_model() == {"FINISHED"}, status()
+outcome["unloaded"] = bpy.context.window_manager.gtr_status.backend_info
+addon_module("backend").shutdown_all()
+assert bpy.ops.gtr.unload_model() == {"FINISHED"}, status()
+outcome["unloaded_idle"] = bpy.context.window_manager.gtr_status.backend_info
+outcome["started_by_unload"] = any(b.running() for b in addon_module("backend.client")._BACKENDS.values())
 
 # The README's picture: the cube (left), its reconstruction (middle), the cube copy with the reconstruction's
 # colours baked into its own UVs (right).
