@@ -138,7 +138,7 @@ def _fill_mesh(
     mesh.update()
     mesh.validate()
     if "colors" in arrays:
-        colors = np.zeros((len(local), 4), dtype=np.float32)
+        colors = np.ones((len(local), 4), dtype=np.float32)  # a vertex no face uses keeps white
         colors[faces.ravel()] = np.concatenate(
             [arrays["colors"][arrays["faces"].ravel()], np.ones((faces.size, 1))], axis=1
         )

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 import bpy
-from bpy.props import StringProperty
+from bpy.props import BoolProperty, StringProperty
 
 from ..results import BASE_NAME_PROPERTY
 from .base import Result
@@ -25,6 +25,7 @@ class GTR_OT_export_glb(bpy.types.Operator):
 
     filepath: StringProperty(subtype="FILE_PATH")  # type: ignore[valid-type]
     filter_glob: StringProperty(default="*.glb", options={"HIDDEN"})  # type: ignore[valid-type]
+    check_existing: BoolProperty(default=True, options={"HIDDEN"})  # type: ignore[valid-type]  # warn on overwrite
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
