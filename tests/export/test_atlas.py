@@ -66,10 +66,16 @@ def test_no_texel_has_two_owners(make):
     assert shared_texels(unwrapped, 512) == 0
 
 
-@pytest.mark.parametrize("free_rows", [True, False], ids=["placed in the free rows", "packed again"])
-def test_folds_get_charts_of_their_own(free_rows, monkeypatch):
+@pytest.mark.parametrize(
+    ("free_rows", "reserve"),
+    [(True, atlas.RESERVE), (True, 0.015), (False, atlas.RESERVE)],
+    ids=["placed in the free rows", "placed smaller in fewer free rows", "packed again"],
+)
+def test_folds_get_charts_of_their_own(free_rows, reserve, monkeypatch):
     """A pleat: a strip that doubles back over itself while still facing up projects onto itself; the guard
-    must separate the layers, whether the folded faces go to the rows left free or everything is packed again."""
+    must separate the layers, whether the folded faces go to the rows left free (at the atlas's scale, or
+    smaller when those rows are too few) or everything is packed again."""
+    monkeypatch.setattr(atlas, "RESERVE", reserve)
     placed = []
 
     def place_apart(*args):
