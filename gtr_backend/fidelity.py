@@ -46,5 +46,5 @@ def fidelity(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer) -> Fidelity:
     score = None
     if bool(inside.any()):
         predicted, target = render.rgb.permute(0, 2, 3, 1)[inside], views.on_white().permute(0, 2, 3, 1)[inside]
-        score = round(float(psnr(predicted[None], target[None])[0]), 3)
+        score = round(min(float(psnr(predicted[None], target[None])[0]), 100.0), 3)  # identical: 100 dB, not inf
     return Fidelity(min(per_view, default=0.0), per_view, score)

@@ -212,9 +212,11 @@ class Stages:
         start = time.perf_counter()
         try:
             yield
-        except torch.cuda.OutOfMemoryError:
-            release_device_memory(self.device)
-            lower = lower_settings(self.options or ReconstructOptions(), self.device)
+        except (torch.cuda.OutOfMemoryError, RuntimeError) as error:
+            if not out_of_memory(error):
+                raise
+            # Settings that shape the mesh and texture do not change what the network needs: only the CPU helps.
+            lower = {} if name == "triplane" else lower_settings(self.options or ReconstructOptions(), self.device)
             words = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in lower.items())
             retry = f"try again with {words}, close other programs" if lower else "close other programs"
             raise OutOfMemoryError(
@@ -247,6 +249,12 @@ def lower_settings(options: ReconstructOptions, device: torch.device) -> dict[st
     elif options.target_faces > 1000:
         lower["target_faces"] = max(1000, options.target_faces // 2)
     return lower
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is a device running out of memory (CUDA's own error type, or MPS's RuntimeError)."""
+    kind = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+    return isinstance(error, kind | torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()
 
 
 def release_device_memory(device: torch.device) -> None:
@@ -449,6 +457,8 @@ def bake(
 ) -> Mesh:
     """A mesh with uv -> the same mesh with its texture baked from `colors` (and `sources`' own colours).
     `check` is called between the bake's steps (it raises to stop it)."""
+    if check is not None:
+        check()
     projected = ViewColors(mesh, sources, rasterizer) if sources is not None else None
     texture = bake_texture(mesh, colors, size, rasterizer, views=projected, check=check)
     return Mesh(mesh.vertices, mesh.faces, uv=mesh.uv, texture=texture)

@@ -273,9 +273,12 @@ class Session:
         done = self.open_job(job, emit)
         steps = int(request.get("steps", 20))
 
-        def progress(fraction: float) -> None:
+        def check() -> None:
             if cancelled():
                 raise CancelledError("refinement cancelled")
+
+        def progress(fraction: float) -> None:
+            check()
             emit({"type": "progress", "stage": "refine", "fraction": 0.9 * fraction})
 
         rasterizer = get_rasterizer(done.device)
@@ -294,7 +297,7 @@ class Session:
             projected = ViewColors(done.mesh, sources, rasterizer) if sources is not None else None
             coloured = bake_vertex_colors(done.mesh, result.colors, projected)
         else:
-            coloured = bake(done.mesh, result.colors, sources, done.texture_size(job), rasterizer)
+            coloured = bake(done.mesh, result.colors, sources, done.texture_size(job), rasterizer, check)
         info = {**done.info, "fidelity": fidelity(coloured, done.views, rasterizer).as_dict()}
         files = _write_job(job, coloured.to("cpu"), result.colors, info, mesh_files=done.mesh.uv is None)
         return {
@@ -318,6 +321,9 @@ class Session:
         from .render.raster import get_rasterizer
 
         job, folder = self.job_folder(request["job"]), self.job_folder(request["folder"])
+        size, largest = int(request.get("texture_size", 1024)), int(RECONSTRUCT_OPTIONS["texture_size"].high or 0)
+        if size > largest:
+            raise GTRError(f"the texture size {size} is larger than {largest}; choose {largest} or less")
         target = _read_bake_target(folder / BAKE_TARGET)
         done = self.open_job(job, emit)
 
@@ -327,9 +333,6 @@ class Session:
 
         check()
         emit({"type": "progress", "stage": "bake", "fraction": 0.3})
-        size, largest = int(request.get("texture_size", 1024)), int(RECONSTRUCT_OPTIONS["texture_size"].high or 0)
-        if size > largest:
-            raise GTRError(f"the texture size {size} is larger than {largest}; choose {largest} or less")
         colors = ColorField(done.state["triplane"], done.field)
         baked = bake(target.to(done.device), colors, done.sources(), size, get_rasterizer(done.device), check)
         assert baked.texture is not None
@@ -571,9 +574,9 @@ def run_request(
 
 
 def _out_of_memory(error: BaseException) -> bool:
-    import torch
+    from .reconstruction import out_of_memory
 
-    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
+    return out_of_memory(error)
 
 
 def _release_job_memory() -> None:

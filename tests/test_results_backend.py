@@ -189,6 +189,16 @@ def test_nothing_lower_to_offer_and_out_of_memory_outside_the_stages():
     with pytest.raises(OutOfMemoryError) as raised, stages.stage("refine"):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
     assert raised.value.retry_options == {} and "try again" not in str(raised.value)
+    # Apple's GPU says it with a RuntimeError; the network stage gets no lower settings (they would not help).
+    stages = Stages.planned(torch.device("cpu"), ReconstructOptions())
+    with pytest.raises(OutOfMemoryError) as raised, stages.stage("carve"):
+        raise RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB)")
+    assert raised.value.retry_options["mesh_resolution"] == 96
+    with pytest.raises(OutOfMemoryError) as raised, stages.stage("triplane"):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+    assert raised.value.retry_options == {} and "use the CPU" in str(raised.value)
+    with pytest.raises(RuntimeError, match="shape mismatch"), stages.stage("carve"):
+        raise RuntimeError("shape mismatch")  # any other error goes on as it is
 
     class Exhausted(Session):
         def handle(self, request, emit, cancelled):

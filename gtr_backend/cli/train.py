@@ -124,7 +124,7 @@ def _shared_options(args: argparse.Namespace) -> dict[str, Any]:
     """The options both training stages take, from the arguments."""
     names = ("steps", "batch", "samples", "warmup", "max_minutes", "checkpoint_every", "validate_every", "log_every")
     shared = {name: getattr(args, name) for name in names}
-    return shared | ({"lr": args.lr} if args.lr else {})  # else each stage's own default
+    return shared | ({"lr": args.lr} if args.lr is not None else {})  # else each stage's own default
 
 
 def _stage1_options(args: argparse.Namespace) -> Any:

@@ -12,9 +12,9 @@ split along chart borders, in three steps, all vectorised (numpy) except the pac
    faces overlap in the projection: a pleat the surface fit left, a spiral), the overlapping faces become
    charts of their own: the overlap guard rasterizes all charts at the atlas's texel size and counts how
    many faces own each texel. The faces it takes out go into the rows the packer left free (`RESERVE`), at
-   the same scale if they fit, else smaller, so the rest of the checked layout stays as it is; only if they
-   cannot fit there at all is everything packed again and checked again (after `GUARD_PASSES`, every face of
-   a chart that still folds is a chart).
+   the same scale if they fit, else smaller (down to half of it), so the rest of the checked layout stays as
+   it is; only if they do not fit there is everything packed again and checked again (after
+   `GUARD_PASSES`, every face of a chart that still folds is a chart).
 3. **Packing.** Charts are turned to their principal axes and to landscape, sorted by height and placed on
    shelves; the common scale (texels per unit of surface) is the largest whose shelves fit the square
    atlas, found by bisection. Every chart keeps `padding` empty texels on each side, so bilinear filtering
@@ -41,6 +41,7 @@ _PLANES = np.array([[1, 2], [2, 1], [2, 0], [0, 2], [0, 1], [1, 0]])
 SMALL_CHART = 8  # faces: charts smaller than this give their faces to a neighbouring chart where they fit
 GUARD_PASSES = 6  # passes of the overlap guard before a chart that still folds is split into its faces
 RESERVE = 0.03  # share of the atlas's rows first left free, for the faces the overlap guard takes out of their charts
+MIN_APART_SCALE = 0.5  # faces placed in the free rows keep at least this share of the atlas's texel density
 MIN_COS = 0.1  # a face whose normal is closer than this (cosine) to its chart's plane takes its own axis
 
 
@@ -217,8 +218,8 @@ def _place_apart(
 ) -> np.ndarray | None:
     """Single faces given charts of their own in the rows above the layout's shelves: corner points (n, 3, 3)
     and each face's projection direction (n,) -> uv (n, 3, 2), or None if they do not fit there. They keep the
-    layout's scale if they fit at it, else take the largest scale at which they do (a few small faces with
-    fewer texels, rather than the whole atlas packed again)."""
+    layout's scale if they fit at it, else the largest scale at which they do, down to `MIN_APART_SCALE` of
+    it (a few small faces with fewer texels, rather than the whole atlas packed again)."""
     flat = np.take_along_axis(corners, _PLANES[direction][:, None, :].repeat(3, axis=1), axis=2)  # (n, 3, 2)
     low = flat.min(axis=1)
     owner = np.repeat(np.arange(len(flat)), 3)
@@ -231,8 +232,11 @@ def _place_apart(
 
     scale, found = layout.scale, spots(layout.scale)
     if found is None:
-        lo, hi = 0.0, layout.scale
-        for _ in range(16):
+        lo, hi = MIN_APART_SCALE * layout.scale, layout.scale
+        if spots(lo) is None:  # too many or too large to keep a fair share of texels: pack everything again
+            return None
+        scale, found = lo, spots(lo)
+        for _ in range(12):
             middle = (lo + hi) / 2
             placed = spots(middle)
             lo, hi = (middle, hi) if placed is not None else (lo, middle)

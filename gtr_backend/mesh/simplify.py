@@ -8,6 +8,7 @@ against 0.21 s on 2 CPU cores, with the same Chamfer distance to the full mesh, 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from typing import Literal
 
@@ -19,9 +20,16 @@ from .mesh import Mesh
 SimplifyBackend = Literal["auto", "meshoptimizer", "fast-simplification"]
 
 
+@functools.cache
 def simplifier() -> str:
-    """The implementation "auto" uses here."""
-    return "meshoptimizer" if importlib.util.find_spec("meshoptimizer") is not None else "fast-simplification"
+    """The implementation "auto" uses here: meshoptimizer if it imports (its native library loads)."""
+    if importlib.util.find_spec("meshoptimizer") is None:
+        return "fast-simplification"
+    try:
+        import meshoptimizer  # noqa: F401
+    except (ImportError, OSError):
+        return "fast-simplification"
+    return "meshoptimizer"
 
 
 def simplify(mesh: Mesh, target_faces: int, backend: SimplifyBackend = "auto") -> Mesh:
