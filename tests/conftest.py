@@ -1,4 +1,4 @@
-"""Shared test setup: deterministic seeds, the CUDA marker, and the copied checkpoint layout."""
+"""Shared test setup: deterministic seeds, the CUDA marker, the copied checkpoint layout, the backend server."""
 
 from __future__ import annotations
 
@@ -23,6 +23,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The backend server as a real process (one per test module), its jobs root the session's temporary
+    folder, so every test's tmp_path lies inside; shut down cleanly at the end."""
+    from backend_process import Server
+
+    process = Server(tmp_path_factory.getbasetemp())
+    yield process
+    process.send({"id": 999, "op": "shutdown"})
+    assert process.process.wait(timeout=30) == 0
 
 
 @pytest.fixture(scope="session")

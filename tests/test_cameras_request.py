@@ -19,14 +19,6 @@ from gtr_backend.views import Orbit, load_views, zero123pp_poses
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "toy"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    s = Server(tmp_path_factory.getbasetemp())  # every test's tmp_path lies inside
-    yield s
-    s.send({"id": 999, "op": "shutdown"})
-    assert s.process.wait(timeout=30) == 0
-
-
 def ask(server: Server, rid: int, views: dict, folder: Path) -> dict:
     server.send({"id": rid, "op": "cameras", "protocol": 1, "views": views, "folder": str(folder)})
     return server.final(rid)

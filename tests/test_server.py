@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from backend_process import Server
 
 from blender_addon.backend.client import PROTOCOL as ADDON_PROTOCOL
 from gtr_backend.weights import find_default_weights
@@ -30,14 +29,6 @@ def input_view_psnr(job: Path) -> float:
     texture = torch.from_numpy(np.asarray(Image.open(job / "texture.png").convert("RGB"))).float() / 255
     mesh = Mesh(vertices.float(), faces.long(), uv.float(), texture)
     return psnr_of(mesh, load_views(EXAMPLE).resized(256), TorchRasterizer())
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    s = Server(tmp_path_factory.getbasetemp())  # every test's tmp_path lies inside
-    yield s
-    s.send({"id": 999, "op": "shutdown"})
-    assert s.process.wait(timeout=30) == 0
 
 
 @pytest.mark.skipif(find_default_weights() is None, reason="this copy has no bundled weights")
