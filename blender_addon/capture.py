@@ -25,7 +25,15 @@ import numpy as np
 from mathutils import Matrix, Vector
 
 from .contract import contract
-from .frames import Normalization, camera_from_backend, camera_to_backend, matrix_rows, orbit_camera, xyz
+from .frames import (
+    Normalization,
+    camera_from_backend,
+    camera_to_backend,
+    matrix_rows,
+    orbit_camera,
+    transform_points,
+    xyz,
+)
 
 FILL = 0.9  # the working sphere spans at most this fraction of the half field of view (the margin)
 MIN_COVERAGE = 0.02  # a view where the object covers less than this is refused
@@ -67,16 +75,14 @@ def world_points(objects: list[bpy.types.Object]) -> np.ndarray:
             mesh.vertices.foreach_get("co", local)
         finally:
             evaluated.to_mesh_clear()
-        matrix = np.array(evaluated.matrix_world, dtype=np.float64)
-        chunks.append(local.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3])
+        chunks.append(transform_points(local.reshape(-1, 3), evaluated.matrix_world))
     # Instances the selection makes (geometry nodes, particles, collection instances) are not in its mesh:
     # their bounding boxes count too.
     selected = {obj.original for obj in objects}
     for instance in depsgraph.object_instances:
         if instance.is_instance and instance.parent is not None and instance.parent.original in selected:
             corners = np.array([tuple(corner) for corner in instance.object.bound_box], dtype=np.float64)
-            matrix = np.array(instance.matrix_world, dtype=np.float64)
-            chunks.append(corners @ matrix[:3, :3].T + matrix[:3, 3])
+            chunks.append(transform_points(corners, instance.matrix_world))
     return np.concatenate(chunks) if chunks else np.zeros((0, 3))
 
 

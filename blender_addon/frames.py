@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import cast
 
+import numpy as np
 from mathutils import Matrix, Vector
 
 from .contract import contract
@@ -22,6 +23,12 @@ from .contract import contract
 BLENDER_TO_BACKEND = Matrix(((1, 0, 0, 0), (0, 0, 1, 0), (0, -1, 0, 0), (0, 0, 0, 1)))
 BACKEND_TO_BLENDER = BLENDER_TO_BACKEND.transposed()
 OPENGL_TO_OPENCV = Matrix.Diagonal((1, -1, -1, 1))
+
+
+def transform_points(points: np.ndarray, matrix: Matrix | np.ndarray) -> np.ndarray:
+    """Points (P, 3) through a 4x4 affine matrix -> (P, 3) float64."""
+    m = np.array(matrix, dtype=np.float64)
+    return np.asarray(points, dtype=np.float64) @ m[:3, :3].T + m[:3, 3]
 
 
 def xyz(v: Vector) -> tuple[float, float, float]:

@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import bpy
 import numpy as np
 from mathutils import Matrix
 
 from .contract import contract
+from .frames import transform_points
 
 JOB_PROPERTY = "gtr_job"  # the job folder (views, mesh, colour field)
 BASE_NAME_PROPERTY = "gtr_base_name"  # the name versions share ("Source GTR")
@@ -50,6 +51,21 @@ def read_mesh(job: Path) -> dict[str, np.ndarray]:
     arrays["vertices"] = arrays["vertices"].astype(np.float64)
     arrays["faces"] = arrays["faces"].astype(np.int64)
     return arrays
+
+
+def weld(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The job's vertices, split along UV seams, made one again where they share a position: the positions
+    (W, 3), sorted, and each job vertex's index among them (V,)."""
+    positions, index = np.unique(arrays["vertices"], axis=0, return_inverse=True)
+    return positions, index.reshape(-1)
+
+
+def vertex_positions(obj: bpy.types.Object) -> np.ndarray:
+    """(V, 3) the vertex coordinates of a mesh object's own mesh (no modifiers), in its local frame."""
+    mesh = cast(bpy.types.Mesh, obj.data)
+    points = np.zeros(len(mesh.vertices) * 3)
+    mesh.vertices.foreach_get("co", points)
+    return points.reshape(-1, 3)
 
 
 def read_manifest(job: Path) -> dict[str, Any]:
@@ -160,9 +176,9 @@ def add_result(
     m = np.array(backend_to_local)
     # The job's vertices are split along UV seams; Blender keeps UVs per face corner, so the vertices at one
     # position become one again: smooth shading then runs across the seams, as in the GLB.
-    welded, corner_vertex = np.unique(arrays["vertices"], axis=0, return_inverse=True)
-    faces = corner_vertex.reshape(-1)[arrays["faces"]]
-    local = welded @ m[:3, :3].T + m[:3, 3]
+    welded, corner_vertex = weld(arrays)
+    faces = corner_vertex[arrays["faces"]]
+    local = transform_points(welded, m)
     low, high = local.min(axis=0), local.max(axis=0)
     base = np.array([(low[0] + high[0]) / 2, (low[1] + high[1]) / 2, low[2]])
     local = local - base
@@ -298,17 +314,15 @@ def replace_vertex_colors(obj: bpy.types.Object, job: Path) -> None:
     arrays = read_mesh(job)
     if "colors" not in arrays:
         raise ValueError(f"{obj.name} has lost its texture node, and its job has a texture: reconstruct it again")
-    welded, corner_vertex = np.unique(arrays["vertices"], axis=0, return_inverse=True)
+    welded, corner_vertex = weld(arrays)
     colors = np.ones((len(welded), 4), dtype=np.float32)
-    colors[corner_vertex.reshape(-1), :3] = arrays["colors"]
+    colors[corner_vertex, :3] = arrays["colors"]
     mesh, frame = obj.data, backend_to_local(obj)
-    points = np.zeros(len(mesh.vertices) * 3)
-    mesh.vertices.foreach_get("co", points)
-    expected = welded @ np.array(frame)[:3, :3].T + np.array(frame)[:3, 3] if frame is not None else None
+    expected = transform_points(welded, frame) if frame is not None else None
     if (
         expected is None
         or expected.shape != (len(mesh.vertices), 3)
-        or not np.allclose(points.reshape(-1, 3), expected, atol=1e-4)
+        or not np.allclose(vertex_positions(obj), expected, atol=1e-4)
     ):
         raise ValueError(f"{obj.name} was edited since it was made: its colours can only go onto its own mesh")
     attribute = mesh.color_attributes.get(COLOR_ATTRIBUTE)

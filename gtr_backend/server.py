@@ -561,7 +561,9 @@ def run_request(
         send({"id": rid, "type": "error", "message": str(error)})
     except Exception as error:  # a bug: the user gets one line, the log gets the traceback
         failed(repr(error))
-        if _out_of_memory(error):  # outside a reconstruction's stages (loading the model, a bake, a refine)
+        from .reconstruction import out_of_memory
+
+        if out_of_memory(error):  # outside a reconstruction's stages (loading the model, a bake, a refine)
             message = f"out of memory during '{request.get('op')}': close other programs using the GPU, use a smaller "
             send({"id": rid, "type": "error", "message": message + "texture size, or use the CPU"})
         else:
@@ -571,12 +573,6 @@ def run_request(
             _release_job_memory()
         except Exception as error:  # a device in a bad state: the next request says so, this one is answered
             log.write(f"releasing the job's memory failed: {error!r}\n")
-
-
-def _out_of_memory(error: BaseException) -> bool:
-    from .reconstruction import out_of_memory
-
-    return out_of_memory(error)
 
 
 def _release_job_memory() -> None:

@@ -6,26 +6,18 @@ import time
 
 from blender_addon.backend.client import SubprocessBackend
 
-SILENT = """
+# A fake backend answers the handshake, then does what `otherwise` says with every other request.
+ANSWERS_HELLO = """
 import json, sys, time
 for line in sys.stdin:
     message = json.loads(line)
     if message.get("op") == "hello":
         print(json.dumps({"id": message["id"], "type": "result", "protocol": 1}), flush=True)
-    else:
-        time.sleep(3600)  # wedged: answers nothing more, not even pings
+        continue
 """
-
-DYING = """
-import json, sys
-for line in sys.stdin:
-    message = json.loads(line)
-    if message.get("op") == "hello":
-        print(json.dumps({"id": message["id"], "type": "result", "protocol": 1}), flush=True)
-    else:
-        print(json.dumps({"id": message["id"], "type": "progress", "stage": "triplane", "fraction": 0.1}), flush=True)
-        sys.exit(3)
-"""
+SILENT = ANSWERS_HELLO + "    time.sleep(3600)  # wedged: answers nothing more, not even pings\n"
+PROGRESS = '{"id": message["id"], "type": "progress", "stage": "triplane", "fraction": 0.1}'
+DYING = ANSWERS_HELLO + f"    print(json.dumps({PROGRESS}), flush=True)\n    sys.exit(3)\n"
 
 
 def fake_backend(tmp_path, code: str) -> SubprocessBackend:

@@ -14,10 +14,11 @@ import numpy as np
 from mathutils import Matrix
 
 from ..contract import contract
+from ..frames import transform_points
 from ..paths import new_job_folder
 from ..preferences import preferences, texture_size
 from ..props import status
-from ..results import backend_to_local, load_texture, read_mesh
+from ..results import backend_to_local, load_texture, read_mesh, vertex_positions
 from .base import BackendJobOperator, Result
 from .refine_texture import job_of
 
@@ -47,9 +48,7 @@ def target_arrays(target: bpy.types.Object, to_backend: Matrix, depsgraph: Any) 
         mesh.uv_layers.active.data.foreach_get("uv", uv)
     finally:
         evaluated.to_mesh_clear()
-    matrix = np.array(to_backend @ target.matrix_world)
-    local = points.reshape(-1, 3)[corners[loops]]
-    vertices = local @ matrix[:3, :3].T + matrix[:3, 3]
+    vertices = transform_points(points.reshape(-1, 3)[corners[loops]], to_backend @ target.matrix_world)
     return {
         "vertices": vertices.astype(np.float32),
         "faces": np.arange(len(loops), dtype=np.int32).reshape(-1, 3),
@@ -67,12 +66,10 @@ def check_overlap(source: bpy.types.Object, target: bpy.types.Object, points: np
     frame = backend_to_local(source)
     assert frame is not None
     vertices = read_mesh(job)["vertices"]
-    local = np.zeros(len(source.data.vertices) * 3)
-    source.data.vertices.foreach_get("co", local)
-    expected = vertices @ np.array(frame)[:3, :3].T + np.array(frame)[:3, 3]
+    expected = transform_points(vertices, frame)
     low, high = expected.min(axis=0), expected.max(axis=0)
     size = float(np.linalg.norm(high - low)) or 1.0
-    current = local.reshape(-1, 3)
+    current = vertex_positions(source)
     if (
         not len(current)
         or np.abs(current.min(axis=0) - low).max() > 1e-3 * size

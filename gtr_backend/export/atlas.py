@@ -27,7 +27,9 @@ gets cos(a) of the density (at least 1/sqrt(3) by construction; `atlas_stats` me
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -41,6 +43,7 @@ _PLANES = np.array([[1, 2], [2, 1], [2, 0], [0, 2], [0, 1], [1, 0]])
 SMALL_CHART = 8  # faces: charts smaller than this give their faces to a neighbouring chart where they fit
 GUARD_PASSES = 6  # passes of the overlap guard before a chart that still folds is split into its faces
 RESERVE = 0.03  # share of the atlas's rows first left free, for the faces the overlap guard takes out of their charts
+T = TypeVar("T")
 MIN_APART_SCALE = 0.5  # faces placed in the free rows keep at least this share of the atlas's texel density
 MIN_COS = 0.1  # a face whose normal is closer than this (cosine) to its chart's plane takes its own axis
 
@@ -193,24 +196,34 @@ def _pack(uv: np.ndarray, vertex_chart: np.ndarray, charts: int, size: int, padd
     np.minimum.at(low, vertex_chart, uv)
     np.maximum.at(high, vertex_chart, uv)
     local, extent = _landscape(uv - low[vertex_chart], np.maximum(high - low, 1e-12), vertex_chart)
-    # Bisection on the scale (texels per unit): the largest whose shelves fit.
-    lo, hi = 0.0, (size - 2 * padding) / extent.max()
-    best = None
-    for _ in range(24):
-        scale = (lo + hi) / 2
+
+    def shelved(scale: float) -> tuple[np.ndarray, float] | None:  # corners and the top row used, if they fit
         boxes = np.ceil(extent * scale) + 2 * padding + 1
         corners = _shelves(boxes[:, 0], boxes[:, 1], size, size - reserve)
-        if corners is None:
-            hi = scale
-        else:
-            lo, best = scale, (scale, corners, float((corners[:, 1] + boxes[:, 1]).max()))
+        return None if corners is None else (corners, float((corners[:, 1] + boxes[:, 1]).max()))
+
+    best = _largest_fit(shelved, 0.0, (size - 2 * padding) / extent.max(), 24)
     if best is None:
         raise GTRError(
             f"the mesh's {charts} UV charts do not fit a {size} px texture; use a larger texture size or --uv xatlas"
         )
-    scale, corners, top = best
+    scale, (corners, top) = best
     texels = corners[vertex_chart] + padding + 0.5 + local * scale
     return Layout((texels / size).astype(np.float32), scale, top)
+
+
+def _largest_fit(place: Callable[[float], T | None], low: float, high: float, rounds: int) -> tuple[float, T] | None:
+    """Bisection for the largest scale (texels per unit) in (low, high) at which `place(scale)` succeeds (is not
+    None): that scale and its placement, or None if no scale tried does."""
+    best = None
+    for _ in range(rounds):
+        middle = (low + high) / 2
+        placed = place(middle)
+        if placed is None:
+            high = middle
+        else:
+            low, best = middle, (middle, placed)
+    return best
 
 
 def _place_apart(
@@ -232,18 +245,10 @@ def _place_apart(
 
     scale, found = layout.scale, spots(layout.scale)
     if found is None:
-        lo, hi = MIN_APART_SCALE * layout.scale, layout.scale
-        if spots(lo) is None:  # too many or too large to keep a fair share of texels: pack everything again
+        smaller = _largest_fit(spots, MIN_APART_SCALE * layout.scale, layout.scale, 12)
+        if smaller is None:  # too many or too large to keep a fair share of texels: pack everything again
             return None
-        scale, found = lo, spots(lo)
-        for _ in range(12):
-            middle = (lo + hi) / 2
-            placed = spots(middle)
-            lo, hi = (middle, hi) if placed is not None else (lo, middle)
-            if placed is not None:
-                scale, found = middle, placed
-    if found is None:
-        return None
+        scale, found = smaller
     texels = found[owner] + [0.0, top] + padding + 0.5 + local * scale
     return (texels / size).astype(np.float32).reshape(-1, 3, 2)
 

@@ -27,6 +27,14 @@ def assert_same_views(a, b, image_tol=1 / 255 + 1e-6):
     assert torch.allclose(a.c2w, b.c2w, atol=1e-5)
 
 
+def set_view_fields(folder: Path, index: int, **fields: object) -> None:
+    """Change fields of view `index` in the folder's cameras.json."""
+    path = folder / "cameras.json"
+    data = json.loads(path.read_text())
+    data["views"][index].update(fields)
+    path.write_text(json.dumps(data))
+
+
 def write_png(path: Path, array: np.ndarray) -> None:
     Image.fromarray((np.clip(array, 0, 1) * 255).round().astype(np.uint8)).save(path)
 
@@ -288,9 +296,7 @@ def test_absurd_image_sizes_are_refused_before_decoding(tmp_path, width, height,
 @pytest.mark.parametrize("fov", ["wide", True, [40], 0, 200])
 def test_a_field_of_view_that_is_not_a_number_is_named(tmp_path, fov):
     save_views(sphere_views(size=16), tmp_path)
-    data = json.loads((tmp_path / "cameras.json").read_text())
-    data["views"][2]["fov_deg"] = fov
-    (tmp_path / "cameras.json").write_text(json.dumps(data))
+    set_view_fields(tmp_path, 2, fov_deg=fov)
     with pytest.raises(ViewError, match="view 2: fov_deg must be a number"):
         load_views(tmp_path)
 
@@ -298,9 +304,7 @@ def test_a_field_of_view_that_is_not_a_number_is_named(tmp_path, fov):
 def test_fov_null_falls_back_to_pixel_intrinsics(tmp_path):
     views = sphere_views(size=16)
     save_views(views, tmp_path)
-    data = json.loads((tmp_path / "cameras.json").read_text())
-    data["views"][2]["fov_deg"] = None
-    (tmp_path / "cameras.json").write_text(json.dumps(data))
+    set_view_fields(tmp_path, 2, fov_deg=None)
     assert_same_views(views, load_views(tmp_path))
 
 
@@ -316,8 +320,6 @@ def test_a_camera_file_with_no_image_size_is_named(tmp_path, size):
 
 def test_a_camera_inside_the_object_box_is_named(tmp_path):
     save_views(sphere_views(size=16), tmp_path)
-    data = json.loads((tmp_path / "cameras.json").read_text())
-    data["views"][1]["matrix"] = [[1, 0, 0, 0], [0, -1, 0, 0], [0, 0, -1, 0.5], [0, 0, 0, 1]]
-    (tmp_path / "cameras.json").write_text(json.dumps(data))
+    set_view_fields(tmp_path, 1, matrix=[[1, 0, 0, 0], [0, -1, 0, 0], [0, 0, -1, 0.5], [0, 0, 0, 1]])
     with pytest.raises(ViewError, match=r"view 1 \(view_001.png\): the camera sits at .* inside the object's box"):
         load_views(tmp_path)
