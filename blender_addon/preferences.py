@@ -14,12 +14,7 @@ BACKEND_MODES = (
     ("SUBPROCESS", "Separate Python", "Run gtr_backend in a Python environment of its own (set up below)"),
     ("IN_PROCESS", "Inside Blender", "Import torch inside Blender's own Python (only if torch is installed there)"),
 )
-DEVICES = (
-    ("auto", "Automatic", "The GPU when PyTorch sees one (NVIDIA's CUDA, then Apple's Metal), else the CPU"),
-    ("cuda", "GPU (CUDA)", "An NVIDIA GPU through CUDA"),
-    ("mps", "Apple GPU (Metal)", "An Apple Silicon GPU through Metal (MPS)"),
-    ("cpu", "CPU", "The processor: slower, works everywhere"),
-)
+DEVICES = tuple((name, label, text) for name, (label, text) in contract.DEVICES.items())
 
 
 OPTIONS = contract.RECONSTRUCT_OPTIONS  # the backend's one definition of each option

@@ -44,6 +44,15 @@ ORBIT_FOV_DEG = 40.0
 ORBIT_DISTANCE = 2.7  # at ORBIT_FOV_DEG the whole sphere of VIEW_RADIUS is in view with a margin
 ORBIT_AZIMUTHS_DEG = (0.0, 90.0, 180.0, 270.0)
 
+# The devices a request, the command line or the add-on may name, with a label and help for menus; "cuda:N"
+# also picks the N-th of several NVIDIA GPUs.
+DEVICES: dict[str, tuple[str, str]] = {
+    "auto": ("Automatic", "The GPU when PyTorch sees one (NVIDIA's CUDA, then Apple's Metal), else the CPU"),
+    "cuda": ("GPU (CUDA)", "An NVIDIA GPU through CUDA"),
+    "mps": ("Apple GPU (Metal)", "An Apple Silicon GPU through Metal (MPS)"),
+    "cpu": ("CPU", "The processor: slower, works everywhere"),
+}
+
 
 @dataclass(frozen=True)
 class Option:

@@ -81,6 +81,7 @@ def test_bench_pipeline_reports_every_stage(tmp_path, capsys):
     assert main(args) == 0
     wall = time.perf_counter() - started
     run = json.loads(out_json.read_text())["runs"][0]
+    assert (run["case"]["mesh_resolution"], run["case"]["refine_steps"], run["case"]["texture_size"]) == (32, 2, 64)
     stages = (
         "encode",
         "transformer",
@@ -123,6 +124,7 @@ def test_bench_training_reports_throughput_and_memory(tmp_path, capsys):
     ]
     assert main(args) == 0
     run = json.loads(out_json.read_text())["runs"][0]
+    assert (run["case"]["batch"], run["case"]["steps"]) == (2, 4)
     assert run["objects_per_second"] > 0 and run["seconds_per_step"] > 0 and run["peak_memory_mb"] > 10
     assert "| gtr-tiny |" in capsys.readouterr().out
 

@@ -40,3 +40,25 @@ def test_a_changed_definition_reaches_every_interface(monkeypatch):
     args = build_parser().parse_args(["reconstruct", "views", "-o", "out.glb"])
     assert options_from_arguments(args).target_faces == 12345
     assert request_options({}).target_faces == 12345
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_the_train_command_defaults_are_each_stages_own(stage):
+    """`gtr train` keeps no copies of the training options: with no flags, each stage gets its dataclass's
+    defaults (stage 2's smaller batch and gentler warm-up included); a flag changes only its own field."""
+    from gtr_backend.cli.train import stage_options
+    from gtr_backend.training import Stage1Options, Stage2Options
+
+    expected = Stage1Options() if stage == 1 else Stage2Options()
+    parse = build_parser().parse_args
+    assert stage_options(parse(["train", "-o", "w.safetensors", "--stage", str(stage)])) == expected
+    changed = stage_options(parse(["train", "-o", "w.safetensors", "--stage", str(stage), "--warmup", "7"]))
+    assert changed == dataclasses.replace(expected, warmup=7)
+
+
+def test_a_flag_of_the_other_stage_is_refused_by_name(capsys):
+    from gtr_backend.cli import main
+
+    assert main(["train", "-o", "w.safetensors", "--stage", "2", "--init", "x.safetensors", "--rays", "64"]) == 2
+    err = capsys.readouterr().err
+    assert "--rays" in err and "stage 2" in err and "Traceback" not in err

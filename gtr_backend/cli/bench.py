@@ -73,14 +73,17 @@ def _write_json(args: argparse.Namespace, runs: list[Any]) -> None:
 def _pipeline(args: argparse.Namespace) -> int:
     """Views to GLB, stage by stage, for each device, preset and marching-cubes grid."""
     from ..evaluation.bench import PipelineCase, pipeline_markdown, run_pipeline_isolated
+    from ..reconstruction import ReconstructOptions
 
     runs = []
     for device in args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]):
         grids = args.mesh_resolution or ([128, 256] if device.startswith("cuda") else [64, 128])
         for name in args.presets:
             for grid in grids:
-                sizes = {"refine_steps": args.refine_steps, "texture_size": args.texture_size, "view_size": args.size}
-                case = PipelineCase(name, device, mesh_resolution=grid, repeats=args.repeats, **sizes)
+                options = ReconstructOptions(
+                    mesh_resolution=grid, refine_steps=args.refine_steps, texture_size=args.texture_size
+                )
+                case = PipelineCase(name, device, options, view_size=args.size, repeats=args.repeats)
                 print(f"running {case}", file=sys.stderr)
                 runs.append(run_pipeline_isolated(case))
     text = pipeline_markdown(runs)
@@ -93,12 +96,13 @@ def _pipeline(args: argparse.Namespace) -> int:
 
 def _training(args: argparse.Namespace) -> int:
     """Stage-1 training steps: objects per second and peak memory."""
-    from ..evaluation.bench import TrainingCase, run_training_isolated, training_markdown
+    from ..evaluation.bench import TrainingCase, run_training_isolated, throughput_options, training_markdown
 
     runs = []
     for device in args.device or (["cuda"] if torch.cuda.is_available() else ["cpu"]):
         for name in args.presets:
-            case = TrainingCase(name, device, batch=args.batch, steps=args.repeats + 2, patch=args.patch)
+            options = throughput_options(steps=args.repeats + 2, batch=args.batch, patch=args.patch)
+            case = TrainingCase(name, device, options)
             print(f"running {case}", file=sys.stderr)
             runs.append(run_training_isolated(case))
     _write_json(args, runs)

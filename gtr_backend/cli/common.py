@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..contract import RECONSTRUCT_OPTIONS
+from ..contract import DEVICES, RECONSTRUCT_OPTIONS
 from ..views import Orbit, ViewSet, load_views
 
 if TYPE_CHECKING:
@@ -34,6 +34,15 @@ def _background(text: str) -> str | tuple[float, float, float]:
             raise argparse.ArgumentTypeError("a background colour is three numbers in [0, 1], e.g. 1,1,1")
         return (values[0], values[1], values[2])
     return text
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """--device, with the devices of `contract.DEVICES` (one definition, also the add-on's menu)."""
+    names = ", ".join(name if name != "cuda" else "cuda, cuda:N" for name in DEVICES)
+    automatic = DEVICES["auto"][1]
+    parser.add_argument(
+        "--device", default="auto", help=f"{names} (default: auto, {automatic[0].lower()}{automatic[1:]})"
+    )
 
 
 def add_view_arguments(parser: argparse.ArgumentParser) -> None:

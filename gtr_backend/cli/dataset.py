@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GTRError
-from .common import progress_bar
+from .common import add_device_argument, progress_bar
 
 
 def register(sub: Any) -> None:
@@ -18,7 +18,7 @@ def register(sub: Any) -> None:
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--input-views", type=int, default=4)
     p.add_argument("--supervision-views", type=int, default=8)
-    p.add_argument("--device", default="auto")
+    add_device_argument(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=run)
 

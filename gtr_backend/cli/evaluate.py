@@ -10,7 +10,7 @@ from typing import Any
 from ..contract import ORBIT_DISTANCE, ORBIT_ELEVATION_DEG, ORBIT_FOV_DEG, VIEW_RADIUS
 from ..errors import GTRError
 from ..evaluation.protocol import VARIANTS
-from .common import _floats, add_reconstruct_options, options_from_arguments, progress_bar
+from .common import _floats, add_device_argument, add_reconstruct_options, options_from_arguments, progress_bar
 
 
 def register(sub: Any) -> None:
@@ -18,7 +18,7 @@ def register(sub: Any) -> None:
     p.add_argument("input", type=Path, help="folder of GLB/OBJ/PLY meshes, GSO folders or NAME/{inputs,eval} view sets")
     p.add_argument("-o", "--output", type=Path, default=Path("eval-results"), help="results folder (resumable)")
     p.add_argument("--weights", type=Path, help="weights file (default: the bundled starter weights)")
-    p.add_argument("--device", default="auto")
+    add_device_argument(p)
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), help="which variants to run")
     p.add_argument(
         "--input-cameras", default="orbit", choices=["orbit", "zero123pp"], help="input camera preset (default orbit)"
@@ -57,9 +57,16 @@ def run(args: argparse.Namespace) -> int:
     assets = find_assets(args.input, get_rasterizer(device))
     model = load_model(Path(weights), device).eval()
     lpips = load_lpips(args.lpips, device) if args.lpips else None
-    digest = content_digest(Path(weights))
-    options = options_from_arguments(args)
-    settings = EvalSettings(_protocol(args), options, Path(weights).name, lpips is not None, digest)
+    settings = EvalSettings(
+        _protocol(args),
+        options_from_arguments(args),
+        weights=Path(weights).name,
+        lpips=lpips is not None,
+        weights_digest=content_digest(Path(weights)),
+        sheets=not args.no_sheets,
+        label=args.label,
+        command=args.command_line,
+    )
     args.output.mkdir(parents=True, exist_ok=True)
     with progress_bar(args.quiet, total=len(assets), unit="asset") as bar:
 
@@ -67,10 +74,7 @@ def run(args: argparse.Namespace) -> int:
             bar.set_description_str(name)
             bar.update(done - bar.n)
 
-        sheets = not args.no_sheets
-        report = run_evaluation(
-            assets, model, settings, args.output, device, lpips, sheets, progress, args.command_line, args.label
-        )
+        report = run_evaluation(assets, model, settings, args.output, device, lpips, progress)
     print(metrics_table(report["mean"], report["weights"]))
     print(f"wrote {args.output / 'results.md'}, {args.output / 'results.json'}", file=sys.stderr)
     return 0

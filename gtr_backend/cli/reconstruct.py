@@ -13,6 +13,7 @@ from ..errors import GTRError
 from ..files import check_output
 from .common import (
     STAGE_BAR,
+    add_device_argument,
     add_reconstruct_options,
     add_view_arguments,
     options_from_arguments,
@@ -26,7 +27,7 @@ def register(sub: Any) -> None:
     add_view_arguments(p)
     p.add_argument("-o", "--output", type=Path, required=True, help="the mesh file to write (.glb, .obj, .ply)")
     p.add_argument("--weights", type=Path, help="weights file (default: the bundled starter weights)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    add_device_argument(p)
     add_reconstruct_options(p)
     p.add_argument("--refine-params", default="both", choices=["both", "color_mlp", "triplane"])
     p.add_argument(

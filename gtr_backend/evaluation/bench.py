@@ -24,9 +24,10 @@ import torch
 
 from ..files import atomic_write
 from ..model import GTR, Precision, preset
-from ..reconstruction import predict_triplane, prepare_inputs
+from ..reconstruction import ReconstructOptions, predict_triplane, prepare_inputs
 from ..render import VolumeOptions, render_triplane
 from ..synthetic import sphere_views
+from ..training.stage1 import Stage1Options
 from .markdown import table
 
 
@@ -162,17 +163,18 @@ def write_results(
 @dataclass(frozen=True)
 class PipelineCase:
     """Views to GLB on disk, stage by stage: the network on `preset` (random weights: its speed does not depend on
-    them), split into encode / transformer / upsample; then the stages after it on a triplane of the same sizes
-    fitted to a sphere (random weights have no surface); then the GLB export."""
+    them), split into encode / transformer / upsample; then the stages after it, run with `options`, on a
+    triplane of the same sizes fitted to a sphere (random weights have no surface); then the GLB export."""
 
     preset: str
     device: str
-    mesh_resolution: int = 256
-    refine_steps: int = 20
-    texture_size: int = 1024
-    target_faces: int = 20000
+    options: ReconstructOptions = field(default_factory=ReconstructOptions)
     view_size: int = 512
     repeats: int = 3
+
+    def record(self) -> dict[str, Any]:
+        """The case as the JSON results store it: one flat dict (the options beside preset and device)."""
+        return {"preset": self.preset, "device": self.device, **asdict(self.options), "view_size": self.view_size}
 
 
 def _network_stages(model: GTR, views: Any, device: torch.device) -> dict[str, float]:
@@ -203,7 +205,7 @@ def run_pipeline(case: PipelineCase) -> dict[str, Any]:
     """Per-stage seconds: the first (cold) run and the median of `repeats` warm runs; peak memory; in one dict."""
     import tempfile
 
-    from ..reconstruction import ReconstructOptions, reconstruct_from_triplane
+    from ..reconstruction import reconstruct_from_triplane
     from ..synthetic.fitting import fit_triplane, sphere_inside, stripes
     from ..synthetic.objects import orbit_render, toy_object
 
@@ -213,12 +215,7 @@ def run_pipeline(case: PipelineCase) -> dict[str, Any]:
     model = GTR(config).to(device).eval()
     field, fitted = fit_triplane(sphere_inside, stripes, config, steps=300, device=device)
     views = orbit_render(toy_object(), size=case.view_size).to(device)
-    options = ReconstructOptions(
-        mesh_resolution=case.mesh_resolution,
-        refine_steps=case.refine_steps,
-        texture_size=case.texture_size,
-        target_faces=case.target_faces,
-    )
+    options = case.options
     runs: list[dict[str, float]] = []
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -231,14 +228,14 @@ def run_pipeline(case: PipelineCase) -> dict[str, Any]:
             # Views to GLB on disk, measured around everything (untimed glue included), not summed.
             total = time.perf_counter() - start
             timings.update(result.timings)
-            if case.refine_steps:
-                timings["refine (per step)"] = timings["refine"] / case.refine_steps
+            if options.refine_steps:
+                timings["refine (per step)"] = timings["refine"] / options.refine_steps
             timings["unwrap + bake + export"] = sum(timings.get(k, 0.0) for k in ("unwrap", "bake", "export"))
             timings["total"] = total
             runs.append(timings)
     warm = runs[1:] or runs
     return {
-        "case": asdict(case),
+        "case": case.record(),
         "device_name": device_label(device),
         "cold_s": runs[0],
         "median_s": {k: statistics.median(r[k] for r in warm) for k in warm[0]},
@@ -297,55 +294,51 @@ def pipeline_markdown(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n" + table(["stage: median ms (cold)", *heads], rows)
 
 
+def throughput_options(**changes: Any) -> Stage1Options:
+    """Stage-1 options for timing steps: 12 steps, one of learning-rate warm-up, no checkpoints or validation."""
+    return Stage1Options(**{"steps": 12, "warmup": 1, "checkpoint_every": 0, "validate_every": 0, **changes})
+
+
 @dataclass(frozen=True)
 class TrainingCase:
-    """Stage-1 training throughput: `steps` steps of `batch` objects (the first `warmup` not timed)."""
+    """Stage-1 training throughput: `options.steps` steps of `options.batch` objects, the first `untimed` not
+    timed (no checkpoints or validation in between)."""
 
     preset: str
     device: str
-    batch: int = 8
-    steps: int = 12
-    warmup: int = 2
-    rays: int = 4096
-    samples: int = 96
-    patch: int = 0
+    options: Stage1Options = field(default_factory=throughput_options)
+    untimed: int = 2
+
+    def record(self) -> dict[str, Any]:
+        """The case as the JSON results store it: one flat dict (the options beside preset and device)."""
+        return {"preset": self.preset, "device": self.device, **asdict(self.options), "untimed": self.untimed}
 
 
 def run_training(case: TrainingCase) -> dict[str, Any]:
     """Objects per second over the timed steps and peak memory, for one process (one GPU)."""
-    from ..training import RenderedPool, Stage1Options, ViewSampling, train_stage1
+    from ..training import RenderedPool, TrainingRun, ViewSampling, train
 
-    device = torch.device(case.device)
+    device, options = torch.device(case.device), case.options
     config = preset(case.preset)
-    pool = RenderedPool(range(max(4, case.batch)), ViewSampling(size=config.image_size), device)
+    pool = RenderedPool(range(max(4, options.batch)), ViewSampling(size=config.image_size), device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     stamps: list[float] = []
-    options = Stage1Options(
-        steps=case.steps,
-        batch=case.batch,
-        rays=case.rays,
-        samples=case.samples,
-        warmup=1,
-        patch=case.patch,
-        checkpoint_every=0,
-        validate_every=0,
-    )
 
     def log(entry: dict[str, float]) -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         stamps.append(time.perf_counter())
 
-    train_stage1(config, pool, options, device, log=log)
-    timed = stamps[case.warmup :]
+    train(GTR(config), pool, options, device, TrainingRun(log=log))
+    timed = stamps[case.untimed :]
     seconds = (timed[-1] - timed[0]) / max(1, len(timed) - 1)
     peak, name = peak_memory_mb(device), device_label(device)
     return {
-        "case": asdict(case),
+        "case": case.record(),
         "device_name": name,
         "seconds_per_step": seconds,
-        "objects_per_second": case.batch / seconds,
+        "objects_per_second": options.batch / seconds,
         "peak_memory_mb": peak,
     }
 

@@ -47,7 +47,17 @@ from .metrics import chamfer_distance, sample_surface, ssim, volume_iou
 from .visual_hull import visual_hull
 
 VARIANTS = ("feed-forward", "refined", "nerf", "visual-hull")
-METRIC_KEYS = ("psnr", "ssim", "lpips", "chamfer_x100", "iou", "silhouette_iou", "input_psnr")
+# Every metric, once: key (in results and JSON), column title, number format.
+METRICS = (
+    ("psnr", "PSNR ↑", "{:.2f}"),
+    ("ssim", "SSIM ↑", "{:.3f}"),
+    ("lpips", "LPIPS ↓", "{:.3f}"),
+    ("chamfer_x100", "CD×100 ↓", "{:.2f}"),
+    ("iou", "IoU ↑", "{:.3f}"),
+    ("silhouette_iou", "mask IoU ↑", "{:.3f}"),  # the mesh vs the input masks: IoU of the worst input view
+    ("input_psnr", "input PSNR ↑", "{:.2f}"),  # the textured mesh from the input cameras vs the inputs, in the masks
+)
+METRIC_KEYS = tuple(key for key, _, _ in METRICS)
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,18 @@ class EvalProtocol:
         azimuths = [360.0 * i / self.eval_views + 9.0 for i in range(self.eval_views)]
         elevations = [self.eval_elevations_deg[i % len(self.eval_elevations_deg)] for i in range(self.eval_views)]
         return self.cameras(azimuths, elevations)
+
+
+def describe_cameras(protocol: dict[str, Any]) -> str:
+    """A protocol's cameras in one clause for reports, from the protocol as a report's JSON stores it
+    (`dataclasses.asdict` of an `EvalProtocol`)."""
+    p = protocol
+    if p.get("input_cameras", "orbit") == "zero123pp":
+        inputs = "the 6 Zero123++ input views"
+    else:
+        inputs = f"{len(p['input_azimuths_deg'])} input views at elevation {p['input_elevation_deg']:g} deg"
+    evaluation = f"{p['eval_views']} evaluation views at {p['size']}x{p['size']}"
+    return f"{inputs}, {evaluation}, FoV {p['fov_deg']:g} deg, distance {p['distance']:g}"
 
 
 Renderer = Callable[[Tensor, Tensor, int], ViewSet]  # (intrinsics, c2w, size) -> views
@@ -193,26 +215,16 @@ def procedural_asset(obj: ProceduralObject, rasterizer: Rasterizer) -> Asset:
 
 @dataclass
 class VariantResult:
-    psnr: float
-    ssim: float
-    lpips: float | None = None
-    chamfer_x100: float | None = None
-    iou: float | None = None
-    silhouette_iou: float | None = None  # the mesh vs the input masks: IoU of the worst input view
-    input_psnr: float | None = None  # the textured mesh seen from the input cameras vs the inputs, inside the masks
-    prediction: Tensor | None = field(default=None, repr=False)  # eval renders (N, 3, H, W), for the contact sheet
+    """One variant on one asset: its scores by `METRICS` key (a metric the variant has no answer for is None)
+    and its renders at the evaluation cameras, for the contact sheet."""
+
+    scores: dict[str, float | None]
+    prediction: Tensor | None = field(default=None, repr=False)  # eval renders (N, 3, H, W)
     normals: Tensor | None = field(default=None, repr=False)  # world normals of the mesh as colours (N, 3, H, W)
 
     def metrics(self) -> dict[str, float | None]:
-        return {
-            "psnr": self.psnr,
-            "ssim": self.ssim,
-            "lpips": self.lpips,
-            "chamfer_x100": self.chamfer_x100,
-            "iou": self.iou,
-            "silhouette_iou": self.silhouette_iou,
-            "input_psnr": self.input_psnr,
-        }
+        """Every metric of `METRICS`, in its order."""
+        return {key: self.scores.get(key) for key in METRIC_KEYS}
 
 
 def image_metrics(prediction: Tensor, truth: ViewSet, lpips: LPIPS | None = None) -> tuple[float, float, float | None]:
@@ -267,17 +279,9 @@ def evaluate_asset(
         chamfer, iou = shape_metrics(mesh.to("cpu"), asset.mesh, protocol) if asset.mesh is not None else (None, None)
         normals = (render.normals * 0.5 + 0.5) * render.alpha + (1 - render.alpha)
         faithful = fidelity(mesh, inputs, rasterizer)
-        return VariantResult(
-            p,
-            s,
-            lp,
-            chamfer,
-            iou,
-            faithful.mask_iou,
-            faithful.psnr,
-            render.rgb.cpu(),
-            normals.cpu(),
-        )
+        scores = {"psnr": p, "ssim": s, "lpips": lp, "chamfer_x100": chamfer, "iou": iou}
+        scores |= {"silhouette_iou": faithful.mask_iou, "input_psnr": faithful.psnr}
+        return VariantResult(scores, render.rgb.cpu(), normals.cpu())
 
     for variant in protocol.variants:
         if variant in ("feed-forward", "refined"):
@@ -294,7 +298,7 @@ def evaluate_asset(
                     model.field, triplane, k_ev, c2w_ev, truth.height, truth.width, VolumeOptions(num_samples=128)
                 )
             p, s, lp = image_metrics(render.rgb, truth, lpips)
-            results[variant] = VariantResult(p, s, lp, prediction=render.rgb.cpu())
+            results[variant] = VariantResult({"psnr": p, "ssim": s, "lpips": lp}, render.rgb.cpu())
         elif variant == "visual-hull":
             results[variant] = score(visual_hull(inputs.resized(min(protocol.size, 256)), 96, rasterizer))
         else:

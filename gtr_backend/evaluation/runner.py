@@ -39,10 +39,12 @@ from .lpips import LPIPS
 from .markdown import number, table
 from .protocol import (
     FRAMES,
+    METRICS,
     VARIANTS,
     Asset,
     EvalProtocol,
     VariantResult,
+    describe_cameras,
     evaluate_asset,
     load_mesh_file,
     mesh_asset,
@@ -51,15 +53,6 @@ from .protocol import (
 )
 
 MESH_SUFFIXES = (".glb", ".gltf", ".obj", ".ply")
-METRICS = (
-    ("psnr", "PSNR ↑", "{:.2f}"),
-    ("ssim", "SSIM ↑", "{:.3f}"),
-    ("lpips", "LPIPS ↓", "{:.3f}"),
-    ("chamfer_x100", "CD×100 ↓", "{:.2f}"),
-    ("iou", "IoU ↑", "{:.3f}"),
-    ("silhouette_iou", "mask IoU ↑", "{:.3f}"),  # the mesh vs the input masks, worst input view
-    ("input_psnr", "input PSNR ↑", "{:.2f}"),  # the result seen from the input cameras, inside the masks
-)
 
 
 def find_assets(folder: Path, rasterizer: Rasterizer) -> list[Asset]:
@@ -95,6 +88,10 @@ class EvalSettings:
     lpips: bool
     weights_digest: str = ""  # the weights' content (`content_digest`): retrained weights under the same name
     # never reuse another file's cached results
+    # What the run writes beside the scores (not part of the cache key):
+    sheets: bool = True  # a contact-sheet PNG per asset
+    label: str = ""  # a name for this configuration in comparison tables
+    command: str = ""  # the command line, recorded in the report
 
     def fingerprint(self) -> str:
         text = json.dumps(
@@ -156,51 +153,22 @@ def run_evaluation(
     out: Path,
     device: torch.device,
     lpips: LPIPS | None = None,
-    sheets: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
-    command: str = "",
-    label: str = "",
 ) -> dict[str, Any]:
-    """Evaluate every asset not already done with the same settings; write and return the report."""
-    fingerprint = settings.fingerprint()
+    """Evaluate every asset not already done with the same settings; write and return the report
+    (`out`/results.json and results.md; per asset `out`/assets/NAME.json and sheets/NAME.png)."""
     rows: dict[str, dict[str, dict[str, Any]]] = {}
     seconds: dict[str, float] = {}
     for index, asset in enumerate(assets):
         if progress:
             progress(asset.name, index, len(assets))
-        record = out / "assets" / f"{asset.name}.json"
-        if record.is_file():
-            saved = json.loads(record.read_text())
-            if saved.get("fingerprint") == fingerprint:
-                rows[asset.name], seconds[asset.name] = saved["variants"], saved["seconds"]
-                continue
-        start = time.perf_counter()
-        results = evaluate_asset(asset, model, settings.protocol, device, settings.options, lpips)
-        seconds[asset.name] = time.perf_counter() - start
-        rows[asset.name] = {name: r.metrics() for name, r in results.items()}
-        if sheets:
-            inputs, truth = asset.views(settings.protocol, torch.device("cpu"))
-            contact_sheet(inputs.on_white(), truth.on_white(), results, out / "sheets" / f"{asset.name}.png")
-        record.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(
-            record,
-            json.dumps(
-                {
-                    "fingerprint": fingerprint,
-                    "source": asset.source,
-                    "variants": rows[asset.name],
-                    "seconds": seconds[asset.name],
-                },
-                indent=2,
-            )
-            + "\n",
-        )
+        rows[asset.name], seconds[asset.name] = _evaluate_once(asset, model, settings, out, device, lpips)
     if progress:
         progress("done", len(assets), len(assets))
     report = {
         "date": time.strftime("%Y-%m-%d"),
-        "command": command,
-        "label": label,
+        "command": settings.command,
+        "label": settings.label,
         "hardware": device_label(device),
         "torch": torch.__version__,
         "weights": settings.weights,
@@ -217,6 +185,30 @@ def run_evaluation(
     return report
 
 
+def _evaluate_once(
+    asset: Asset, model: GTR, settings: EvalSettings, out: Path, device: torch.device, lpips: LPIPS | None
+) -> tuple[dict[str, dict[str, Any]], float]:
+    """One asset's metrics per variant and seconds: from its record in `out` when that was made with the same
+    settings (the fingerprint), else evaluated now and recorded (with its contact sheet)."""
+    fingerprint = settings.fingerprint()
+    record = out / "assets" / f"{asset.name}.json"
+    if record.is_file():
+        saved = json.loads(record.read_text())
+        if saved.get("fingerprint") == fingerprint:
+            return saved["variants"], saved["seconds"]
+    start = time.perf_counter()
+    results = evaluate_asset(asset, model, settings.protocol, device, settings.options, lpips)
+    seconds = time.perf_counter() - start
+    variants = {name: r.metrics() for name, r in results.items()}
+    if settings.sheets:
+        inputs, truth = asset.views(settings.protocol, torch.device("cpu"))
+        contact_sheet(inputs.on_white(), truth.on_white(), results, out / "sheets" / f"{asset.name}.png")
+    saved = {"fingerprint": fingerprint, "source": asset.source, "variants": variants, "seconds": seconds}
+    record.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(record, json.dumps(saved, indent=2) + "\n")
+    return variants, seconds
+
+
 def metrics_table(per_variant: dict[str, dict[str, float | None]], weights: str, first: str = "variant") -> str:
     head = [first, "weights"] + [title for _, title, _ in METRICS]
     rows = []
@@ -228,12 +220,9 @@ def metrics_table(per_variant: dict[str, dict[str, float | None]], weights: str,
 
 def report_markdown(report: dict[str, Any]) -> str:
     """The mean table, then one table per asset."""
-    p = report["protocol"]
     parts = [
         f"{len(report['assets'])} assets, {report['hardware']}, torch {report['torch']}, {report['date']}; "
-        f"weights `{report['weights']}` ({report['model']}); {len(p['input_azimuths_deg'])} input views at "
-        f"elevation {p['input_elevation_deg']:g} deg, {p['eval_views']} evaluation views at {p['size']}x{p['size']}, "
-        f"FoV {p['fov_deg']:g} deg, distance {p['distance']:g}. LPIPS: "
+        f"weights `{report['weights']}` ({report['model']}); {describe_cameras(report['protocol'])}. LPIPS: "
         + ("AlexNet weights given." if report["lpips"] else "n/a (no backbone weights given).")
         + "\n",
         "**Mean over assets**\n",

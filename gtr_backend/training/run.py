@@ -28,12 +28,15 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from ..model import GTR
+from ..model import GTR, autocast
 from ..pixels import psnr_from_mse, to_uint8
 from ..render.volume import VolumeOptions, render_triplane
+from ..views.rays import input_maps
 from ..views.viewset import ViewSet
 from ..weights import load_project_weights, save_weights
-from .dataset import ViewSampling, render_procedural
+from .dataset import RenderedPool, StreamingPool, ViewSampling, render_procedural
+
+Pool = RenderedPool | StreamingPool  # the training objects' views, rendered once or on the fly
 
 VALIDATION_SEEDS = range(1_000_000, 1_000_004)
 
@@ -202,18 +205,40 @@ class LoopOptions:
     """The options both training stages take (`Stage1Options` and `Stage2Options` add their own): the loop,
     its schedule, logging, checkpoints and validation."""
 
-    steps: int = 1000
+    steps: int = 10000
     batch: int = 8
     lr: float = 4e-4
-    warmup: int = 100
+    warmup: int = 200  # steps of linear learning-rate warm-up
     weight_decay: float = 0.05
     max_minutes: float | None = None
     seed: int = 0
     gradient_checkpointing: bool | None = None  # None: on for CUDA, off on the CPU
-    log_every: int = 10  # steps between log.jsonl / TensorBoard entries (with a run folder)
+    log_every: int = 50  # steps between log entries (log.jsonl and TensorBoard with a run folder, the terminal)
     checkpoint_every: int = 500  # steps between checkpoints (with a run folder)
     validate_every: int = 500  # steps between validations (with a run folder; 0: never)
     validation_size: int = 64  # validation renders are this many pixels square
+
+
+LogFn = Callable[[dict[str, float]], None]
+
+
+@dataclass
+class TrainingRun:
+    """Where a training stage writes and whom it tells, apart from what it learns (`LoopOptions`)."""
+
+    output: Path | None = None  # the final weights (.safetensors)
+    run_dir: Path | None = None  # checkpoints, log.jsonl, TensorBoard logs, validation samples (`RunFolder`)
+    resume: bool = False  # continue from the last checkpoint in `run_dir`
+    progress: bool = False  # a progress bar on stderr
+    log: LogFn | None = None  # called with every step's log entry (on the main process)
+
+
+def model_inputs_batch(rgba: Tensor, intrinsics: Tensor, c2w: Tensor) -> Tensor:
+    """rgba (B, V, 4, S, S) in [0, 1] with cameras -> model inputs (B, V, 10, S, S) (see views.rays)."""
+    b, v = rgba.shape[:2]
+    flat = rgba.flatten(0, 1)
+    maps = input_maps(flat[:, :3], flat[:, 3:], intrinsics.reshape(-1, 4), c2w.reshape(-1, 4, 4))
+    return maps.reshape(b, v, *maps.shape[1:])
 
 
 class TrainingLoop:
@@ -228,11 +253,9 @@ class TrainingLoop:
         options: LoopOptions,
         device: torch.device | str,
         info: dict[str, Any],
-        run_dir: Path | None = None,
-        resume: bool = False,
-        progress: bool = False,
+        run: TrainingRun,
     ) -> None:
-        self.options, self.info = options, info
+        self.options, self.info, self.run = options, info, run
         self.dist, self.device = Distributed.from_environment(torch.device(device))
         torch.manual_seed(options.seed)
         self.generator = torch.Generator(device=self.device).manual_seed(options.seed + 7919 * self.dist.rank)
@@ -245,18 +268,26 @@ class TrainingLoop:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, cosine_schedule(options.warmup, options.steps)
         )
-        self.folder = RunFolder(run_dir).open() if run_dir is not None and self.dist.main else None
+        self.folder = RunFolder(run.run_dir).open() if run.run_dir is not None and self.dist.main else None
         self.first = 0
-        if run_dir is not None and resume:
-            self.first = RunFolder(run_dir).resume(self.model, self.optimizer, self.scheduler, self.device)
+        if run.run_dir is not None and run.resume:
+            self.first = RunFolder(run.run_dir).resume(self.model, self.optimizer, self.scheduler, self.device)
         self.held_out = validation_views(sampling, self.device) if self.folder and options.validate_every else []
         self.inputs_count = sampling.input_views
-        self.bar = tqdm(total=options.steps, initial=self.first, unit="step", disable=not (progress and self.dist.main))
+        shown = run.progress and self.dist.main
+        self.bar = tqdm(total=options.steps, initial=self.first, unit="step", disable=not shown)
         self.start = time.perf_counter()
         self.done = self.first
 
     def steps(self) -> range:
         return range(self.first, self.options.steps)
+
+    def triplanes(self, rgba: Tensor, intrinsics: Tensor, c2w: Tensor) -> Tensor:
+        """The (DDP-wrapped) network's triplanes (B, 3, C, R, R) in float32 from input views rgba (B, V, 4, S, S)
+        with intrinsics (B, V, 4) and c2w (B, V, 4, 4); bf16 autocast on CUDA."""
+        inputs = model_inputs_batch(rgba, intrinsics, c2w)
+        with autocast(self.device, "auto"):
+            return self.network(inputs).float()
 
     def draw(self, count: int) -> Tensor:
         """`batch` random indices into a pool of `count` assets, from this process's generator."""
@@ -280,12 +311,12 @@ class TrainingLoop:
             "objects_per_second": (step + 1 - self.first) * self.options.batch * self.dist.world / max(elapsed, 1e-9),
         }
 
-    def after_step(self, entry: dict[str, float], log: Callable[[dict[str, float]], None] | None) -> bool:
+    def after_step(self, entry: dict[str, float]) -> bool:
         """Log, progress, validation and checkpoints after a step; True when the time limit says stop."""
         o, step = self.options, int(entry["step"])
         self.done = step
-        if log and self.dist.main:
-            log(entry)
+        if self.run.log and self.dist.main:
+            self.run.log(entry)
         self.bar.update(1)
         self.bar.set_postfix(
             loss=f"{entry['loss']:.4f}", psnr=f"{entry['psnr']:.2f}", objects_s=f"{entry['objects_per_second']:.1f}"
@@ -301,13 +332,13 @@ class TrainingLoop:
                 self.folder.save(self.model, self.optimizer, self.scheduler, step, self.info)
         return o.max_minutes is not None and entry["seconds"] > o.max_minutes * 60
 
-    def finish(self, output: Path | None) -> GTR:
+    def finish(self) -> GTR:
         """Final checkpoint and weights file; the model in eval mode."""
         self.bar.close()
         self.model.eval()
         if self.folder is not None:
             self.folder.save(self.model, self.optimizer, self.scheduler, self.done, self.info)
             self.folder.close()
-        if output is not None and self.dist.main:
-            save_weights(self.model, output)
+        if self.run.output is not None and self.dist.main:
+            save_weights(self.model, self.run.output)
         return self.model

@@ -12,23 +12,19 @@ Checkpoints, resume, logs, validation and multi-GPU runs: see `training.run`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from ..evaluation.lpips import LPIPS
 from ..evaluation.metrics import ssim
-from ..model import GTR, GTRConfig, autocast
+from ..model import GTR
 from ..pixels import psnr_from_mse
 from ..render.volume import VolumeOptions, render_rays, triplane_field
-from ..views.rays import input_maps, pixel_rays
-from .dataset import RenderedPool, StreamingPool
-from .run import LoopOptions, TrainingLoop
-
-LogFn = Callable[[dict[str, float]], None]
+from ..views.rays import pixel_rays
+from .run import LoopOptions, Pool, TrainingLoop
 
 
 @dataclass(frozen=True)
@@ -40,14 +36,6 @@ class Stage1Options(LoopOptions):
     opacity_weight: float = 1.0
     patch: int = 0  # > 0: supervise square patches of this size (the paper: 128 of 512) instead of random rays
     perceptual_weight: float = 0.5  # on patches: LPIPS when its weights are given, else (1 - SSIM)
-
-
-def model_inputs_batch(rgba: Tensor, intrinsics: Tensor, c2w: Tensor) -> Tensor:
-    """rgba (B, V, 4, S, S) in [0, 1] with cameras -> model inputs (B, V, 10, S, S) (see views.rays)."""
-    b, v = rgba.shape[:2]
-    flat = rgba.flatten(0, 1)
-    maps = input_maps(flat[:, :3], flat[:, 3:], intrinsics.reshape(-1, 4), c2w.reshape(-1, 4, 4))
-    return maps.reshape(b, v, *maps.shape[1:])
 
 
 def sample_rays(
@@ -125,51 +113,43 @@ def object_losses(
     return (image - target).square().mean(), perceptual, (alpha - target_mask).square().mean()
 
 
-def train_stage1(
-    config: GTRConfig,
-    pool: RenderedPool | StreamingPool,
-    options: Stage1Options,
-    device: torch.device | str,
-    output: Path | None = None,
-    log: LogFn | None = None,
-    model: GTR | None = None,
-    run_dir: Path | None = None,
-    resume: bool = False,
-    progress: bool = False,
-    lpips: LPIPS | None = None,
-) -> GTR:
-    """Train (or continue training) a model on the pool; saves to `output` (.safetensors) if given.
+class Stage1:
+    """Stage 1's step: a batch's triplanes volume rendered at the supervision views (see the module docstring)."""
 
-    With `run_dir`, checkpoints, logs, validation and samples go there (see `training.run`), and `resume`
-    continues from its last checkpoint. Under torchrun every process trains on its own batches (DDP)."""
-    volume = VolumeOptions(num_samples=options.samples, stratified=True)
-    perceptual_name = "none" if options.patch <= 0 else ("lpips" if lpips is not None else "1 - ssim")
-    info = {
-        "stage": 1,
-        "loss": f"mse + {options.perceptual_weight} {perceptual_name} + opacity",
-        "options": asdict(options),
-    }
-    loop = TrainingLoop(model or GTR(config), pool.sampling, options, device, info, run_dir, resume, progress)
-    model, n = loop.model, loop.inputs_count
-    for step in loop.steps():
+    def __init__(self, options: Stage1Options, lpips: LPIPS | None = None) -> None:
+        self.options, self.lpips = options, lpips
+        self.volume = VolumeOptions(num_samples=options.samples, stratified=True)
+
+    def info(self) -> dict[str, Any]:
+        """What the run's config records about the stage."""
+        o = self.options
+        perceptual = "none" if o.patch <= 0 else ("lpips" if self.lpips is not None else "1 - ssim")
+        return {"stage": 1, "loss": f"mse + {o.perceptual_weight} {perceptual} + opacity", "options": asdict(o)}
+
+    def losses(self, loop: TrainingLoop, pool: Pool) -> tuple[Tensor, dict[str, float]]:
+        """One batch drawn from the pool -> its loss and the stage's log fields."""
+        o, n = self.options, loop.inputs_count
         rgba, intrinsics, c2w = pool.batch(loop.draw(len(pool)))
-        inputs = model_inputs_batch(rgba[:, :n], intrinsics[:, :n], c2w[:, :n])
-        with autocast(loop.device, "auto"):
-            triplanes = loop.network(inputs).float()
+        triplanes = loop.triplanes(rgba[:, :n], intrinsics[:, :n], c2w[:, :n])
         colour_loss, perceptual_loss, opacity_loss = (torch.zeros((), device=loop.device) for _ in range(3))
-        for b in range(options.batch):
+        for b in range(o.batch):
             colour, perceptual, opacity = object_losses(
-                model, triplanes[b], rgba[b, n:], intrinsics[b, n:], c2w[b, n:], options, volume, loop.generator, lpips
+                loop.model,
+                triplanes[b],
+                rgba[b, n:],
+                intrinsics[b, n:],
+                c2w[b, n:],
+                o,
+                self.volume,
+                loop.generator,
+                self.lpips,
             )
-            colour_loss = colour_loss + colour / options.batch
-            perceptual_loss = perceptual_loss + perceptual / options.batch
-            opacity_loss = opacity_loss + opacity / options.batch
-        loss = colour_loss + options.perceptual_weight * perceptual_loss + options.opacity_weight * opacity_loss
-        loop.optimize(loss)
-        entry = loop.common_entry(step, loss)
-        entry["psnr"] = psnr_from_mse(loop.dist.mean(float(colour_loss.detach()), loop.device))
-        entry["opacity_loss"] = float(opacity_loss.detach())
-        entry["perceptual_loss"] = float(perceptual_loss.detach())
-        if loop.after_step(entry, log):
-            break
-    return loop.finish(output)
+            colour_loss = colour_loss + colour / o.batch
+            perceptual_loss = perceptual_loss + perceptual / o.batch
+            opacity_loss = opacity_loss + opacity / o.batch
+        loss = colour_loss + o.perceptual_weight * perceptual_loss + o.opacity_weight * opacity_loss
+        return loss, {
+            "psnr": psnr_from_mse(loop.dist.mean(float(colour_loss.detach()), loop.device)),
+            "opacity_loss": float(opacity_loss.detach()),
+            "perceptual_loss": float(perceptual_loss.detach()),
+        }

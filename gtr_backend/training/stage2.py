@@ -20,7 +20,7 @@ resume, logs, validation and DDP with stage 1 (`training.run`).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -28,14 +28,13 @@ from torch import Tensor
 from ..evaluation.lpips import LPIPS
 from ..evaluation.metrics import ssim
 from ..mesh import DENSITY_LEVEL, MeshError, density_grid, sdf_to_mesh
-from ..model import GTR, autocast
+from ..model import GTR
 from ..model.fields import sample_triplane
 from ..pixels import psnr_from_mse
 from ..render.raster import get_rasterizer, project
 from ..render.volume import VolumeOptions, render_rays, triplane_field
-from .dataset import RenderedPool, StreamingPool
-from .run import LoopOptions, TrainingLoop
-from .stage1 import LogFn, model_inputs_batch, sample_rays
+from .run import LoopOptions, Pool, TrainingLoop
+from .stage1 import sample_rays
 
 
 @dataclass(frozen=True)
@@ -131,34 +130,26 @@ def mesh_losses(
     return MeshLosses(rgb, perceptual, depth_loss, mask, opacity, mesh.num_faces)
 
 
-def train_stage2(
-    model: GTR,
-    pool: RenderedPool | StreamingPool,
-    options: Stage2Options,
-    device: torch.device | str,
-    output: Path | None = None,
-    log: LogFn | None = None,
-    run_dir: Path | None = None,
-    resume: bool = False,
-    progress: bool = False,
-    lpips: LPIPS | None = None,
-) -> GTR:
-    """Fine-tune a stage-1 model with the mesh losses; saves to `output` (.safetensors) if given."""
-    perceptual_name = "lpips" if lpips is not None else "1 - ssim"
-    info = {
-        "stage": 2,
-        "loss": f"rgb + perceptual ({perceptual_name}) + depth + mask + opacity",
-        "options": asdict(options),
-    }
-    loop = TrainingLoop(model, pool.sampling, options, device, info, run_dir, resume, progress)
-    n = loop.inputs_count
-    for step in loop.steps():
+class Stage2:
+    """Stage 2's step: a batch's triplanes -> meshes (differentiable marching cubes) rasterized at the supervision
+    views, plus the opacity regulariser (see the module docstring)."""
+
+    def __init__(self, options: Stage2Options, lpips: LPIPS | None = None) -> None:
+        self.options, self.lpips = options, lpips
+
+    def info(self) -> dict[str, Any]:
+        """What the run's config records about the stage."""
+        perceptual = "lpips" if self.lpips is not None else "1 - ssim"
+        loss = f"rgb + perceptual ({perceptual}) + depth + mask + opacity"
+        return {"stage": 2, "loss": loss, "options": asdict(self.options)}
+
+    def losses(self, loop: TrainingLoop, pool: Pool) -> tuple[Tensor, dict[str, float]]:
+        """One batch drawn from the pool -> its loss and the stage's log fields."""
+        o, n = self.options, loop.inputs_count
         indices = loop.draw(len(pool))
         rgba, intrinsics, c2w = pool.batch(indices)
         depth = pool.depth_batch(indices)
-        inputs = model_inputs_batch(rgba[:, :n], intrinsics[:, :n], c2w[:, :n])
-        with autocast(loop.device, "auto"):
-            triplanes = loop.network(inputs).float()
+        triplanes = loop.triplanes(rgba[:, :n], intrinsics[:, :n], c2w[:, :n])
         parts = [
             mesh_losses(
                 loop.model,
@@ -167,30 +158,23 @@ def train_stage2(
                 intrinsics[b, n:],
                 c2w[b, n:],
                 None if depth is None else depth[b, n:],
-                options,
+                o,
                 loop.generator,
-                lpips,
+                self.lpips,
             )
-            for b in range(options.batch)
+            for b in range(o.batch)
         ]
-        loss = sum((p.total(options) for p in parts), torch.zeros((), device=loop.device)) / options.batch
-        loop.optimize(loss)
+        loss = sum((p.total(o) for p in parts), torch.zeros((), device=loop.device)) / o.batch
 
-        def mean(name: str, parts: list[MeshLosses] = parts) -> float:
+        def mean(name: str) -> float:
             return sum(float(getattr(p, name).detach()) for p in parts) / len(parts)
 
-        entry = loop.common_entry(step, loss)
-        entry.update(
-            {
-                "rgb_loss": mean("rgb"),
-                "psnr": psnr_from_mse(mean("rgb")),
-                "perceptual_loss": mean("perceptual"),
-                "depth_loss": mean("depth"),
-                "mask_loss": mean("mask"),
-                "opacity_loss": mean("opacity"),
-                "faces": sum(p.faces for p in parts) / len(parts),
-            }
-        )
-        if loop.after_step(entry, log):
-            break
-    return loop.finish(output)
+        return loss, {
+            "rgb_loss": mean("rgb"),
+            "psnr": psnr_from_mse(mean("rgb")),
+            "perceptual_loss": mean("perceptual"),
+            "depth_loss": mean("depth"),
+            "mask_loss": mean("mask"),
+            "opacity_loss": mean("opacity"),
+            "faces": sum(p.faces for p in parts) / len(parts),
+        }

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from gtr_backend.cli import main
-from gtr_backend.model import preset
-from gtr_backend.training import RenderedPool, Stage1Options, ViewSampling, random_object, train_stage1
+from gtr_backend.model import GTR, preset
+from gtr_backend.training import RenderedPool, Stage1Options, TrainingRun, ViewSampling, random_object, train
 from gtr_backend.weights import find_default_weights, load_project_weights
 
 
@@ -22,7 +22,7 @@ def test_stage1_loss_falls_on_the_cpu():
     assert pool.rgba.shape == (6, 8, 4, 64, 64)
     logs = []
     options = Stage1Options(steps=40, batch=3, rays=512, samples=32, lr=2e-3, warmup=5)
-    train_stage1(preset("gtr-tiny"), pool, options, "cpu", log=logs.append)
+    train(GTR(preset("gtr-tiny")), pool, options, "cpu", TrainingRun(log=logs.append))
     first = sum(entry["loss"] for entry in logs[:5]) / 5
     last = sum(entry["loss"] for entry in logs[-5:]) / 5
     assert last < 0.8 * first  # measured: about 0.30 -> 0.15
@@ -238,9 +238,9 @@ def test_two_processes_with_torchrun_train_one_model(tmp_path):
 def test_stage1_on_patches_with_the_ssim_term_learns(tmp_path):
     import json
 
-    from gtr_backend.model import GTR
     from gtr_backend.render.volume import VolumeOptions
-    from gtr_backend.training.stage1 import model_inputs_batch, object_losses, sample_patches
+    from gtr_backend.training.run import model_inputs_batch
+    from gtr_backend.training.stage1 import object_losses, sample_patches
 
     pool = RenderedPool(range(6), ViewSampling(size=64, supervision_views=4), "cpu")
     rgba, k, c2w = pool.batch(torch.tensor([0]))
@@ -273,7 +273,7 @@ def test_stage1_on_patches_with_the_ssim_term_learns(tmp_path):
     model = GTR(preset("gtr-tiny"))
     colour_before, before = held_loss(model)
     logs = []
-    train_stage1(model.config, pool, options, "cpu", log=logs.append, run_dir=tmp_path / "run", model=model)
+    train(model, pool, options, "cpu", TrainingRun(run_dir=tmp_path / "run", log=logs.append))
     colour_after, after = held_loss(model)
     assert colour_after < 0.95 * colour_before and after < 0.95 * before  # measured: MSE 0.098 -> 0.088
     assert logs[-1]["perceptual_loss"] > 0
@@ -284,7 +284,7 @@ def test_stage1_on_patches_with_the_ssim_term_learns(tmp_path):
 @pytest.mark.skipif(find_default_weights() is None, reason="this copy has no bundled weights")
 def test_stage2_mesh_losses_fall_from_stage1_weights(tmp_path):
     """Stage 2 from the (stage-1) starter weights, overfitting one object: every mesh loss is live and falls."""
-    from gtr_backend.training.stage2 import Stage2Options, train_stage2
+    from gtr_backend.training import Stage2Options
 
     pool = RenderedPool(range(1), ViewSampling(size=256, supervision_views=2), "cpu", with_depth=True)
     assert pool.depth is not None and float(pool.depth.max()) > 1.0
@@ -292,13 +292,12 @@ def test_stage2_mesh_losses_fall_from_stage1_weights(tmp_path):
     options = Stage2Options(
         steps=8, batch=1, grid=40, lr=2e-4, warmup=1, opacity_rays=256, samples=24, checkpoint_every=0, validate_every=0
     )
-    train_stage2(
+    train(
         load_project_weights(find_default_weights()),
         pool,
         options,
         "cpu",
-        log=logs.append,
-        output=tmp_path / "stage2.safetensors",
+        TrainingRun(output=tmp_path / "stage2.safetensors", log=logs.append),
     )
     assert all(e["faces"] > 100 for e in logs)
     for name in ("rgb_loss", "perceptual_loss", "depth_loss", "mask_loss", "opacity_loss"):
