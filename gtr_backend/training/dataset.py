@@ -18,6 +18,7 @@ the sampling. The loader reads them with `allow_pickle=False`.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..contract import ORBIT_DISTANCE, ORBIT_FOV_DEG, VIEW_RADIUS
 from ..errors import GTRError
 from ..mesh.mesh import Mesh
 from ..pixels import to_uint8
@@ -35,37 +37,140 @@ from ..render.raster import Rasterizer, get_rasterizer
 from ..synthetic.objects import ProceduralObject, render_object
 from ..views import ViewSet, load_views, save_views
 from ..views.cameras import intrinsics_from_fov, orbit_poses
+from ..views.loaders import ZERO123PP_DISTANCE, ZERO123PP_FOV_DEG, ZERO123PP_POLAR_DEG
 from .procedural import random_object
+
+INPUT_RIGS = ("orbit", "lens", "zero123pp")
+ZERO123PP_ELEVATIONS_DEG = (90.0 - ZERO123PP_POLAR_DEG[0], 90.0 - ZERO123PP_POLAR_DEG[1])  # 20 and -10, alternating
 
 
 @dataclass(frozen=True)
 class ViewSampling:
+    """How one training asset's views are drawn: `input_views` cameras the model sees, then `supervision_views`
+    random cameras it is scored on (at `distance`, `fov_deg`, elevations in `supervision_elevation_deg`).
+
+    The input cameras follow a rig drawn per asset from `input_rigs` (see `input_cameras`): "orbit" (equal steps
+    at one elevation, at `distance` and `fov_deg`: the add-on's capture and `--orbit`), "lens" (other lenses, the
+    distance that fills the frame alike, jittered azimuths and elevations: photos taken around an object) and
+    "zero123pp" (its fixed distance, lens and alternating elevations). With `input_light` > 0, that share of the
+    assets has input views lit by a random directional light plus ambient (`Light`), as a Blender capture under
+    a white world looks; supervision views always keep the plain colours."""
+
     size: int = 256
     input_views: int = 4
     supervision_views: int = 8
-    distance: float = 2.7
-    fov_deg: float = 40.0
+    distance: float = ORBIT_DISTANCE
+    fov_deg: float = ORBIT_FOV_DEG
     input_elevation_deg: tuple[float, float] = (0.0, 30.0)
     supervision_elevation_deg: tuple[float, float] = (-20.0, 60.0)
+    input_rigs: tuple[str, ...] = ("orbit",)  # drawn with equal odds per asset
+    lens_fov_deg: tuple[float, float] = (20.0, 60.0)  # the "lens" rig's field of view
+    lens_elevation_deg: tuple[float, float] = (-10.0, 45.0)  # the "lens" rig's elevations, drawn per view
+    azimuth_jitter_deg: float = 15.0  # the "lens" rig: each input view's azimuth off its equal step, at most
+    input_light: float = 0.0  # the share of assets whose input views are lit (0: none, 1: all)
+
+    def __post_init__(self) -> None:
+        unknown = [rig for rig in self.input_rigs if rig not in INPUT_RIGS]
+        if unknown or not self.input_rigs:
+            raise GTRError(f"unknown input rig(s) {', '.join(unknown) or '(none given)'}; use {', '.join(INPUT_RIGS)}")
+        if not 0.0 <= self.input_light <= 1.0:
+            raise GTRError(f"input_light is a share of the assets, between 0 and 1; got {self.input_light}")
+
+
+def filling_distance(fov_deg: float) -> float:
+    """The camera distance at which a lens of `fov_deg` frames the working sphere as the orbit's lens does at
+    ORBIT_DISTANCE; never so close that the sphere of VIEW_RADIUS leaves the view."""
+    half, orbit_half = math.radians(fov_deg) / 2, math.radians(ORBIT_FOV_DEG) / 2
+    return max(ORBIT_DISTANCE * math.tan(orbit_half) / math.tan(half), 1.05 * VIEW_RADIUS / math.sin(half))
+
+
+def input_cameras(
+    rig: str, sampling: ViewSampling, rng: np.random.Generator
+) -> tuple[list[float], list[float], list[float], float]:
+    """One rig's input views: azimuths, elevations (degrees), per-view fields of view and the distance."""
+    s, n = sampling, sampling.input_views
+    offset = rng.uniform(0, 360)
+    steps = [offset + 360.0 * i / n for i in range(n)]
+    if rig == "zero123pp":
+        return steps, [ZERO123PP_ELEVATIONS_DEG[i % 2] for i in range(n)], [ZERO123PP_FOV_DEG] * n, ZERO123PP_DISTANCE
+    if rig == "lens":
+        fov = rng.uniform(*s.lens_fov_deg)
+        azimuths = [a + rng.uniform(-s.azimuth_jitter_deg, s.azimuth_jitter_deg) for a in steps]
+        elevations = list(rng.uniform(*s.lens_elevation_deg, n))
+        return azimuths, elevations, [fov] * n, filling_distance(fov) * rng.uniform(1.0, 1.25)
+    return steps, [rng.uniform(*s.input_elevation_deg)] * n, [s.fov_deg] * n, s.distance
 
 
 def asset_cameras(seed: int, sampling: ViewSampling, device: torch.device) -> tuple[Tensor, Tensor]:
-    """(intrinsics (V, 4), c2w (V, 4, 4)) of one asset's input then supervision views, seeded."""
+    """(intrinsics (V, 4), c2w (V, 4, 4)) of one asset's input then supervision views, seeded. (With the default
+    rig, "orbit", the cameras are those the shipped weights were trained on.)"""
     s = sampling
     rng = np.random.default_rng(10_000_019 + seed)
-    offset = rng.uniform(0, 360)
-    azimuths = [offset + 360.0 * i / s.input_views for i in range(s.input_views)]
-    elevations = [rng.uniform(*s.input_elevation_deg)] * s.input_views
-    azimuths += list(rng.uniform(0, 360, s.supervision_views))
-    elevations += list(rng.uniform(*s.supervision_elevation_deg, s.supervision_views))
-    total = s.input_views + s.supervision_views
-    k = intrinsics_from_fov(s.fov_deg, s.size, s.size).float().to(device).expand(total, 4)
-    return k, orbit_poses(azimuths, elevations, s.distance).float().to(device)
+    rig = s.input_rigs[0] if len(s.input_rigs) == 1 else str(_choice(seed, 1).choice(s.input_rigs))
+    azimuths, elevations, fovs, distance = input_cameras(rig, s, rng)
+    supervision_azimuths = list(rng.uniform(0, 360, s.supervision_views))
+    supervision_elevations = list(rng.uniform(*s.supervision_elevation_deg, s.supervision_views))
+    fovs += [s.fov_deg] * s.supervision_views
+    k = torch.cat([intrinsics_from_fov(fov, s.size, s.size).float().reshape(1, 4) for fov in fovs]).to(device)
+    inputs = orbit_poses(azimuths, elevations, distance)
+    supervision = orbit_poses(supervision_azimuths, supervision_elevations, s.distance)
+    return k, torch.cat([inputs, supervision]).float().to(device)
+
+
+def _choice(seed: int, stream: int) -> np.random.Generator:
+    """A generator of its own for each choice made about an asset (rig, light), so that adding one leaves the
+    others' draws, and the default cameras, as they were."""
+    return np.random.default_rng([seed, stream, 7_368_787])
+
+
+@dataclass(frozen=True)
+class Light:
+    """A directional light plus ambient: colour x (ambient + (1 - ambient) max(0, n . direction))."""
+
+    direction: tuple[float, float, float]  # world frame (Y up), towards the light, unit length
+    ambient: float
+
+
+def asset_light(seed: int, sampling: ViewSampling) -> Light | None:
+    """The light of one asset's input views (None: unlit), seeded: from above the horizon (elevation 15 to 75
+    degrees, any azimuth), ambient 0.45 to 0.85 (a white world's fill)."""
+    rng = _choice(seed, 2)
+    if rng.uniform() >= sampling.input_light:
+        return None
+    azimuth, elevation = np.radians(rng.uniform(0, 360)), np.radians(rng.uniform(15, 75))
+    direction = (
+        float(np.cos(elevation) * np.sin(azimuth)),
+        float(np.sin(elevation)),
+        float(np.cos(elevation) * np.cos(azimuth)),
+    )
+    return Light(direction, float(rng.uniform(0.45, 0.85)))
+
+
+def light_views(views: ViewSet, normals: Tensor, light: Light, count: int) -> ViewSet:
+    """`views` with the first `count` lit by `light`. normals (count, 3, H, W): world normals of those views (zero
+    off the object), turned here to face their camera; pixels without a normal keep their colour."""
+    n = normals
+    forward = views.c2w[:count, :3, 2][:, :, None, None]  # OpenCV: the camera looks along its +z
+    n = torch.where((n * forward).sum(1, keepdim=True) > 0, -n, n)
+    towards = torch.tensor(light.direction, device=n.device, dtype=n.dtype)[None, :, None, None]
+    factor = light.ambient + (1 - light.ambient) * (n * towards).sum(1, keepdim=True).clamp_min(0)
+    factor = torch.where(normals.norm(dim=1, keepdim=True) > 0.5, factor, torch.ones_like(factor))
+    rgb = views.rgb.clone()
+    rgb[:count] = rgb[:count] * factor
+    return ViewSet.from_tensors(rgb, views.mask, views.intrinsics, views.c2w, views.names)
 
 
 def render_procedural(seed: int, sampling: ViewSampling, device: torch.device, rasterizer: Rasterizer) -> ViewSet:
+    """One procedural asset's views (input then supervision), its input views lit if `asset_light` says so."""
     k, c2w = asset_cameras(seed, sampling, device)
-    return render_object(random_object(seed), k, c2w, sampling.size, sampling.size, rasterizer, supersample=1)
+    obj = random_object(seed)
+    views = render_object(obj, k, c2w, sampling.size, sampling.size, rasterizer, supersample=1)
+    light = asset_light(seed, sampling)
+    if light is None:
+        return views
+    n = sampling.input_views
+    geometry = render_mesh(obj.mesh.to(device), k[:n], c2w[:n], sampling.size, sampling.size, rasterizer, None, False)
+    return light_views(views, geometry.normals, light, n)
 
 
 def procedural_depth(seed: int, sampling: ViewSampling, device: torch.device, rasterizer: Rasterizer) -> Tensor:
