@@ -417,17 +417,24 @@ def _flag(options: dict[str, Any], name: str, default: bool) -> bool:
     return value
 
 
+def _orbit(fields: dict[str, Any]) -> Any:
+    """A request's orbit object as an `Orbit`; a field left out keeps the contract's default."""
+    from .views import Orbit
+
+    names = {"azimuths": "azimuths_deg", "elevation": "elevation_deg", "fov": "fov_deg", "distance": "distance"}
+    given = {names[key]: value for key, value in fields.items() if value is not None}
+    if "azimuths_deg" in given:
+        given["azimuths_deg"] = tuple(given["azimuths_deg"])
+    return Orbit(**given)
+
+
 def _load_view_spec(spec: dict[str, Any]) -> Any:
-    from .views import Orbit, load_views
+    from .views import load_views
 
     orbit = spec.get("orbit")
     return load_views(
         Path(spec["path"]),
-        orbit=Orbit(
-            orbit.get("azimuths"), orbit.get("elevation", 20.0), orbit.get("fov", 40.0), orbit.get("distance", 2.7)
-        )
-        if orbit
-        else None,
+        orbit=_orbit(orbit) if orbit else None,
         zero123pp=bool(spec.get("zero123pp")),
     )
 

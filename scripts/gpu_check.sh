@@ -4,6 +4,9 @@
 # sdist there, then runs the whole test suite (CUDA tests included) and the CUDA benchmarks.
 # Results go to $OUT (or bench-results/); the JSON files are the ones docs/results/ takes (gtr report).
 # Usage: bash scripts/gpu_check.sh [tests] [bench] [eval] [train MINUTES [INIT]] [train2 MINUTES INIT]
+#        [probe FOLDER MINUTES PRESET...] [campaign FOLDER MINUTES]
+# probe / campaign: `gtr campaign` (README, "A campaign on a lent GPU"); the folder's files are copied to $OUT,
+# to be copied back into FOLDER here before the next call.
 set -uo pipefail
 out=${OUT:-bench-results}
 mkdir -p "$out"
@@ -43,6 +46,17 @@ while [ $# -gt 0 ]; do
       python3 -m gtr_backend.cli train --stage 2 --init "$3" -o "$out/stage2.safetensors" --objects 2048 \
         --batch 8 --grid 128 --max-minutes "$2" --steps 5000 --log-every 100 --run-dir "$out/run2" \
         --checkpoint-every 500 --validate-every 500 2>&1 | tee "$out/train2.log" | tail -25
+      shift 3 ;;
+    probe)  # the presets' learning speed; starts the campaign in FOLDER with the best one
+      folder=$2; minutes=$3; shift 3; presets=()
+      while [ $# -gt 0 ] && [[ "$1" == gtr-* ]]; do presets+=("$1"); shift; done
+      python3 -m gtr_backend.cli campaign "$folder" --probe "${presets[@]}" --probe-minutes "$minutes" \
+        --device cuda 2>&1 | tee "$out/probe.log" | tail -8
+      cp "$folder"/*.json "$out"/ 2>/dev/null ;;
+    campaign)  # one chunk of the campaign in FOLDER, MINUTES of wall time in all
+      python3 -m gtr_backend.cli campaign "$2" --minutes "$3" --device cuda 2>&1 | tee "$out/campaign.log" | tail -8
+      cp "$2"/campaign.json "$2"/log.jsonl "$2"/state-*.safetensors "$out"/
+      cp "$2"/weights.safetensors "$2"/weights.json "$out"/ 2>/dev/null
       shift 3 ;;
     *) echo "unknown step $1"; exit 2 ;;
   esac

@@ -11,6 +11,7 @@ import bpy
 from mathutils import Matrix
 
 from ..capture import CaptureError, CaptureSession, CaptureSettings, placement
+from ..contract import contract
 from ..frames import xyz
 from ..paths import new_job_folder
 from ..props import settings, status
@@ -38,7 +39,7 @@ class GTR_OT_render_selected_to_3d(BackendJobOperator, bpy.types.Operator):
         s = settings(context)
         objects = [o for o in context.selected_objects if o.type in CAPTURABLE]
         self.source = context.active_object if context.active_object in objects else objects[0]
-        azimuths = tuple(60.0 * i for i in range(6)) if s.capture_six else (0.0, 90.0, 180.0, 270.0)
+        azimuths = tuple(60.0 * i for i in range(6)) if s.capture_six else contract.ORBIT_AZIMUTHS_DEG
         capture = CaptureSettings(
             azimuths, s.capture_elevation, s.capture_fov, s.capture_resolution, s.capture_engine, s.capture_samples
         )

@@ -1,4 +1,4 @@
-"""The `gtr` command: reconstruct, views, convert-weights, train, dataset, eval, report and bench.
+"""The `gtr` command: reconstruct, views, convert-weights, train, campaign, dataset, eval, report and bench.
 
 One module per subcommand, each with its `register(sub)` (its arguments) and its `run(args)`; the options
 they share (view sets, the reconstruction's options, progress) are in `common`. Errors a user can fix are
@@ -13,10 +13,10 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import GTRError
-from . import bench, convert, dataset, evaluate, reconstruct, report, train, views
+from . import bench, campaign, convert, dataset, evaluate, reconstruct, report, train, views
 from .common import options_from_arguments
 
-COMMANDS = (views, reconstruct, train, dataset, convert, evaluate, report, bench)  # in `gtr --help` order
+COMMANDS = (views, reconstruct, train, campaign, dataset, convert, evaluate, report, bench)  # in `gtr --help` order
 
 __all__ = ["build_parser", "main", "options_from_arguments"]
 

@@ -6,6 +6,7 @@
 - ``gtr-paper``: the released GTR network (docs/method.md, section 2), 411,403,556 parameters.
 - ``gtr-small``: a CPU-sized model (256x256 views, 64x64 triplane) whose forward pass takes well under a
   second on two CPU cores.
+- ``gtr-base``: gtr-small wider (320) and deeper (8 blocks), the campaign's larger candidate.
 - ``gtr-tiny``: a toy model for unit tests (64x64 views, 32x32 triplane).
 """
 
@@ -144,6 +145,9 @@ PRESETS: dict[str, GTRConfig] = {
         min_views=1,
     ),
 }
+# A wider, deeper gtr-small (14.4 M parameters, 29 MB in bfloat16, so a campaign's model still travels to and
+# from a lent GPU): the larger candidate of the training campaign's preset probe (`gtr campaign --probe`).
+PRESETS["gtr-base"] = PRESETS["gtr-small"].replace(name="gtr-base", width=320, depth=8, num_heads=5, ff_hidden=1280)
 
 
 def preset(name: str, **changes: Any) -> GTRConfig:

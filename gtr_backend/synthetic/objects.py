@@ -16,6 +16,7 @@ import torch.nn.functional as F
 import trimesh
 from torch import Tensor
 
+from ..contract import ORBIT_AZIMUTHS_DEG, ORBIT_DISTANCE, ORBIT_ELEVATION_DEG, ORBIT_FOV_DEG
 from ..mesh.mesh import Mesh
 from ..render.raster import Rasterizer, TorchRasterizer, project
 from ..views.cameras import intrinsics_from_fov, orbit_poses
@@ -94,10 +95,10 @@ def render_object(
 
 def orbit_render(
     obj: ProceduralObject,
-    azimuths_deg: Sequence[float] = (0.0, 90.0, 180.0, 270.0),
-    elevation_deg: float = 20.0,
-    distance: float = 2.7,
-    fov_deg: float = 40.0,
+    azimuths_deg: Sequence[float] = ORBIT_AZIMUTHS_DEG,
+    elevation_deg: float = ORBIT_ELEVATION_DEG,
+    distance: float = ORBIT_DISTANCE,
+    fov_deg: float = ORBIT_FOV_DEG,
     size: int = 512,
 ) -> ViewSet:
     """`obj` seen from cameras on an orbit (the orbit convention of `views.cameras`)."""

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from ..contract import ORBIT_AZIMUTHS_DEG, ORBIT_DISTANCE, ORBIT_ELEVATION_DEG
 from ..views.cameras import intrinsics_from_fov, orbit_poses
 from ..views.rays import pixel_rays
 from ..views.viewset import ViewSet
@@ -27,9 +28,9 @@ def sphere_hits(origins: Tensor, directions: Tensor, centre: Sequence[float], ra
 
 
 def sphere_views(
-    azimuths_deg: Sequence[float] = (0.0, 90.0, 180.0, 270.0),
-    elevation_deg: float = 20.0,
-    distance: float = 2.7,
+    azimuths_deg: Sequence[float] = ORBIT_AZIMUTHS_DEG,
+    elevation_deg: float = ORBIT_ELEVATION_DEG,
+    distance: float = ORBIT_DISTANCE,
     fov_deg: float = 30.0,
     size: int = 64,
     centre: Sequence[float] = (0.0, 0.0, 0.0),

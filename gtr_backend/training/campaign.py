@@ -1,0 +1,443 @@
+"""A training campaign: stage 1 (NeRF), then stage 2 (meshes), in chunks that each fit one call to a lent GPU.
+
+A campaign lives in one folder that travels to the GPU machine and back between calls:
+- `campaign.json`: the plan (`CampaignPlan`: preset, budget per stage in minutes or steps, the data, each
+  stage's options) and the progress (the stage, its steps and minutes so far, one record per chunk with its
+  validation PSNR). It is written last, so a chunk killed midway leaves the previous chunk's campaign intact;
+- the model so far: `state-cNNN-K.safetensors` shards of at most `SHARD_BYTES` (a device call brings back
+  files of at most 16 MiB), float32 when the whole model fits in `FLOAT32_CARRY_BYTES`, else bfloat16;
+- `log.jsonl`: the logged training steps and every chunk's validation;
+- when the last stage ends: `weights.safetensors` + `weights.json`, in bfloat16 as the add-on ships them.
+
+`run_chunk(folder, device, minutes)` continues where the last chunk stopped and trains until the budget or the
+chunk's minutes run out, stage 1 then stage 2, validating at the end of each stage's share of the chunk (NeRF
+renders of held-out procedural objects, `training.run.VALIDATION_SEEDS`, never trained on). AdamW's moments are
+not carried (they would triple what travels): each chunk starts the optimizer afresh with a short warm-up, at
+the learning rate a cosine over the stage's budget gives at that point.
+
+`probe(...)` measures, for several presets, objects per second and validation PSNR after a few minutes of stage
+1 on the plan's data, so the campaign can train the preset that learns most in the time it has.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..errors import GTRError
+from ..evaluation.bench import device_label
+from ..files import atomic_write
+from ..model import GTR, PRESETS, GTRConfig, preset
+from ..weights import load_project_weights, save_weights
+from .dataset import StreamingPool, ViewSampling
+from .run import VALIDATION_SEEDS, TrainingRun, validate, validation_views
+from .stage1 import Stage1Options
+from .stage2 import Stage2Options
+from .train import train
+
+CAMPAIGN_JSON = "campaign.json"
+LOG = "log.jsonl"
+WEIGHTS = "weights.safetensors"
+SHARD_BYTES = 15 * 2**20
+FLOAT32_CARRY_BYTES = 30 * 2**20
+VALIDATION_SIZE = 64
+VALIDATION_SAMPLES = 48
+
+# The data users feed: every input rig, half the assets' input views lit (see `training.dataset`).
+USER_LIKE = ViewSampling(input_rigs=("orbit", "lens", "zero123pp"), input_light=0.5)
+
+Log = Callable[[str], None]
+
+
+def _stage1_defaults() -> Stage1Options:
+    return Stage1Options(batch=16, patch=64, rays=16384, log_every=50, checkpoint_every=0, validate_every=0)
+
+
+def _stage2_defaults() -> Stage2Options:
+    return Stage2Options(batch=8, grid=128, log_every=20, checkpoint_every=0, validate_every=0)
+
+
+@dataclass(frozen=True)
+class CampaignPlan:
+    """What a campaign trains, on what, for how long. A stage ends when its minutes or its steps (if given)
+    run out; a stage with 0 minutes is skipped."""
+
+    preset: str = "gtr-small"
+    init: str | None = None  # stage 1 continues from these weights (.safetensors) instead of a new model
+    stage1_minutes: float = 12.0
+    stage2_minutes: float = 8.0
+    stage1_steps: int | None = None
+    stage2_steps: int | None = None
+    objects: int = 200_000  # procedural seeds 0 .. objects - 1, rendered on the fly on the training device
+    rewarm: int = 20  # steps of learning-rate warm-up at the start of each chunk (a fresh optimizer)
+    min_lr_fraction: float = 0.1  # the cosine over a stage's budget ends at this share of its peak
+    sampling: ViewSampling = USER_LIKE
+    stage1: Stage1Options = field(default_factory=_stage1_defaults)
+    stage2: Stage2Options = field(default_factory=_stage2_defaults)
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise GTRError(f"unknown preset {self.preset!r}; known: {', '.join(sorted(PRESETS))}")
+        if self.objects > min(VALIDATION_SEEDS):
+            raise GTRError(f"objects must stay below {min(VALIDATION_SEEDS)} (the held-out validation seeds)")
+
+    def budget(self, stage: int) -> tuple[float, int | None]:
+        """(minutes, steps or None) of a stage."""
+        return (self.stage1_minutes, self.stage1_steps) if stage == 1 else (self.stage2_minutes, self.stage2_steps)
+
+    def options(self, stage: int) -> Stage1Options | Stage2Options:
+        return self.stage1 if stage == 1 else self.stage2
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CampaignPlan:
+        """Inverse of `to_dict` (JSON lists back to tuples); unknown fields are an error."""
+        nested = {"sampling": ViewSampling, "stage1": Stage1Options, "stage2": Stage2Options}
+        values = dict(data)
+        for name, kind in nested.items():
+            if name in values:
+                values[name] = _build(kind, values[name], name)
+        return _build(cls, values, "plan")
+
+    def changed(self, settings: list[str]) -> CampaignPlan:
+        """A copy with `name=value` settings applied: `preset=gtr-base`, `stage1_minutes=20`,
+        `stage1.batch=4`, `sampling.size=64`; each value is read as its field's declared type."""
+        data = self.to_dict()
+        for setting in settings:
+            name, sep, text = setting.partition("=")
+            if not sep:
+                raise GTRError(f"--set {setting!r}: write NAME=VALUE, e.g. stage1.batch=8")
+            *path, key = name.strip().split(".")
+            target, owner = data, self
+            for part in path:
+                if not isinstance(target.get(part), dict):
+                    raise GTRError(f"--set {name}: {part!r} is not a group of the plan (sampling, stage1, stage2)")
+                target, owner = target[part], getattr(owner, part)
+            types = {f.name: str(f.type) for f in dataclasses.fields(owner)}
+            if key not in types:
+                raise GTRError(f"--set {name}: no such setting; known: {', '.join(sorted(types))}")
+            target[key] = _parse(text.strip(), types[key], name)
+        return CampaignPlan.from_dict(data)
+
+
+def _build(kind: Any, values: dict[str, Any], where: str) -> Any:
+    known = {f.name for f in dataclasses.fields(kind)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise GTRError(f"campaign {where}: unknown field(s) {', '.join(unknown)}")
+    return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def _parse(text: str, declared: str, name: str) -> Any:
+    """`text` as a value of the declared type (the annotation's text: "int", "float | None", "tuple[str, ...]")."""
+    if "None" in declared and text.lower() == "none":
+        return None
+    try:
+        if declared.startswith("bool"):
+            if text.lower() not in ("true", "false"):
+                raise ValueError
+            return text.lower() == "true"
+        if declared.startswith("tuple"):
+            kind = float if "float" in declared else str
+            return [kind(item.strip()) for item in text.split(",") if item.strip()]
+        if declared.startswith("int"):
+            return int(text)
+        if declared.startswith("float"):
+            return float(text)
+        return text
+    except ValueError:
+        raise GTRError(f"--set {name}={text}: expected {declared}") from None
+
+
+@dataclass
+class Campaign:
+    """A campaign folder: its plan and progress (`campaign.json`), the model so far and the log."""
+
+    folder: Path
+    plan: CampaignPlan
+    stage: int = 1  # the stage to train next; 3 when the campaign is done
+    steps: dict[str, int] = field(default_factory=lambda: {"1": 0, "2": 0})
+    minutes: dict[str, float] = field(default_factory=lambda: {"1": 0.0, "2": 0.0})
+    shards: list[str] = field(default_factory=list)  # the files of the model so far
+    config: dict[str, Any] | None = None  # the model's configuration (with `shards`)
+    chunks: list[dict[str, Any]] = field(default_factory=list)  # one record per chunk and stage
+
+    @classmethod
+    def create(cls, folder: Path, plan: CampaignPlan) -> Campaign:
+        """A new campaign in `folder` (an error if one is there already)."""
+        if (folder / CAMPAIGN_JSON).is_file():
+            raise GTRError(f"{folder}: holds a campaign already; run it on, or choose another folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        campaign = cls(folder, plan)
+        campaign.stage = campaign.next_stage(1)
+        campaign.write()
+        return campaign
+
+    @classmethod
+    def open(cls, folder: Path) -> Campaign:
+        path = folder / CAMPAIGN_JSON
+        if not path.is_file():
+            raise GTRError(f"{folder}: no {CAMPAIGN_JSON}; start a campaign there with `gtr campaign {folder} --new`")
+        try:
+            data = json.loads(path.read_text())
+            plan = CampaignPlan.from_dict(data["plan"])
+            progress = {k: data[k] for k in ("stage", "steps", "minutes", "shards", "config", "chunks")}
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise GTRError(f"{path}: not a campaign file ({error}); start again in a new folder") from None
+        if progress["shards"] and not progress["config"]:
+            raise GTRError(f"{path}: lists the model's files but not its configuration; start again in a new folder")
+        missing = [name for name in progress["shards"] if not (folder / name).is_file()]
+        if missing:
+            raise GTRError(f"{folder}: the model's files {', '.join(missing)} are missing; copy the whole folder back")
+        return cls(folder, plan, **progress)
+
+    @property
+    def done(self) -> bool:
+        return self.stage > 2
+
+    def write(self) -> None:
+        data = {
+            "format": "gtr-campaign/1",
+            "plan": self.plan.to_dict(),
+            "stage": self.stage,
+            "steps": self.steps,
+            "minutes": self.minutes,
+            "shards": self.shards,
+            "config": self.config,
+            "chunks": self.chunks,
+        }
+        atomic_write(self.folder / CAMPAIGN_JSON, json.dumps(data, indent=2) + "\n")
+
+    def next_stage(self, stage: int) -> int:
+        """The first stage from `stage` on with budget left (3: none)."""
+        while stage <= 2:
+            minutes, steps = self.plan.budget(stage)
+            spent = self.minutes[str(stage)] >= minutes or (steps is not None and self.steps[str(stage)] >= steps)
+            if not spent:
+                return stage
+            stage += 1
+        return stage
+
+    def model(self, device: torch.device) -> GTR:
+        """The model so far: the carried shards, else the plan's starting weights, else a new model."""
+        if self.shards:
+            state: dict[str, torch.Tensor] = {}
+            for name in self.shards:
+                state.update(load_file(str(self.folder / name)))
+            model = GTR(GTRConfig.from_dict(self.config or {}))
+            model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+            return model.to(device)
+        if self.plan.init:
+            return load_project_weights(self.plan.init, device)
+        return GTR(preset(self.plan.preset)).to(device)
+
+    def save_model(self, model: GTR, chunk: int) -> list[str]:
+        """The model as shards named for this chunk (float32 when it fits `FLOAT32_CARRY_BYTES`); their names."""
+        self.config = model.config.to_dict()
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        total = sum(t.numel() * 4 for t in state.values())
+        dtype = torch.float32 if total <= FLOAT32_CARRY_BYTES else torch.bfloat16
+        groups: list[dict[str, torch.Tensor]] = [{}]
+        size = 0
+        for name, tensor in state.items():
+            tensor = tensor.to(dtype) if tensor.is_floating_point() else tensor
+            nbytes = tensor.numel() * tensor.element_size()
+            if nbytes > SHARD_BYTES:
+                raise GTRError(
+                    f"{name}: {nbytes / 2**20:.1f} MiB, more than one shard carries ({SHARD_BYTES / 2**20:g} MiB)"
+                )
+            if size + nbytes > SHARD_BYTES and groups[-1]:
+                groups.append({})
+                size = 0
+            groups[-1][name] = tensor
+            size += nbytes
+        names = []
+        for index, group in enumerate(groups):
+            name = f"state-c{chunk:03d}-{index}.safetensors"
+            atomic_write(self.folder / name, functools.partial(_save_shard, group))
+            names.append(name)
+        return names
+
+    def log(self, entry: dict[str, Any]) -> None:
+        with open(self.folder / LOG, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry) + "\n")
+
+    def finish_chunk(self, model: GTR, records: list[dict[str, Any]]) -> None:
+        """Write the model, then the progress (last), then drop the previous chunk's shards; at the end of the
+        campaign also the weights as shipped."""
+        chunk = len({r["chunk"] for r in self.chunks}) + 1
+        old = self.shards
+        self.shards = self.save_model(model, chunk)
+        for record in records:
+            record["chunk"] = chunk
+        self.chunks += records
+        if self.done:
+            info = {"note": self.summary(), "campaign": self.chunks}
+            save_weights(model, self.folder / WEIGHTS, torch.bfloat16, info=info)
+        self.write()
+        for name in old:
+            if name not in self.shards:
+                (self.folder / name).unlink(missing_ok=True)
+
+    def summary(self) -> str:
+        parts = [f"{self.plan.preset}"]
+        for stage in ("1", "2"):
+            if self.steps[stage]:
+                parts.append(f"stage {stage}: {self.steps[stage]} steps, {self.minutes[stage]:.1f} min")
+        hardware = {r.get("hardware", "") for r in self.chunks} - {""}
+        return "; ".join(parts) + (f" on {', '.join(sorted(hardware))}" if hardware else "")
+
+
+def _save_shard(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    save_file(tensors, str(path), metadata={"format": "gtr-campaign-shard/1"})
+
+
+def chunk_lr(plan: CampaignPlan, stage: int, fraction: float) -> float:
+    """The peak learning rate of a chunk that starts `fraction` of the way through the stage's budget."""
+    peak = plan.options(stage).lr
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, fraction))))
+    return peak * (plan.min_lr_fraction + (1 - plan.min_lr_fraction) * cosine)
+
+
+def _stage_fraction(campaign: Campaign, stage: int) -> float:
+    minutes, steps = campaign.plan.budget(stage)
+    by_time = campaign.minutes[str(stage)] / minutes if minutes > 0 else 1.0
+    by_steps = campaign.steps[str(stage)] / steps if steps else 0.0
+    return max(by_time, by_steps)
+
+
+def run_chunk(
+    folder: Path, device: torch.device, minutes: float, reserve_minutes: float = 0.75, say: Log | None = None
+) -> Campaign:
+    """Train the campaign in `folder` on for at most `minutes` of wall time in all (keeping `reserve_minutes`
+    for validation and writing), stage after stage while its budget lasts; returns the campaign as written."""
+    start = time.perf_counter()
+    campaign = Campaign.open(folder)
+    if campaign.done:
+        return campaign
+    say = say or (lambda text: None)
+    model = campaign.model(device)
+    held_out = validation_views(campaign.plan.sampling, device)
+    pool = StreamingPool(range(campaign.plan.objects), campaign.plan.sampling, device)
+    records: list[dict[str, Any]] = []
+    while not campaign.done:
+        left = minutes - reserve_minutes - (time.perf_counter() - start) / 60
+        if left < 0.05 and records:
+            break
+        record = _train_stage(campaign, model, pool, held_out, device, max(left, 0.05), say)
+        records.append(record)
+    campaign.finish_chunk(model, records)
+    return campaign
+
+
+def _train_stage(
+    campaign: Campaign,
+    model: GTR,
+    pool: StreamingPool,
+    held_out: list[Any],
+    device: torch.device,
+    minutes: float,
+    say: Log,
+) -> dict[str, Any]:
+    """Train the current stage for up to `minutes` (and its budget), validate; the chunk's record for it."""
+    stage, plan = campaign.stage, campaign.plan
+    key = str(stage)
+    budget_minutes, budget_steps = plan.budget(stage)
+    steps_left = budget_steps - campaign.steps[key] if budget_steps is not None else 10**9
+    chunk = len({r["chunk"] for r in campaign.chunks}) + 1
+    lr = chunk_lr(plan, stage, _stage_fraction(campaign, stage))
+    options = dataclasses.replace(
+        plan.options(stage),
+        steps=steps_left,
+        max_minutes=min(minutes, budget_minutes - campaign.minutes[key]),
+        lr=lr,
+        warmup=min(plan.rewarm, steps_left),
+        seed=plan.options(stage).seed + 1000 * chunk + stage,  # new batches in every chunk
+        checkpoint_every=0,
+        validate_every=0,
+    )
+    last: dict[str, float] = {}
+
+    def log(entry: dict[str, float]) -> None:
+        last.update(entry)
+        if entry["step"] % options.log_every == 0:
+            campaign.log({"kind": "train", "stage": stage, "chunk": chunk, **entry})
+
+    before, _ = validate(model, held_out, plan.sampling.input_views, VALIDATION_SAMPLES, VALIDATION_SIZE)
+    started = time.perf_counter()
+    train(model, pool, options, device, TrainingRun(log=log))
+    spent = (time.perf_counter() - started) / 60
+    after, _ = validate(model, held_out, plan.sampling.input_views, VALIDATION_SAMPLES, VALIDATION_SIZE)
+    steps = int(last.get("step", 0))
+    campaign.steps[key] += steps
+    campaign.minutes[key] += spent
+    record = {
+        "chunk": chunk,
+        "stage": stage,
+        "steps": steps,
+        "minutes": round(spent, 3),
+        "lr": lr,
+        "loss": last.get("loss"),
+        "objects_per_second": last.get("objects_per_second"),
+        "validation_psnr_before": round(before, 3),
+        "validation_psnr": round(after, 3),
+        "hardware": device_label(device),
+    }
+    campaign.log({"kind": "validation", **record})
+    say(
+        f"chunk {chunk}, stage {stage}: {steps} steps in {spent:.1f} min, "
+        f"{record['objects_per_second'] or 0:.1f} objects/s, validation PSNR {before:.2f} -> {after:.2f} dB"
+    )
+    campaign.stage = campaign.next_stage(stage)
+    return record
+
+
+def probe(
+    plan: CampaignPlan, presets: list[str], device: torch.device, minutes: float, say: Log | None = None
+) -> list[dict[str, Any]]:
+    """For each preset: stage 1 from a new model for `minutes` on the plan's data; objects per second, validation
+    PSNR before and after, its gain per minute, parameters and the size shipped (bfloat16). Best first."""
+    say = say or (lambda text: None)
+    held_out = validation_views(plan.sampling, device)
+    pool = StreamingPool(range(plan.objects), plan.sampling, device)
+    results = []
+    for name in presets:
+        torch.manual_seed(0)
+        model = GTR(preset(name)).to(device)
+        options = dataclasses.replace(plan.stage1, steps=10**9, max_minutes=minutes, warmup=plan.rewarm)
+        last: dict[str, float] = {}
+        before, _ = validate(model, held_out, plan.sampling.input_views, VALIDATION_SAMPLES, VALIDATION_SIZE)
+        started = time.perf_counter()
+        train(model, pool, options, device, TrainingRun(log=last.update))
+        spent = (time.perf_counter() - started) / 60
+        after, _ = validate(model, held_out, plan.sampling.input_views, VALIDATION_SAMPLES, VALIDATION_SIZE)
+        result = {
+            "preset": name,
+            "parameters": model.num_parameters(),
+            "shipped_mb": round(model.num_parameters() * 2 / 1e6, 1),
+            "steps": int(last.get("step", 0)),
+            "minutes": round(spent, 3),
+            "objects_per_second": last.get("objects_per_second"),
+            "validation_psnr_before": round(before, 3),
+            "validation_psnr": round(after, 3),
+            "psnr_gain_per_minute": round((after - before) / max(spent, 1e-6), 4),
+            "hardware": device_label(device),
+        }
+        say(
+            f"{name}: {result['steps']} steps, {result['objects_per_second'] or 0:.1f} objects/s, "
+            f"PSNR {before:.2f} -> {after:.2f} dB in {spent:.1f} min"
+        )
+        results.append(result)
+    return sorted(results, key=lambda r: -r["validation_psnr"])

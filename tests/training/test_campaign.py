@@ -1,0 +1,118 @@
+"""The training campaign on the CPU with the tiny preset: chunks that resume from the carried folder, stage 1
+then stage 2, validation in every chunk, the weights with their config JSON and a log at the end, and a chunk
+that fails leaves the campaign as it was."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from gtr_backend.cli import main
+from gtr_backend.training import campaign as campaign_module
+from gtr_backend.training.campaign import Campaign, CampaignPlan, run_chunk
+from gtr_backend.weights import load_project_weights
+
+TINY = [
+    "preset=gtr-tiny",
+    "objects=64",
+    "sampling.size=64",
+    "sampling.supervision_views=2",
+    "stage1.batch=2",
+    "stage1.patch=0",
+    "stage1.rays=128",
+    "stage1.samples=16",
+    "stage1.log_every=1",
+    "stage2.batch=1",
+    "stage2.grid=24",
+    "stage2.samples=8",
+    "stage2.opacity_rays=64",
+    "stage2.log_every=1",
+    "rewarm=2",
+]
+CPU = torch.device("cpu")
+
+
+def records(folder, kind):
+    lines = (folder / "log.jsonl").read_text().splitlines()
+    return [entry for entry in map(json.loads, lines) if entry["kind"] == kind]
+
+
+def test_a_campaign_runs_in_chunks_that_resume_from_the_carried_folder(tmp_path):
+    first = tmp_path / "here"
+    Campaign.create(first, CampaignPlan().changed([*TINY, "stage1_steps=80", "stage2_steps=2"]))
+    # A chunk with (almost) no time trains for its minimum, 3 seconds: part of stage 1.
+    campaign = run_chunk(first, CPU, minutes=0.0)
+    done_first = campaign.steps["1"]
+    assert campaign.stage == 1 and 0 < done_first < 80
+    assert not (first / "weights.safetensors").exists()
+    assert [r["chunk"] for r in records(first, "validation")] == [1]
+    # The folder travels (the device call's files come back into another checkout), and the next chunk goes on.
+    carried = tmp_path / "there"
+    shutil.copytree(first, carried)
+    campaign = run_chunk(carried, CPU, minutes=10.0)
+    assert campaign.done and campaign.steps == {"1": 80, "2": 2}
+    validations = records(carried, "validation")
+    assert [(r["chunk"], r["stage"]) for r in validations] == [(1, 1), (2, 1), (2, 2)]
+    # Chunk 2 started from chunk 1's model (float32 shards): the same held-out score before as after chunk 1.
+    assert validations[1]["validation_psnr_before"] == pytest.approx(validations[0]["validation_psnr"], abs=1e-3)
+    assert validations[1]["lr"] < validations[0]["lr"]  # the cosine over the stage's budget goes on
+    assert sorted(p.name for p in carried.glob("state-*")) == campaign.shards  # chunk 1's shards are gone
+    assert all(name.startswith("state-c002-") for name in campaign.shards)
+    trained = [r["step"] for r in records(carried, "train") if r["stage"] == 1]
+    assert len(trained) == 80 and trained[done_first] == 1  # chunk 2 counted its own steps from 1
+    weights = load_project_weights(carried / "weights.safetensors")
+    assert weights.config.name == "gtr-tiny"
+    info = json.loads((carried / "weights.json").read_text())
+    assert info["dtype"] == "bfloat16" and "stage 1: 80 steps" in info["note"] and len(info["campaign"]) == 3
+    # A finished campaign does nothing more.
+    assert run_chunk(carried, CPU, minutes=10.0).chunks == campaign.chunks
+
+
+def test_a_failing_chunk_leaves_the_campaign_as_it_was(tmp_path, monkeypatch):
+    folder = tmp_path / "c"
+    Campaign.create(folder, CampaignPlan().changed([*TINY, "stage1_steps=2", "stage2_steps=0", "stage2_minutes=0"]))
+    before = (folder / "campaign.json").read_bytes()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA error: the device fell off the bus")
+
+    monkeypatch.setattr(campaign_module, "train", broken)
+    with pytest.raises(RuntimeError):
+        run_chunk(folder, CPU, minutes=1.0)
+    assert (folder / "campaign.json").read_bytes() == before
+    assert not list(folder.glob("state-*"))
+
+
+def test_large_models_travel_in_shards_that_fit_a_device_calls_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(campaign_module, "SHARD_BYTES", 200 * 1024)  # the tiny model's largest tensor: 160 kB
+    campaign = Campaign.create(tmp_path / "c", CampaignPlan().changed(TINY))
+    model = campaign.model(CPU)
+    names = campaign.save_model(model, chunk=1)
+    campaign.shards = names
+    assert len(names) > 2
+    sizes = [(tmp_path / "c" / name).stat().st_size for name in names]
+    assert max(sizes) <= 200 * 1024 + 16 * 1024  # a shard holds up to SHARD_BYTES of tensors, plus its header
+    again = campaign.model(CPU)
+    for (name, a), b in zip(model.state_dict().items(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_the_command_starts_probes_and_explains(tmp_path, capsys):
+    folder = tmp_path / "campaign"
+    assert main(["campaign", str(folder)]) == 2
+    assert "no campaign.json" in capsys.readouterr().err
+    assert main(["campaign", str(folder), "--new", "--set", "stage1.bach=4"]) == 2
+    err = capsys.readouterr().err
+    assert "stage1.bach" in err and "batch" in err and "Traceback" not in err
+    assert not folder.exists() or not (folder / "campaign.json").exists()
+    probe = ["campaign", str(folder), "--probe", "gtr-tiny", "--probe-minutes", "0.02", "--device", "cpu"]
+    assert main([*probe, "--set", *TINY]) == 0
+    measured = json.loads((folder / "probe.json").read_text())
+    assert measured[0]["preset"] == "gtr-tiny" and measured[0]["objects_per_second"] > 0
+    assert measured[0]["steps"] > 0 and measured[0]["shipped_mb"] < 1
+    assert Campaign.open(folder).plan.preset == "gtr-tiny"  # the probe started the campaign with the best preset
+    assert main(["campaign", str(folder), "--new"]) == 2
+    assert "holds a campaign already" in capsys.readouterr().err
