@@ -5,8 +5,9 @@
 # Results go to $OUT (or bench-results/); the JSON files are the ones docs/results/ takes (gtr report).
 # Usage: bash scripts/gpu_check.sh [tests] [bench] [eval] [train MINUTES [INIT]] [train2 MINUTES INIT]
 #        [probe FOLDER MINUTES PRESET...] [campaign FOLDER MINUTES]
-# probe / campaign: `gtr campaign` (README, "A campaign on a lent GPU"); the folder's files are copied to $OUT,
-# to be copied back into FOLDER here before the next call.
+# probe / campaign: `gtr campaign` (README, "A campaign on a lent GPU"); the folder's new files are copied to
+# $OUT: copy them back into FOLDER here, then run `gtr campaign FOLDER --status` (it deletes the shards of
+# earlier chunks, so the folder stays small enough to travel, and writes the weights when the campaign is done).
 set -uo pipefail
 out=${OUT:-bench-results}
 mkdir -p "$out"
@@ -53,10 +54,14 @@ while [ $# -gt 0 ]; do
       python3 -m gtr_backend.cli campaign "$folder" --probe "${presets[@]}" --probe-minutes "$minutes" \
         --device cuda 2>&1 | tee "$out/probe.log" | tail -8
       cp "$folder"/*.json "$out"/ 2>/dev/null ;;
-    campaign)  # one chunk of the campaign in FOLDER, MINUTES of wall time in all
-      python3 -m gtr_backend.cli campaign "$2" --minutes "$3" --device cuda 2>&1 | tee "$out/campaign.log" | tail -8
-      cp "$2"/campaign.json "$2"/log.jsonl "$2"/state-*.safetensors "$out"/
-      cp "$2"/weights.safetensors "$2"/weights.json "$out"/ 2>/dev/null
+    campaign)  # one chunk of the campaign in FOLDER: MINUTES of wall time for the whole call, set-up included
+      left=$(python3 -c "print(max(1.0, $3 - $SECONDS / 60 - 0.5))")  # what the install and build left
+      python3 -m gtr_backend.cli campaign "$2" --minutes "$left" --device cuda 2>&1 | tee "$out/campaign.log" | tail -8
+      # At most 8 files of 16 MiB come back: the progress, the log and the model's shards (the shipped weights
+      # are made from the shards here: gtr campaign FOLDER --status).
+      cp "$2"/campaign.json "$2"/log.jsonl "$out"/
+      python3 -c "import json,sys; print('\n'.join(json.load(open(sys.argv[1]))['shards']))" "$2/campaign.json" |
+        while read -r shard; do cp "$2/$shard" "$out"/; done
       shift 3 ;;
     *) echo "unknown step $1"; exit 2 ;;
   esac

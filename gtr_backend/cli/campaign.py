@@ -13,15 +13,14 @@ from ..files import atomic_write
 from .common import add_device_argument
 
 PROBE_JSON = "probe.json"
-SHIPPED_MB_LIMIT = 60.0  # the bundled weights file stays under this
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "campaign",
         help="train stage 1 then stage 2 in chunks that each fit one GPU call, resuming from FOLDER",
-        description="Without --new or --probe: run the campaign in FOLDER on for one chunk of --minutes. "
-        "See gtr_backend/training/campaign.py for the folder's files.",
+        description="Without --new, --probe or --status: train the campaign in FOLDER on for one chunk of "
+        "--minutes. See gtr_backend/training/campaign.py for the folder's files.",
     )
     p.add_argument("folder", type=Path, help="the campaign folder (carried to the GPU machine and back)")
     p.add_argument("--new", action="store_true", help="start a campaign in FOLDER with the plan's defaults and --set")
@@ -36,47 +35,61 @@ def register(sub: Any) -> None:
     p.add_argument("--minutes", type=float, default=8.0, help="wall time of this chunk in all (default: 8)")
     p.add_argument("--probe", nargs="+", metavar="PRESET", help="measure these presets first (stage 1, new models)")
     p.add_argument("--probe-minutes", type=float, default=3.0, help="training minutes per probed preset")
+    p.add_argument(
+        "--status",
+        action="store_true",
+        help="train nothing: show the progress, delete shards of earlier chunks, write the weights when done",
+    )
     add_device_argument(p)
     p.set_defaults(run=run)
 
 
+def _say(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..reconstruction import resolve_device
-    from ..training.campaign import Campaign, CampaignPlan, run_chunk
+    from ..training.campaign import WEIGHTS, Campaign, CampaignPlan, run_chunk
 
-    device = resolve_device(args.device)
+    if args.set and not (args.new or args.probe):
+        raise GTRError("--set changes the plan only with --new or --probe; a running campaign keeps its plan")
     if args.probe:
-        return _probe(args, device)
+        return _probe(args, resolve_device(args.device))
     if args.new:
         campaign = Campaign.create(args.folder, CampaignPlan().changed(args.set))
         print(f"started a campaign in {args.folder}: {campaign.plan.preset}, stage {campaign.stage} first")
         return 0
-    if args.set:
-        raise GTRError("--set changes the plan only with --new or --probe; a running campaign keeps its plan")
-    campaign = run_chunk(args.folder, device, args.minutes, say=lambda text: print(text, file=sys.stderr))
-    state = "done: " + str(args.folder / "weights.safetensors") if campaign.done else f"next: stage {campaign.stage}"
+    if args.status:
+        campaign = Campaign.open(args.folder)
+        for name in campaign.prune():
+            _say(f"deleted {name} (an earlier chunk's)")
+        if campaign.done and not (args.folder / WEIGHTS).is_file():
+            _say(f"wrote {campaign.export()}")
+    else:
+        campaign = run_chunk(args.folder, resolve_device(args.device), args.minutes, say=_say)
+    state = f"done: {args.folder / WEIGHTS}" if campaign.done else f"next: stage {campaign.stage}"
     print(f"{campaign.summary()}; {state}")
     return 0
 
 
 def _probe(args: argparse.Namespace, device: Any) -> int:
-    """Probe the presets; write probe.json; a campaign not yet started takes the best preset that ships."""
-    from ..model import PRESETS
-    from ..training.campaign import Campaign, CampaignPlan, probe
+    """Probe the presets; write probe.json; a campaign not yet started takes the best preset that travels."""
+    from ..model import PRESETS, preset
+    from ..training.campaign import CAMPAIGN_JSON, Campaign, CampaignPlan, probe, travels
 
     unknown = [name for name in args.probe if name not in PRESETS]
     if unknown:
         raise GTRError(f"unknown preset(s) {', '.join(unknown)}; known: {', '.join(sorted(PRESETS))}")
-    started = (args.folder / "campaign.json").is_file()
+    started = (args.folder / CAMPAIGN_JSON).is_file()
     plan = Campaign.open(args.folder).plan if started else CampaignPlan().changed(args.set)
-    say = lambda text: print(text, file=sys.stderr)  # noqa: E731
-    results = probe(plan, args.probe, device, args.probe_minutes, say)
+    results = probe(plan, args.probe, device, args.probe_minutes, _say)
     args.folder.mkdir(parents=True, exist_ok=True)
     atomic_write(args.folder / PROBE_JSON, json.dumps(results, indent=2) + "\n")
-    shippable = [r for r in results if r["shipped_mb"] < SHIPPED_MB_LIMIT]
-    if shippable and not started:
-        Campaign.create(args.folder, plan.changed([f"preset={shippable[0]['preset']}"]))
-        print(f"started a campaign in {args.folder} with {shippable[0]['preset']} (the most learnt in the time)")
-    elif started:
+    fitting = [r["preset"] for r in results if travels(preset(r["preset"]))]
+    if started:
         print(f"{args.folder} had begun already; its preset stays {plan.preset}")
+    elif fitting:
+        Campaign.create(args.folder, plan.changed([f"preset={fitting[0]}"]))
+        print(f"started a campaign in {args.folder} with {fitting[0]} (the most learnt in the time)")
     return 0

@@ -102,9 +102,9 @@ def run(args: argparse.Namespace) -> int:
     config = initial.config if initial is not None else preset(args.preset)
     pool = _pool(args, config.image_size, device)
     last: dict[str, float] = {}
-    run = TrainingRun(None, args.run_dir, args.resume, args.progress, _logger(args.progress, options.log_every, last))
+    where = TrainingRun(None, args.run_dir, args.resume, args.progress, _logger(args.progress, options.log_every, last))
     lpips = load_lpips(args.lpips, device) if args.lpips else None
-    model = train(initial or GTR(config), pool, options, device, run, lpips)
+    model = train(initial if initial is not None else GTR(config), pool, options, device, where, lpips)
     what = "stage 1 (NeRF)" if args.stage == 1 else "stage 2 (mesh)"
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU"
     note = (

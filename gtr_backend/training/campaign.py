@@ -2,18 +2,22 @@
 
 A campaign lives in one folder that travels to the GPU machine and back between calls:
 - `campaign.json`: the plan (`CampaignPlan`: preset, budget per stage in minutes or steps, the data, each
-  stage's options) and the progress (the stage, its steps and minutes so far, one record per chunk with its
-  validation PSNR). It is written last, so a chunk killed midway leaves the previous chunk's campaign intact;
+  stage's options) and the progress (the stage, its steps and minutes so far, the model's configuration, one
+  record per chunk and stage). It is written last, so a chunk killed midway leaves the campaign as it was;
 - the model so far: `state-cNNN-K.safetensors` shards of at most `SHARD_BYTES` (a device call brings back
-  files of at most 16 MiB), float32 when the whole model fits in `FLOAT32_CARRY_BYTES`, else bfloat16;
-- `log.jsonl`: the logged training steps and every chunk's validation;
-- when the last stage ends: `weights.safetensors` + `weights.json`, in bfloat16 as the add-on ships them.
+  files of at most 16 MiB), float32 when the whole model fits in `FLOAT32_CARRY_BYTES`, else bfloat16 (then
+  every chunk rounds the weights to bfloat16, small next to a chunk's updates);
+- `log.jsonl`: the logged training steps (`stage_step` counts over the whole stage) and every chunk's
+  validation;
+- when the last stage ends: `weights.safetensors` + `weights.json`, in bfloat16 as the add-on ships them
+  (`Campaign.export`, also from the shards alone: the device call need not bring these back).
 
-`run_chunk(folder, device, minutes)` continues where the last chunk stopped and trains until the budget or the
-chunk's minutes run out, stage 1 then stage 2, validating at the end of each stage's share of the chunk (NeRF
-renders of held-out procedural objects, `training.run.VALIDATION_SEEDS`, never trained on). AdamW's moments are
-not carried (they would triple what travels): each chunk starts the optimizer afresh with a short warm-up, at
-the learning rate a cosine over the stage's budget gives at that point.
+`run_chunk(folder, device, minutes)` goes on from where the last chunk stopped and trains the current stage,
+then the next, until the budget or the chunk's minutes run out. It validates each stage's part before and after
+training (NeRF renders of held-out procedural objects, `training.run.VALIDATION_SEEDS`, never trained on).
+AdamW's moments do not travel (they would triple what a call carries): each chunk starts the optimizer afresh,
+with the stage's full warm-up when the stage starts and `rewarm` steps after that, then holds the learning rate
+that a cosine over the stage's budget (from the peak to `min_lr_fraction` of it) gives at the chunk's middle.
 
 `probe(...)` measures, for several presets, objects per second and validation PSNR after a few minutes of stage
 1 on the plan's data, so the campaign can train the preset that learns most in the time it has.
@@ -50,8 +54,17 @@ LOG = "log.jsonl"
 WEIGHTS = "weights.safetensors"
 SHARD_BYTES = 15 * 2**20
 FLOAT32_CARRY_BYTES = 30 * 2**20
-VALIDATION_SIZE = 64
+CARRY_BYTES = 32 * 2**20  # the most a campaign's model may take in bfloat16 (it travels with the checkout)
+SHIPPED_MB = 60.0  # the bundled weights file stays under this many MB
 VALIDATION_SAMPLES = 48
+# Loop options the campaign sets itself for every chunk; the plan sets budgets and warm-ups instead.
+MANAGED = {
+    "steps": "stage1_steps / stage2_steps",
+    "max_minutes": "stage1_minutes / stage2_minutes",
+    "checkpoint_every": "nothing (a chunk saves at its end)",
+    "validate_every": "nothing (a chunk validates before and after)",
+    "decay": "min_lr_fraction (the cosine over the stage's budget)",
+}
 
 # The data users feed: every input rig, half the assets' input views lit (see `training.dataset`).
 USER_LIKE = ViewSampling(input_rigs=("orbit", "lens", "zero123pp"), input_light=0.5)
@@ -88,8 +101,14 @@ class CampaignPlan:
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             raise GTRError(f"unknown preset {self.preset!r}; known: {', '.join(sorted(PRESETS))}")
-        if self.objects > min(VALIDATION_SEEDS):
-            raise GTRError(f"objects must stay below {min(VALIDATION_SEEDS)} (the held-out validation seeds)")
+        if not 1 <= self.objects <= min(VALIDATION_SEEDS):
+            raise GTRError(f"objects must be 1 to {min(VALIDATION_SEEDS)} (the held-out validation seeds follow)")
+        if not travels(preset(self.preset)):
+            size = bfloat16_bytes(preset(self.preset))
+            raise GTRError(
+                f"{self.preset} takes {size / 2**20:.0f} MiB in bfloat16: more than a device call carries "
+                f"({CARRY_BYTES / 2**20:.0f} MiB) or the add-on ships ({SHIPPED_MB:g} MB); choose a smaller preset"
+            )
 
     def budget(self, stage: int) -> tuple[float, int | None]:
         """(minutes, steps or None) of a stage."""
@@ -104,9 +123,10 @@ class CampaignPlan:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CampaignPlan:
         """Inverse of `to_dict` (JSON lists back to tuples); unknown fields are an error."""
-        nested = {"sampling": ViewSampling, "stage1": Stage1Options, "stage2": Stage2Options}
         values = dict(data)
-        for name, kind in nested.items():
+        if "sampling" in values:
+            values["sampling"] = ViewSampling.from_dict(values["sampling"])
+        for name, kind in (("stage1", Stage1Options), ("stage2", Stage2Options)):
             if name in values:
                 values[name] = _build(kind, values[name], name)
         return _build(cls, values, "plan")
@@ -128,8 +148,23 @@ class CampaignPlan:
             types = {f.name: str(f.type) for f in dataclasses.fields(owner)}
             if key not in types:
                 raise GTRError(f"--set {name}: no such setting; known: {', '.join(sorted(types))}")
+            if path and path[0] in ("stage1", "stage2") and key in MANAGED:
+                raise GTRError(f"--set {name}: the campaign sets this for each chunk; set {MANAGED[key]} instead")
             target[key] = _parse(text.strip(), types[key], name)
         return CampaignPlan.from_dict(data)
+
+
+def bfloat16_bytes(config: GTRConfig) -> int:
+    """The size of a model's weights in bfloat16, counted without allocating them (on the meta device)."""
+    with torch.device("meta"):
+        return GTR(config).num_parameters() * 2
+
+
+def travels(config: GTRConfig) -> bool:
+    """Whether a campaign can train this model: in bfloat16 it fits what a device call carries and what the
+    add-on ships."""
+    size = bfloat16_bytes(config)
+    return size <= CARRY_BYTES and size / 1e6 < SHIPPED_MB
 
 
 def _build(kind: Any, values: dict[str, Any], where: str) -> Any:
@@ -207,6 +242,29 @@ class Campaign:
     def done(self) -> bool:
         return self.stage > 2
 
+    @property
+    def next_chunk(self) -> int:
+        """The number of the chunk that runs next (from 1)."""
+        return len({record["chunk"] for record in self.chunks}) + 1
+
+    def prune(self) -> list[str]:
+        """Delete model shards the progress no longer lists (an earlier chunk's, copied back beside the new ones);
+        their names."""
+        stale = sorted(p.name for p in self.folder.glob("state-*.safetensors") if p.name not in self.shards)
+        for name in stale:
+            (self.folder / name).unlink()
+        return stale
+
+    def export(self) -> Path:
+        """The finished campaign's weights as shipped: `weights.safetensors` (bfloat16) + `weights.json` with how
+        they were trained."""
+        if not self.done:
+            raise GTRError(f"{self.folder}: the campaign is at stage {self.stage}; its weights come when it is done")
+        path = self.folder / WEIGHTS
+        info = {"note": self.summary(), "campaign": self.chunks}
+        save_weights(self.model(torch.device("cpu")), path, torch.bfloat16, info=info)
+        return path
+
     def write(self) -> None:
         data = {
             "format": "gtr-campaign/1",
@@ -277,19 +335,15 @@ class Campaign:
     def finish_chunk(self, model: GTR, records: list[dict[str, Any]]) -> None:
         """Write the model, then the progress (last), then drop the previous chunk's shards; at the end of the
         campaign also the weights as shipped."""
-        chunk = len({r["chunk"] for r in self.chunks}) + 1
-        old = self.shards
+        chunk = self.next_chunk
         self.shards = self.save_model(model, chunk)
         for record in records:
             record["chunk"] = chunk
         self.chunks += records
-        if self.done:
-            info = {"note": self.summary(), "campaign": self.chunks}
-            save_weights(model, self.folder / WEIGHTS, torch.bfloat16, info=info)
         self.write()
-        for name in old:
-            if name not in self.shards:
-                (self.folder / name).unlink(missing_ok=True)
+        self.prune()
+        if self.done:
+            self.export()
 
     def summary(self) -> str:
         parts = [f"{self.plan.preset}"]
@@ -305,27 +359,25 @@ def _save_shard(tensors: dict[str, torch.Tensor], path: Path) -> None:
 
 
 def chunk_lr(plan: CampaignPlan, stage: int, fraction: float) -> float:
-    """The peak learning rate of a chunk that starts `fraction` of the way through the stage's budget."""
+    """The learning rate `fraction` of the way through a stage's budget: a cosine from the stage's peak down to
+    `min_lr_fraction` of it."""
     peak = plan.options(stage).lr
     cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, fraction))))
     return peak * (plan.min_lr_fraction + (1 - plan.min_lr_fraction) * cosine)
-
-
-def _stage_fraction(campaign: Campaign, stage: int) -> float:
-    minutes, steps = campaign.plan.budget(stage)
-    by_time = campaign.minutes[str(stage)] / minutes if minutes > 0 else 1.0
-    by_steps = campaign.steps[str(stage)] / steps if steps else 0.0
-    return max(by_time, by_steps)
 
 
 def run_chunk(
     folder: Path, device: torch.device, minutes: float, reserve_minutes: float = 0.75, say: Log | None = None
 ) -> Campaign:
     """Train the campaign in `folder` on for at most `minutes` of wall time in all (keeping `reserve_minutes`
-    for validation and writing), stage after stage while its budget lasts; returns the campaign as written."""
+    for validation and writing), stage after stage while its budget lasts; returns the campaign as written.
+    A finished campaign only tidies its folder (`prune`) and writes its weights if they are missing."""
     start = time.perf_counter()
     campaign = Campaign.open(folder)
+    campaign.prune()
     if campaign.done:
+        if not (folder / WEIGHTS).is_file():
+            campaign.export()
         return campaign
     say = say or (lambda text: None)
     model = campaign.model(device)
@@ -336,10 +388,73 @@ def run_chunk(
         left = minutes - reserve_minutes - (time.perf_counter() - start) / 60
         if left < 0.05 and records:
             break
-        record = _train_stage(campaign, model, pool, held_out, device, max(left, 0.05), say)
-        records.append(record)
+        records.append(_train_stage(campaign, model, pool, held_out, device, max(left, 0.05), say))
     campaign.finish_chunk(model, records)
     return campaign
+
+
+def _chunk_options(campaign: Campaign, minutes: float) -> Stage1Options | Stage2Options:
+    """The current stage's options for a chunk of up to `minutes`: what is left of its budget, a fresh warm-up
+    (the stage's own at its start, else `rewarm`), the learning rate at the chunk's middle, held constant."""
+    plan, stage = campaign.plan, campaign.stage
+    key, base = str(stage), plan.options(stage)
+    budget_minutes, budget_steps = plan.budget(stage)
+    steps_left = budget_steps - campaign.steps[key] if budget_steps is not None else 10**9
+    max_minutes = min(minutes, budget_minutes - campaign.minutes[key])
+    by_time = (campaign.minutes[key] + max_minutes / 2) / budget_minutes
+    by_steps = (campaign.steps[key] + min(steps_left, 10**6) / 2) / budget_steps if budget_steps else 0.0
+    return dataclasses.replace(
+        base,
+        steps=steps_left,
+        max_minutes=max_minutes,
+        lr=chunk_lr(plan, stage, max(by_time, by_steps)),
+        warmup=min(base.warmup if campaign.steps[key] == 0 else plan.rewarm, steps_left),
+        decay=False,
+        seed=base.seed + 1000 * campaign.next_chunk + stage,  # new batches in every chunk
+        checkpoint_every=0,
+        validate_every=0,
+    )
+
+
+def _measured_training(
+    model: GTR,
+    pool: StreamingPool,
+    options: Stage1Options | Stage2Options,
+    device: torch.device,
+    held_out: list[Any],
+    log: Callable[[dict[str, float]], None] | None = None,
+) -> dict[str, Any]:
+    """Train with `options`, validating on `held_out` before and after: the record's measured fields."""
+    inputs, size = pool.sampling.input_views, options.validation_size
+    before, _ = validate(model, held_out, inputs, VALIDATION_SAMPLES, size)
+    last: dict[str, float] = {}
+
+    def remember(entry: dict[str, float]) -> None:
+        last.update(entry)
+        if log is not None:
+            log(entry)
+
+    started = time.perf_counter()
+    train(model, pool, options, device, TrainingRun(log=remember))
+    minutes = (time.perf_counter() - started) / 60
+    after, _ = validate(model, held_out, inputs, VALIDATION_SAMPLES, size)
+    return {
+        "steps": int(last.get("step", 0)),
+        "minutes": round(minutes, 3),
+        "lr": options.lr,
+        "loss": last.get("loss"),
+        "objects_per_second": last.get("objects_per_second"),
+        "validation_psnr_before": round(before, 3),
+        "validation_psnr": round(after, 3),
+        "hardware": device_label(device),
+    }
+
+
+def _describe(what: str, record: dict[str, Any]) -> str:
+    return (
+        f"{what}: {record['steps']} steps in {record['minutes']:.1f} min, {record['objects_per_second'] or 0:.1f} "
+        f"objects/s, validation PSNR {record['validation_psnr_before']:.2f} -> {record['validation_psnr']:.2f} dB"
+    )
 
 
 def _train_stage(
@@ -351,55 +466,22 @@ def _train_stage(
     minutes: float,
     say: Log,
 ) -> dict[str, Any]:
-    """Train the current stage for up to `minutes` (and its budget), validate; the chunk's record for it."""
-    stage, plan = campaign.stage, campaign.plan
+    """Train the current stage for up to `minutes` (and its budget); the chunk's record for it."""
+    stage, chunk = campaign.stage, campaign.next_chunk
     key = str(stage)
-    budget_minutes, budget_steps = plan.budget(stage)
-    steps_left = budget_steps - campaign.steps[key] if budget_steps is not None else 10**9
-    chunk = len({r["chunk"] for r in campaign.chunks}) + 1
-    lr = chunk_lr(plan, stage, _stage_fraction(campaign, stage))
-    options = dataclasses.replace(
-        plan.options(stage),
-        steps=steps_left,
-        max_minutes=min(minutes, budget_minutes - campaign.minutes[key]),
-        lr=lr,
-        warmup=min(plan.rewarm, steps_left),
-        seed=plan.options(stage).seed + 1000 * chunk + stage,  # new batches in every chunk
-        checkpoint_every=0,
-        validate_every=0,
-    )
-    last: dict[str, float] = {}
+    options = _chunk_options(campaign, minutes)
+    done_before = campaign.steps[key]
 
     def log(entry: dict[str, float]) -> None:
-        last.update(entry)
         if entry["step"] % options.log_every == 0:
-            campaign.log({"kind": "train", "stage": stage, "chunk": chunk, **entry})
+            step = {"stage_step": done_before + entry["step"]}
+            campaign.log({"kind": "train", "stage": stage, "chunk": chunk, **step, **entry})
 
-    before, _ = validate(model, held_out, plan.sampling.input_views, VALIDATION_SAMPLES, VALIDATION_SIZE)
-    started = time.perf_counter()
-    train(model, pool, options, device, TrainingRun(log=log))
-    spent = (time.perf_counter() - started) / 60
-    after, _ = validate(model, held_out, plan.sampling.input_views, VALIDATION_SAMPLES, VALIDATION_SIZE)
-    steps = int(last.get("step", 0))
-    campaign.steps[key] += steps
-    campaign.minutes[key] += spent
-    record = {
-        "chunk": chunk,
-        "stage": stage,
-        "steps": steps,
-        "minutes": round(spent, 3),
-        "lr": lr,
-        "loss": last.get("loss"),
-        "objects_per_second": last.get("objects_per_second"),
-        "validation_psnr_before": round(before, 3),
-        "validation_psnr": round(after, 3),
-        "hardware": device_label(device),
-    }
+    record = {"chunk": chunk, "stage": stage, **_measured_training(model, pool, options, device, held_out, log)}
+    campaign.steps[key] += record["steps"]
+    campaign.minutes[key] += record["minutes"]
     campaign.log({"kind": "validation", **record})
-    say(
-        f"chunk {chunk}, stage {stage}: {steps} steps in {spent:.1f} min, "
-        f"{record['objects_per_second'] or 0:.1f} objects/s, validation PSNR {before:.2f} -> {after:.2f} dB"
-    )
+    say(_describe(f"chunk {chunk}, stage {stage}", record))
     campaign.stage = campaign.next_stage(stage)
     return record
 
@@ -407,37 +489,22 @@ def _train_stage(
 def probe(
     plan: CampaignPlan, presets: list[str], device: torch.device, minutes: float, say: Log | None = None
 ) -> list[dict[str, Any]]:
-    """For each preset: stage 1 from a new model for `minutes` on the plan's data; objects per second, validation
-    PSNR before and after, its gain per minute, parameters and the size shipped (bfloat16). Best first."""
+    """For each preset: stage 1 from a new model for `minutes` on the plan's data (with the stage's warm-up);
+    objects per second, validation PSNR before and after, its gain per minute, parameters and the size shipped
+    (bfloat16). Best (highest PSNR after) first."""
     say = say or (lambda text: None)
     held_out = validation_views(plan.sampling, device)
     pool = StreamingPool(range(plan.objects), plan.sampling, device)
+    options = dataclasses.replace(plan.stage1, steps=10**9, max_minutes=minutes, decay=False, validate_every=0)
     results = []
     for name in presets:
         torch.manual_seed(0)
         model = GTR(preset(name)).to(device)
-        options = dataclasses.replace(plan.stage1, steps=10**9, max_minutes=minutes, warmup=plan.rewarm)
-        last: dict[str, float] = {}
-        before, _ = validate(model, held_out, plan.sampling.input_views, VALIDATION_SAMPLES, VALIDATION_SIZE)
-        started = time.perf_counter()
-        train(model, pool, options, device, TrainingRun(log=last.update))
-        spent = (time.perf_counter() - started) / 60
-        after, _ = validate(model, held_out, plan.sampling.input_views, VALIDATION_SAMPLES, VALIDATION_SIZE)
-        result = {
-            "preset": name,
-            "parameters": model.num_parameters(),
-            "shipped_mb": round(model.num_parameters() * 2 / 1e6, 1),
-            "steps": int(last.get("step", 0)),
-            "minutes": round(spent, 3),
-            "objects_per_second": last.get("objects_per_second"),
-            "validation_psnr_before": round(before, 3),
-            "validation_psnr": round(after, 3),
-            "psnr_gain_per_minute": round((after - before) / max(spent, 1e-6), 4),
-            "hardware": device_label(device),
-        }
-        say(
-            f"{name}: {result['steps']} steps, {result['objects_per_second'] or 0:.1f} objects/s, "
-            f"PSNR {before:.2f} -> {after:.2f} dB in {spent:.1f} min"
-        )
-        results.append(result)
+        record = {"preset": name, **_measured_training(model, pool, options, device, held_out)}
+        record["parameters"] = model.num_parameters()
+        record["shipped_mb"] = round(model.num_parameters() * 2 / 1e6, 1)
+        gain = record["validation_psnr"] - record["validation_psnr_before"]
+        record["psnr_gain_per_minute"] = round(gain / max(record["minutes"], 1e-6), 4)
+        say(_describe(name, record))
+        results.append(record)
     return sorted(results, key=lambda r: -r["validation_psnr"])

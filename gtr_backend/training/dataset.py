@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +52,10 @@ class ViewSampling:
     The input cameras follow a rig drawn per asset from `input_rigs` (see `input_cameras`): "orbit" (equal steps
     at one elevation, at `distance` and `fov_deg`: the add-on's capture and `--orbit`), "lens" (other lenses, the
     distance that fills the frame alike, jittered azimuths and elevations: photos taken around an object) and
-    "zero123pp" (its fixed distance, lens and alternating elevations). With `input_light` > 0, that share of the
-    assets has input views lit by a random directional light plus ambient (`Light`), as a Blender capture under
-    a white world looks; supervision views always keep the plain colours."""
+    "zero123pp" (its distance, lens and alternating elevations; `input_views` a quarter-turn apart for 4, where
+    Zero123++'s own 6 are 60 degrees apart). With `input_light` > 0, that share of the assets has input views
+    lit by a random directional light plus ambient (`Light`), as a Blender capture under a white world looks
+    (in `write_dataset` too); supervision views always keep the plain colours."""
 
     size: int = 256
     input_views: int = 4
@@ -75,6 +76,16 @@ class ViewSampling:
             raise GTRError(f"unknown input rig(s) {', '.join(unknown) or '(none given)'}; use {', '.join(INPUT_RIGS)}")
         if not 0.0 <= self.input_light <= 1.0:
             raise GTRError(f"input_light is a share of the assets, between 0 and 1; got {self.input_light}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ViewSampling:
+        """From `dataclasses.asdict` as JSON stores it (lists back to tuples); a field left out keeps its
+        default (dataset folders written before it existed), an unknown one is an error."""
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise GTRError(f"unknown view-sampling field(s) {', '.join(unknown)}")
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values)
 
 
 def filling_distance(fov_deg: float) -> float:
@@ -215,9 +226,7 @@ class RenderedPool:
         info_path = root / "dataset.json"
         if not info_path.is_file():
             raise GTRError(f"{root}: not a dataset folder (no dataset.json); write one with `gtr dataset`")
-        raw: dict[str, Any] = json.loads(info_path.read_text())["sampling"]
-        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
-        sampling = ViewSampling(**fields)
+        sampling = ViewSampling.from_dict(json.loads(info_path.read_text())["sampling"])
         if size is not None:
             sampling = replace(sampling, size=size)
         folders = sorted(p for p in root.iterdir() if (p / "cameras.json").is_file())[:limit]
@@ -303,6 +312,10 @@ def write_dataset(
             alpha = geometry.alpha.clamp(0, 1)
             rgb = torch.where(alpha > 0, geometry.rgb / alpha.clamp_min(1e-6), torch.ones_like(geometry.rgb))
             views = ViewSet.from_tensors(rgb.clamp(0, 1), alpha, k, c2w)
+        light = asset_light(index, sampling)
+        if light is not None:
+            n = sampling.input_views
+            views = light_views(views, geometry.normals[:n], light, n)
         folder = root / f"{index:06d}_{name}"
         save_views(views, folder)
         covered = geometry.fragments.mask.cpu().numpy()

@@ -153,11 +153,13 @@ def use_checkpointing(model: GTR, device: torch.device, setting: bool | None) ->
 
 
 def cosine_schedule(warmup: int, steps: int) -> Any:
-    """Linear warm-up to 1, then cosine decay to 0 at `steps` (a LambdaLR factor)."""
+    """Linear warm-up to 1, then cosine decay to 0 at `steps` (a LambdaLR factor); `steps` 0: no decay."""
 
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
+        if steps <= 0:
+            return 1.0
         return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, steps - warmup))))
 
     return factor
@@ -209,6 +211,7 @@ class LoopOptions:
     batch: int = 8
     lr: float = 4e-4
     warmup: int = 200  # steps of linear learning-rate warm-up
+    decay: bool = True  # cosine decay to 0 at `steps` after the warm-up (False: constant, as a campaign's chunk)
     weight_decay: float = 0.05
     max_minutes: float | None = None
     seed: int = 0
@@ -266,7 +269,7 @@ class TrainingLoop:
             self.model.parameters(), lr=options.lr, betas=(0.9, 0.95), weight_decay=options.weight_decay
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, cosine_schedule(options.warmup, options.steps)
+            self.optimizer, cosine_schedule(options.warmup, options.steps if options.decay else 0)
         )
         self.folder = RunFolder(run.run_dir).open() if run.run_dir is not None and self.dist.main else None
         self.first = 0

@@ -30,6 +30,8 @@ TINY = [
     "stage2.samples=8",
     "stage2.opacity_rays=64",
     "stage2.log_every=1",
+    "stage1.warmup=4",
+    "stage2.warmup=1",
     "rewarm=2",
 ]
 CPU = torch.device("cpu")
@@ -61,14 +63,34 @@ def test_a_campaign_runs_in_chunks_that_resume_from_the_carried_folder(tmp_path)
     assert validations[1]["lr"] < validations[0]["lr"]  # the cosine over the stage's budget goes on
     assert sorted(p.name for p in carried.glob("state-*")) == campaign.shards  # chunk 1's shards are gone
     assert all(name.startswith("state-c002-") for name in campaign.shards)
-    trained = [r["step"] for r in records(carried, "train") if r["stage"] == 1]
-    assert len(trained) == 80 and trained[done_first] == 1  # chunk 2 counted its own steps from 1
+    trained = [r for r in records(carried, "train") if r["stage"] == 1]
+    assert [r["stage_step"] for r in trained] == list(range(1, 81))  # the stage's count goes on across chunks
+    assert trained[done_first]["step"] == 1 and trained[done_first]["chunk"] == 2
     weights = load_project_weights(carried / "weights.safetensors")
     assert weights.config.name == "gtr-tiny"
     info = json.loads((carried / "weights.json").read_text())
     assert info["dtype"] == "bfloat16" and "stage 1: 80 steps" in info["note"] and len(info["campaign"]) == 3
     # A finished campaign does nothing more.
     assert run_chunk(carried, CPU, minutes=10.0).chunks == campaign.chunks
+
+
+def test_status_tidies_a_folder_the_device_files_were_copied_into(tmp_path, capsys):
+    """After a call, the returned files are copied beside the old ones: --status deletes the shards of earlier
+    chunks (so the folder stays small enough to travel) and writes the shipped weights when the campaign is done
+    (the call brings back only the shards)."""
+    folder = tmp_path / "c"
+    Campaign.create(folder, CampaignPlan().changed([*TINY, "stage1_steps=2", "stage2_steps=0", "stage2_minutes=0"]))
+    campaign = run_chunk(folder, CPU, minutes=5.0)
+    assert campaign.done
+    trained = load_project_weights(folder / "weights.safetensors").state_dict()
+    (folder / "weights.safetensors").unlink()
+    (folder / "weights.json").unlink()
+    stale = folder / "state-c000-0.safetensors"
+    shutil.copy(folder / campaign.shards[0], stale)
+    assert main(["campaign", str(folder), "--status"]) == 0
+    assert not stale.exists() and "deleted state-c000-0" in capsys.readouterr().err
+    again = load_project_weights(folder / "weights.safetensors").state_dict()
+    assert all(torch.equal(trained[name], again[name]) for name in trained)
 
 
 def test_a_failing_chunk_leaves_the_campaign_as_it_was(tmp_path, monkeypatch):
@@ -116,3 +138,7 @@ def test_the_command_starts_probes_and_explains(tmp_path, capsys):
     assert Campaign.open(folder).plan.preset == "gtr-tiny"  # the probe started the campaign with the best preset
     assert main(["campaign", str(folder), "--new"]) == 2
     assert "holds a campaign already" in capsys.readouterr().err
+    assert main(["campaign", str(tmp_path / "big"), "--new", "--set", "preset=gtr-paper"]) == 2
+    assert "more than a device call carries" in capsys.readouterr().err
+    assert main(["campaign", str(tmp_path / "steps"), "--new", "--set", "stage1.steps=5"]) == 2
+    assert "set stage1_steps" in capsys.readouterr().err

@@ -89,3 +89,20 @@ def test_an_unknown_rig_or_share_is_refused():
         ViewSampling(input_rigs=("fisheye",))
     with pytest.raises(GTRError, match="between 0 and 1"):
         ViewSampling(input_light=2.0)
+
+
+def test_a_dataset_folder_gets_the_same_lit_inputs(tmp_path):
+    from gtr_backend.training.dataset import write_dataset
+    from gtr_backend.training.procedural import random_object
+    from gtr_backend.views import load_views
+
+    plain = ViewSampling(size=48, supervision_views=2)
+    lit = replace(plain, input_light=1.0)
+    obj = random_object(5)
+    a = load_views(write_dataset([obj], tmp_path / "plain", plain)[0])
+    b = load_views(write_dataset([obj], tmp_path / "lit", lit)[0])
+    n = plain.input_views
+    inside = a.mask[:n].expand(-1, 3, -1, -1) > 0.99
+    assert float(b.rgb[:n][inside].mean()) < float(a.rgb[:n][inside].mean()) - 0.02
+    assert torch.allclose(a.rgb[n:], b.rgb[n:])
+    assert ViewSampling.from_dict({"size": 48}) == ViewSampling(size=48)  # older dataset.json files still read
