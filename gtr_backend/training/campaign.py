@@ -103,6 +103,12 @@ class CampaignPlan:
             raise GTRError(f"unknown preset {self.preset!r}; known: {', '.join(sorted(PRESETS))}")
         if not 1 <= self.objects <= min(VALIDATION_SEEDS):
             raise GTRError(f"objects must be 1 to {min(VALIDATION_SEEDS)} (the held-out validation seeds follow)")
+        image_size = preset(self.preset).image_size
+        if self.sampling.size != image_size:
+            raise GTRError(
+                f"sampling.size is {self.sampling.size}, but {self.preset} sees {image_size}-pixel views; "
+                f"set sampling.size={image_size} (or leave it out: a changed preset brings its own)"
+            )
         if not travels(preset(self.preset)):
             size = bfloat16_bytes(preset(self.preset))
             raise GTRError(
@@ -151,6 +157,9 @@ class CampaignPlan:
             if path and path[0] in ("stage1", "stage2") and key in MANAGED:
                 raise GTRError(f"--set {name}: the campaign sets this for each chunk; set {MANAGED[key]} instead")
             target[key] = _parse(text.strip(), types[key], name)
+        named = {setting.partition("=")[0].strip() for setting in settings}
+        if "preset" in named and "sampling.size" not in named and data["preset"] in PRESETS:
+            data["sampling"]["size"] = preset(data["preset"]).image_size  # the views the model sees
         return CampaignPlan.from_dict(data)
 
 
@@ -298,7 +307,13 @@ class Campaign:
             model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
             return model.to(device)
         if self.plan.init:
-            return load_project_weights(self.plan.init, device)
+            model = load_project_weights(self.plan.init, device)
+            if model.config.name != self.plan.preset:
+                raise GTRError(
+                    f"{self.plan.init}: {model.config.name} weights, but the campaign's preset is {self.plan.preset}; "
+                    f"start it again with --set preset={model.config.name}"
+                )
+            return model
         return GTR(preset(self.plan.preset)).to(device)
 
     def save_model(self, model: GTR, chunk: int) -> list[str]:
@@ -493,13 +508,14 @@ def probe(
     objects per second, validation PSNR before and after, its gain per minute, parameters and the size shipped
     (bfloat16). Best (highest PSNR after) first."""
     say = say or (lambda text: None)
-    held_out = validation_views(plan.sampling, device)
-    pool = StreamingPool(range(plan.objects), plan.sampling, device)
     options = dataclasses.replace(plan.stage1, steps=10**9, max_minutes=minutes, decay=False, validate_every=0)
     results = []
     for name in presets:
         torch.manual_seed(0)
         model = GTR(preset(name)).to(device)
+        sampling = dataclasses.replace(plan.sampling, size=model.config.image_size)  # the views it sees
+        held_out = validation_views(sampling, device)
+        pool = StreamingPool(range(plan.objects), sampling, device)
         record = {"preset": name, **_measured_training(model, pool, options, device, held_out)}
         record["parameters"] = model.num_parameters()
         record["shipped_mb"] = round(model.num_parameters() * 2 / 1e6, 1)

@@ -142,3 +142,8 @@ def test_the_command_starts_probes_and_explains(tmp_path, capsys):
     assert "more than a device call carries" in capsys.readouterr().err
     assert main(["campaign", str(tmp_path / "steps"), "--new", "--set", "stage1.steps=5"]) == 2
     assert "set stage1_steps" in capsys.readouterr().err
+    assert main(["campaign", str(tmp_path / "size"), "--new", "--set", "sampling.size=128"]) == 2
+    assert "gtr-small sees 256-pixel views" in capsys.readouterr().err
+    # A changed preset brings the size of the views it sees.
+    assert main(["campaign", str(tmp_path / "tiny"), "--new", "--set", "preset=gtr-tiny"]) == 0
+    assert Campaign.open(tmp_path / "tiny").plan.sampling.size == 64
