@@ -62,3 +62,11 @@ def test_a_flag_of_the_other_stage_is_refused_by_name(capsys):
     assert main(["train", "-o", "w.safetensors", "--stage", "2", "--init", "x.safetensors", "--rays", "64"]) == 2
     err = capsys.readouterr().err
     assert "--rays" in err and "stage 2" in err and "Traceback" not in err
+
+
+def test_the_train_command_checks_its_output_before_training(tmp_path, capsys):
+    from gtr_backend.cli import main
+
+    out = tmp_path / "missing" / "w.safetensors"
+    assert main(["train", "-o", str(out), "--preset", "gtr-tiny", "--device", "cpu", "--objects", "1"]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,17 @@ from .common import add_device_argument
 PROBE_JSON = "probe.json"
 
 
+def _minutes(text: str) -> float:
+    """A positive, finite number of minutes (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected minutes, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"minutes must be a positive number, got {text!r}")
+    return value
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "campaign",
@@ -23,7 +35,10 @@ def register(sub: Any) -> None:
         "--minutes. See gtr_backend/training/campaign.py for the folder's files.",
     )
     p.add_argument("folder", type=Path, help="the campaign folder (carried to the GPU machine and back)")
-    p.add_argument("--new", action="store_true", help="start a campaign in FOLDER with the plan's defaults and --set")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument(
+        "--new", action="store_true", help="start a campaign in FOLDER with the plan's defaults and --set"
+    )
     p.add_argument(
         "--set",
         nargs="+",
@@ -32,10 +47,10 @@ def register(sub: Any) -> None:
         help="with --new or --probe: change the plan, e.g. preset=gtr-base stage1_minutes=14 stage1.batch=8 "
         "sampling.size=128 init=gtr_backend/assets/gtr-small-starter.safetensors",
     )
-    p.add_argument("--minutes", type=float, default=8.0, help="wall time of this chunk in all (default: 8)")
-    p.add_argument("--probe", nargs="+", metavar="PRESET", help="measure these presets first (stage 1, new models)")
-    p.add_argument("--probe-minutes", type=float, default=3.0, help="training minutes per probed preset")
-    p.add_argument(
+    p.add_argument("--minutes", type=_minutes, default=8.0, help="wall time of this chunk in all (default: 8)")
+    what.add_argument("--probe", nargs="+", metavar="PRESET", help="measure these presets first (stage 1, new models)")
+    p.add_argument("--probe-minutes", type=_minutes, default=3.0, help="training minutes per probed preset")
+    what.add_argument(
         "--status",
         action="store_true",
         help="train nothing: show the progress, delete shards of earlier chunks, write the weights when done",
@@ -52,8 +67,11 @@ def run(args: argparse.Namespace) -> int:
     from ..reconstruction import resolve_device
     from ..training.campaign import WEIGHTS, Campaign, CampaignPlan, run_chunk
 
-    if args.set and not (args.new or args.probe):
-        raise GTRError("--set changes the plan only with --new or --probe; a running campaign keeps its plan")
+    if args.folder.exists() and not args.folder.is_dir():
+        raise GTRError(f"{args.folder}: is a file; a campaign needs a folder of its own")
+    started = (args.folder / "campaign.json").is_file()
+    if args.set and (started or not (args.new or args.probe)):
+        raise GTRError("--set changes the plan only when it starts (--new or --probe); a campaign keeps its plan")
     if args.probe:
         return _probe(args, resolve_device(args.device))
     if args.new:
@@ -81,15 +99,18 @@ def _probe(args: argparse.Namespace, device: Any) -> int:
     unknown = [name for name in args.probe if name not in PRESETS]
     if unknown:
         raise GTRError(f"unknown preset(s) {', '.join(unknown)}; known: {', '.join(sorted(PRESETS))}")
+    too_big = [name for name in args.probe if not travels(preset(name))]
+    if too_big:
+        raise GTRError(f"{', '.join(too_big)}: too large for a campaign (a device call, the add-on); probe others")
     started = (args.folder / CAMPAIGN_JSON).is_file()
     plan = Campaign.open(args.folder).plan if started else CampaignPlan().changed(args.set)
     results = probe(plan, args.probe, device, args.probe_minutes, _say)
     args.folder.mkdir(parents=True, exist_ok=True)
     atomic_write(args.folder / PROBE_JSON, json.dumps(results, indent=2) + "\n")
-    fitting = [r["preset"] for r in results if travels(preset(r["preset"]))]
     if started:
         print(f"{args.folder} had begun already; its preset stays {plan.preset}")
-    elif fitting:
-        Campaign.create(args.folder, plan.changed([f"preset={fitting[0]}"]))
-        print(f"started a campaign in {args.folder} with {fitting[0]} (the most learnt in the time)")
+    else:
+        best = results[0]["preset"]
+        Campaign.create(args.folder, plan.changed([f"preset={best}"]))
+        print(f"started a campaign in {args.folder} with {best} (the most learnt in the time)")
     return 0

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ..errors import GTRError
+from ..files import check_output
 from ..model import PRESETS
 from .common import DTYPES, add_device_argument
 
@@ -94,12 +95,19 @@ def run(args: argparse.Namespace) -> int:
     from ..training import TrainingRun, train
     from ..weights import load_project_weights, save_weights
 
-    options = stage_options(args)  # before any work: a wrong flag is named at once
+    options = stage_options(args)  # before any work: a wrong flag or output is named at once
+    check_output(args.output, (".safetensors",), "weights")
+    if args.objects < 1:
+        raise GTRError(f"--objects must be at least 1, got {args.objects}")
+    if args.resume and not args.run_dir:
+        raise GTRError("--resume continues from the checkpoints in --run-dir: give --run-dir too")
     device = resolve_device(args.device)
     if args.stage == 2 and not args.init:
         raise GTRError("stage 2 starts from stage-1 weights: pass --init STAGE1.safetensors")
     initial = load_project_weights(args.init, device) if args.init else None
     config = initial.config if initial is not None else preset(args.preset)
+    if getattr(options, "patch", 0) > config.image_size:
+        raise GTRError(f"--patch {options.patch} is larger than {config.name}'s views ({config.image_size} px)")
     pool = _pool(args, config.image_size, device)
     last: dict[str, float] = {}
     where = TrainingRun(None, args.run_dir, args.resume, args.progress, _logger(args.progress, options.log_every, last))

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..errors import GTRError
@@ -43,7 +44,7 @@ from ..evaluation.bench import device_label
 from ..files import atomic_write
 from ..model import GTR, PRESETS, GTRConfig, preset
 from ..weights import load_project_weights, save_weights
-from .dataset import StreamingPool, ViewSampling
+from .dataset import StreamingPool, ViewSampling, at_least
 from .run import VALIDATION_SEEDS, TrainingRun, validate, validation_views
 from .stage1 import Stage1Options
 from .stage2 import Stage2Options
@@ -103,6 +104,18 @@ class CampaignPlan:
             raise GTRError(f"unknown preset {self.preset!r}; known: {', '.join(sorted(PRESETS))}")
         if not 1 <= self.objects <= min(VALIDATION_SEEDS):
             raise GTRError(f"objects must be 1 to {min(VALIDATION_SEEDS)} (the held-out validation seeds follow)")
+        at_least(self, stage1_minutes=0, stage2_minutes=0, rewarm=0, min_lr_fraction=0)
+        for name in ("stage1_steps", "stage2_steps"):
+            if getattr(self, name) is not None:
+                at_least(self, **{name: 1})
+        if self.min_lr_fraction > 1:
+            raise GTRError(f"min_lr_fraction is a share of the peak, 0 to 1; got {self.min_lr_fraction}")
+        if self.stage1_minutes == 0 and self.stage2_minutes == 0:
+            raise GTRError("both stages have 0 minutes: give stage1_minutes or stage2_minutes some time")
+        if self.stage1_minutes == 0 and not self.init:
+            raise GTRError("stage 2 alone needs stage-1 weights to start from: set init=WEIGHTS.safetensors")
+        if self.stage1.patch > self.sampling.size:
+            raise GTRError(f"stage1.patch {self.stage1.patch} is larger than the views ({self.sampling.size} px)")
         image_size = preset(self.preset).image_size
         if self.sampling.size != image_size:
             raise GTRError(
@@ -154,6 +167,8 @@ class CampaignPlan:
             types = {f.name: str(f.type) for f in dataclasses.fields(owner)}
             if key not in types:
                 raise GTRError(f"--set {name}: no such setting; known: {', '.join(sorted(types))}")
+            if isinstance(target[key], dict):
+                raise GTRError(f"--set {name}: {key} is a group of settings; set {key}.NAME=VALUE")
             if path and path[0] in ("stage1", "stage2") and key in MANAGED:
                 raise GTRError(f"--set {name}: the campaign sets this for each chunk; set {MANAGED[key]} instead")
             target[key] = _parse(text.strip(), types[key], name)
@@ -161,6 +176,33 @@ class CampaignPlan:
         if "preset" in named and "sampling.size" not in named and data["preset"] in PRESETS:
             data["sampling"]["size"] = preset(data["preset"]).image_size  # the views the model sees
         return CampaignPlan.from_dict(data)
+
+
+def check_init(plan: CampaignPlan) -> None:
+    """The plan's starting weights exist and are the plan's preset (a `GTRError` saying what to do otherwise)."""
+    from ..weights import read_weights_config
+
+    assert plan.init is not None
+    path = Path(plan.init)
+    if not path.is_file():
+        raise GTRError(f"init: {path} does not exist; give the path of a .safetensors weights file")
+    config, _ = read_weights_config(path)
+    if config.name != plan.preset:
+        raise GTRError(f"init: {path} holds {config.name} weights, not {plan.preset}; add preset={config.name}")
+
+
+def _check_progress(progress: dict[str, Any]) -> None:
+    """A ValueError unless campaign.json's progress fields have their shapes."""
+    if not isinstance(progress["stage"], int) or not 1 <= progress["stage"] <= 3:
+        raise ValueError(f"stage {progress['stage']!r} is not 1, 2 or 3")
+    for name in ("steps", "minutes"):
+        if not isinstance(progress[name], dict) or set(progress[name]) != {"1", "2"}:
+            raise ValueError(f'{name} must map stages "1" and "2"')
+    for name in ("shards", "chunks"):
+        if not isinstance(progress[name], list):
+            raise ValueError(f"{name} must be a list")
+    if progress["config"] is not None and not isinstance(progress["config"], dict):
+        raise ValueError("config must be an object")
 
 
 def bfloat16_bytes(config: GTRConfig) -> int:
@@ -223,6 +265,10 @@ class Campaign:
         """A new campaign in `folder` (an error if one is there already)."""
         if (folder / CAMPAIGN_JSON).is_file():
             raise GTRError(f"{folder}: holds a campaign already; run it on, or choose another folder")
+        if folder.exists() and not folder.is_dir():
+            raise GTRError(f"{folder}: is a file; a campaign needs a folder of its own")
+        if plan.init:
+            check_init(plan)
         folder.mkdir(parents=True, exist_ok=True)
         campaign = cls(folder, plan)
         campaign.stage = campaign.next_stage(1)
@@ -235,16 +281,25 @@ class Campaign:
         if not path.is_file():
             raise GTRError(f"{folder}: no {CAMPAIGN_JSON}; start a campaign there with `gtr campaign {folder} --new`")
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("format") != "gtr-campaign/1":
+                raise ValueError(f"format {data.get('format')!r}, not gtr-campaign/1")
             plan = CampaignPlan.from_dict(data["plan"])
             progress = {k: data[k] for k in ("stage", "steps", "minutes", "shards", "config", "chunks")}
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            _check_progress(progress)
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise GTRError(f"{path}: not a campaign file ({error}); start again in a new folder") from None
         if progress["shards"] and not progress["config"]:
             raise GTRError(f"{path}: lists the model's files but not its configuration; start again in a new folder")
         missing = [name for name in progress["shards"] if not (folder / name).is_file()]
         if missing:
             raise GTRError(f"{folder}: the model's files {', '.join(missing)} are missing; copy the whole folder back")
+        for name in progress["shards"]:
+            try:
+                with safe_open(str(folder / name), "pt"):
+                    pass  # the header reads: the file is whole as far as its index goes
+            except (SafetensorError, OSError) as error:
+                raise GTRError(f"{folder / name}: damaged ({error}); copy the folder back again") from None
         return cls(folder, plan, **progress)
 
     @property
@@ -302,16 +357,23 @@ class Campaign:
         if self.shards:
             state: dict[str, torch.Tensor] = {}
             for name in self.shards:
-                state.update(load_file(str(self.folder / name)))
-            model = GTR(GTRConfig.from_dict(self.config or {}))
-            model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+                try:
+                    state.update(load_file(str(self.folder / name)))
+                except (SafetensorError, OSError) as error:
+                    raise GTRError(f"{self.folder / name}: damaged ({error}); copy the folder back again") from None
+            try:
+                model = GTR(GTRConfig.from_dict(self.config or {}))
+                model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+            except (RuntimeError, TypeError, ValueError):
+                message = "the shards and configuration do not make this campaign's model; copy the folder back"
+                raise GTRError(f"{self.folder}: {message}") from None
             return model.to(device)
         if self.plan.init:
             model = load_project_weights(self.plan.init, device)
             if model.config.name != self.plan.preset:
                 raise GTRError(
                     f"{self.plan.init}: {model.config.name} weights, but the campaign's preset is {self.plan.preset}; "
-                    f"start it again with --set preset={model.config.name}"
+                    f"start again in a new folder with --set preset={model.config.name}"
                 )
             return model
         return GTR(preset(self.plan.preset)).to(device)

@@ -40,6 +40,24 @@ from ..views.cameras import intrinsics_from_fov, orbit_poses
 from ..views.loaders import ZERO123PP_DISTANCE, ZERO123PP_FOV_DEG, ZERO123PP_POLAR_DEG
 from .procedural import random_object
 
+
+def at_least(options: Any, **lowest: float) -> None:
+    """A `GTRError` naming the first of these fields of `options` that is not a finite number at least its
+    lowest value (the training options and the view sampling check themselves with it)."""
+    for name, low in lowest.items():
+        value = getattr(options, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < low:
+            raise GTRError(f"{name} must be a number of at least {low:g}, got {value!r}")
+
+
+def ordered_pair(options: Any, *names: str) -> None:
+    """A `GTRError` unless each of these fields is two numbers, low then high."""
+    for name in names:
+        value = getattr(options, name)
+        if len(value) != 2 or value[0] > value[1]:
+            raise GTRError(f"{name} must be two numbers, the lowest then the highest, got {value!r}")
+
+
 INPUT_RIGS = ("orbit", "lens", "zero123pp")
 ZERO123PP_ELEVATIONS_DEG = (90.0 - ZERO123PP_POLAR_DEG[0], 90.0 - ZERO123PP_POLAR_DEG[1])  # 20 and -10, alternating
 
@@ -71,6 +89,10 @@ class ViewSampling:
     input_light: float = 0.0  # the share of assets whose input views are lit (0: none, 1: all)
 
     def __post_init__(self) -> None:
+        at_least(self, size=16, input_views=1, supervision_views=1, distance=0.1, fov_deg=1, azimuth_jitter_deg=0)
+        ordered_pair(self, "input_elevation_deg", "supervision_elevation_deg", "lens_fov_deg", "lens_elevation_deg")
+        if self.fov_deg >= 170 or not 1 <= self.lens_fov_deg[0] <= self.lens_fov_deg[1] < 170:
+            raise GTRError(f"fields of view must be 1 to 170 degrees, got {self.fov_deg} and {self.lens_fov_deg}")
         unknown = [rig for rig in self.input_rigs if rig not in INPUT_RIGS]
         if unknown or not self.input_rigs:
             raise GTRError(f"unknown input rig(s) {', '.join(unknown) or '(none given)'}; use {', '.join(INPUT_RIGS)}")

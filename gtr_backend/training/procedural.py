@@ -10,6 +10,7 @@ The same seed always gives the same object.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -76,6 +77,18 @@ def _primitive(kind: str, rng: np.random.Generator) -> trimesh.Trimesh:
     return mesh
 
 
+def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """trimesh's vertex normals. Without scipy, trimesh logs a warning with a traceback on every call and
+    falls back to the same numbers computed densely; the warning is held back here, the numbers are kept."""
+    log = logging.getLogger("trimesh")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        return np.asarray(trimesh.Trimesh(vertices, faces).vertex_normals)
+    finally:
+        log.setLevel(level)
+
+
 def _deform(mesh: trimesh.Trimesh, kind: str, rng: np.random.Generator) -> trimesh.Trimesh:
     """Twist about Y, bend along X, or add smooth bumps along the normals (after refining the triangles)."""
     if kind == "none":
@@ -89,7 +102,7 @@ def _deform(mesh: trimesh.Trimesh, kind: str, rng: np.random.Generator) -> trime
     elif kind == "bend":
         v[:, 1] += rng.uniform(-0.6, 0.6) * v[:, 0] ** 2
     else:
-        normals = trimesh.Trimesh(v, faces).vertex_normals
+        normals = _vertex_normals(v, faces)
         frequency, phase = rng.uniform(4, 10, size=3), rng.uniform(0, 2 * math.pi, size=3)
         bumps = np.sin(v * frequency + phase).prod(axis=1) * rng.uniform(0.03, 0.08)
         v += normals * bumps[:, None]

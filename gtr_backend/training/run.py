@@ -34,7 +34,7 @@ from ..render.volume import VolumeOptions, render_triplane
 from ..views.rays import input_maps
 from ..views.viewset import ViewSet
 from ..weights import load_project_weights, save_weights
-from .dataset import RenderedPool, StreamingPool, ViewSampling, render_procedural
+from .dataset import RenderedPool, StreamingPool, ViewSampling, at_least, render_procedural
 
 Pool = RenderedPool | StreamingPool  # the training objects' views, rendered once or on the fly
 
@@ -220,6 +220,12 @@ class LoopOptions:
     checkpoint_every: int = 500  # steps between checkpoints (with a run folder)
     validate_every: int = 500  # steps between validations (with a run folder; 0: never)
     validation_size: int = 64  # validation renders are this many pixels square
+
+    def __post_init__(self) -> None:
+        at_least(self, steps=1, batch=1, lr=0, warmup=0, weight_decay=0, log_every=1, validation_size=8)
+        at_least(self, checkpoint_every=0, validate_every=0)
+        if self.max_minutes is not None:
+            at_least(self, max_minutes=0)
 
 
 LogFn = Callable[[dict[str, float]], None]

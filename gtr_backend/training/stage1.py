@@ -24,6 +24,7 @@ from ..model import GTR
 from ..pixels import psnr_from_mse
 from ..render.volume import VolumeOptions, render_rays, triplane_field
 from ..views.rays import pixel_rays
+from .dataset import at_least
 from .run import LoopOptions, Pool, TrainingLoop
 
 
@@ -36,6 +37,10 @@ class Stage1Options(LoopOptions):
     opacity_weight: float = 1.0
     patch: int = 0  # > 0: supervise square patches of this size (the paper: 128 of 512) instead of random rays
     perceptual_weight: float = 0.5  # on patches: LPIPS when its weights are given, else (1 - SSIM)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        at_least(self, rays=1, samples=1, opacity_weight=0, patch=0, perceptual_weight=0)
 
 
 def sample_rays(

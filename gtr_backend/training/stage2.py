@@ -33,6 +33,7 @@ from ..model.fields import sample_triplane
 from ..pixels import psnr_from_mse
 from ..render.raster import get_rasterizer, project
 from ..render.volume import VolumeOptions, render_rays, triplane_field
+from .dataset import at_least
 from .run import LoopOptions, Pool, TrainingLoop
 from .stage1 import sample_rays
 
@@ -53,6 +54,11 @@ class Stage2Options(LoopOptions):
     opacity_weight: float = 0.5
     opacity_rays: int = 1024  # per object, for the opacity regulariser
     samples: int = 64  # per ray, for the opacity regulariser
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        at_least(self, grid=8, opacity_rays=1, samples=1)
+        at_least(self, rgb_weight=0, perceptual_weight=0, depth_weight=0, mask_weight=0, opacity_weight=0)
 
 
 @dataclass

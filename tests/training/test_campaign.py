@@ -79,7 +79,7 @@ def test_status_tidies_a_folder_the_device_files_were_copied_into(tmp_path, caps
     chunks (so the folder stays small enough to travel) and writes the shipped weights when the campaign is done
     (the call brings back only the shards)."""
     folder = tmp_path / "c"
-    Campaign.create(folder, CampaignPlan().changed([*TINY, "stage1_steps=2", "stage2_steps=0", "stage2_minutes=0"]))
+    Campaign.create(folder, CampaignPlan().changed([*TINY, "stage1_steps=2", "stage2_minutes=0"]))
     campaign = run_chunk(folder, CPU, minutes=5.0)
     assert campaign.done
     trained = load_project_weights(folder / "weights.safetensors").state_dict()
@@ -95,7 +95,7 @@ def test_status_tidies_a_folder_the_device_files_were_copied_into(tmp_path, caps
 
 def test_a_failing_chunk_leaves_the_campaign_as_it_was(tmp_path, monkeypatch):
     folder = tmp_path / "c"
-    Campaign.create(folder, CampaignPlan().changed([*TINY, "stage1_steps=2", "stage2_steps=0", "stage2_minutes=0"]))
+    Campaign.create(folder, CampaignPlan().changed([*TINY, "stage1_steps=2", "stage2_minutes=0"]))
     before = (folder / "campaign.json").read_bytes()
 
     def broken(*args, **kwargs):
@@ -147,3 +147,36 @@ def test_the_command_starts_probes_and_explains(tmp_path, capsys):
     # A changed preset brings the size of the views it sees.
     assert main(["campaign", str(tmp_path / "tiny"), "--new", "--set", "preset=gtr-tiny"]) == 0
     assert Campaign.open(tmp_path / "tiny").plan.sampling.size == 64
+
+
+@pytest.mark.parametrize(
+    ("setting", "words"),
+    [
+        ("stage1.batch=0", "batch must be a number of at least 1"),
+        ("sampling=", "sampling is a group"),
+        ("stage1_minutes=nan", "stage1_minutes must be a number"),
+        ("min_lr_fraction=5", "0 to 1"),
+        ("sampling.input_elevation_deg=5", "two numbers"),
+        ("stage1.patch=1000", "larger than the views"),
+        ("init=missing.safetensors", "does not exist"),
+    ],
+)
+def test_a_bad_plan_is_refused_in_one_line_before_any_work(tmp_path, capsys, setting, words):
+    folder = tmp_path / "c"
+    assert main(["campaign", str(folder), "--new", "--set", *TINY, setting]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (folder / "campaign.json").exists()
+
+
+def test_a_damaged_shard_is_named_and_the_campaign_left_as_it_was(tmp_path, capsys):
+    folder = tmp_path / "c"
+    Campaign.create(folder, CampaignPlan().changed([*TINY, "stage1_steps=1", "stage2_minutes=0"]))
+    shard = folder / run_chunk(folder, CPU, minutes=1.0).shards[0]
+    before = (folder / "campaign.json").read_bytes()
+    shard.write_bytes(shard.read_bytes()[:100])  # a copy cut short on its way back
+    for command in (["--status"], ["--minutes", "1", "--device", "cpu"]):
+        assert main(["campaign", str(folder), *command]) == 2
+        err = capsys.readouterr().err
+        assert shard.name in err and "damaged" in err and "Traceback" not in err
+    assert (folder / "campaign.json").read_bytes() == before
