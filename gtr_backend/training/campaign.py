@@ -44,8 +44,8 @@ from ..evaluation.bench import device_label
 from ..files import atomic_write
 from ..model import GTR, PRESETS, GTRConfig, preset
 from ..weights import load_project_weights, save_weights
-from .dataset import StreamingPool, ViewSampling, at_least
-from .run import VALIDATION_SEEDS, TrainingRun, validate, validation_views
+from .dataset import RenderedPool, StreamingPool, ViewSampling, at_least
+from .run import VALIDATION_SEEDS, Pool, TrainingRun, validate, validation_views
 from .stage1 import Stage1Options
 from .stage2 import Stage2Options
 from .train import train
@@ -92,7 +92,11 @@ class CampaignPlan:
     stage2_minutes: float = 8.0
     stage1_steps: int | None = None
     stage2_steps: int | None = None
-    objects: int = 200_000  # procedural seeds 0 .. objects - 1, rendered on the fly on the training device
+    objects: int = 200_000  # procedural seeds 0 .. objects - 1
+    # Each chunk renders this many of them once, on the training device (the next slice of seeds each chunk), and
+    # trains on that pool: building an object takes about 50 ms of CPU, too slow to do for every batch on a GPU.
+    # 0: render every batch afresh (StreamingPool).
+    pool_objects: int = 1024
     rewarm: int = 20  # steps of learning-rate warm-up at the start of each chunk (a fresh optimizer)
     min_lr_fraction: float = 0.1  # the cosine over a stage's budget ends at this share of its peak
     sampling: ViewSampling = USER_LIKE
@@ -104,7 +108,7 @@ class CampaignPlan:
             raise GTRError(f"unknown preset {self.preset!r}; known: {', '.join(sorted(PRESETS))}")
         if not 1 <= self.objects <= min(VALIDATION_SEEDS):
             raise GTRError(f"objects must be 1 to {min(VALIDATION_SEEDS)} (the held-out validation seeds follow)")
-        at_least(self, stage1_minutes=0, stage2_minutes=0, rewarm=0, min_lr_fraction=0)
+        at_least(self, stage1_minutes=0, stage2_minutes=0, rewarm=0, min_lr_fraction=0, pool_objects=0)
         for name in ("stage1_steps", "stage2_steps"):
             if getattr(self, name) is not None:
                 at_least(self, **{name: 1})
@@ -459,15 +463,26 @@ def run_chunk(
     say = say or (lambda text: None)
     model = campaign.model(device)
     held_out = validation_views(campaign.plan.sampling, device)
-    pool = StreamingPool(range(campaign.plan.objects), campaign.plan.sampling, device)
     records: list[dict[str, Any]] = []
     while not campaign.done:
+        pool = training_pool(campaign.plan, campaign.plan.sampling, campaign.next_chunk, campaign.stage, device)
         left = minutes - reserve_minutes - (time.perf_counter() - start) / 60
         if left < 0.05 and records:
             break
         records.append(_train_stage(campaign, model, pool, held_out, device, max(left, 0.05), say))
     campaign.finish_chunk(model, records)
     return campaign
+
+
+def training_pool(plan: CampaignPlan, sampling: ViewSampling, chunk: int, stage: int, device: torch.device) -> Pool:
+    """The objects a chunk trains a stage on: `plan.pool_objects` of them rendered once (chunk N takes the N-th
+    slice of the seeds, wrapping around), or all of them rendered afresh for every batch when that is 0."""
+    if plan.pool_objects == 0:
+        return StreamingPool(range(plan.objects), sampling, device)
+    size = min(plan.pool_objects, plan.objects)
+    first = ((chunk - 1) * size) % plan.objects
+    seeds = [(first + i) % plan.objects for i in range(size)]
+    return RenderedPool(seeds, sampling, device, with_depth=stage == 2)
 
 
 def _chunk_options(campaign: Campaign, minutes: float) -> Stage1Options | Stage2Options:
@@ -495,7 +510,7 @@ def _chunk_options(campaign: Campaign, minutes: float) -> Stage1Options | Stage2
 
 def _measured_training(
     model: GTR,
-    pool: StreamingPool,
+    pool: Pool,
     options: Stage1Options | Stage2Options,
     device: torch.device,
     held_out: list[Any],
@@ -537,7 +552,7 @@ def _describe(what: str, record: dict[str, Any]) -> str:
 def _train_stage(
     campaign: Campaign,
     model: GTR,
-    pool: StreamingPool,
+    pool: Pool,
     held_out: list[Any],
     device: torch.device,
     minutes: float,
@@ -577,7 +592,7 @@ def probe(
         model = GTR(preset(name)).to(device)
         sampling = dataclasses.replace(plan.sampling, size=model.config.image_size)  # the views it sees
         held_out = validation_views(sampling, device)
-        pool = StreamingPool(range(plan.objects), sampling, device)
+        pool = training_pool(plan, sampling, 1, 1, device)
         record = {"preset": name, **_measured_training(model, pool, options, device, held_out)}
         record["parameters"] = model.num_parameters()
         record["shipped_mb"] = round(model.num_parameters() * 2 / 1e6, 1)

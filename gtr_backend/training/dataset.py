@@ -193,10 +193,17 @@ def light_views(views: ViewSet, normals: Tensor, light: Light, count: int) -> Vi
     return ViewSet.from_tensors(rgb, views.mask, views.intrinsics, views.c2w, views.names)
 
 
-def render_procedural(seed: int, sampling: ViewSampling, device: torch.device, rasterizer: Rasterizer) -> ViewSet:
-    """One procedural asset's views (input then supervision), its input views lit if `asset_light` says so."""
+def render_procedural(
+    seed: int,
+    sampling: ViewSampling,
+    device: torch.device,
+    rasterizer: Rasterizer,
+    obj: ProceduralObject | None = None,
+) -> ViewSet:
+    """One procedural asset's views (input then supervision), its input views lit if `asset_light` says so.
+    `obj`: `random_object(seed)` when the caller has built it already (it takes most of the time)."""
     k, c2w = asset_cameras(seed, sampling, device)
-    obj = random_object(seed)
+    obj = obj or random_object(seed)
     views = render_object(obj, k, c2w, sampling.size, sampling.size, rasterizer, supersample=1)
     light = asset_light(seed, sampling)
     if light is None:
@@ -206,10 +213,16 @@ def render_procedural(seed: int, sampling: ViewSampling, device: torch.device, r
     return light_views(views, geometry.normals, light, n)
 
 
-def procedural_depth(seed: int, sampling: ViewSampling, device: torch.device, rasterizer: Rasterizer) -> Tensor:
-    """Camera-space depth (V, 1, S, S) of a procedural object's views, 0 off the object."""
+def procedural_depth(
+    seed: int,
+    sampling: ViewSampling,
+    device: torch.device,
+    rasterizer: Rasterizer,
+    obj: ProceduralObject | None = None,
+) -> Tensor:
+    """Camera-space depth (V, 1, S, S) of a procedural object's views, 0 off the object (`obj` as above)."""
     k, c2w = asset_cameras(seed, sampling, device)
-    mesh = random_object(seed).mesh.to(device)
+    mesh = (obj or random_object(seed)).mesh.to(device)
     out = render_mesh(mesh, k, c2w, sampling.size, sampling.size, rasterizer, background=None, antialias=False)
     return out.depth * out.fragments.mask[:, None].to(out.depth.dtype)
 
@@ -223,7 +236,7 @@ class RenderedPool:
 
     def __init__(
         self,
-        seeds: range,
+        seeds: Sequence[int],
         sampling: ViewSampling,
         device: torch.device | str,
         rasterizer: Rasterizer | None = None,
@@ -232,13 +245,17 @@ class RenderedPool:
         self.sampling = sampling
         device = torch.device(device)
         rasterizer = rasterizer or get_rasterizer(device)
-        views = [render_procedural(seed, sampling, device, rasterizer) for seed in seeds]
-        self.rgba = torch.stack([_rgba8(v) for v in views])
-        self.c2w = torch.stack([v.c2w for v in views])
-        self.intrinsics = torch.stack([v.intrinsics for v in views])
-        self.depth: Tensor | None = None
-        if with_depth:
-            self.depth = torch.stack([procedural_depth(seed, sampling, device, rasterizer) for seed in seeds]).half()
+        rgba, c2w, intrinsics, depth = [], [], [], []
+        for seed in seeds:
+            obj = random_object(seed)
+            views = render_procedural(seed, sampling, device, rasterizer, obj)
+            rgba.append(_rgba8(views))
+            c2w.append(views.c2w)
+            intrinsics.append(views.intrinsics)
+            if with_depth:
+                depth.append(procedural_depth(seed, sampling, device, rasterizer, obj).half())
+        self.rgba, self.c2w, self.intrinsics = torch.stack(rgba), torch.stack(c2w), torch.stack(intrinsics)
+        self.depth: Tensor | None = torch.stack(depth) if with_depth else None
 
     @classmethod
     def from_folder(

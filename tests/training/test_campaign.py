@@ -4,6 +4,7 @@ that fails leaves the campaign as it was."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -18,6 +19,7 @@ from gtr_backend.weights import load_project_weights
 TINY = [
     "preset=gtr-tiny",
     "objects=64",
+    "pool_objects=8",
     "sampling.size=64",
     "sampling.supervision_views=2",
     "stage1.batch=2",
@@ -44,18 +46,18 @@ def records(folder, kind):
 
 def test_a_campaign_runs_in_chunks_that_resume_from_the_carried_folder(tmp_path):
     first = tmp_path / "here"
-    Campaign.create(first, CampaignPlan().changed([*TINY, "stage1_steps=80", "stage2_steps=2"]))
+    Campaign.create(first, CampaignPlan().changed([*TINY, "stage1_steps=600", "stage2_steps=2"]))
     # A chunk with (almost) no time trains for its minimum, 3 seconds: part of stage 1.
     campaign = run_chunk(first, CPU, minutes=0.0)
     done_first = campaign.steps["1"]
-    assert campaign.stage == 1 and 0 < done_first < 80
+    assert campaign.stage == 1 and 0 < done_first < 600
     assert not (first / "weights.safetensors").exists()
     assert [r["chunk"] for r in records(first, "validation")] == [1]
     # The folder travels (the device call's files come back into another checkout), and the next chunk goes on.
     carried = tmp_path / "there"
     shutil.copytree(first, carried)
     campaign = run_chunk(carried, CPU, minutes=10.0)
-    assert campaign.done and campaign.steps == {"1": 80, "2": 2}
+    assert campaign.done and campaign.steps == {"1": 600, "2": 2}
     validations = records(carried, "validation")
     assert [(r["chunk"], r["stage"]) for r in validations] == [(1, 1), (2, 1), (2, 2)]
     # Chunk 2 started from chunk 1's model (float32 shards): the same held-out score before as after chunk 1.
@@ -64,12 +66,12 @@ def test_a_campaign_runs_in_chunks_that_resume_from_the_carried_folder(tmp_path)
     assert sorted(p.name for p in carried.glob("state-*")) == campaign.shards  # chunk 1's shards are gone
     assert all(name.startswith("state-c002-") for name in campaign.shards)
     trained = [r for r in records(carried, "train") if r["stage"] == 1]
-    assert [r["stage_step"] for r in trained] == list(range(1, 81))  # the stage's count goes on across chunks
+    assert [r["stage_step"] for r in trained] == list(range(1, 601))  # the stage's count goes on across chunks
     assert trained[done_first]["step"] == 1 and trained[done_first]["chunk"] == 2
     weights = load_project_weights(carried / "weights.safetensors")
     assert weights.config.name == "gtr-tiny"
     info = json.loads((carried / "weights.json").read_text())
-    assert info["dtype"] == "bfloat16" and "stage 1: 80 steps" in info["note"] and len(info["campaign"]) == 3
+    assert info["dtype"] == "bfloat16" and "stage 1: 600 steps" in info["note"] and len(info["campaign"]) == 3
     # A finished campaign does nothing more.
     assert run_chunk(carried, CPU, minutes=10.0).chunks == campaign.chunks
 
@@ -79,7 +81,8 @@ def test_status_tidies_a_folder_the_device_files_were_copied_into(tmp_path, caps
     chunks (so the folder stays small enough to travel) and writes the shipped weights when the campaign is done
     (the call brings back only the shards)."""
     folder = tmp_path / "c"
-    Campaign.create(folder, CampaignPlan().changed([*TINY, "stage1_steps=2", "stage2_minutes=0"]))
+    plan = CampaignPlan().changed([*TINY, "stage1_steps=2", "stage2_minutes=0", "pool_objects=0"])  # streamed
+    Campaign.create(folder, plan)
     campaign = run_chunk(folder, CPU, minutes=5.0)
     assert campaign.done
     trained = load_project_weights(folder / "weights.safetensors").state_dict()
@@ -180,3 +183,17 @@ def test_a_damaged_shard_is_named_and_the_campaign_left_as_it_was(tmp_path, caps
         err = capsys.readouterr().err
         assert shard.name in err and "damaged" in err and "Traceback" not in err
     assert (folder / "campaign.json").read_bytes() == before
+
+
+def test_each_chunk_renders_the_next_slice_of_objects():
+    from gtr_backend.training.campaign import training_pool
+
+    plan = CampaignPlan().changed([*TINY, "objects=20", "pool_objects=8"])
+    small = dataclasses.replace(plan.sampling, supervision_views=1, size=32)
+    first, second, third = (training_pool(plan, small, chunk, 1, CPU) for chunk in (1, 2, 3))
+    assert len(first) == len(second) == 8
+    assert not torch.equal(first.rgba, second.rgba)  # other objects
+    again = training_pool(plan, small, 1, 1, CPU)
+    assert torch.equal(first.rgba, again.rgba)  # the same chunk, the same objects
+    assert training_pool(plan, small, 1, 2, CPU).depth is not None  # stage 2's pool has depth
+    assert len(third) == 8  # seeds 16..19 then 0..3: the slices wrap around
