@@ -464,12 +464,15 @@ def run_chunk(
     model = campaign.model(device)
     held_out = validation_views(campaign.plan.sampling, device)
     records: list[dict[str, Any]] = []
+
+    def left() -> float:
+        return minutes - reserve_minutes - (time.perf_counter() - start) / 60
+
     while not campaign.done:
+        if records and left() < 1.0:
+            break  # too little time to render the next stage's objects and train on them: the next chunk will
         pool = training_pool(campaign.plan, campaign.plan.sampling, campaign.next_chunk, campaign.stage, device)
-        left = minutes - reserve_minutes - (time.perf_counter() - start) / 60
-        if left < 0.05 and records:
-            break
-        records.append(_train_stage(campaign, model, pool, held_out, device, max(left, 0.05), say))
+        records.append(_train_stage(campaign, model, pool, held_out, device, max(left(), 0.05), say))
     campaign.finish_chunk(model, records)
     return campaign
 
