@@ -104,6 +104,8 @@ def _probe(args: argparse.Namespace, device: Any) -> int:
         raise GTRError(f"{', '.join(too_big)}: too large for a campaign (a device call, the add-on); probe others")
     started = (args.folder / CAMPAIGN_JSON).is_file()
     plan = Campaign.open(args.folder).plan if started else CampaignPlan().changed(args.set)
+    if plan.init and not started:
+        raise GTRError("--probe trains new models of each preset; leave init out (start with --new to use it)")
     results = probe(plan, args.probe, device, args.probe_minutes, _say)
     args.folder.mkdir(parents=True, exist_ok=True)
     atomic_write(args.folder / PROBE_JSON, json.dumps(results, indent=2) + "\n")

@@ -111,12 +111,12 @@ class CampaignPlan:
         at_least(self, stage1_minutes=0, stage2_minutes=0, rewarm=0, min_lr_fraction=0, pool_objects=0)
         for name in ("stage1_steps", "stage2_steps"):
             if getattr(self, name) is not None:
-                at_least(self, **{name: 1})
+                at_least(self, **{name: 0})  # 0, like 0 minutes, skips the stage
         if self.min_lr_fraction > 1:
             raise GTRError(f"min_lr_fraction is a share of the peak, 0 to 1; got {self.min_lr_fraction}")
-        if self.stage1_minutes == 0 and self.stage2_minutes == 0:
-            raise GTRError("both stages have 0 minutes: give stage1_minutes or stage2_minutes some time")
-        if self.stage1_minutes == 0 and not self.init:
+        if self.skips(1) and self.skips(2):
+            raise GTRError("both stages have no budget: give stage1_minutes or stage2_minutes some time")
+        if self.skips(1) and not self.init:
             raise GTRError("stage 2 alone needs stage-1 weights to start from: set init=WEIGHTS.safetensors")
         if self.stage1.patch > self.sampling.size:
             raise GTRError(f"stage1.patch {self.stage1.patch} is larger than the views ({self.sampling.size} px)")
@@ -132,6 +132,11 @@ class CampaignPlan:
                 f"{self.preset} takes {size / 2**20:.0f} MiB in bfloat16: more than a device call carries "
                 f"({CARRY_BYTES / 2**20:.0f} MiB) or the add-on ships ({SHIPPED_MB:g} MB); choose a smaller preset"
             )
+
+    def skips(self, stage: int) -> bool:
+        """Whether the plan gives a stage no budget (0 minutes or 0 steps)."""
+        minutes, steps = self.budget(stage)
+        return minutes == 0 or steps == 0
 
     def budget(self, stage: int) -> tuple[float, int | None]:
         """(minutes, steps or None) of a stage."""
@@ -202,9 +207,16 @@ def _check_progress(progress: dict[str, Any]) -> None:
     for name in ("steps", "minutes"):
         if not isinstance(progress[name], dict) or set(progress[name]) != {"1", "2"}:
             raise ValueError(f'{name} must map stages "1" and "2"')
+    for name in ("steps", "minutes"):
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in progress[name].values()):
+            raise ValueError(f"{name} must hold numbers")
     for name in ("shards", "chunks"):
         if not isinstance(progress[name], list):
             raise ValueError(f"{name} must be a list")
+    if not all(isinstance(name, str) and "/" not in name for name in progress["shards"]):
+        raise ValueError("shards must be file names in the folder")
+    if not all(isinstance(r, dict) and isinstance(r.get("chunk"), int) for r in progress["chunks"]):
+        raise ValueError("every chunk record must be an object with its chunk number")
     if progress["config"] is not None and not isinstance(progress["config"], dict):
         raise ValueError("config must be an object")
 
@@ -293,6 +305,8 @@ class Campaign:
             _check_progress(progress)
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise GTRError(f"{path}: not a campaign file ({error}); start again in a new folder") from None
+        except GTRError as error:
+            raise GTRError(f"{path}: {error}") from None
         if progress["shards"] and not progress["config"]:
             raise GTRError(f"{path}: lists the model's files but not its configuration; start again in a new folder")
         missing = [name for name in progress["shards"] if not (folder / name).is_file()]
@@ -468,24 +482,29 @@ def run_chunk(
     def left() -> float:
         return minutes - reserve_minutes - (time.perf_counter() - start) / 60
 
+    # One pool for the whole chunk, with depth when stage 2 is to come: both stages train on the same objects.
+    depth = not campaign.plan.skips(2)
+    pool = training_pool(campaign.plan, campaign.plan.sampling, campaign.next_chunk, device, depth)
     while not campaign.done:
         if records and left() < 1.0:
-            break  # too little time to render the next stage's objects and train on them: the next chunk will
-        pool = training_pool(campaign.plan, campaign.plan.sampling, campaign.next_chunk, campaign.stage, device)
+            break  # too little time for the next stage: the next chunk starts it
         records.append(_train_stage(campaign, model, pool, held_out, device, max(left(), 0.05), say))
     campaign.finish_chunk(model, records)
     return campaign
 
 
-def training_pool(plan: CampaignPlan, sampling: ViewSampling, chunk: int, stage: int, device: torch.device) -> Pool:
-    """The objects a chunk trains a stage on: `plan.pool_objects` of them rendered once (chunk N takes the N-th
-    slice of the seeds, wrapping around), or all of them rendered afresh for every batch when that is 0."""
+def training_pool(
+    plan: CampaignPlan, sampling: ViewSampling, chunk: int, device: torch.device, depth: bool, most: int | None = None
+) -> Pool:
+    """The objects a chunk trains on: `plan.pool_objects` (at most `most`) of them rendered once, with depth
+    for stage 2 if `depth` (chunk N takes the N-th slice of the seeds, wrapping around), or all of them rendered
+    afresh for every batch when `pool_objects` is 0."""
     if plan.pool_objects == 0:
         return StreamingPool(range(plan.objects), sampling, device)
-    size = min(plan.pool_objects, plan.objects)
+    size = min(plan.pool_objects, plan.objects, most or plan.objects)
     first = ((chunk - 1) * size) % plan.objects
     seeds = [(first + i) % plan.objects for i in range(size)]
-    return RenderedPool(seeds, sampling, device, with_depth=stage == 2)
+    return RenderedPool(seeds, sampling, device, with_depth=depth)
 
 
 def _chunk_options(campaign: Campaign, minutes: float) -> Stage1Options | Stage2Options:
@@ -590,12 +609,15 @@ def probe(
     say = say or (lambda text: None)
     options = dataclasses.replace(plan.stage1, steps=10**9, max_minutes=minutes, decay=False, validate_every=0)
     results = []
+    pools: dict[int, tuple[list[Any], Pool]] = {}
     for name in presets:
         torch.manual_seed(0)
         model = GTR(preset(name)).to(device)
-        sampling = dataclasses.replace(plan.sampling, size=model.config.image_size)  # the views it sees
-        held_out = validation_views(sampling, device)
-        pool = training_pool(plan, sampling, 1, 1, device)
+        size = model.config.image_size  # the views it sees; presets of one size share their objects
+        if size not in pools:
+            sampling = dataclasses.replace(plan.sampling, size=size)
+            pools[size] = validation_views(sampling, device), training_pool(plan, sampling, 1, device, False, 512)
+        held_out, pool = pools[size]
         record = {"preset": name, **_measured_training(model, pool, options, device, held_out)}
         record["parameters"] = model.num_parameters()
         record["shipped_mb"] = round(model.num_parameters() * 2 / 1e6, 1)

@@ -54,7 +54,8 @@ def ordered_pair(options: Any, *names: str) -> None:
     """A `GTRError` unless each of these fields is two numbers, low then high."""
     for name in names:
         value = getattr(options, name)
-        if len(value) != 2 or value[0] > value[1]:
+        numbers = isinstance(value, tuple | list) and all(isinstance(v, int | float) for v in value)
+        if not numbers or len(value) != 2 or not all(math.isfinite(v) for v in value) or value[0] > value[1]:
             raise GTRError(f"{name} must be two numbers, the lowest then the highest, got {value!r}")
 
 

@@ -162,6 +162,7 @@ def test_the_command_starts_probes_and_explains(tmp_path, capsys):
         ("sampling.input_elevation_deg=5", "two numbers"),
         ("stage1.patch=1000", "larger than the views"),
         ("init=missing.safetensors", "does not exist"),
+        ("stage1_steps=0", "stage 2 alone needs stage-1 weights"),
     ],
 )
 def test_a_bad_plan_is_refused_in_one_line_before_any_work(tmp_path, capsys, setting, words):
@@ -190,10 +191,12 @@ def test_each_chunk_renders_the_next_slice_of_objects():
 
     plan = CampaignPlan().changed([*TINY, "objects=20", "pool_objects=8"])
     small = dataclasses.replace(plan.sampling, supervision_views=1, size=32)
-    first, second, third = (training_pool(plan, small, chunk, 1, CPU) for chunk in (1, 2, 3))
+    first, second, third = (training_pool(plan, small, chunk, CPU, depth=False) for chunk in (1, 2, 3))
     assert len(first) == len(second) == 8
     assert not torch.equal(first.rgba, second.rgba)  # other objects
-    again = training_pool(plan, small, 1, 1, CPU)
+    again = training_pool(plan, small, 1, CPU, depth=True)
     assert torch.equal(first.rgba, again.rgba)  # the same chunk, the same objects
-    assert training_pool(plan, small, 1, 2, CPU).depth is not None  # stage 2's pool has depth
+    assert first.depth is None and again.depth is not None  # depth only when stage 2 is to come
     assert len(third) == 8  # seeds 16..19 then 0..3: the slices wrap around
+    assert len(training_pool(plan, small, 1, CPU, depth=False, most=3)) == 3  # the probe's smaller pool
+    assert CampaignPlan().changed([*TINY, "stage2_steps=0"]).skips(2)  # 0 steps skips a stage, as 0 minutes
