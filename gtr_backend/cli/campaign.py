@@ -65,15 +65,15 @@ def _say(text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..reconstruction import resolve_device
-    from ..training.campaign import WEIGHTS, Campaign, CampaignPlan, run_chunk
+    from ..training.campaign import CAMPAIGN_JSON, WEIGHTS, Campaign, CampaignPlan, run_chunk
 
     if args.folder.exists() and not args.folder.is_dir():
         raise GTRError(f"{args.folder}: is a file; a campaign needs a folder of its own")
-    started = (args.folder / "campaign.json").is_file()
+    started = (args.folder / CAMPAIGN_JSON).is_file()
     if args.set and (started or not (args.new or args.probe)):
         raise GTRError("--set changes the plan only when it starts (--new or --probe); a campaign keeps its plan")
     if args.probe:
-        return _probe(args, resolve_device(args.device))
+        return _probe(args, resolve_device(args.device), started)
     if args.new:
         campaign = Campaign.create(args.folder, CampaignPlan().changed(args.set))
         print(f"started a campaign in {args.folder}: {campaign.plan.preset}, stage {campaign.stage} first")
@@ -91,10 +91,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _probe(args: argparse.Namespace, device: Any) -> int:
+def _probe(args: argparse.Namespace, device: Any, started: bool) -> int:
     """Probe the presets; write probe.json; a campaign not yet started takes the best preset that travels."""
     from ..model import PRESETS, preset
-    from ..training.campaign import CAMPAIGN_JSON, Campaign, CampaignPlan, probe, travels
+    from ..training.campaign import Campaign, CampaignPlan, probe, travels
 
     unknown = [name for name in args.probe if name not in PRESETS]
     if unknown:
@@ -102,7 +102,6 @@ def _probe(args: argparse.Namespace, device: Any) -> int:
     too_big = [name for name in args.probe if not travels(preset(name))]
     if too_big:
         raise GTRError(f"{', '.join(too_big)}: too large for a campaign (a device call, the add-on); probe others")
-    started = (args.folder / CAMPAIGN_JSON).is_file()
     plan = Campaign.open(args.folder).plan if started else CampaignPlan().changed(args.set)
     if plan.init and not started:
         raise GTRError("--probe trains new models of each preset; leave init out (start with --new to use it)")

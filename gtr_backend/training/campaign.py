@@ -44,7 +44,7 @@ from ..evaluation.bench import device_label
 from ..files import atomic_write
 from ..model import GTR, PRESETS, GTRConfig, preset
 from ..weights import load_project_weights, save_weights
-from .dataset import RenderedPool, StreamingPool, ViewSampling, at_least
+from .dataset import RenderedPool, StreamingPool, ViewSampling, at_least, from_json_fields
 from .run import VALIDATION_SEEDS, Pool, TrainingRun, validate, validation_views
 from .stage1 import Stage1Options
 from .stage2 import Stage2Options
@@ -156,8 +156,8 @@ class CampaignPlan:
             values["sampling"] = ViewSampling.from_dict(values["sampling"])
         for name, kind in (("stage1", Stage1Options), ("stage2", Stage2Options)):
             if name in values:
-                values[name] = _build(kind, values[name], name)
-        return _build(cls, values, "plan")
+                values[name] = from_json_fields(kind, values[name], f"campaign {name}")
+        return from_json_fields(cls, values, "campaign plan")
 
     def changed(self, settings: list[str]) -> CampaignPlan:
         """A copy with `name=value` settings applied: `preset=gtr-base`, `stage1_minutes=20`,
@@ -232,14 +232,6 @@ def travels(config: GTRConfig) -> bool:
     add-on ships."""
     size = bfloat16_bytes(config)
     return size <= CARRY_BYTES and size / 1e6 < SHIPPED_MB
-
-
-def _build(kind: Any, values: dict[str, Any], where: str) -> Any:
-    known = {f.name for f in dataclasses.fields(kind)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise GTRError(f"campaign {where}: unknown field(s) {', '.join(unknown)}")
-    return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def _parse(text: str, declared: str, name: str) -> Any:
@@ -387,13 +379,8 @@ class Campaign:
                 raise GTRError(f"{self.folder}: {message}") from None
             return model.to(device)
         if self.plan.init:
-            model = load_project_weights(self.plan.init, device)
-            if model.config.name != self.plan.preset:
-                raise GTRError(
-                    f"{self.plan.init}: {model.config.name} weights, but the campaign's preset is {self.plan.preset}; "
-                    f"start again in a new folder with --set preset={model.config.name}"
-                )
-            return model
+            check_init(self.plan)
+            return load_project_weights(self.plan.init, device)
         return GTR(preset(self.plan.preset)).to(device)
 
     def save_model(self, model: GTR, chunk: int) -> list[str]:
@@ -516,7 +503,7 @@ def _chunk_options(campaign: Campaign, minutes: float) -> Stage1Options | Stage2
     steps_left = budget_steps - campaign.steps[key] if budget_steps is not None else 10**9
     max_minutes = min(minutes, budget_minutes - campaign.minutes[key])
     by_time = (campaign.minutes[key] + max_minutes / 2) / budget_minutes
-    by_steps = (campaign.steps[key] + min(steps_left, 10**6) / 2) / budget_steps if budget_steps else 0.0
+    by_steps = (campaign.steps[key] + steps_left / 2) / budget_steps if budget_steps else 0.0
     return dataclasses.replace(
         base,
         steps=steps_left,

@@ -59,6 +59,15 @@ def ordered_pair(options: Any, *names: str) -> None:
             raise GTRError(f"{name} must be two numbers, the lowest then the highest, got {value!r}")
 
 
+def from_json_fields(kind: Any, data: dict[str, Any], what: str) -> Any:
+    """A (frozen) dataclass from its fields as JSON stores them: lists back to tuples, an unknown field a
+    `GTRError` (`what` names the kind in the message)."""
+    unknown = sorted(set(data) - {f.name for f in fields(kind)})
+    if unknown:
+        raise GTRError(f"unknown {what} field(s) {', '.join(unknown)}")
+    return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
 INPUT_RIGS = ("orbit", "lens", "zero123pp")
 ZERO123PP_ELEVATIONS_DEG = (90.0 - ZERO123PP_POLAR_DEG[0], 90.0 - ZERO123PP_POLAR_DEG[1])  # 20 and -10, alternating
 
@@ -102,13 +111,9 @@ class ViewSampling:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ViewSampling:
-        """From `dataclasses.asdict` as JSON stores it (lists back to tuples); a field left out keeps its
-        default (dataset folders written before it existed), an unknown one is an error."""
-        unknown = sorted(set(data) - {f.name for f in fields(cls)})
-        if unknown:
-            raise GTRError(f"unknown view-sampling field(s) {', '.join(unknown)}")
-        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**values)
+        """From `dataclasses.asdict` as JSON stores it; a field left out keeps its default (dataset folders written
+        before it existed)."""
+        return from_json_fields(cls, data, "view-sampling")
 
 
 def filling_distance(fov_deg: float) -> float:
