@@ -210,7 +210,9 @@ def test_image_errors(tmp_path):
     with pytest.raises(ViewError, match="view_002.png: the alpha channel is fully opaque"):
         load_views(tmp_path)
     save_views(views, tmp_path)
-    Image.fromarray(np.full((20, 16, 4), 128, np.uint8)).save(tmp_path / "view_003.png")
+    taller = np.zeros((20, 16, 4), np.uint8)
+    taller[4:16, 4:12] = 255  # an object with background around it
+    Image.fromarray(taller).save(tmp_path / "view_003.png")
     with pytest.raises(ViewError, match="view_003.png is 16x20 but view_000.png is 16x16"):
         load_views(tmp_path)
     with pytest.raises(ViewError, match="no such file or folder"):
