@@ -4,8 +4,9 @@ working volume (view radius, orbit defaults). The add-on imports this module fro
 keeps no copies.
 
 `check_request(message)` validates one request before any work starts: the op is known, every field it needs
-is there with the right type and range, and no field is unknown; anything else is a `GTRError` whose message
-names the field. (The server's docstring describes what each request does.)
+is there with the right type and range (text without NUL characters; an id, and a cancel's target, an integer
+or a string), and no field is unknown; anything else is a `GTRError` whose message names the field. (The
+server's docstring describes what each request does.)
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ RECONSTRUCT_OPTIONS: dict[str, Option] = {
 
 _INT, _NUMBER, _TEXT, _FLAG = "an integer", "a number", "a string", "true or false"
 _OBJECT, _NUMBERS = "an object", "a list of numbers"
+_ID = "an integer or a string"  # what identifies a request: its `id`, a cancel's `target`
 
 
 def _kind(value: Any) -> str | None:
@@ -138,7 +140,7 @@ REQUESTS: dict[str, dict[str, Field]] = {
     "hello": {},
     "ping": {},
     "shutdown": {},
-    "cancel": {"target": (_INT, True, False, None)},
+    "cancel": {"target": (_ID, True, False, None)},
     "load": {"weights": (_TEXT, False, True, None), "device": (_TEXT, False, True, None)},
     "reconstruct": {
         "views": (_OBJECT, True, False, None),
@@ -172,8 +174,10 @@ def _check(values: dict[str, Any], fields: dict[str, Field], where: str) -> None
         if value is None and nullable:
             continue
         found = _kind(value)
-        if found != kind and not (kind == _NUMBER and found == _INT):
+        if found != kind and not (kind == _NUMBER and found == _INT) and not (kind == _ID and found in (_INT, _TEXT)):
             raise GTRError(f"{where}: the field {name!r} must be {kind}, got {type(value).__name__} {value!r:.40}")
+        if isinstance(value, str) and "\0" in value:
+            raise GTRError(f"{where}: the field {name!r} contains a NUL character; give it without one")
         if lowest is not None and value < lowest:
             raise GTRError(f"{where}: the field {name!r} must be at least {lowest:g}, got {value}")
         if name in _NESTED and isinstance(value, dict):
@@ -192,8 +196,5 @@ def check_request(message: Any) -> dict[str, Any]:
             f"request {op!r} speaks protocol {message['protocol']!r}, this backend {PROTOCOL}: update the add-on "
             "or the backend so they match"
         )
-    rid = message.get("id")
-    if rid is not None and (isinstance(rid, bool) or not isinstance(rid, int | str)):
-        raise GTRError(f"request {op!r}: the field 'id' must be an integer or a string")
-    _check({k: v for k, v in message.items() if k != "id"}, {**_COMMON, **REQUESTS[op]}, f"request {op!r}")
+    _check(message, {**_COMMON, "id": (_ID, False, True, None), **REQUESTS[op]}, f"request {op!r}")
     return message

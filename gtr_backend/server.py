@@ -1,10 +1,12 @@
 """The backend as a long-lived process for the Blender add-on: `python -m gtr_backend.server`.
 
 Protocol (version `PROTOCOL`, `gtr_backend.contract`): one JSON object per line. Requests on stdin carry an
-`id`, an `op` and optionally the `protocol` they speak (refused when it is not this one); every request is
-checked field by field before any work (`contract.check_request`), and anything wrong gets a one-line error
-naming the field. Replies on stdout carry the request's `id` and a `type`: any number of `progress` lines
-(`stage`, `fraction` in [0, 1]), then exactly one `result` or `error` (`message`: plain words for the user).
+`id` (an integer or a string), an `op` and optionally the `protocol` they speak (refused when it is not this
+one); every request is checked field by field before any work (`contract.check_request`), and anything wrong
+gets a one-line error naming the field. A request whose id is that of a request still running or queued is
+refused: its error reply has a null `id`, so the first request's replies stay its own. Replies on stdout
+carry the request's `id` and a `type`: any number of `progress` lines (`stage`, `fraction` in [0, 1]), then
+exactly one `result` or `error` (`message`: plain words for the user).
 Large data never goes through the pipe: views are read from a view folder and results are written to a job
 folder, both named in the request; job folders must lie inside `--jobs-root` (the add-on's jobs folder) and
 are written all or nothing (a new folder, manifest last, swapped in). Logging goes to stderr.
@@ -40,8 +42,8 @@ Requests:
 - `unload` -> drops the loaded model and gives its memory back (`unloaded`: how many were loaded).
 - `load` {`weights`, `device`} -> loads the model ahead of the first request (the add-on sends it when views
   are imported, so the first Reconstruct click does not wait for it).
-- `cancel` {`target`: the id of a running or queued request} -> that request stops at its next check and
-  replies `error` with `cancelled: true` (a cancel for any other id is ignored).
+- `cancel` {`target`: the id (an integer or a string) of a running or queued request} -> that request stops at
+  its next check and replies `error` with `cancelled: true` (a cancel for any other id is ignored).
 - `shutdown`.
 The model stays loaded between requests, so the second reconstruction skips loading it; after every job
 the memory its tensors held is given back to the device. When stdin closes the
@@ -613,6 +615,15 @@ def serve(stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, jobs_root: Pat
             stdout.write(json.dumps(message) + "\n")
             stdout.flush()
 
+    def reply(rid: Any, message: dict[str, Any]) -> None:
+        """Send a running request's reply; before its last one (result or error) its id is free again, so a
+        client may reuse it as soon as it has the answer."""
+        if message.get("type") in ("result", "error"):
+            with lock:
+                pending.discard(rid)
+                cancelled_ids.discard(rid)
+        send(message)
+
     def take(line: str) -> None:
         if len(line) > MAX_LINE:
             raise GTRError(f"a request line of {len(line)} characters is too long (at most {MAX_LINE})")
@@ -621,16 +632,22 @@ def serve(stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, jobs_root: Pat
         except (ValueError, RecursionError):
             raise GTRError(f"not a JSON line: {line[:80]!r}") from None
         request = check_request(message)
-        op = request["op"]
-        if op == "ping":
-            send({"id": request.get("id"), "type": "result", "busy": running[0] is not None})
-        elif op == "cancel":
+        op, rid = request["op"], request.get("id")
+        if op == "cancel":
             with lock:
                 if request["target"] in pending:
                     cancelled_ids.add(request["target"])
+            return
+        with lock:
+            duplicate = rid is not None and rid in pending
+            if not duplicate and op != "ping":
+                pending.add(rid)
+        if duplicate:  # its replies would be taken for the first one's: refused, and the error names no id
+            taken = f"request {op!r}: the id {rid!r} is already taken by a request still running or queued; "
+            send({"id": None, "type": "error", "message": taken + "give every request an id of its own"})
+        elif op == "ping":
+            send({"id": rid, "type": "result", "busy": running[0] is not None})
         else:
-            with lock:
-                pending.add(request.get("id"))
             requests.put(request)
 
     def read() -> None:
@@ -660,11 +677,14 @@ def serve(stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, jobs_root: Pat
             send({"id": rid, "type": "result"})
             break
         running[0] = rid
-        run_request(session, request, send, functools.partial(cancelled_ids.__contains__, rid), sys.stderr)
+        run_request(
+            session,
+            request,
+            functools.partial(reply, rid),
+            functools.partial(cancelled_ids.__contains__, rid),
+            sys.stderr,
+        )
         running[0] = None
-        with lock:
-            pending.discard(rid)
-            cancelled_ids.discard(rid)
     return 0
 
 

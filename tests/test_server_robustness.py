@@ -53,6 +53,9 @@ def test_no_line_silences_the_backend(server, line):
         ({"op": "refine", "job": "x", "steps": -3}, "'steps' must be at least 1"),
         ({"op": "hello", "protocol": PROTOCOL + 1}, "speaks protocol"),
         ({"op": "dance"}, "unknown request 'dance'"),
+        ({"op": "load", "weights": "w\x00.safetensors"}, "'weights' contains a NUL character"),
+        ({"op": "cameras", "views": {"path": "v\x00"}, "folder": "x"}, "'path' contains a NUL character"),
+        ({"op": "refine", "job": "jobs/\x00a"}, "'job' contains a NUL character"),
     ],
 )
 def test_bad_requests_name_the_field(server, request_, named):
@@ -86,6 +89,39 @@ def test_ping_answers_during_a_job_and_a_stray_cancel_is_ignored(server, jobs):
     assert pong["busy"] is True and time.perf_counter() - sent < 3
     server.send({"op": "cancel", "target": 22})
     assert server.final(22).get("cancelled") is True
+
+
+def test_a_request_with_a_string_id_can_be_cancelled(server, jobs):
+    """Ids may be strings; a cancel names any id the protocol allows."""
+    options = {"refine_steps": 200, "mesh_resolution": 48, "texture_size": 128}
+    request = {"op": "reconstruct", "views": {"path": str(EXAMPLE)}, "job": str(jobs / "s"), "device": "cpu"}
+    server.send({"id": "job-s", **request, "options": options})
+    time.sleep(1.0)
+    server.send({"op": "cancel", "target": "job-s"})
+    assert server.final("job-s").get("cancelled") is True
+    for target in (True, 1.5, None, [1]):  # not an id: refused in words, as every bad field is
+        server.send({"id": 41, "op": "cancel", "target": target})
+        error = server.final(41)
+        assert error["type"] == "error" and "'target' must be an integer or a string" in error["message"]
+
+
+def test_an_id_already_running_is_refused_and_free_again_once_answered(server, jobs):
+    options = {"refine_steps": 200, "mesh_resolution": 48, "texture_size": 128}
+    request = {"op": "reconstruct", "views": {"path": str(EXAMPLE)}, "job": str(jobs / "d"), "device": "cpu"}
+    server.send({"id": 31, **request, "options": options})
+    server.send({"id": 31, "op": "hello"})  # the same id while the first runs (or waits): refused
+    server.send({"id": 31, "op": "ping"})
+    replies = []
+    while len([r for r in replies if r.get("id") is None]) < 2:
+        replies.append(server.reply())
+    refused = [r for r in replies if r.get("id") is None]
+    for error in refused:
+        assert error["type"] == "error" and "the id 31 is already taken" in error["message"], error
+    assert all(r["type"] == "progress" for r in replies if r.get("id") == 31)  # nothing else answered as 31
+    server.send({"op": "cancel", "target": 31})  # the first request is still the one with that id
+    assert server.final(31).get("cancelled") is True
+    server.send({"id": 31, "op": "hello"})  # answered: the id is free again at once
+    assert server.final(31)["protocol"] == PROTOCOL
 
 
 def test_the_server_exits_when_stdin_closes(jobs):
