@@ -368,8 +368,8 @@ class FinishedJob:
 
 
 def _read_bake_target(path: Path) -> Any:
-    """The mesh Bake to Active bakes onto: vertices (V, 3), faces (F, 3), uv (V, 2) from an .npz (no pickles);
-    a `GTRError` saying what is wrong otherwise."""
+    """The mesh Bake to Active bakes onto: vertices (V, 3) and uv (V, 2) of real numbers, faces (F, 3) of
+    integers (vertex indices), from an .npz (no pickles); a `GTRError` saying what is wrong otherwise."""
     import numpy as np
     import torch
 
@@ -381,9 +381,13 @@ def _read_bake_target(path: Path) -> Any:
             vertices, faces, uv = (np.asarray(data[k]) for k in ("vertices", "faces", "uv"))
     except (OSError, ValueError, KeyError) as error:
         raise GTRError(f"{path.name}: not a mesh to bake onto ({error}); run Bake to Active again") from None
-    v = len(vertices)
+    v = vertices.shape[0] if vertices.ndim else -1  # a 0-d array has no length: a wrong shape
     if vertices.shape != (v, 3) or uv.shape != (v, 2) or faces.ndim != 2 or faces.shape[1:] != (3,) or not len(faces):
         raise GTRError(f"{path.name}: needs vertices (V, 3), uv (V, 2) and faces (F, 3); got other shapes")
+    for name, array, allowed in (("faces", faces, "iu"), ("vertices", vertices, "iuf"), ("uv", uv, "iuf")):
+        if array.dtype.kind not in allowed:
+            numbers = "integers (vertex indices)" if allowed == "iu" else "real numbers"
+            raise GTRError(f"{path.name}: its {name} are {array.dtype} values, not {numbers}; run Bake to Active again")
     if faces.min() < 0 or faces.max() >= v or not (np.isfinite(vertices).all() and np.isfinite(uv).all()):
         raise GTRError(f"{path.name}: faces name missing vertices or coordinates are not finite")
     return Mesh(

@@ -5,14 +5,15 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from backend_process import Server
 
-from gtr_backend.contract import PROTOCOL
+from gtr_backend.contract import BAKE_TARGET, PROTOCOL
 from gtr_backend.errors import GTRError
 from gtr_backend.mesh import Mesh
-from gtr_backend.server import MAX_LINE, Session, _write_job
+from gtr_backend.server import MAX_LINE, Session, _read_bake_target, _write_job
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "toy"
 
@@ -172,6 +173,30 @@ def test_a_rewritten_job_keeps_what_else_lives_in_it(tmp_path):
     assert (job / "views" / "view_000.png").read_bytes() == b"captured"
     assert (job / "mesh.glb").read_bytes() == mesh
     assert json.loads((job / "job.json").read_text()) == {"views": "refined"}
+
+
+@pytest.mark.parametrize(
+    ("arrays", "named"),
+    [
+        ({"faces": np.array([[0, 1, 1.5]])}, "its faces are float64 values, not integers"),
+        ({"faces": np.array([[0, 1, 2]], dtype=np.float32)}, "its faces are float32 values, not integers"),
+        ({"faces": np.array([[0, 1, 2j]])}, "its faces are complex128 values"),
+        ({"faces": np.array([["0", "1", "2"]])}, "its faces are <U1 values"),
+        ({"faces": np.array([[True, False, True]])}, "its faces are bool values"),
+        ({"vertices": np.zeros((3, 3), dtype=np.complex64)}, "its vertices are complex64 values, not real numbers"),
+        ({"uv": np.array([["a", "b"]] * 3)}, "its uv are <U1 values, not real numbers"),
+    ],
+    ids=["fractions", "whole-floats", "complex", "text", "bool", "complex-vertices", "text-uv"],
+)
+def test_a_bake_target_of_the_wrong_types_is_refused_not_rounded(tmp_path, arrays, named):
+    """Faces must be vertex indices (integers), never floats with their fractions dropped; coordinates real."""
+    target = {"vertices": np.zeros((3, 3), np.float32), "faces": np.array([[0, 1, 2]]), "uv": np.zeros((3, 2))}
+    np.savez(tmp_path / BAKE_TARGET, **{**target, **arrays})
+    with pytest.raises(GTRError, match=named) as caught:
+        _read_bake_target(tmp_path / BAKE_TARGET)
+    assert "\n" not in str(caught.value)
+    np.savez(tmp_path / BAKE_TARGET, **target)
+    assert _read_bake_target(tmp_path / BAKE_TARGET).faces.tolist() == [[0, 1, 2]]
 
 
 def test_a_session_refuses_a_job_path_that_is_a_file(tmp_path):

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ..components import component_sizes
 from ..errors import ViewError
-from ..files import atomic_write
+from ..files import atomic_write, input_problem
 from ..pixels import to_uint8
 
 Background = str | tuple[float, float, float] | None
@@ -72,9 +72,10 @@ def read_image(path: Path, max_side: int | None = MAX_VIEW_SIDE) -> np.ndarray:
     colour premultiplied by alpha) to that side, so memory stays bounded whatever the file; callers that hold
     intrinsics in pixels scale them by the returned size over `image_size(path)`. Images over `MAX_PIXELS` or
     under `MIN_VIEW_SIDE` a side are refused with a ViewError."""
+    problem = input_problem(path, "image file")
+    if problem:
+        raise ViewError(problem)
     try:
-        if not path.is_file():
-            raise ViewError(f"{path}: image file not found")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow's notes on odd files; `_check_size` has its own size limit
             with Image.open(path) as image:
