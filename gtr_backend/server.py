@@ -22,9 +22,9 @@ Requests:
   uv (V, 2) float32 or, with vertex colours, colors (V, 3)), `texture.png` (none with vertex colours),
   `state.safetensors` (the refined colour field) and `job.json` (the views, the options, the weights' name,
   the timings, the fidelity) into `job`; replies with the files, timings, the refinement's PSNR, the mesh's
-  silhouette IoU per input view, the options and the `fidelity` (`gtr_backend.fidelity`: the worst input
-  view's mask IoU and the PSNR inside the masks). Out of memory, the error carries `retry_options`: lower
-  settings to offer as a retry.
+  silhouette IoU per input view, the options, the `fidelity` (`gtr_backend.fidelity`: the worst input
+  view's mask IoU and the PSNR inside the masks) and `warnings` (as for `cameras`). Out of memory, the error
+  carries `retry_options`: lower settings to offer as a retry.
 - `refine` {`job`, `steps` (at least 1)} -> continues the texture refinement of a finished job against its
   views (from the saved colour field, on the saved mesh and UV layout), bakes it as the reconstruction did
   (the views' own colours laid over the field, unless the job was made with `texture_from_views` off) and
@@ -33,8 +33,9 @@ Requests:
 - `cameras` {`views` (as for `reconstruct`), `folder`: a new or empty folder inside the jobs folder} -> reads the
   views with the backend's loaders (any format: a cameras.json folder, the GTR release, an orbit, a Zero123++
   grid) and writes them into `folder` as a cameras.json view folder (RGBA PNGs as loaded, OpenCV camera-to-world
-  in the backend frame); replies with its `path`, the views' `width` and `height`, their source `names` and the
-  `views` entries of that cameras.json (image, fx, fy, cx, cy, matrix). The add-on builds its camera rig from it.
+  in the backend frame); replies with its `path`, the views' `width` and `height`, their source `names`, the
+  `views` entries of that cameras.json (image, fx, fy, cx, cy, matrix) and `warnings` (sentences: cameras that
+  do not go around the object, `contract.camera_spread_warning`). The add-on builds its camera rig from it.
 - `bake_to` {`job`: a finished job, `folder`: inside the jobs folder, holding `target.npz` (vertices (V, 3)
   float32 in the job's backend frame, faces (F, 3), uv (V, 2)), `texture_size`} -> the job's colours (its
   refined field under its views' own colours) baked onto that UV layout, written as `baked.png` in `folder`
@@ -207,6 +208,7 @@ class Session:
             "fidelity": info["fidelity"],
             "options": info["options"],
             "weights_name": info["weights_name"],
+            "warnings": _warnings(views),
         }
 
     def unload(self) -> dict[str, Any]:
@@ -229,7 +231,7 @@ class Session:
         path = save_views(views, folder)
         entries = json.loads(path.read_text())["views"]
         size = {"width": views.width, "height": views.height}
-        return {"path": str(path), **size, "names": list(views.names), "views": entries}
+        return {"path": str(path), **size, "names": list(views.names), "views": entries, "warnings": _warnings(views)}
 
     def open_job(self, job: Path, emit: Emit) -> FinishedJob:
         """A finished job's manifest, model, views, mesh and refined colour field, on the job's device."""
@@ -443,6 +445,12 @@ def _load_view_spec(spec: dict[str, Any]) -> Any:
         orbit=_orbit(orbit) if orbit else None,
         zero123pp=bool(spec.get("zero123pp")),
     )
+
+
+def _warnings(views: Any) -> list[str]:
+    """What a reply says about views that load but will not give a good result (sentences for the user)."""
+    warning = views.camera_warning()
+    return [warning] if warning else []
 
 
 def _check_writable(job: Path) -> None:
