@@ -51,6 +51,7 @@ class GTR_Status(bpy.types.PropertyGroup):
     stage: StringProperty(default="")  # type: ignore[valid-type]
     progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")  # type: ignore[valid-type]
     message: StringProperty(default="")  # type: ignore[valid-type]
+    warning: StringProperty(default="", description="Why the last job's views may give a poor result")  # type: ignore[valid-type]
     backend_info: StringProperty(default="")  # type: ignore[valid-type]
     last_seconds: FloatProperty(default=0.0)  # type: ignore[valid-type]
     backend_seconds: FloatProperty(default=0.0, description="Time the backend itself took for the last job")  # type: ignore[valid-type]

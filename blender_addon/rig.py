@@ -399,7 +399,10 @@ def write_views(rig: bpy.types.Collection, folder: Path) -> Path:
     cameras.json (OpenCV camera-to-world, backend frame, fx fy cx cy in pixels). Everything is written into a
     hidden folder beside it first, which then takes its place: `folder` appears whole or not at all.
     Returns the path of cameras.json."""
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+    existing = next(p for p in (folder, *folder.parents) if p.exists())  # the folder, or the nearest above it
+    if not existing.is_dir():
+        raise RigError(f"{existing} is a file, not a folder: choose a new or empty folder for the views")
+    if folder.is_dir() and any(folder.iterdir()):
         raise RigError(f"{folder} is not empty: choose a new or empty folder so that no file is overwritten")
     views = read_rig(rig)
     folder.parent.mkdir(parents=True, exist_ok=True)

@@ -4,12 +4,19 @@ working volume (view radius, orbit defaults). The add-on imports this module fro
 keeps no copies.
 
 `check_request(message)` validates one request before any work starts: the op is known, every field it needs
-is there with the right type and range, and no field is unknown; anything else is a `GTRError` whose message
-names the field. (The server's docstring describes what each request does.)
+is there with the right type and range (text without NUL characters; an id, and a cancel's target, an integer
+or a string), and no field is unknown; anything else is a `GTRError` whose message names the field. (The
+server's docstring describes what each request does.)
+
+`camera_spread_warning(poses)` says, in a sentence for the user, when a view set's cameras do not go around the
+object (nearly one direction, or all on one side of it): the command line prints it and the add-on shows it.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +96,7 @@ RECONSTRUCT_OPTIONS: dict[str, Option] = {
 
 _INT, _NUMBER, _TEXT, _FLAG = "an integer", "a number", "a string", "true or false"
 _OBJECT, _NUMBERS = "an object", "a list of numbers"
+_ID = "an integer or a string"  # what identifies a request: its `id`, a cancel's `target`
 
 
 def _kind(value: Any) -> str | None:
@@ -138,7 +146,7 @@ REQUESTS: dict[str, dict[str, Field]] = {
     "hello": {},
     "ping": {},
     "shutdown": {},
-    "cancel": {"target": (_INT, True, False, None)},
+    "cancel": {"target": (_ID, True, False, None)},
     "load": {"weights": (_TEXT, False, True, None), "device": (_TEXT, False, True, None)},
     "reconstruct": {
         "views": (_OBJECT, True, False, None),
@@ -172,8 +180,10 @@ def _check(values: dict[str, Any], fields: dict[str, Field], where: str) -> None
         if value is None and nullable:
             continue
         found = _kind(value)
-        if found != kind and not (kind == _NUMBER and found == _INT):
+        if found != kind and not (kind == _NUMBER and found == _INT) and not (kind == _ID and found in (_INT, _TEXT)):
             raise GTRError(f"{where}: the field {name!r} must be {kind}, got {type(value).__name__} {value!r:.40}")
+        if isinstance(value, str) and "\0" in value:
+            raise GTRError(f"{where}: the field {name!r} contains a NUL character; give it without one")
         if lowest is not None and value < lowest:
             raise GTRError(f"{where}: the field {name!r} must be at least {lowest:g}, got {value}")
         if name in _NESTED and isinstance(value, dict):
@@ -192,8 +202,55 @@ def check_request(message: Any) -> dict[str, Any]:
             f"request {op!r} speaks protocol {message['protocol']!r}, this backend {PROTOCOL}: update the add-on "
             "or the backend so they match"
         )
-    rid = message.get("id")
-    if rid is not None and (isinstance(rid, bool) or not isinstance(rid, int | str)):
-        raise GTRError(f"request {op!r}: the field 'id' must be an integer or a string")
-    _check({k: v for k, v in message.items() if k != "id"}, {**_COMMON, **REQUESTS[op]}, f"request {op!r}")
+    _check(message, {**_COMMON, "id": (_ID, False, True, None), **REQUESTS[op]}, f"request {op!r}")
     return message
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Cameras that do not go around the object. Each view's direction is its camera centre seen from the object's
+# centre (the world origin, where every loaded camera looks); around the object means around its up axis (+Y).
+
+SAME_DIRECTION_DEG = 20.0  # views whose directions all lie within this angle of each other show one side only
+POLE_DEG = 15.0  # views within this angle of straight above or below the object say nothing about its sides
+
+
+def camera_spread_warning(poses: Sequence[Sequence[Sequence[float]]]) -> str | None:
+    """A sentence for the user when the cameras (camera-to-world 4x4 matrices, row by row, in the backend frame:
+    the object at the origin, +Y up) do not go around the object: their directions from it all lie within
+    `SAME_DIRECTION_DEG`, or, around the up axis, all within half a turn (the far side unseen). None when they
+    go around it (or there are fewer than two)."""
+    directions = []
+    for pose in poses:
+        centre = [float(pose[row][3]) for row in range(3)]
+        length = math.sqrt(sum(c * c for c in centre))
+        if length > 1e-9:
+            directions.append([c / length for c in centre])
+    n = len(directions)
+    if n < 2:
+        return None
+    widest = max(
+        math.degrees(math.acos(max(-1.0, min(1.0, sum(a * b for a, b in zip(u, v, strict=True))))))
+        for i, u in enumerate(directions)
+        for v in directions[i + 1 :]
+    )
+    if widest < SAME_DIRECTION_DEG:
+        return (
+            f"the {n} cameras look at the object from nearly the same direction (at most {widest:.0f} degrees "
+            "apart), so they show one side of it and the rest is a guess; take the views from around the object "
+            "(e.g. 4 at 90-degree steps)"
+        )
+    side = math.sin(math.radians(POLE_DEG))
+    azimuths = sorted(math.degrees(math.atan2(z, x)) % 360.0 for x, y, z in directions if math.hypot(x, z) > side)
+    if not azimuths:
+        return (
+            f"the {n} cameras all look at the object from straight above or below, so its sides are not seen and "
+            "will be a guess; take the views from around the object (e.g. 4 at 90-degree steps)"
+        )
+    gaps = [b - a for a, b in itertools.pairwise(azimuths)] + [360.0 - azimuths[-1] + azimuths[0]]
+    if max(gaps) > 180.0 + 1e-6:
+        return (
+            f"the {n} cameras do not go around the object: around its up axis they all lie within "
+            f"{360.0 - max(gaps):.0f} degrees, on one side of it, so its far side is not seen and will be a guess; "
+            "add views from the other side"
+        )
+    return None

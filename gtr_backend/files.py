@@ -1,4 +1,5 @@
-"""Writing files all or nothing, and checking where they will go before any work starts.
+"""Writing files all or nothing, checking where they will go before any work starts, and checking that a file
+given to be read is one.
 
 Every file the project writes for a user (meshes, textures, weights, reports, job folders) goes through
 `atomic_write`: the content is written to a temporary file beside the target, flushed to disk, and only then
@@ -6,6 +7,9 @@ renamed over the target with `os.replace` (atomic on POSIX and Windows). A failu
 file size limit, an exception in the writer, Ctrl+C) leaves the old file exactly as it was and no temporary
 file behind. A group of files (an OBJ with its MTL and texture) is written file by file this way, the file
 that names the others last, so an interrupted group never leaves a file that points at a half-written one.
+
+`input_problem` says why a path given to be read (an image, a camera file, weights) cannot be: missing, a
+folder, a device or a pipe (which would block a reader), a NUL character in its name.
 
 No torch here: the add-on imports this module as well.
 """
@@ -16,6 +20,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -84,3 +89,29 @@ def check_output(path: Path | str, suffixes: tuple[str, ...] = (), what: str = "
     except OSError as error:
         raise GTRError(f"{path}: cannot write in {folder} ({error.strerror or error}); write somewhere else") from None
     return path
+
+
+def name_problem(path: Path | str, what: str = "file") -> str | None:
+    """Why `path` cannot name a `what` at all (a NUL character in it, which no file system takes), or None."""
+    if "\0" in str(path):
+        return f"{str(path)!r}: the path contains a NUL character; give the {what}'s path without one"
+    return None
+
+
+def input_problem(path: Path | str, what: str = "file") -> str | None:
+    """Why `path` cannot be read as a `what` ("image file", "weights file", ...), as a message that names it and
+    says what to give instead; None when it is a regular file (or a link to one)."""
+    problem = name_problem(path, what)
+    if problem:
+        return problem
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return f"{path}: {what} not found"
+    except OSError as error:
+        return f"{path}: cannot open this {what} ({error.strerror or error}); check the path and its permissions"
+    if stat.S_ISDIR(mode):
+        return f"{path} is a folder; give the {what} itself"
+    if not stat.S_ISREG(mode):
+        return f"{path} is a device, a pipe or a socket, not a file; give the {what} saved on disk"
+    return None

@@ -1,10 +1,12 @@
 """The backend as a long-lived process for the Blender add-on: `python -m gtr_backend.server`.
 
 Protocol (version `PROTOCOL`, `gtr_backend.contract`): one JSON object per line. Requests on stdin carry an
-`id`, an `op` and optionally the `protocol` they speak (refused when it is not this one); every request is
-checked field by field before any work (`contract.check_request`), and anything wrong gets a one-line error
-naming the field. Replies on stdout carry the request's `id` and a `type`: any number of `progress` lines
-(`stage`, `fraction` in [0, 1]), then exactly one `result` or `error` (`message`: plain words for the user).
+`id` (an integer or a string), an `op` and optionally the `protocol` they speak (refused when it is not this
+one); every request is checked field by field before any work (`contract.check_request`), and anything wrong
+gets a one-line error naming the field. A request whose id is that of a request still running or queued is
+refused: its error reply has a null `id`, so the first request's replies stay its own. Replies on stdout
+carry the request's `id` and a `type`: any number of `progress` lines (`stage`, `fraction` in [0, 1]), then
+exactly one `result` or `error` (`message`: plain words for the user).
 Large data never goes through the pipe: views are read from a view folder and results are written to a job
 folder, both named in the request; job folders must lie inside `--jobs-root` (the add-on's jobs folder) and
 are written all or nothing (a new folder, manifest last, swapped in). Logging goes to stderr.
@@ -20,9 +22,9 @@ Requests:
   uv (V, 2) float32 or, with vertex colours, colors (V, 3)), `texture.png` (none with vertex colours),
   `state.safetensors` (the refined colour field) and `job.json` (the views, the options, the weights' name,
   the timings, the fidelity) into `job`; replies with the files, timings, the refinement's PSNR, the mesh's
-  silhouette IoU per input view, the options and the `fidelity` (`gtr_backend.fidelity`: the worst input
-  view's mask IoU and the PSNR inside the masks). Out of memory, the error carries `retry_options`: lower
-  settings to offer as a retry.
+  silhouette IoU per input view, the options, the `fidelity` (`gtr_backend.fidelity`: the worst input
+  view's mask IoU and the PSNR inside the masks) and `warnings` (as for `cameras`). Out of memory, the error
+  carries `retry_options`: lower settings to offer as a retry.
 - `refine` {`job`, `steps` (at least 1)} -> continues the texture refinement of a finished job against its
   views (from the saved colour field, on the saved mesh and UV layout), bakes it as the reconstruction did
   (the views' own colours laid over the field, unless the job was made with `texture_from_views` off) and
@@ -31,8 +33,9 @@ Requests:
 - `cameras` {`views` (as for `reconstruct`), `folder`: a new or empty folder inside the jobs folder} -> reads the
   views with the backend's loaders (any format: a cameras.json folder, the GTR release, an orbit, a Zero123++
   grid) and writes them into `folder` as a cameras.json view folder (RGBA PNGs as loaded, OpenCV camera-to-world
-  in the backend frame); replies with its `path`, the views' `width` and `height`, their source `names` and the
-  `views` entries of that cameras.json (image, fx, fy, cx, cy, matrix). The add-on builds its camera rig from it.
+  in the backend frame); replies with its `path`, the views' `width` and `height`, their source `names`, the
+  `views` entries of that cameras.json (image, fx, fy, cx, cy, matrix) and `warnings` (sentences: cameras that
+  do not go around the object, `contract.camera_spread_warning`). The add-on builds its camera rig from it.
 - `bake_to` {`job`: a finished job, `folder`: inside the jobs folder, holding `target.npz` (vertices (V, 3)
   float32 in the job's backend frame, faces (F, 3), uv (V, 2)), `texture_size`} -> the job's colours (its
   refined field under its views' own colours) baked onto that UV layout, written as `baked.png` in `folder`
@@ -40,8 +43,8 @@ Requests:
 - `unload` -> drops the loaded model and gives its memory back (`unloaded`: how many were loaded).
 - `load` {`weights`, `device`} -> loads the model ahead of the first request (the add-on sends it when views
   are imported, so the first Reconstruct click does not wait for it).
-- `cancel` {`target`: the id of a running or queued request} -> that request stops at its next check and
-  replies `error` with `cancelled: true` (a cancel for any other id is ignored).
+- `cancel` {`target`: the id (an integer or a string) of a running or queued request} -> that request stops at
+  its next check and replies `error` with `cancelled: true` (a cancel for any other id is ignored).
 - `shutdown`.
 The model stays loaded between requests, so the second reconstruction skips loading it; after every job
 the memory its tensors held is given back to the device. When stdin closes the
@@ -205,6 +208,7 @@ class Session:
             "fidelity": info["fidelity"],
             "options": info["options"],
             "weights_name": info["weights_name"],
+            "warnings": _warnings(views),
         }
 
     def unload(self) -> dict[str, Any]:
@@ -227,7 +231,7 @@ class Session:
         path = save_views(views, folder)
         entries = json.loads(path.read_text())["views"]
         size = {"width": views.width, "height": views.height}
-        return {"path": str(path), **size, "names": list(views.names), "views": entries}
+        return {"path": str(path), **size, "names": list(views.names), "views": entries, "warnings": _warnings(views)}
 
     def open_job(self, job: Path, emit: Emit) -> FinishedJob:
         """A finished job's manifest, model, views, mesh and refined colour field, on the job's device."""
@@ -366,8 +370,8 @@ class FinishedJob:
 
 
 def _read_bake_target(path: Path) -> Any:
-    """The mesh Bake to Active bakes onto: vertices (V, 3), faces (F, 3), uv (V, 2) from an .npz (no pickles);
-    a `GTRError` saying what is wrong otherwise."""
+    """The mesh Bake to Active bakes onto: vertices (V, 3) and uv (V, 2) of real numbers, faces (F, 3) of
+    integers (vertex indices), from an .npz (no pickles); a `GTRError` saying what is wrong otherwise."""
     import numpy as np
     import torch
 
@@ -379,9 +383,13 @@ def _read_bake_target(path: Path) -> Any:
             vertices, faces, uv = (np.asarray(data[k]) for k in ("vertices", "faces", "uv"))
     except (OSError, ValueError, KeyError) as error:
         raise GTRError(f"{path.name}: not a mesh to bake onto ({error}); run Bake to Active again") from None
-    v = len(vertices)
+    v = vertices.shape[0] if vertices.ndim else -1  # a 0-d array has no length: a wrong shape
     if vertices.shape != (v, 3) or uv.shape != (v, 2) or faces.ndim != 2 or faces.shape[1:] != (3,) or not len(faces):
         raise GTRError(f"{path.name}: needs vertices (V, 3), uv (V, 2) and faces (F, 3); got other shapes")
+    for name, array, allowed in (("faces", faces, "iu"), ("vertices", vertices, "iuf"), ("uv", uv, "iuf")):
+        if array.dtype.kind not in allowed:
+            numbers = "integers (vertex indices)" if allowed == "iu" else "real numbers"
+            raise GTRError(f"{path.name}: its {name} are {array.dtype} values, not {numbers}; run Bake to Active again")
     if faces.min() < 0 or faces.max() >= v or not (np.isfinite(vertices).all() and np.isfinite(uv).all()):
         raise GTRError(f"{path.name}: faces name missing vertices or coordinates are not finite")
     return Mesh(
@@ -437,6 +445,12 @@ def _load_view_spec(spec: dict[str, Any]) -> Any:
         orbit=_orbit(orbit) if orbit else None,
         zero123pp=bool(spec.get("zero123pp")),
     )
+
+
+def _warnings(views: Any) -> list[str]:
+    """What a reply says about views that load but will not give a good result (sentences for the user)."""
+    warning = views.camera_warning()
+    return [warning] if warning else []
 
 
 def _check_writable(job: Path) -> None:
@@ -613,6 +627,15 @@ def serve(stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, jobs_root: Pat
             stdout.write(json.dumps(message) + "\n")
             stdout.flush()
 
+    def reply(rid: Any, message: dict[str, Any]) -> None:
+        """Send a running request's reply; before its last one (result or error) its id is free again, so a
+        client may reuse it as soon as it has the answer."""
+        if message.get("type") in ("result", "error"):
+            with lock:
+                pending.discard(rid)
+                cancelled_ids.discard(rid)
+        send(message)
+
     def take(line: str) -> None:
         if len(line) > MAX_LINE:
             raise GTRError(f"a request line of {len(line)} characters is too long (at most {MAX_LINE})")
@@ -621,16 +644,22 @@ def serve(stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, jobs_root: Pat
         except (ValueError, RecursionError):
             raise GTRError(f"not a JSON line: {line[:80]!r}") from None
         request = check_request(message)
-        op = request["op"]
-        if op == "ping":
-            send({"id": request.get("id"), "type": "result", "busy": running[0] is not None})
-        elif op == "cancel":
+        op, rid = request["op"], request.get("id")
+        if op == "cancel":
             with lock:
                 if request["target"] in pending:
                     cancelled_ids.add(request["target"])
+            return
+        with lock:
+            duplicate = rid is not None and rid in pending
+            if not duplicate and op != "ping":
+                pending.add(rid)
+        if duplicate:  # its replies would be taken for the first one's: refused, and the error names no id
+            taken = f"request {op!r}: the id {rid!r} is already taken by a request still running or queued; "
+            send({"id": None, "type": "error", "message": taken + "give every request an id of its own"})
+        elif op == "ping":
+            send({"id": rid, "type": "result", "busy": running[0] is not None})
         else:
-            with lock:
-                pending.add(request.get("id"))
             requests.put(request)
 
     def read() -> None:
@@ -660,11 +689,14 @@ def serve(stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, jobs_root: Pat
             send({"id": rid, "type": "result"})
             break
         running[0] = rid
-        run_request(session, request, send, functools.partial(cancelled_ids.__contains__, rid), sys.stderr)
+        run_request(
+            session,
+            request,
+            functools.partial(reply, rid),
+            functools.partial(cancelled_ids.__contains__, rid),
+            sys.stderr,
+        )
         running[0] = None
-        with lock:
-            pending.discard(rid)
-            cancelled_ids.discard(rid)
     return 0
 
 

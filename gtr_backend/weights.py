@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from .errors import ConfigError, WeightsError
-from .files import atomic_write, check_output
+from .files import atomic_write, check_output, input_problem
 from .model import GTR, GTRConfig, preset
 
 WEIGHTS_FORMAT = "gtr-weights/1"
@@ -193,8 +193,9 @@ def read_weights_config(path: Path) -> tuple[GTRConfig, dict[str, Any]]:
 def load_project_weights(path: Path | str, device: torch.device | str = "cpu") -> GTR:
     """A project weights file (.safetensors + .json) -> model in eval mode on `device`."""
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found")
+    problem = input_problem(path, "weights file")
+    if problem:
+        raise WeightsError(problem)
     config, _ = read_weights_config(path)
     try:
         state = load_file(str(path))
@@ -210,8 +211,9 @@ def load_project_weights(path: Path | str, device: torch.device | str = "cpu") -
 def read_released_checkpoint(path: Path | str) -> dict[str, Tensor]:
     """``ckpt.pth`` -> flattened released names (``pipeline.generator.planes``, ...) -> tensors, on the CPU."""
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: checkpoint file not found")
+    problem = input_problem(path, "checkpoint file")
+    if problem:
+        raise WeightsError(problem)
     try:
         # Only tensors and plain containers are unpickled (weights_only); mmap needs the zip format.
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))

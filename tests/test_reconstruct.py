@@ -83,8 +83,10 @@ def test_command_errors_are_plain(tmp_path, capsys, fitted_sphere):
     save_views(views, tmp_path / "views")
     weights = tmp_path / "tiny.safetensors"
     save_weights(GTR(preset("gtr-tiny")), weights)
+    (tmp_path / "folder.safetensors").mkdir()
     cases = [
         (["--weights", str(tmp_path / "none.safetensors")], "none.safetensors: weights file not found"),
+        (["--weights", str(tmp_path / "folder.safetensors")], "folder.safetensors is a folder; give the weights file"),
         (["--weights", str(weights)], "never reaches the surface level"),
         (["--weights", str(weights), "-o", str(tmp_path / "x.fbx")], "unknown mesh format"),
     ]

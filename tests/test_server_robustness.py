@@ -5,14 +5,15 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from backend_process import Server
 
-from gtr_backend.contract import PROTOCOL
+from gtr_backend.contract import BAKE_TARGET, PROTOCOL
 from gtr_backend.errors import GTRError
 from gtr_backend.mesh import Mesh
-from gtr_backend.server import MAX_LINE, Session, _write_job
+from gtr_backend.server import MAX_LINE, Session, _read_bake_target, _write_job
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "toy"
 
@@ -53,6 +54,9 @@ def test_no_line_silences_the_backend(server, line):
         ({"op": "refine", "job": "x", "steps": -3}, "'steps' must be at least 1"),
         ({"op": "hello", "protocol": PROTOCOL + 1}, "speaks protocol"),
         ({"op": "dance"}, "unknown request 'dance'"),
+        ({"op": "load", "weights": "w\x00.safetensors"}, "'weights' contains a NUL character"),
+        ({"op": "cameras", "views": {"path": "v\x00"}, "folder": "x"}, "'path' contains a NUL character"),
+        ({"op": "refine", "job": "jobs/\x00a"}, "'job' contains a NUL character"),
     ],
 )
 def test_bad_requests_name_the_field(server, request_, named):
@@ -86,6 +90,39 @@ def test_ping_answers_during_a_job_and_a_stray_cancel_is_ignored(server, jobs):
     assert pong["busy"] is True and time.perf_counter() - sent < 3
     server.send({"op": "cancel", "target": 22})
     assert server.final(22).get("cancelled") is True
+
+
+def test_a_request_with_a_string_id_can_be_cancelled(server, jobs):
+    """Ids may be strings; a cancel names any id the protocol allows."""
+    options = {"refine_steps": 200, "mesh_resolution": 48, "texture_size": 128}
+    request = {"op": "reconstruct", "views": {"path": str(EXAMPLE)}, "job": str(jobs / "s"), "device": "cpu"}
+    server.send({"id": "job-s", **request, "options": options})
+    time.sleep(1.0)
+    server.send({"op": "cancel", "target": "job-s"})
+    assert server.final("job-s").get("cancelled") is True
+    for target in (True, 1.5, None, [1]):  # not an id: refused in words, as every bad field is
+        server.send({"id": 41, "op": "cancel", "target": target})
+        error = server.final(41)
+        assert error["type"] == "error" and "'target' must be an integer or a string" in error["message"]
+
+
+def test_an_id_already_running_is_refused_and_free_again_once_answered(server, jobs):
+    options = {"refine_steps": 200, "mesh_resolution": 48, "texture_size": 128}
+    request = {"op": "reconstruct", "views": {"path": str(EXAMPLE)}, "job": str(jobs / "d"), "device": "cpu"}
+    server.send({"id": 31, **request, "options": options})
+    server.send({"id": 31, "op": "hello"})  # the same id while the first runs (or waits): refused
+    server.send({"id": 31, "op": "ping"})
+    replies = []
+    while len([r for r in replies if r.get("id") is None]) < 2:
+        replies.append(server.reply())
+    refused = [r for r in replies if r.get("id") is None]
+    for error in refused:
+        assert error["type"] == "error" and "the id 31 is already taken" in error["message"], error
+    assert all(r["type"] == "progress" for r in replies if r.get("id") == 31)  # nothing else answered as 31
+    server.send({"op": "cancel", "target": 31})  # the first request is still the one with that id
+    assert server.final(31).get("cancelled") is True
+    server.send({"id": 31, "op": "hello"})  # answered: the id is free again at once
+    assert server.final(31)["protocol"] == PROTOCOL
 
 
 def test_the_server_exits_when_stdin_closes(jobs):
@@ -136,6 +173,30 @@ def test_a_rewritten_job_keeps_what_else_lives_in_it(tmp_path):
     assert (job / "views" / "view_000.png").read_bytes() == b"captured"
     assert (job / "mesh.glb").read_bytes() == mesh
     assert json.loads((job / "job.json").read_text()) == {"views": "refined"}
+
+
+@pytest.mark.parametrize(
+    ("arrays", "named"),
+    [
+        ({"faces": np.array([[0, 1, 1.5]])}, "its faces are float64 values, not integers"),
+        ({"faces": np.array([[0, 1, 2]], dtype=np.float32)}, "its faces are float32 values, not integers"),
+        ({"faces": np.array([[0, 1, 2j]])}, "its faces are complex128 values"),
+        ({"faces": np.array([["0", "1", "2"]])}, "its faces are <U1 values"),
+        ({"faces": np.array([[True, False, True]])}, "its faces are bool values"),
+        ({"vertices": np.zeros((3, 3), dtype=np.complex64)}, "its vertices are complex64 values, not real numbers"),
+        ({"uv": np.array([["a", "b"]] * 3)}, "its uv are <U1 values, not real numbers"),
+    ],
+    ids=["fractions", "whole-floats", "complex", "text", "bool", "complex-vertices", "text-uv"],
+)
+def test_a_bake_target_of_the_wrong_types_is_refused_not_rounded(tmp_path, arrays, named):
+    """Faces must be vertex indices (integers), never floats with their fractions dropped; coordinates real."""
+    target = {"vertices": np.zeros((3, 3), np.float32), "faces": np.array([[0, 1, 2]]), "uv": np.zeros((3, 2))}
+    np.savez(tmp_path / BAKE_TARGET, **{**target, **arrays})
+    with pytest.raises(GTRError, match=named) as caught:
+        _read_bake_target(tmp_path / BAKE_TARGET)
+    assert "\n" not in str(caught.value)
+    np.savez(tmp_path / BAKE_TARGET, **target)
+    assert _read_bake_target(tmp_path / BAKE_TARGET).faces.tolist() == [[0, 1, 2]]
 
 
 def test_a_session_refuses_a_job_path_that_is_a_file(tmp_path):

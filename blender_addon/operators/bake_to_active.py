@@ -1,7 +1,9 @@
 """Bake to Active: a GTR result's colours (its refined colour field, under its input views' own colours) baked
 onto the active mesh's own active UV layer, into a new image and material. Select the GTR result, then the
 target mesh (active), as for Blender's "Selected to Active" bakes. The target's geometry and UVs are never
-changed: it gets a new material in its active slot (the old material stays in the file; undo restores it)."""
+changed: the new material goes into its active material slot only (a new slot when it has none); its other
+slots keep their materials, and the replaced one stays in the file (undo restores it). While the button is
+disabled its tooltip says why (`bake_problem`)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,22 @@ def bake_source(context: bpy.types.Context) -> bpy.types.Object | None:
     return found[0] if len(found) == 1 else None
 
 
+def bake_problem(context: bpy.types.Context) -> str | None:
+    """Why Bake to Active cannot run with this selection (a sentence for its tooltip), or None when it can."""
+    target = context.active_object
+    if status(context).running:
+        return "A GTR job is running: wait for it to finish or cancel it"
+    if target is None or target.type != "MESH":
+        return "Select the GTR result, then shift-select your mesh so that it is the active object"
+    if job_of(target) is not None:
+        return "The active object is a GTR result: select it first, then shift-select your own mesh (the target)"
+    if target.data.uv_layers.active is None:
+        return f"{target.name} has no UV map: unwrap it first (UV > Unwrap)"
+    if bake_source(context) is None:
+        return f"Select one GTR result besides {target.name} (select the result, then shift-select {target.name})"
+    return None
+
+
 def target_arrays(target: bpy.types.Object, to_backend: Matrix, depsgraph: Any) -> dict[str, np.ndarray]:
     """The target as the backend reads it (`contract.BAKE_TARGET`): its evaluated triangles with a vertex per
     corner, vertices (3T, 3) in the result's backend frame, faces (T, 3), uv (3T, 2) of its active UV layer."""
@@ -38,6 +56,8 @@ def target_arrays(target: bpy.types.Object, to_backend: Matrix, depsgraph: Any) 
         if mesh.uv_layers.active is None:
             raise BakeError(f"{target.name} has no UV map after its modifiers; unwrap it first")
         mesh.calc_loop_triangles()
+        if not len(mesh.loop_triangles):
+            raise BakeError(f"{target.name} has no faces after its modifiers; bake onto a mesh with faces")
         loops = np.zeros(len(mesh.loop_triangles) * 3, dtype=np.int64)
         mesh.loop_triangles.foreach_get("loops", loops)
         corners = np.zeros(len(mesh.loops), dtype=np.int64)
@@ -109,8 +129,8 @@ def baked_material(name: str, image: bpy.types.Image, uv_layer: str) -> bpy.type
 
 
 class GTR_OT_bake_to_active(BackendJobOperator, bpy.types.Operator):
-    """Bake the selected GTR result's colours onto the active mesh's own UV layout, into a new image and material
-    (the active mesh's geometry and UVs stay as they are)"""
+    """Bake the selected GTR result's colours onto the active mesh's own UV layout, into a new image and a new
+    material in its active material slot (its geometry, UVs and other slots stay as they are)"""
 
     bl_idname = "gtr.bake_to_active"
     bl_label = "Bake to Active"
@@ -118,18 +138,17 @@ class GTR_OT_bake_to_active(BackendJobOperator, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        target = context.active_object
-        if status(context).running or target is None or target.type != "MESH" or job_of(target) is not None:
-            return False
-        return target.data.uv_layers.active is not None and bake_source(context) is not None
+        problem = bake_problem(context)
+        if problem:
+            cls.poll_message_set(problem)  # the disabled button's tooltip says why
+        return problem is None
 
     def execute(self, context: bpy.types.Context) -> Result:
         self.target, source = context.active_object, bake_source(context)
         assert self.target is not None and source is not None
         frame = backend_to_local(source)
         if frame is None:
-            self.report({"ERROR"}, f"GTR: {source.name} was made by an older version; reconstruct it again to bake")
-            return {"CANCELLED"}
+            return self.fail(context, f"{source.name} was made by an older version; reconstruct it again to bake")
         self.uv_layer = self.target.data.uv_layers.active.name
         self.folder = self.new_job = new_job_folder()
         job = job_of(source)
@@ -152,9 +171,9 @@ class GTR_OT_bake_to_active(BackendJobOperator, bpy.types.Operator):
             created.append((image, bpy.data.images))
             material = baked_material(name, image, self.uv_layer)
             created.append((material, bpy.data.materials))
-            if self.target.material_slots:  # every face shows the bake: each slot takes the new material
-                for slot in self.target.material_slots:
-                    slot.material = material
+            slots = self.target.material_slots
+            if slots:  # the active slot only, as Blender's own material assignments do
+                slots[min(int(self.target.active_material_index or 0), len(slots) - 1)].material = material
             else:
                 self.target.data.materials.append(material)
         except Exception:

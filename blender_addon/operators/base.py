@@ -70,7 +70,7 @@ class BackendJobOperator:
         self.backend = get_backend(context)
         state = status(context)
         state.running, state.cancel_requested = True, False
-        state.stage, state.progress, state.message = "starting the backend", 0.0, ""
+        state.stage, state.progress, state.message, state.warning = "starting the backend", 0.0, "", ""
         if not self.started:
             self.started = time.perf_counter()
         try:
@@ -127,6 +127,7 @@ class BackendJobOperator:
                 context.window_manager.progress_update(int(state.progress * 100))
             elif kind == "result":
                 state.backend_seconds = float(message.get("seconds", 0.0))
+                state.warning = " ".join(message.get("warnings") or [])  # the views load, but see why
                 try:
                     self.on_result(context, message)
                 except Exception as error:  # placing the result failed: nothing was added (see results.py)
@@ -158,7 +159,7 @@ class BackendJobOperator:
         self.cleanup(context)
         state = status(context)
         state.running, state.cancel_requested = False, False
-        state.last_seconds = time.perf_counter() - self.started
+        state.last_seconds = time.perf_counter() - self.started if self.started else 0.0
 
     def finish(self, context: bpy.types.Context, text: str) -> Result:
         self._stop(context)
@@ -167,6 +168,8 @@ class BackendJobOperator:
         state = status(context)
         state.stage, state.progress, state.message = "", 1.0, text
         self.report({"INFO"}, f"GTR: {text}")  # type: ignore[attr-defined]
+        if state.warning:
+            self.report({"WARNING"}, f"GTR: {state.warning}")  # type: ignore[attr-defined]
         return {"FINISHED"}
 
     def fail(self, context: bpy.types.Context, text: str, cancelled: bool = False) -> Result:
@@ -174,7 +177,7 @@ class BackendJobOperator:
         if self.new_job is not None:  # nothing in the scene refers to it
             shutil.rmtree(self.new_job, ignore_errors=True)
         state = status(context)
-        state.stage, state.progress, state.message = "", 0.0, text
+        state.stage, state.progress, state.message, state.warning = "", 0.0, text, ""
         self.report({"WARNING" if cancelled else "ERROR"}, f"GTR: {text}")  # type: ignore[attr-defined]
         return {"CANCELLED"}
 

@@ -13,7 +13,7 @@ import bpy
 from bpy.props import BoolProperty, CollectionProperty, StringProperty
 from mathutils import Matrix
 
-from ..contract import contract
+from ..contract import contract, files
 from ..frames import xyz
 from ..paths import new_job_folder
 from ..props import settings, status
@@ -32,8 +32,9 @@ class ViewsError(Exception):
 
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) of an image Blender can read; a `ViewsError` naming the file otherwise."""
-    if not path.is_file():
-        raise ViewsError(f"{path}: file not found")
+    problem = files.input_problem(path, "image file")
+    if problem:
+        raise ViewsError(problem)
     try:
         image = bpy.data.images.load(str(path), check_existing=False)
     except RuntimeError:
@@ -65,8 +66,9 @@ def check_camera_folder(folder: Path) -> list[Path]:
         raise ViewsError(
             f"{folder}: no cameras.json (or cam_NNN.txt) here; pick 'Images on an Orbit' for images without cameras"
         )
-    if not cameras.is_file():
-        raise ViewsError(f"{cameras}: file not found")
+    problem = files.input_problem(cameras, "camera file")
+    if problem:
+        raise ViewsError(problem)
     try:
         data = json.loads(cameras.read_text())
     except (OSError, ValueError) as error:
@@ -154,10 +156,7 @@ class GTR_OT_import_views(BackendJobOperator, bpy.types.Operator):
         try:
             self.views_path, self.images = self.checked(self.source, self.chosen(), self.new_job)
         except ViewsError as problem:
-            shutil.rmtree(self.new_job, ignore_errors=True)
-            self.new_job = None
-            self.report({"ERROR"}, f"GTR: {problem}")
-            return {"CANCELLED"}
+            return self.fail(context, str(problem))  # removes the new job folder; the panel says why
         self.origin = Matrix.Translation(xyz(context.scene.cursor.location))
         spec = source_spec(s, self.source, str(self.views_path))
         return self.launch(context, "cameras", views=spec, folder=str(self.new_job / "rig"))

@@ -3,6 +3,8 @@ active result (its version and fidelity, export, refine, bake to active)."""
 
 from __future__ import annotations
 
+import textwrap
+
 import bpy
 
 from ..operators.refine_texture import job_of
@@ -11,6 +13,8 @@ from ..props import settings, status
 from ..results import summary
 from ..rig import find_rig, rig_cameras
 from .thumbnails import thumbnail_icons
+
+WARNING_WIDTH = 48  # characters per line of a warning: a label does not wrap by itself
 
 
 class GTR_PT_panel(bpy.types.Panel):
@@ -35,6 +39,10 @@ class GTR_PT_panel(bpy.types.Panel):
             row.operator("gtr.copy_diagnostics", text="", icon="COPYDOWN")
             if state.retry_options:  # the last job ran out of memory: the backend offered lower settings
                 layout.operator("gtr.retry_lower", icon="FILE_REFRESH")
+        if state.warning and not state.running:  # e.g. cameras that do not go around the object
+            col = layout.column(align=True)
+            for i, line in enumerate(textwrap.wrap(state.warning, WARNING_WIDTH)):
+                col.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
         if state.backend_info:
             row = layout.row()
             row.label(text=state.backend_info, icon="SYSTEM")

@@ -130,7 +130,8 @@ def progress_bar(quiet: bool, **options: Any) -> Any:
 
 def views_from_arguments(args: argparse.Namespace) -> ViewSet:
     """The view set the arguments name. Orbit options that will not be used (the input has its own cameras,
-    or --orbit is missing) are said so on stderr rather than dropped without a word."""
+    or --orbit is missing) are said so on stderr rather than dropped without a word, and so are cameras that do
+    not go around the object."""
     from ..views.loaders import own_cameras
 
     defaults = {"azimuths": None, "elevation": Orbit.elevation_deg, "fov": Orbit.fov_deg, "distance": Orbit.distance}
@@ -142,4 +143,8 @@ def views_from_arguments(args: argparse.Namespace) -> ViewSet:
     elif orbit_options and not args.orbit and not args.zero123pp:
         print(f"gtr: note: {' '.join(orbit_options)} apply only with --orbit; ignored", file=sys.stderr)
     orbit = Orbit(args.azimuths, args.elevation, args.fov, args.distance) if args.orbit and not cameras else None
-    return load_views(args.input, orbit=orbit, zero123pp=args.zero123pp, background=args.background)
+    views = load_views(args.input, orbit=orbit, zero123pp=args.zero123pp, background=args.background)
+    warning = views.camera_warning()
+    if warning:
+        print(f"gtr: warning: {args.input}: {warning}", file=sys.stderr)
+    return views

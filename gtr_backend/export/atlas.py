@@ -34,6 +34,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from ..components import connected_components as _components
 from ..errors import GTRError
 from ..mesh.mesh import Mesh
 
@@ -79,26 +80,6 @@ def _face_pairs(faces: np.ndarray) -> np.ndarray:
     edges, owner = edges[order], owner[order]
     same = (edges[1:] == edges[:-1]).all(axis=1)
     return np.stack([owner[:-1][same], owner[1:][same]], axis=1)
-
-
-def _components(count: int, pairs: np.ndarray) -> np.ndarray:
-    """Connected-component labels (0..K-1) of `count` nodes joined by `pairs`: every node points to its root;
-    each round hooks the larger root of every pair that disagrees under the smaller one, then compresses the
-    paths (a few rounds however long the chains are)."""
-    root = np.arange(count)
-    a, b = pairs[:, 0], pairs[:, 1]
-    while len(pairs):
-        ra, rb = root[a], root[b]
-        differ = ra != rb
-        if not differ.any():
-            break
-        np.minimum.at(root, np.maximum(ra, rb)[differ], np.minimum(ra, rb)[differ])
-        while True:  # path compression: every node to its root
-            jumped = root[root]
-            if np.array_equal(jumped, root):
-                break
-            root = jumped
-    return np.unique(root, return_inverse=True)[1]
 
 
 def _charts(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

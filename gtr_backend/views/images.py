@@ -3,6 +3,11 @@
 The mask of a view comes, in this order of preference, from a mask image given for it, from the image's own
 alpha channel, or from a background colour the caller names (pixels of that colour are background). A view
 with none of these is an error that says how to provide one. A fully opaque alpha channel counts as none.
+
+A mask must separate the object from its background (`mask_problem`), or the reconstruction fills the frame
+and scores itself perfect against it: a mask that covers most of the frame's edge (the object seen whole has
+background around it; a busy or uneven background keyed by colour is all "object") is refused, and so is a
+colour key that leaves the background speckled (a background that is not one plain colour).
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
+from ..components import component_sizes
 from ..errors import ViewError
-from ..files import atomic_write
+from ..files import atomic_write, input_problem
 from ..pixels import to_uint8
 
 Background = str | tuple[float, float, float] | None
@@ -26,6 +32,15 @@ BACKGROUNDS: dict[str, tuple[float, float, float]] = {
     "black": (0.0, 0.0, 0.0),
 }
 BACKGROUND_TOLERANCE = 4 / 255  # colour distance (max over channels) under which a pixel is background
+
+EDGE_LIMIT = 0.75  # a mask covering more of the frame's edge (its outermost pixels) does not separate anything
+SPECK_SIDE = 512  # px: a colour key's specks are counted on the mask at most this size (compression noise fades)
+SPECK_SIZE = 1 / 2000  # of the frame: a component of a keyed mask (object or hole) smaller than this is a speck
+SPECKLE_LIMIT = 0.02  # of the frame: a colour key whose specks cover more than this leaves a speckled mask
+PLAIN_BACKGROUND = (
+    "give images with alpha (a transparent background) or a mask image per view, or photograph the object on "
+    "a plain background and name its exact colour"
+)
 
 HOW_TO_MASK = (
     "give it an alpha channel (RGBA PNG with a transparent background), give a mask image for it "
@@ -57,9 +72,10 @@ def read_image(path: Path, max_side: int | None = MAX_VIEW_SIDE) -> np.ndarray:
     colour premultiplied by alpha) to that side, so memory stays bounded whatever the file; callers that hold
     intrinsics in pixels scale them by the returned size over `image_size(path)`. Images over `MAX_PIXELS` or
     under `MIN_VIEW_SIDE` a side are refused with a ViewError."""
+    problem = input_problem(path, "image file")
+    if problem:
+        raise ViewError(problem)
     try:
-        if not path.is_file():
-            raise ViewError(f"{path}: image file not found")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow's notes on odd files; `_check_size` has its own size limit
             with Image.open(path) as image:
@@ -133,12 +149,54 @@ def _background_rgb(background: Background) -> tuple[float, float, float]:
     return (float(background[0]), float(background[1]), float(background[2]))
 
 
+def _background_name(background: Background) -> str:
+    if isinstance(background, str):
+        return background
+    return ",".join(f"{float(c):g}" for c in _background_rgb(background))
+
+
+def mask_problem(coverage: np.ndarray, background: Background = None) -> str | None:
+    """Why a view's mask (H, W) in [0, 1] cannot separate the object from its background, or None when it can.
+    `background` names the colour the mask was keyed from (None: an alpha channel or a mask image)."""
+    solid = coverage >= 0.5
+    edge = float(np.concatenate([solid[0], solid[-1], solid[1:-1, 0], solid[1:-1, -1]]).mean())
+    if background is None:
+        if edge <= EDGE_LIMIT:
+            return None
+        return (
+            f"the mask covers {edge:.0%} of the frame's edge, so it does not separate the object from its "
+            "background (seen whole, an object has background around it); give an alpha channel or a mask image "
+            "that is clear around the object"
+        )
+    keyed = f"with the background colour {_background_name(background)}"
+    if edge > EDGE_LIMIT:
+        return (
+            f"{keyed}, {edge:.0%} of the frame's edge counts as object, so the background cannot be told from the "
+            f"object (a busy or uneven background, or another colour); {PLAIN_BACKGROUND}"
+        )
+    height, width = coverage.shape
+    size = _target_size(width, height, SPECK_SIDE)
+    if size != (width, height):
+        solid = np.asarray(Image.fromarray(coverage.astype(np.float32)).resize(size, Image.Resampling.BOX)) >= 0.5
+    sizes = np.concatenate([component_sizes(solid), component_sizes(~solid)])  # specks of object, holes in it
+    specks = sizes[sizes < SPECK_SIZE * solid.size]
+    if specks.sum() <= SPECKLE_LIMIT * solid.size:
+        return None
+    return (
+        f"{keyed}, the mask is speckled ({len(specks)} specks and pinholes over {specks.sum() / solid.size:.0%} "
+        f"of the frame): the background is not one plain colour, or the object has small parts of that colour; "
+        + PLAIN_BACKGROUND
+    )
+
+
 def split_rgba(
     array: np.ndarray, where: str, mask: np.ndarray | None = None, background: Background = None
 ) -> tuple[Tensor, Tensor]:
-    """(H, W, 3|4) array -> rgb (3, H, W), mask (1, H, W), with the mask rules of this module."""
+    """(H, W, 3|4) array -> rgb (3, H, W), mask (1, H, W), with the mask rules of this module (`mask_problem`
+    included)."""
     rgb = array[..., :3]
     alpha = array[..., 3] if array.shape[-1] == 4 else None
+    keyed: Background = None  # the background colour the mask comes from, if it does
     if alpha is not None and alpha.min() >= 1.0 and mask is None and background is not None:
         alpha = None  # fully opaque: the alpha channel does not separate anything, use the background colour
     if mask is not None:
@@ -153,12 +211,16 @@ def split_rgba(
     elif background is not None:
         colour = np.asarray(_background_rgb(background), dtype=np.float32)
         coverage = (np.abs(rgb - colour).max(axis=-1) > BACKGROUND_TOLERANCE).astype(np.float32)
+        keyed = background
     elif alpha is not None:
         raise ViewError(
             f"{where}: the alpha channel is fully opaque, so it does not say where the object is; " + HOW_TO_MASK
         )
     else:
         raise ViewError(f"{where}: the image has no alpha channel and no mask was given; " + HOW_TO_MASK)
+    problem = mask_problem(coverage, keyed)
+    if problem:
+        raise ViewError(f"{where}: {problem}")
     rgb_t = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
     mask_t = torch.from_numpy(np.ascontiguousarray(coverage[None]))
     return rgb_t, mask_t

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from ..contract import CAMERAS_JSON, IMAGE_SUFFIXES, ORBIT_DISTANCE, ORBIT_ELEVATION_DEG, ORBIT_FOV_DEG, VIEWS_FORMAT
 from ..errors import ViewError
-from ..files import atomic_write
+from ..files import atomic_write, input_problem, name_problem
 from .cameras import OPENGL_TO_OPENCV, intrinsics_from_fov, invert_pose, orbit_poses
 from .images import (
     Background,
@@ -123,8 +123,9 @@ def _intrinsics(view: dict[str, Any], where: str, loaded: tuple[int, int], store
 def load_project_folder(path: Path, background: Background = None) -> ViewSet:
     """A folder with ``cameras.json`` (or the path of that file) -> ViewSet."""
     json_path = path / CAMERAS_JSON if path.is_dir() else path
-    if not json_path.is_file():
-        raise ViewError(f"{json_path}: file not found")
+    problem = input_problem(json_path, "camera file")
+    if problem:
+        raise ViewError(problem)
     try:
         data = json.loads(json_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
@@ -327,7 +328,7 @@ def list_images(folder: Path) -> list[Path]:
 def own_cameras(path: Path) -> str | None:
     """The file that gives `path` its own cameras (``cameras.json``, ``cam_NNN.txt``), or None if it has none."""
     if path.is_dir():
-        if (path / CAMERAS_JSON).is_file():
+        if (path / CAMERAS_JSON).exists():  # a file, or something in its place that loading will name
             return CAMERAS_JSON
         if any(path.glob("cam_*.txt")):
             return "cam_NNN.txt"
@@ -346,6 +347,9 @@ def load_views(
     - an image with ``zero123pp=True``: a Zero123++ grid;
     - a folder of images, or one image, with an `Orbit`: orbit cameras (images in name order).
     """
+    problem = name_problem(path, "view set")
+    if problem:
+        raise ViewError(problem)
     path = Path(path)
     if not path.exists():
         raise ViewError(f"{path}: no such file or folder")

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..contract import camera_spread_warning
 from ..errors import ViewError
 from .cameras import pose_problem
 
@@ -95,6 +96,11 @@ class ViewSet:
     @property
     def device(self) -> torch.device:
         return self.rgb.device
+
+    def camera_warning(self) -> str | None:
+        """A sentence for the user when the cameras do not go around the object (all from nearly one direction,
+        or all on one side of it), else None: `contract.camera_spread_warning`."""
+        return camera_spread_warning(self.c2w.detach().cpu().double().tolist())
 
     def foreground(self) -> Tensor:
         """(N, H, W) bool: the pixels at least half covered by the object (the silhouettes, thresholded)."""

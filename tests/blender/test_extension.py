@@ -156,6 +156,20 @@ def test_import_views_copies_orbit_images_and_names_bad_files(blender, extension
         assert r[name]["result"] == ["CANCELLED"] and words in r[name]["reported"], (name, r[name])
         assert r[name]["views_path"] == kept  # a failed import changes nothing
     assert "small.png 64x64" in r["mixed sizes"]["reported"]
+    # The panel says why the import failed, not that the one before succeeded.
+    assert "as cameras at the 3D cursor" in r["orbit images"]["message"] and not r["orbit images"]["warning"]
+    assert "differ in size" in r["mixed sizes"]["message"] and "differ in size" in " ".join(r["mixed sizes"]["panel"])
+    # Cameras all at one pose: imported, with a warning in the panel (nothing of it before).
+    one_pose = r["one pose"]
+    assert one_pose["result"] == ["FINISHED"] and "nearly the same direction" in one_pose["warning"]
+    panel = " ".join(one_pose["panel"])
+    assert "nearly the same direction" in panel and "nearly the same" not in " ".join(r["orbit images"]["panel"])
+    folder = r["image is a folder"]
+    assert (
+        folder["result"] == ["CANCELLED"]
+        and "view_001.png is a folder; give the image file itself" in folder["reported"]
+    )
+    assert not folder["warning"]  # a failed import clears the last one's warning
     checked = {"view_000.png", "view_001.png", "view_002.png", "view_003.png", "small.png", "notes.png"}
     assert not checked & set(r["images_left"])  # checking the files loaded nothing into the .blend
 
@@ -201,8 +215,14 @@ def test_versions_fidelity_export_bake_to_active_and_retry(blender, extension_zi
         assert face["near"] > 5 and np.abs(np.array(face["baked"]) - face["expected"]).max() < 0.08, face
     expected = np.array([f["expected"] for f in bake["faces"]])
     assert min(np.abs(a - b).max() for i, a in enumerate(expected) for b in expected[i + 1 :]) > 0.2
-    assert bake["material"] == "Cube copy GTR bake" and bake["slots"] == ["Cube copy GTR bake"] * 6  # every face
-    assert bake["undone_slots"] == bake["slots_before"] == [f"face {i}" for i in range(6)]  # Ctrl+Z: as it was
+    # The new material goes into the active slot (the third) only; the others keep theirs; Ctrl+Z: as it was.
+    assert bake["material"] == "Cube copy GTR bake" and bake["slots"] == ["face 0", "face 1", "Cube copy GTR bake"] + [
+        f"face {i}" for i in range(3, 6)
+    ]
+    assert bake["undone_slots"] == bake["slots_before"] == [f"face {i}" for i in range(6)]
+    # Disabled, the button's tooltip says why; a target without faces is refused in one line.
+    assert "Select one GTR result besides Cube copy" in r["no source"]
+    assert "Loose points has no faces after its modifiers" in r["no faces"] and "zero-size" not in r["no faces"]
     assert bake["apart"] == ["CANCELLED"] and "is not where" in bake["apart_message"]
     # Out of memory: one line, lower settings offered; the retry runs with them and adds version 2.
     oom = r["oom"]

@@ -99,6 +99,8 @@ def test_import_export_round_trip_edits_and_replacing_the_rig(blender, extension
     assert r["exported files"] == ["cameras.json", *(f"view_{i:03d}.png" for i in range(4))]
     assert_same_views(load_views(scratch / "exported"), original)
     assert "not empty" in r["export again"] and "exported" in r["export again"]
+    for case in ("export onto a file", "export below a file"):  # named as the file it is, not "not empty"
+        assert "cameras.json is a file, not a folder" in r[case] and "not empty" not in r[case], r[case]
 
     # 3. The edits show: the moved camera moved (Blender +X, +Z = backend +X, +Y), the deleted one is gone, the
     # swapped image is the new file, byte for byte.

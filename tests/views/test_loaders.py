@@ -1,5 +1,6 @@
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -210,7 +211,9 @@ def test_image_errors(tmp_path):
     with pytest.raises(ViewError, match="view_002.png: the alpha channel is fully opaque"):
         load_views(tmp_path)
     save_views(views, tmp_path)
-    Image.fromarray(np.full((20, 16, 4), 128, np.uint8)).save(tmp_path / "view_003.png")
+    taller = np.zeros((20, 16, 4), np.uint8)
+    taller[4:16, 4:12] = 255  # an object with background around it
+    Image.fromarray(taller).save(tmp_path / "view_003.png")
     with pytest.raises(ViewError, match="view_003.png is 16x20 but view_000.png is 16x16"):
         load_views(tmp_path)
     with pytest.raises(ViewError, match="no such file or folder"):
@@ -323,3 +326,36 @@ def test_a_camera_inside_the_object_box_is_named(tmp_path):
     set_view_fields(tmp_path, 1, matrix=[[1, 0, 0, 0], [0, -1, 0, 0], [0, 0, -1, 0.5], [0, 0, 0, 1]])
     with pytest.raises(ViewError, match=r"view 1 \(view_001.png\): the camera sits at .* inside the object's box"):
         load_views(tmp_path)
+
+
+def test_an_image_that_is_a_folder_a_device_or_a_pipe_is_named_as_such(tmp_path):
+    """Not "file not found" (it is there), and a pipe is never opened (reading it would wait forever)."""
+    save_views(sphere_views(size=16), tmp_path)
+    cases = {
+        "folder": (lambda p: p.mkdir(), "view_001.png is a folder; give the image file itself"),
+        "device": (lambda p: p.symlink_to("/dev/null"), "view_001.png is a device, a pipe or a socket, not a file"),
+        "pipe": (os.mkfifo, "view_001.png is a device, a pipe or a socket, not a file"),
+        "missing": (lambda p: None, "view_001.png: image file not found"),
+    }
+    for kind, (make, message) in cases.items():
+        image = tmp_path / "view_001.png"
+        image.unlink()
+        make(image)
+        with pytest.raises(ViewError, match=message):
+            load_views(tmp_path)
+        if image.is_dir() and not image.is_symlink():
+            image.rmdir()
+        else:
+            image.unlink(missing_ok=True)
+        save_views(sphere_views(size=16), tmp_path)
+        assert load_views(tmp_path).num_views == 4, kind
+    (tmp_path / "cameras.json").unlink()
+    (tmp_path / "cameras.json").mkdir()
+    with pytest.raises(ViewError, match="cameras.json is a folder; give the camera file itself"):
+        load_views(tmp_path)
+
+
+def test_a_path_with_a_nul_character_is_named(tmp_path):
+    with pytest.raises(ViewError, match="the path contains a NUL character") as caught:
+        load_views(str(tmp_path / "views\0"))
+    assert "\0" not in str(caught.value)  # shown escaped, not as a raw NUL

@@ -79,6 +79,8 @@ outcome["projections"] = projections
 # 2. Export as imported; then refused: the same, now non-empty, folder.
 outcome["export"] = export(scratch / "exported")
 outcome["export again"] = export(scratch / "exported")
+outcome["export onto a file"] = export(scratch / "exported" / "cameras.json")
+outcome["export below a file"] = export(scratch / "exported" / "cameras.json" / "more")
 outcome["exported files"] = sorted(p.name for p in (scratch / "exported").iterdir())
 
 # 3. The artist moves a camera (world +X, +Z), deletes another and gives a third another image.

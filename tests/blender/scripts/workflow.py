@@ -112,6 +112,33 @@ except RuntimeError:
     apart = ["CANCELLED"]
 apart_message = bpy.context.window_manager.gtr_status.message
 result.location.x -= 5.0
+
+
+def bake_refused() -> str:
+    """What Bake to Active says when it cannot run: its disabled button's tooltip, or its error."""
+    try:
+        bpy.ops.gtr.bake_to_active()
+    except RuntimeError as error:  # a failed poll and an ERROR report both surface as RuntimeError in scripts
+        return f"{error} | {bpy.context.window_manager.gtr_status.message}"
+    return "ran"
+
+
+# Disabled, the button says why: no GTR result selected besides the target.
+result.select_set(False)
+outcome["no source"] = bake_refused()
+result.select_set(True)
+# A mesh with a UV map but no faces: refused in words (nothing to bake onto).
+points = bpy.data.meshes.new("Loose points")
+points.from_pydata([(2.0, 1.0, 0.6), (2.1, 1.0, 0.6), (2.0, 1.1, 0.6)], [], [])
+points.uv_layers.new()
+loose = bpy.data.objects.new("Loose points", points)
+bpy.context.scene.collection.objects.link(loose)
+loose.select_set(True)
+bpy.context.view_layer.objects.active = loose
+outcome["no faces"] = bake_refused()
+loose.select_set(False)
+bpy.context.view_layer.objects.active = target
+target.active_material_index = 2  # the bake goes into this slot only
 slots_before = [slot.material.name for slot in target.material_slots]
 bpy.ops.ed.undo_push(message="before bake")
 assert bpy.ops.gtr.bake_to_active() == {"FINISHED"}, status()
