@@ -43,7 +43,7 @@ LOG = "gtr-nvdiffrast-build.log"  # in the extension folder: the last failed bui
 STALE_AFTER_S = 600.0  # a lock nobody of ours owns is stale after this long with no process working in its folder
 OWNED_LIMIT_S = 3600.0  # no build takes an hour: a lock this old with no process in its folder is stale, owner or not
 HEARTBEAT_S = 30.0  # how often a build in progress says so
-EXPECTED = "first use only; usually 1-3 minutes"
+EXPECTED = "usually 1-3 minutes, once per machine"
 
 Say = Callable[[str], None]
 _THREADS = threading.Lock()  # one thread of a process loads or builds at a time
@@ -358,7 +358,7 @@ def _build(root: Path, folder: Path, say: Say, heartbeat: float, announce: bool 
     record = {"pid": os.getpid(), "host": socket.gethostname(), "started": _start_ticks(os.getpid())}
     (folder / OWNER).write_text(json.dumps(record))
     if announce:
-        say(f"building nvdiffrast's CUDA rasterizer for this GPU ({EXPECTED})")
+        say(f"building nvdiffrast's CUDA rasterizer ({EXPECTED})")
     start = time.monotonic()
     done = threading.Event()
 

@@ -130,7 +130,7 @@ def test_a_lock_left_by_a_killed_build_is_removed_and_the_build_goes_on(fake, tm
     assert rasterizer.name == "nvdiffrast" and fake.compiles == 1
     err = capsys.readouterr().err
     assert "removed a stale build lock" in err and "no longer runs" in err
-    assert "first use only; usually 1-3 minutes" in err and "built nvdiffrast's CUDA rasterizer in" in err
+    assert "usually 1-3 minutes, once per machine" in err and "built nvdiffrast's CUDA rasterizer in" in err
     assert not (folder / "lock").exists() and not (folder / build.OWNER).exists()
 
 
