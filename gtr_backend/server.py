@@ -61,6 +61,7 @@ import contextlib
 import copy
 import functools
 import json
+import os
 import queue
 import sys
 import threading
@@ -817,4 +818,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # A warm-up still running in its thread (stdin closed early) ends with the process here, not inside PyTorch
+    # while the interpreter shuts down.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

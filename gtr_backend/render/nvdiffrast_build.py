@@ -57,6 +57,10 @@ class BuildBusyError(BuildError):
     """Another process is building the plugin right now."""
 
 
+class MissingToolsError(BuildError):
+    """What a build needs (nvcc, ninja, a C++ compiler) is not installed here."""
+
+
 def _stderr(message: str) -> None:
     print(f"gtr: {message}", file=sys.stderr, flush=True)
 
@@ -327,7 +331,7 @@ def _ensure_plugin(wait: bool, say: Say, heartbeat: float) -> bool:
         built = not own_name and library_file(folder, name).is_file()  # nvdiffrast's loader checks it
         problem = missing_tools()
         if problem:
-            raise BuildError(f"the fast GPU rasterizer (nvdiffrast) cannot be built: {problem}")
+            raise MissingToolsError(f"the fast GPU rasterizer (nvdiffrast) cannot be built: {problem}")
         _build(root, folder, say, heartbeat, announce=not built)
         return not built
 
