@@ -119,8 +119,12 @@ def _requests(args: argparse.Namespace, device: str) -> list[dict[str, Any]]:
     from ..evaluation.bench import RequestCase, installed_optional_kernels, run_requests
 
     variants = [True, False] if device.startswith("cuda") and installed_optional_kernels() else [False]
+    from ..reconstruction import ReconstructOptions
+
     changed = {"refine_steps": args.refine_steps, "texture_size": args.texture_size}
-    changed |= {"mesh_resolution": args.mesh_resolution[0]} if args.mesh_resolution else {}
+    grid = args.mesh_resolution[0] if args.mesh_resolution else None
+    if grid is not None and grid != ReconstructOptions().resolution(torch.device(device)):
+        changed["mesh_resolution"] = grid  # not the device's own default
     options = tuple((k, v) for k, v in changed.items() if v != RECONSTRUCT_OPTIONS[k].default)
     results = []
     for optional in variants:
