@@ -187,7 +187,8 @@ class Session:
             log.write(f"warm-up on {device}: {steps}\n")
         except Exception as error:  # the first request loads the model itself and reports what is wrong
             message = (str(error).splitlines() or [repr(error)])[0]
-            log.write(f"warm-up failed ({type(error).__name__}: {message}); requests load the model themselves\n")
+            after = "the model is loaded" if self.models else "requests load the model themselves"
+            log.write(f"warm-up failed ({type(error).__name__}: {message}); {after}\n")
         finally:
             log.flush()
             self.warm_stage = ""
