@@ -482,7 +482,7 @@ def _measure_requests(case: RequestCase, process: Any, folder: Path, start: floa
     stages = {k: statistics.median(r["timings"][k] for r in replies) for k in replies[0]["timings"]} if replies else {}
     return {
         "case": case.record(),
-        "device_name": hello["device"],
+        "device_name": hello["device"] if case.device.startswith("cuda") else device_label(case.device),
         "rasterizer": warm_up.get("rasterizer", "torch"),
         "marching_cubes": warm_up.get("marching_cubes", "torch"),
         "handshake_s": handshake,
