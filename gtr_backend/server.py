@@ -182,6 +182,7 @@ class Session:
                 self.warm_stage = "warming up: running the kernels once"
                 with _timed(timings, "warm kernels"):
                     kernels = warm_kernels(model, device, self._warm_say(log))
+                reconstruction.release_device_memory(device)  # what the tiny inputs held; the model stays
             self.warm_up_record = {"device": str(device), "seconds": timings, **kernels}
             steps = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in timings.items())
             log.write(f"warm-up on {device}: {steps}\n")

@@ -117,10 +117,9 @@ def _requests(args: argparse.Namespace, device: str) -> list[dict[str, Any]]:
     """The backend server's requests on `device`: on CUDA with the optional CUDA packages (when installed) and
     without them; elsewhere once (they are CUDA-only)."""
     from ..evaluation.bench import RequestCase, installed_optional_kernels, run_requests
-
-    variants = [True, False] if device.startswith("cuda") and installed_optional_kernels() else [False]
     from ..reconstruction import ReconstructOptions
 
+    variants = [True, False] if device.startswith("cuda") and installed_optional_kernels() else [False]
     changed = {"refine_steps": args.refine_steps, "texture_size": args.texture_size}
     grid = args.mesh_resolution[0] if args.mesh_resolution else None
     if grid is not None and grid != ReconstructOptions().resolution(torch.device(device)):
