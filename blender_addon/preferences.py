@@ -68,6 +68,13 @@ class GTR_AddonPreferences(bpy.types.AddonPreferences):
         subtype="DIR_PATH",
         description="Set up the backend offline from the wheel files in this folder (empty: from the package index)",
     )
+    build_gpu_rasterizer: BoolProperty(  # type: ignore[valid-type]
+        name="Build the fast GPU rasterizer now",
+        default=False,
+        description="With an NVIDIA GPU, Set Up Backend also installs nvdiffrast (non-commercial licence) and "
+        "ninja and builds nvdiffrast's CUDA rasterizer (1-3 minutes; needs the CUDA toolkit's nvcc), so the first "
+        "reconstruction does not build it. Without it, the PyTorch rasterizer runs on the GPU",
+    )
     device: EnumProperty(name="Device", items=DEVICES, default="auto")  # type: ignore[valid-type]
     refine_steps: IntProperty(name="Refinement Steps", **_number("refine_steps"))  # type: ignore[valid-type]
     texture_size: EnumProperty(  # type: ignore[valid-type]
@@ -112,6 +119,8 @@ class GTR_AddonPreferences(bpy.types.AddonPreferences):
         )
         if build is not None and build.supported and build.accelerator == "cpu":
             layout.label(text=build.reason[:1].upper() + build.reason[1:])  # why no GPU build
+        if self.backend_mode == "SUBPROCESS" and build is not None and build.accelerator == "cuda":
+            layout.prop(self, "build_gpu_rasterizer")
         layout.prop(self, "weights_path")
         layout.prop(self, "device")
         col = layout.column(heading="Defaults")

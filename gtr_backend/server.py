@@ -42,13 +42,20 @@ Requests:
   (Bake to Active).
 - `unload` -> drops the loaded model and gives its memory back (`unloaded`: how many were loaded).
 - `load` {`weights`, `device`} -> loads the model ahead of the first request (the add-on sends it when views
-  are imported, so the first Reconstruct click does not wait for it).
+  are imported, so the first Reconstruct click does not wait for it); replies with `warm_up`, what the
+  start-up warm-up measured (below), or null.
 - `cancel` {`target`: the id (an integer or a string) of a running or queued request} -> that request stops at
   its next check and replies `error` with `cancelled: true` (a cancel for any other id is ignored).
 - `shutdown`.
-The model stays loaded between requests, so the second reconstruction skips loading it; after every job
-the memory its tensors held is given back to the device. When stdin closes the
-server finishes the running request and exits.
+Warm-up: when the process starts (`--device`, `--weights`; `--no-warm-up` turns it off) a background thread
+imports torch and the backend, loads the model and, on a GPU, runs every kind of kernel a reconstruction runs
+once on tiny inputs (`warm_kernels`: the network, the field, marching cubes, the rasterizer with its gradients,
+an optimizer step; on CUDA this loads nvdiffrast's plugin, building it on first use), so the handshake is
+answered at once and the first request finds everything ready. A request that needs the model waits for the
+warm-up (showing its stage as progress; a cancel stops the wait); a warm-up that fails is one line in the log,
+and requests then load the model themselves. The model stays loaded between requests, so the second
+reconstruction skips loading it; after every job the memory its tensors held is given back to the device. When
+stdin closes the server finishes the running request and exits.
 """
 
 from __future__ import annotations
@@ -57,12 +64,13 @@ import contextlib
 import copy
 import functools
 import json
+import os
 import queue
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -87,6 +95,53 @@ CONTINUE_MLP_LR = 3e-5
 Emit = Callable[[dict[str, Any]], None]
 
 
+def _done_event() -> threading.Event:
+    event = threading.Event()
+    event.set()
+    return event
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[name] = time.perf_counter() - start
+
+
+def warm_kernels(model: Any, device: Any, say: Callable[[str], None] | None = None) -> dict[str, str]:
+    """Run once, on tiny inputs, every kind of kernel a reconstruction runs on `device`: the network (4 views of
+    a sphere at the model's size), the field, marching cubes, the rasterizer (nvdiffrast's plugin is loaded, or
+    built, here; `say` hears how the build goes) with its gradients, and an optimizer step. Returns the
+    rasterizer's and the marching cubes' names."""
+    import torch
+
+    from .mesh.extract import diso_available, grid_points, sdf_to_mesh
+    from .model.fields import sample_triplane
+    from .reconstruction import predict_triplane
+    from .render.raster import get_rasterizer, project
+    from .synthetic import sphere_views
+
+    size = model.config.image_size
+    views = sphere_views(size=size).to(device)
+    triplane = predict_triplane(model, views)
+    with torch.no_grad():
+        model.field.density(sample_triplane(triplane[None], torch.rand(1, 256, 3, device=device) * 2 - 1)[0])
+    points = grid_points(24, device)
+    mesh = sdf_to_mesh(points.norm(dim=-1) - 0.6)
+    rasterizer = get_rasterizer(device, say=say)
+    vertices = mesh.vertices.float().clone().requires_grad_(True)
+    clip = project(vertices, views.intrinsics[:1].float(), views.c2w[:1].float(), 32, 32)
+    fragments = rasterizer.rasterize(clip, mesh.faces, 32, 32)
+    covered = rasterizer.interpolate(torch.ones_like(vertices[:, :1]), fragments, mesh.faces)
+    optimizer = torch.optim.Adam([vertices], lr=1e-3)
+    rasterizer.antialias(covered, fragments, clip, mesh.faces).mean().backward()
+    optimizer.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    use_diso = device.type == "cuda" and diso_available()
+    return {"rasterizer": rasterizer.name, "marching_cubes": "diso" if use_diso else "torch"}
+
+
 @dataclass
 class Session:
     """Handles requests; keeps loaded models between them (keyed by weights file and device). Job folders
@@ -95,6 +150,75 @@ class Session:
     jobs_root: Path | None = None
     models: dict[tuple[str, str], Any] = field(default_factory=dict)
     loads: int = 0  # how many times a model was read from disk
+    warmed: threading.Event = field(default_factory=_done_event)  # set while no warm-up runs
+    warm_stage: str = ""  # what the running warm-up does, shown to requests that wait for it
+    warm_up_record: dict[str, Any] | None = None  # what the last warm-up measured (`warm_up`)
+
+    def start_warm_up(self, weights: str | None, device: str, log: TextIO) -> threading.Thread:
+        """`warm_up` in a background thread; requests that need the model wait for it (`ready`)."""
+        self.warmed.clear()
+        thread = threading.Thread(target=self.warm_up, args=(weights, device, log), name="warm-up", daemon=True)
+        thread.start()
+        return thread
+
+    def warm_up(self, weights: str | None, device_name: str, log: TextIO) -> None:
+        """Import torch and the backend, load the model and run its kernels once (`warm_kernels`), timing each
+        step into `warm_up_record`; one line in `log` says how it went."""
+        timings: dict[str, float] = {}
+        try:
+            self.warm_stage = "warming up: starting PyTorch"
+            with _timed(timings, "import torch"):
+                import torch
+            with _timed(timings, "import backend"):
+                from . import reconstruction
+
+                torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # its first use imports torch._dynamo
+            device = reconstruction.resolve_device(device_name)
+            if device.type == "cuda":
+                with _timed(timings, "start CUDA"):
+                    torch.zeros(1, device=device)
+                    torch.cuda.synchronize(device)
+            self.warm_stage = "warming up: loading the model"
+            model = self.model(weights, device, timings)
+            kernels = {}
+            if device.type != "cpu":  # on the CPU a first kernel costs little more than a later one
+                self.warm_stage = "warming up: running the kernels once"
+                with _timed(timings, "warm kernels"):
+                    kernels = warm_kernels(model, device, self._warm_say(log))
+                reconstruction.release_device_memory(device)  # what the tiny inputs held; the model stays
+            self.warm_up_record = {"device": str(device), "seconds": timings, **kernels}
+            steps = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in timings.items())
+            log.write(f"warm-up on {device}: {steps}\n")
+        except Exception as error:  # the first request loads the model itself and reports what is wrong
+            message = (str(error).splitlines() or [repr(error)])[0]
+            after = "the model is loaded" if self.models else "requests load the model themselves"
+            log.write(f"warm-up failed ({type(error).__name__}: {message}); {after}\n")
+        finally:
+            log.flush()
+            self.warm_stage = ""
+            self.warmed.set()
+
+    def _warm_say(self, log: TextIO) -> Callable[[str], None]:
+        """Where the warm-up's rasterizer build says how it goes: the log and the waiting requests' stage."""
+
+        def say(message: str) -> None:
+            self.warm_stage = f"warming up: {message}"
+            log.write(f"{message}\n")
+            log.flush()
+
+        return say
+
+    def ready(self, emit: Emit, cancelled: Callable[[], bool]) -> None:
+        """Wait for a running warm-up (its stage shown as progress); a cancel ends the wait."""
+        from .errors import CancelledError
+
+        shown = None
+        while not self.warmed.wait(0.1):
+            if cancelled():
+                raise CancelledError("cancelled while the backend was warming up")
+            if self.warm_stage and self.warm_stage != shown:
+                shown = self.warm_stage
+                emit({"type": "progress", "stage": shown, "fraction": 0.0})
 
     def job_folder(self, path: str) -> Path:
         """The job folder of a request, resolved, and confined to `jobs_root`."""
@@ -122,14 +246,16 @@ class Session:
         if op == "bake_to":
             return self.bake_to(request, emit, cancelled)
         if op == "unload":
+            self.ready(emit, cancelled)
             return self.unload()
         if op == "load":
             from .reconstruction import resolve_device
 
             device = resolve_device(request.get("device") or "auto")
+            self.ready(emit, cancelled)
             loads = self.loads
             self.model(request.get("weights"), device)
-            return {"device": str(device), "loaded_model": self.loads > loads}
+            return {"device": str(device), "loaded_model": self.loads > loads, "warm_up": self.warm_up_record}
         from .errors import GTRError
 
         raise GTRError(f"the request {op!r} is answered by the server's reader, not by a session")
@@ -152,7 +278,9 @@ class Session:
             "weights": str(weights) if weights else None,
         }
 
-    def model(self, weights: str | None, device: Any) -> Any:
+    def model(self, weights: str | None, device: Any, timings: dict[str, float] | None = None) -> Any:
+        """The model of `weights` (None: the bundled ones) on `device`, loaded once and kept; `timings` receives
+        the loading's steps (`weights.load_model`)."""
         from .errors import WeightsError
         from .weights import find_default_weights, load_model
 
@@ -162,7 +290,7 @@ class Session:
         key = (str(path.resolve()), str(device))
         if key not in self.models:
             self.models.clear()  # one model at a time: GPU memory is precious
-            self.models[key] = load_model(path, device).eval()
+            self.models[key] = load_model(path, device, timings=timings).eval()
             self.loads += 1
         return self.models[key]
 
@@ -174,6 +302,7 @@ class Session:
         _check_writable(job)
         views = _load_view_spec(request["views"])
         device = resolve_device(request.get("device") or "auto")
+        self.ready(emit, cancelled)
         emit({"type": "progress", "stage": "load weights", "fraction": 0.0})
         loads = self.loads
         model = self.model(request.get("weights"), device)
@@ -233,7 +362,7 @@ class Session:
         size = {"width": views.width, "height": views.height}
         return {"path": str(path), **size, "names": list(views.names), "views": entries, "warnings": _warnings(views)}
 
-    def open_job(self, job: Path, emit: Emit) -> FinishedJob:
+    def open_job(self, job: Path, emit: Emit, cancelled: Callable[[], bool] = lambda: False) -> FinishedJob:
         """A finished job's manifest, model, views, mesh and refined colour field, on the job's device."""
         import numpy as np
         import torch
@@ -247,6 +376,7 @@ class Session:
             raise GTRError(f"{job}: not a finished reconstruction (job.json or state.safetensors is missing)")
         info = json.loads((job / JOB_MANIFEST).read_text())
         device = resolve_device(info.get("device", "auto"))
+        self.ready(emit, cancelled)
         emit({"type": "progress", "stage": "load weights", "fraction": 0.0})
         model = self.model(info.get("weights"), device)
         originals = _load_view_spec(info["views"]).to(device)
@@ -274,7 +404,7 @@ class Session:
         from .render.raster import get_rasterizer
 
         job = self.job_folder(request["job"])
-        done = self.open_job(job, emit)
+        done = self.open_job(job, emit, cancelled)
         steps = int(request.get("steps", 20))
 
         def check() -> None:
@@ -329,7 +459,7 @@ class Session:
         if size > largest:
             raise GTRError(f"the texture size {size} is larger than {largest}; choose {largest} or less")
         target = _read_bake_target(folder / BAKE_TARGET)
-        done = self.open_job(job, emit)
+        done = self.open_job(job, emit, cancelled)
 
         def check() -> None:
             if cancelled():
@@ -609,11 +739,17 @@ def _release_job_memory() -> None:
 MAX_LINE = 1 << 20  # characters: a request is small; anything longer is refused, not parsed
 
 
-def serve(stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, jobs_root: Path | None = None) -> int:
+def serve(
+    stdin: TextIO = sys.stdin,
+    stdout: TextIO = sys.stdout,
+    jobs_root: Path | None = None,
+    warm_up: tuple[str | None, str] | None = None,
+) -> int:
     """Answer requests from `stdin` until it closes or `shutdown`; one request runs at a time, while a reader
     thread keeps listening: it answers `ping` at once (the add-on's liveness check, also during a long job),
     takes `cancel` for the running or a queued request, and answers any line that is not a valid request with
-    a one-line error, so no input can silence it. When stdin closes, the server exits after the running job."""
+    a one-line error, so no input can silence it. When stdin closes, the server exits after the running job.
+    `warm_up` (weights or None, device): start the warm-up (module docstring) at once."""
     from .errors import GTRError
 
     lock = threading.Lock()
@@ -683,6 +819,8 @@ def serve(stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, jobs_root: Pat
 
     threading.Thread(target=read, daemon=True).start()
     session = Session(jobs_root)
+    if warm_up is not None:
+        session.start_warm_up(*warm_up, sys.stderr)
     while (request := requests.get()) is not None:
         rid = request.get("id")
         if request.get("op") == "shutdown":
@@ -705,9 +843,18 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m gtr_backend.server", description=__doc__.split("\n")[0])
     parser.add_argument("--jobs-root", type=Path, help="job folders must lie inside this folder")
+    parser.add_argument("--device", default="auto", help="the device to warm up (auto, cpu, cuda, cuda:N, mps)")
+    parser.add_argument("--weights", help="the weights to warm up (default: the bundled ones)")
+    parser.add_argument("--no-warm-up", action="store_true", help="load the model on the first request instead")
     args = parser.parse_args(argv)
-    return serve(jobs_root=args.jobs_root)
+    warm_up = None if args.no_warm_up else (args.weights, args.device)
+    return serve(jobs_root=args.jobs_root, warm_up=warm_up)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # A warm-up still running in its thread (stdin closed early) ends with the process here, not inside PyTorch
+    # while the interpreter shuts down.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

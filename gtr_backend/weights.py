@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 import pickle
 import re
+import time
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +106,12 @@ def _few(names: list[str], count: int = 5) -> str:
 
 def check_state(model: GTR, state: Mapping[str, Tensor], source: str) -> None:
     """Raise `WeightsError` unless `state` has exactly the model's names and shapes, all values finite."""
+    check_layout(model, state, source)
+    check_finite(state, source)
+
+
+def check_layout(model: GTR, state: Mapping[str, Tensor], source: str) -> None:
+    """Raise `WeightsError` unless `state` has exactly the model's names and shapes, in floating point."""
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     missing = [n for n in expected if n not in state]
     unexpected = [n for n in state if n not in expected]
@@ -125,20 +133,54 @@ def check_state(model: GTR, state: Mapping[str, Tensor], source: str) -> None:
     for name, tensor in state.items():
         if not tensor.is_floating_point():
             raise WeightsError(f"{source}: tensor {name} has dtype {tensor.dtype}, expected floating point")
-        if not torch.isfinite(tensor).all():
-            raise WeightsError(f"{source}: tensor {name} contains NaN or Inf; the file is damaged")
+
+
+def check_finite(state: Mapping[str, Tensor], source: str) -> None:
+    """Raise `WeightsError` if a tensor holds NaN or Inf: each tensor's smallest and largest value (NaN spreads
+    to both) without a copy of it, all tensors at once (one synchronisation on a GPU)."""
+    tensors = {n: t.reshape(-1) for n, t in state.items() if t.numel()}
+    if not tensors:
+        return
+    extremes = torch.stack([torch.stack(torch.aminmax(t)).float() for t in tensors.values()])
+    finite = torch.isfinite(extremes).all(dim=1).tolist()
+    bad = [name for name, ok in zip(tensors, finite, strict=True) if not ok]
+    if bad:
+        raise WeightsError(f"{source}: tensor {bad[0]} contains NaN or Inf; the file is damaged")
+
+
+@contextmanager
+def _step(timings: dict[str, float] | None, name: str, device: torch.device | str = "cpu") -> Iterator[None]:
+    """Adds the seconds the block took to `timings[name]` (device work finished), when `timings` is given."""
+    if timings is None:
+        yield
+        return
+    start = time.perf_counter()
+    yield
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+    timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
 
 def model_from_state(
-    config: GTRConfig, state: Mapping[str, Tensor], source: str, device: torch.device | str = "cpu"
+    config: GTRConfig,
+    state: Mapping[str, Tensor],
+    source: str,
+    device: torch.device | str = "cpu",
+    timings: dict[str, float] | None = None,
 ) -> GTR:
-    """A new model holding `state` (checked first); the model is float32, in eval mode, on `device`."""
-    with torch.device("meta"):
+    """A new model holding `state` (checked first: nothing is set from a bad file); the model is float32, in
+    eval mode, on `device`. `timings`, when given, receives the seconds of each step: "construct" (the model's
+    structure, without memory), "check" (names, shapes, types), "to device" (the tensors as float32 on
+    `device`) and "check values" (all finite, checked there)."""
+    with _step(timings, "construct"), torch.device("meta"):
         model = GTR(config)
-    check_state(model, state, source)
-    model.load_state_dict(
-        {n: t.to(device=device, dtype=torch.float32) for n, t in state.items()}, strict=True, assign=True
-    )
+    with _step(timings, "check"):
+        check_layout(model, state, source)
+    with _step(timings, "to device", device):
+        moved = {n: t.to(device=device, dtype=torch.float32) for n, t in state.items()}
+    with _step(timings, "check values", device):
+        check_finite(moved, source)
+    model.load_state_dict(moved, strict=True, assign=True)
     return model.eval()
 
 
@@ -190,18 +232,24 @@ def read_weights_config(path: Path) -> tuple[GTRConfig, dict[str, Any]]:
         raise WeightsError(f"{json_path}: {error}") from None
 
 
-def load_project_weights(path: Path | str, device: torch.device | str = "cpu") -> GTR:
-    """A project weights file (.safetensors + .json) -> model in eval mode on `device`."""
+def load_project_weights(
+    path: Path | str, device: torch.device | str = "cpu", timings: dict[str, float] | None = None
+) -> GTR:
+    """A project weights file (.safetensors + .json) -> model in eval mode on `device`; `timings` as for
+    `model_from_state`, plus "read" (the JSON and the tensors from disk)."""
     path = Path(path)
     problem = input_problem(path, "weights file")
     if problem:
         raise WeightsError(problem)
-    config, _ = read_weights_config(path)
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as error:
-        raise WeightsError(f"{path}: cannot read this safetensors file, it is corrupt or truncated ({error})") from None
-    return model_from_state(config, state, str(path), device)
+    with _step(timings, "read"):
+        config, _ = read_weights_config(path)
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as error:
+            raise WeightsError(
+                f"{path}: cannot read this safetensors file, it is corrupt or truncated ({error})"
+            ) from None
+    return model_from_state(config, state, str(path), device, timings)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -246,12 +294,17 @@ def read_released_checkpoint(path: Path | str) -> dict[str, Tensor]:
 
 
 def load_released_checkpoint(
-    path: Path | str, config: GTRConfig | None = None, device: torch.device | str = "cpu"
+    path: Path | str,
+    config: GTRConfig | None = None,
+    device: torch.device | str = "cpu",
+    timings: dict[str, float] | None = None,
 ) -> GTR:
-    """The released ``ckpt.pth`` -> model of `config` (default: the ``gtr-paper`` preset), strictly checked."""
+    """The released ``ckpt.pth`` -> model of `config` (default: the ``gtr-paper`` preset), strictly checked;
+    `timings` as for `load_project_weights`."""
     config = config or preset("gtr-paper")
-    state = from_released_names(read_released_checkpoint(path), str(path))
-    return model_from_state(config, state, str(path), device)
+    with _step(timings, "read"):
+        state = from_released_names(read_released_checkpoint(path), str(path))
+    return model_from_state(config, state, str(path), device, timings)
 
 
 def convert_released_checkpoint(
@@ -266,13 +319,19 @@ def convert_released_checkpoint(
     )
 
 
-def load_model(path: Path | str, device: torch.device | str = "cpu", config: GTRConfig | None = None) -> GTR:
-    """Any supported weights file -> model: project .safetensors, or a released checkpoint (.pth, ...)."""
+def load_model(
+    path: Path | str,
+    device: torch.device | str = "cpu",
+    config: GTRConfig | None = None,
+    timings: dict[str, float] | None = None,
+) -> GTR:
+    """Any supported weights file -> model: project .safetensors, or a released checkpoint (.pth, ...);
+    `timings`, when given, receives the seconds of each step (`load_project_weights`)."""
     path = Path(path)
     if path.suffix in RELEASED_SUFFIXES:
-        return load_released_checkpoint(path, config, device)
+        return load_released_checkpoint(path, config, device, timings)
     if path.suffix == ".safetensors":
-        return load_project_weights(path, device)
+        return load_project_weights(path, device, timings)
     raise WeightsError(
         f"{path}: unknown weights file type; expected .safetensors (with its .json) or a "
         f"released GTR checkpoint ({', '.join(RELEASED_SUFFIXES)})"

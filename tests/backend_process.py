@@ -9,9 +9,11 @@ from pathlib import Path
 
 
 class Server:
-    def __init__(self, jobs_root: Path) -> None:
+    def __init__(self, jobs_root: Path, *options: str) -> None:
+        """`options`: more command-line options (default: warm up on the CPU, where the tests' requests run)."""
+        command = [sys.executable, "-m", "gtr_backend.server", "--jobs-root", str(jobs_root)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gtr_backend.server", "--jobs-root", str(jobs_root)],
+            [*command, *(options or ("--device", "cpu"))],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

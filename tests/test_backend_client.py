@@ -3,6 +3,7 @@
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 from blender_addon.backend.client import SubprocessBackend
 
@@ -51,3 +52,32 @@ def test_a_backend_that_dies_fails_the_job_with_its_exit_code(tmp_path):
     assert replies[0]["type"] == "progress"
     assert replies[1]["type"] == "error" and "exit code 3" in replies[1]["message"]
     backend.stop()
+
+
+ECHOES_ARGUMENTS = """
+import json, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    print(json.dumps({"id": message["id"], "type": "result", "protocol": 1, "argv": sys.argv[1:]}), flush=True)
+    if message["op"] == "shutdown":
+        break
+"""
+
+
+def test_the_backend_is_told_what_to_warm_up_when_it_starts(tmp_path):
+    """The preferences' weights and device: the backend loads them (and warms its kernels) as it starts, so the
+    first click does not wait for them."""
+    from blender_addon.backend.client import backend_for, shutdown_all
+
+    fake_backend(tmp_path, ECHOES_ARGUMENTS)
+    source, log = tmp_path / "source", tmp_path / "log.txt"
+    backend = backend_for("SUBPROCESS", Path(sys.executable), source, log, "gtr", None, ("/w/my.safetensors", "cpu"))
+    try:
+        argv = backend.submit("hello").wait(timeout=30)["argv"]
+        assert argv[argv.index("--device") + 1] == "cpu" and argv[argv.index("--weights") + 1] == "/w/my.safetensors"
+        backend.stop()
+        assert backend_for("SUBPROCESS", Path(sys.executable), source, log, "gtr", None, (None, "auto")) is backend
+        argv = backend.submit("hello").wait(timeout=30)["argv"]  # a restart warms up what is chosen now
+        assert argv[argv.index("--device") + 1] == "auto" and "--weights" not in argv
+    finally:
+        shutdown_all()

@@ -74,6 +74,7 @@ def test_bench_pipeline_reports_every_stage(tmp_path, capsys):
         "64",
         "--repeats",
         "1",
+        "--no-requests",
         "--json",
         str(out_json),
     ]
@@ -104,6 +105,29 @@ def test_bench_pipeline_reports_every_stage(tmp_path, capsys):
     assert stages_sum <= run["median_s"]["total"] * 1.05 and run["median_s"]["total"] < wall
     assert run["peak_memory_mb"] > 10
     assert "| transformer |" in capsys.readouterr().out
+
+
+def test_bench_times_the_backend_servers_requests_cold_and_warm(tmp_path, capsys):
+    """What the add-on gets: a fresh server process (cold: process start to the GLB of its first request) and
+    the next request (warm), with the server's warm-up step by step; the file `gtr report` shows."""
+    results = tmp_path / "results"
+    results.mkdir()
+    args = ["bench", "--requests-only", "--device", "cpu", "--size", "64", "--mesh-resolution", "32"]
+    args += ["--refine-steps", "2", "--texture-size", "128", "--repeats", "1"]
+    args += ["--json", str(results / "bench-cpu.json")]
+    assert main(args) == 0
+    info = json.loads((results / "bench-cpu.json").read_text())
+    assert info["date"] and info["torch"] and info["python"] and info["runs"] == []
+    (request,) = info["requests"]
+    assert "CPU" in request["device_name"] and (request["rasterizer"], request["marching_cubes"]) == ("torch", "torch")
+    assert request["case"]["kernels"].startswith("PyTorch only") and request["case"]["options"]["mesh_resolution"] == 32
+    assert 0 < request["handshake_s"] < request["cold_s"] and 0 < request["cold_request_s"] <= request["cold_s"]
+    assert request["warm_s"] > 0 and request["faces"] > 100 and request["warm_stages_s"]["carve"] > 0
+    assert {"import torch", "import backend", "read", "construct", "to device"} <= set(request["warm_up_s"])
+    assert "| cold s |" in capsys.readouterr().out
+    assert main(["report", str(results), "-o", str(tmp_path / "RESULTS.md")]) == 0
+    page = (tmp_path / "RESULTS.md").read_text()
+    assert "Where the cold start goes" in page and "| cpu, PyTorch only" in page
 
 
 def test_bench_training_reports_throughput_and_memory(tmp_path, capsys):

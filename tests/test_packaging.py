@@ -64,3 +64,11 @@ def test_backend_setup_installs_what_pyproject_declares():
     )
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     assert sorted(requirements) == sorted(declared)
+
+
+def test_every_public_name_of_the_package_imports():
+    """The names `import gtr_backend as gtr` offers (README, "Python API"), each from the module that holds it."""
+    import gtr_backend
+
+    for name in gtr_backend.__all__:
+        assert getattr(gtr_backend, name) is not None, name

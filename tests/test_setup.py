@@ -231,6 +231,14 @@ from pathlib import Path
 control = Path(os.environ["GTR_FAKE_CONTROL"])
 with open(control / "calls.log", "a") as log:
     log.write(" ".join(sys.argv[1:3] + sys.argv[-1:]) + "\\n")
+if sys.argv[1:3] == ["-m", "gtr_backend.cli"]:  # gtr build-rasterizer, in the backend's source folder
+    (control / "build-cwd").write_text(os.getcwd())
+    print("rasterizer: building nvdiffrast's CUDA rasterizer (usually 1-3 minutes, once per machine)", flush=True)
+    if (control / "no-nvcc").exists():
+        print("gtr: error: the fast GPU rasterizer (nvdiffrast) cannot be built: nvcc was not found", flush=True)
+        sys.exit(2)
+    print("rasterizer: ready (built now)", flush=True)
+    sys.exit(0)
 if sys.argv[1:3] == ["-m", "venv"]:
     folder = Path(sys.argv[3])
     (folder / "bin").mkdir(parents=True, exist_ok=True)
@@ -272,13 +280,23 @@ CPU = choose_build("linux", "x86_64", None)
 CUDA = choose_build("linux", "x86_64", "575.57.08, NVIDIA GeForce RTX 5090, 12.0")
 
 
-def run_setup(target: Path, python: Path, build=CPU, repair: bool = False, wheels: Path | None = None):
-    plan = env.plan_setup(target, python, wheels, build, repair=repair)
+def run_setup(
+    target: Path,
+    python: Path,
+    build=CPU,
+    repair: bool = False,
+    wheels: Path | None = None,
+    rasterizer: Path | None = None,
+    notes: list[str] | None = None,
+):
+    plan = env.plan_setup(target, python, wheels, build, repair=repair, rasterizer=rasterizer)
     run = env.SetupRun(plan, start=False)
     run.run()
     lines = []
     while not run.lines.empty():
         lines.append(run.lines.get())
+    if notes is not None:
+        notes += run.notes
     return plan, run.result, lines
 
 
@@ -460,3 +478,40 @@ def test_the_marker_is_plain_json_a_person_can_read(fake):
     run_setup(target, python)
     marker = json.loads((target / env.MARKER).read_text())
     assert marker["done"]["torch"].endswith("--index-url https://download.pytorch.org/whl/cpu torch>=2.4")
+
+
+def test_the_fast_gpu_rasterizer_is_built_when_asked_on_a_cuda_build_and_its_failure_is_a_note(fake, tmp_path):
+    """Set Up Backend's opt-in: install nvdiffrast and ninja, then `gtr build-rasterizer` in the backend's Python,
+    run in the backend's source folder (so `-m gtr_backend.cli` is found). Only on a CUDA build; a build that
+    cannot run is a note (the PyTorch rasterizer is used), not a failed setup, and is tried again next time."""
+    python, control, target = fake
+    source = tmp_path / "source"
+    source.mkdir()
+    assert [step.name for step in env.setup_steps(target, python, None, CPU, source)] == [
+        "environment",
+        "torch",
+        "requirements",
+    ]  # no NVIDIA GPU: nothing to build
+    assert len(env.setup_steps(target, python, None, CUDA)) == 3  # not asked for
+    steps = env.setup_steps(target, python, None, CUDA, source)
+    extras, build = steps[3], steps[4]
+    assert extras.optional and build.optional and build.cwd == str(source)
+    assert extras.command[-2:] == list(env.RASTERIZER_REQUIREMENTS) and "--only-binary=:all:" in extras.command
+    assert build.command == [str(env.python_in(target)), "-m", "gtr_backend.cli", "build-rasterizer"]
+
+    (control / "no-nvcc").touch()
+    notes: list[str] = []
+    plan, result, lines = run_setup(target, python, CUDA, rasterizer=source, notes=notes)
+    assert result == "" and env.read_marker(target)["complete"]  # type: ignore[index]
+    assert notes == ["the fast GPU rasterizer (nvdiffrast) cannot be built: nvcc was not found"]
+    assert any(line.startswith("rasterizer: building") for line in lines)
+    assert calls(control)[-2:] == ["pip ninja>=1.11", "gtr_backend.cli build-rasterizer"]  # pip: its last argument
+    assert "diffrp-nvdiffrast>=0.3.3 ninja>=1.11" in (target / "installed.txt").read_text()
+    assert (control / "build-cwd").read_text() == str(source)
+    assert "rasterizer" not in env.read_marker(target)["done"]  # type: ignore[index]
+
+    (control / "no-nvcc").unlink()  # the CUDA toolkit installed: Set Up again builds it, nothing else
+    notes.clear()
+    plan, result, lines = run_setup(target, python, CUDA, rasterizer=source, notes=notes)
+    assert result == "" and notes == [] and [step.name for step in plan.pending()] == ["rasterizer"]
+    assert "rasterizer: ready (built now)" in lines

@@ -4,8 +4,9 @@ A request becomes a `Job`: its replies (progress, then one result or error) arri
 reader thread, and the modal operator drains it on a timer in Blender's main thread. Nothing here calls `bpy`,
 so it runs safely off the main thread.
 
-- `SubprocessBackend`: `python -m gtr_backend.server` in the interpreter the user chose; restarted on the next
-  request when it has died; the model stays loaded between requests. While requests are open a watchdog pings
+- `SubprocessBackend`: `python -m gtr_backend.server` in the interpreter the user chose, told the weights and
+  device to warm up as it starts (`warm_up`: the preferences'); restarted on the next request when it has died;
+  the model stays loaded between requests. While requests are open a watchdog pings
   it every `PING_SECONDS`: a backend that says nothing for `SILENCE_SECONDS` (hung, or wedged) is stopped and
   every open request fails with a plain message, so no operator ever waits forever.
 - `InProcessBackend`: the same `Session` in a worker thread of Blender's own Python (torch must import there).
@@ -110,9 +111,11 @@ class SubprocessBackend(Backend):
         super().__init__()
         self.python, self.source, self.log, self.jobs_root = python, source, log, jobs_root
         self.process: subprocess.Popen[str] | None = None
+        self.warm_up: tuple[str | None, str] = (None, "auto")  # (weights or None: the bundled ones, device)
         self.last_heard = time.monotonic()
         self._write_lock = threading.Lock()  # the watchdog's pings and the requests share the pipe
         self._silenced: subprocess.Popen[str] | None = None  # a process the watchdog stopped
+        self._stopped: subprocess.Popen[str] | None = None  # a process `stop` ended
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -133,7 +136,7 @@ class SubprocessBackend(Backend):
         with open(self.log, "ab") as log:
             roots = ["--jobs-root", str(self.jobs_root)] if self.jobs_root is not None else []
             self.process = subprocess.Popen(
-                [str(self.python), "-m", "gtr_backend.server", *roots],
+                [str(self.python), "-m", "gtr_backend.server", *roots, *self.warm_up_options()],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
@@ -147,6 +150,11 @@ class SubprocessBackend(Backend):
         threading.Thread(target=self._watch, args=(self.process,), daemon=True).start()
         self._handshake = Job(next(self._ids), "hello")  # checks the protocol; its reply goes nowhere
         self._write({"id": self._handshake.id, "op": "hello", "protocol": PROTOCOL})
+
+    def warm_up_options(self) -> list[str]:
+        """The server's options that say what to load and warm up as it starts."""
+        weights, device = self.warm_up
+        return ["--device", device, *(["--weights", weights] if weights else [])]
 
     def _watch(self, process: subprocess.Popen[str]) -> None:
         """Ping while requests are open; stop a backend that stays silent for `SILENCE_SECONDS`."""
@@ -188,6 +196,8 @@ class SubprocessBackend(Backend):
                 return
             self._deliver(message)
         code = process.wait()
+        if process is self._stopped:
+            return  # stopped on purpose: its end is no news, and the jobs open now are its successor's
         if self._silenced is process:
             self._fail_all(
                 f"the backend stopped answering (nothing for {self.SILENCE_SECONDS:.0f} s) and was stopped; "
@@ -222,11 +232,13 @@ class SubprocessBackend(Backend):
     def stop(self) -> None:
         if self.alive():
             assert self.process is not None
+            self._stopped = self.process
             try:
                 self._write({"id": 0, "op": "shutdown"})
                 self.process.wait(timeout=5)
             except (BrokenPipeError, OSError, subprocess.TimeoutExpired):
                 self.process.kill()
+            self._fail_all("the backend was stopped before this request finished; run it again")
         self.process = None
 
 
@@ -289,10 +301,17 @@ _BACKENDS: dict[tuple[str, str], Backend] = {}  # the running backends of this B
 
 
 def backend_for(
-    mode: str, python: Path, source: Path, log: Path, package: str, jobs_root: Path | None = None
+    mode: str,
+    python: Path,
+    source: Path,
+    log: Path,
+    package: str,
+    jobs_root: Path | None = None,
+    warm_up: tuple[str | None, str] | None = None,
 ) -> Backend:
     """The running backend for these settings, started on first use; others are stopped. Job folders must
-    lie inside `jobs_root`."""
+    lie inside `jobs_root`; `warm_up` (weights or None, device): what a separate-Python backend loads and warms
+    up when it (next) starts."""
     key = (mode, str(python) if mode == "SUBPROCESS" else "")
     if key not in _BACKENDS:
         shutdown_all()
@@ -300,7 +319,10 @@ def backend_for(
             _BACKENDS[key] = SubprocessBackend(python, source, log, jobs_root)
         else:
             _BACKENDS[key] = InProcessBackend(source, package, log, jobs_root)
-    return _BACKENDS[key]
+    backend = _BACKENDS[key]
+    if warm_up is not None and isinstance(backend, SubprocessBackend):
+        backend.warm_up = warm_up
+    return backend
 
 
 def shutdown_all() -> None:

@@ -2,7 +2,11 @@
 
 The install is three steps: make a virtual environment, install torch (the build `hardware.choose_build` picked,
 from PyTorch's index for it), install the other requirements. pip installs wheels only (`--only-binary=:all:`:
-nothing is compiled on the user's machine), or, offline, only from a local wheels folder.
+nothing is compiled on the user's machine by pip), or, offline, only from a local wheels folder. On an NVIDIA GPU,
+when the user opts in ("Build the fast GPU rasterizer now"), two optional steps follow: install nvdiffrast and
+ninja, then build nvdiffrast's CUDA rasterizer with the backend's own `gtr build-rasterizer` (it needs the CUDA
+toolkit's nvcc; a stale lock from an interrupted build is removed). An optional step that fails leaves the
+setup successful, with a note: the backend then uses the PyTorch rasterizer.
 
 Resuming: the environment's MARKER file records the build it is for and each step that finished; running the
 setup again skips those and goes on from the one that failed (pip itself skips what is already installed). A
@@ -36,6 +40,8 @@ REQUIREMENTS = (
     "fast-simplification>=0.1.7",
     "tqdm>=4.60",
 )
+# The fast GPU rasterizer's extras (nvdiffrast: non-commercial licence), installed only when the user opts in.
+RASTERIZER_REQUIREMENTS = ("diffrp-nvdiffrast>=0.3.3", "ninja>=1.11")
 MARKER = "gtr-setup.json"  # in the environment: {"identity": ..., "done": {step: fingerprint}, "complete": bool}
 STAGING_SUFFIX = ".new"  # a fresh environment is built in "<environment>.new", then renamed into place
 OLD_SUFFIX = ".old"  # the environment being replaced, for the moment of the swap
@@ -58,6 +64,8 @@ class Step:
     name: str
     command: list[str]
     fingerprint: str  # what the marker stores: the same step with other arguments (another index) runs again
+    optional: bool = False  # its failure is a note, not the setup's failure
+    cwd: str | None = None  # where it runs (None: here)
 
 
 def pip_install(python: Path, packages: list[str], index_url: str | None, wheels: Path | None) -> list[str]:
@@ -72,17 +80,29 @@ def pip_install(python: Path, packages: list[str], index_url: str | None, wheels
     return command + packages
 
 
-def setup_steps(folder: Path, python: Path, wheels: Path | None, build: TorchBuild) -> list[Step]:
-    """The steps that make the environment in `folder` with `python` and install `build`'s torch and the rest."""
+def setup_steps(
+    folder: Path, python: Path, wheels: Path | None, build: TorchBuild, rasterizer: Path | None = None
+) -> list[Step]:
+    """The steps that make the environment in `folder` with `python` and install `build`'s torch and the rest;
+    with `rasterizer` (the folder that holds the backend's source) on a CUDA build, also the optional steps that
+    install nvdiffrast and build its CUDA rasterizer."""
     env_python = python_in(folder)
     torch = pip_install(env_python, [REQUIREMENTS[0]], build.index_url, wheels)
     rest = pip_install(env_python, list(REQUIREMENTS[1:]), None, wheels)
     # Fingerprints leave out the folder: an environment built apart and swapped in counts as done where it lands.
-    return [
+    steps = [
         Step("environment", [str(python), "-m", "venv", str(folder)], f"venv from {python}"),
         Step("torch", torch, " ".join(torch[1:])),
         Step("requirements", rest, " ".join(rest[1:])),
     ]
+    if rasterizer is not None and build.accelerator == "cuda":
+        extras = pip_install(env_python, list(RASTERIZER_REQUIREMENTS), None, wheels)
+        compile_ = [str(env_python), "-m", "gtr_backend.cli", "build-rasterizer"]
+        steps += [
+            Step("nvdiffrast", extras, " ".join(extras[1:]), optional=True),
+            Step("rasterizer", compile_, f"gtr build-rasterizer for {build.variant}", True, str(rasterizer)),
+        ]
+    return steps
 
 
 def read_marker(folder: Path) -> dict[str, Any] | None:
@@ -126,16 +146,25 @@ def _has_files(folder: Path) -> bool:
     return folder.is_dir() and any(folder.iterdir())
 
 
-def plan_setup(target: Path, python: Path, wheels: Path | None, build: TorchBuild, repair: bool = False) -> SetupPlan:
+def plan_setup(
+    target: Path,
+    python: Path,
+    wheels: Path | None,
+    build: TorchBuild,
+    repair: bool = False,
+    rasterizer: Path | None = None,
+) -> SetupPlan:
     """Resume in `target` when it is empty or a (possibly half-made) environment for the same build and Python;
-    otherwise, or for a repair, build a fresh one in `target` + STAGING_SUFFIX."""
+    otherwise, or for a repair, build a fresh one in `target` + STAGING_SUFFIX. `rasterizer`: the backend's
+    source folder, to build the fast GPU rasterizer too (`setup_steps`)."""
     identity = {"torch": build.variant, "python": f"{sys.version_info.major}.{sys.version_info.minor}"}
     marker = read_marker(target)
     if not repair and not _has_files(target):
-        return SetupPlan(target, target, setup_steps(target, python, wheels, build), identity, "new environment")
+        steps = setup_steps(target, python, wheels, build, rasterizer)
+        return SetupPlan(target, target, steps, identity, "new environment")
     if not repair and marker is not None and marker.get("identity") == identity:
         done = marker.get("done")
-        steps = setup_steps(target, python, wheels, build)
+        steps = setup_steps(target, python, wheels, build, rasterizer)
         return SetupPlan(target, target, steps, identity, "resuming", dict(done) if isinstance(done, dict) else {})
     if repair:
         why = "repair: a fresh environment"
@@ -148,7 +177,7 @@ def plan_setup(target: Path, python: Path, wheels: Path | None, build: TorchBuil
             f"machine needs '{identity['torch']}' on Python {identity['python']}: building a fresh one"
         )
     work = target.with_name(target.name + STAGING_SUFFIX)
-    return SetupPlan(target, work, setup_steps(work, python, wheels, build), identity, why)
+    return SetupPlan(target, work, setup_steps(work, python, wheels, build, rasterizer), identity, why)
 
 
 def swap_in(new: Path, target: Path) -> None:
@@ -169,12 +198,14 @@ def swap_in(new: Path, target: Path) -> None:
 
 class SetupRun:
     """Runs a SetupPlan in a thread; `lines` receives the commands' output, `result` the outcome ("" on success,
-    "cancelled", or the error). Each finished step is recorded in the marker at once, so a later run resumes."""
+    "cancelled", or the error), `notes` what optional steps could not do. Each finished step is recorded in the
+    marker at once, so a later run resumes."""
 
     def __init__(self, plan: SetupPlan, start: bool = True) -> None:
         self.plan = plan
         self.lines: queue.Queue[str] = queue.Queue()
         self.result: str | None = None
+        self.notes: list[str] = []
         self.process: subprocess.Popen[str] | None = None
         self.stopped = False
         self.thread = threading.Thread(target=self.run, daemon=True)
@@ -205,7 +236,11 @@ class SetupRun:
             if done.get(step.name) == step.fingerprint:
                 self.lines.put(f"GTR setup: {step.name}: already done")
                 continue
-            error = self._run(step.command)
+            error = self._run(step.command, step.cwd)
+            if error and step.optional and error != "cancelled":
+                self.notes.append(error)
+                self.lines.put(f"GTR setup: {step.name}: not done ({error})")
+                continue
             if error:
                 return error
             done[step.name] = step.fingerprint
@@ -213,7 +248,7 @@ class SetupRun:
         write_marker(plan.work, {"identity": plan.identity, "done": done, "complete": True})
         return ""
 
-    def _run(self, command: list[str]) -> str:
+    def _run(self, command: list[str], cwd: str | None = None) -> str:
         if self.stopped:
             return "cancelled"
         tail: list[str] = []
@@ -223,6 +258,7 @@ class SetupRun:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
+                cwd=cwd,  # the backend's source folder, for `python -m gtr_backend...`
                 creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
             )
         except OSError as error:
@@ -235,7 +271,8 @@ class SetupRun:
             return ""
         if self.stopped:
             return "cancelled"
-        return f"'{' '.join(command[:4])} ...' failed: " + " | ".join(t for t in tail if t)
+        said = [t.removeprefix("gtr: error: ") for t in tail if t.startswith("gtr: error: ")]  # the backend's line
+        return said[-1] if said else f"'{' '.join(command[:4])} ...' failed: " + " | ".join(t for t in tail if t)
 
     def stop(self) -> None:
         self.stopped = True

@@ -22,10 +22,13 @@ Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "
 
 
 def get_backend(context: bpy.types.Context) -> Backend:
+    """The backend the preferences choose (started on first use, warming up their weights and device)."""
     prefs = preferences(context)
     python = Path(bpy.path.abspath(prefs.python_path)) if prefs.python_path else environment_python()
     log = backend_log()
-    return backend_for(prefs.backend_mode, python, backend_source(), log, ADDON_PACKAGE, user_folder("jobs"))
+    chosen = weights_and_device(context)
+    warm_up = (chosen["weights"], chosen["device"])
+    return backend_for(prefs.backend_mode, python, backend_source(), log, ADDON_PACKAGE, user_folder("jobs"), warm_up)
 
 
 def reconstruct_options(context: bpy.types.Context) -> dict[str, Any]:

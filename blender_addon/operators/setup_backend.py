@@ -1,5 +1,7 @@
 """Set Up Backend: a virtual environment under the extension's user folder with the PyTorch build this machine
-needs (backend/hardware.py) and the backend's other requirements; resumes a setup that failed or was cancelled."""
+needs (backend/hardware.py) and the backend's other requirements; resumes a setup that failed or was cancelled.
+With "Build the fast GPU rasterizer now" on an NVIDIA GPU, it also installs nvdiffrast and builds its CUDA
+rasterizer in the backend's Python (`gtr build-rasterizer`, whose progress lines show as the stage)."""
 
 from __future__ import annotations
 
@@ -12,12 +14,12 @@ import bpy
 from ..backend import shutdown_all
 from ..backend.environment import SetupRun, base_python, plan_setup
 from ..backend.hardware import TorchBuild, detect
-from ..paths import backend_log, environment_folder
+from ..paths import backend_log, backend_source, environment_folder
 from ..preferences import preferences
 from ..props import status
 from .base import Result
 
-PROGRESS_WORDS = ("GTR setup", "Collecting", "Downloading", "Installing", "Processing", "Successfully")
+PROGRESS_WORDS = ("GTR setup", "Collecting", "Downloading", "Installing", "Processing", "Successfully", "rasterizer:")
 
 
 class BackendSetup:
@@ -48,7 +50,8 @@ class BackendSetup:
         if not self.build.supported:
             return self._refuse(f"no PyTorch build fits this machine: {self.build.reason}")
         shutdown_all()  # the old environment's backend must not hold files being replaced
-        plan = plan_setup(environment_folder(), base_python(), wheels, self.build, repair=self.repair)
+        rasterizer = backend_source() if prefs.build_gpu_rasterizer else None  # used on a CUDA build only
+        plan = plan_setup(environment_folder(), base_python(), wheels, self.build, self.repair, rasterizer)
         self.log = backend_log().open("a", encoding="utf-8")
         self.log.write(f"\n== {self.title()}: {self.build.summary()} ({self.build.reason})\n")
         self.run_ = SetupRun(plan)
@@ -84,7 +87,7 @@ class BackendSetup:
             if self.log is not None:
                 self.log.write(line + "\n")
             if line.startswith(PROGRESS_WORDS):
-                state.stage = line.removeprefix("GTR setup: ")[:80]
+                state.stage = line.removeprefix("GTR setup: ")[:100]
                 state.progress = min(0.95, state.progress + 0.03)
 
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
@@ -117,7 +120,9 @@ class BackendSetup:
             return {"CANCELLED"}
         preferences(context).python_path = ""  # use the environment just made
         state.message, state.progress = f"backend ready (PyTorch {self.build.label}): press Check Backend", 1.0
-        self.report({"INFO"}, f"GTR: {state.message}")  # type: ignore[attr-defined]
+        if self.run_.notes:  # an optional step (the fast GPU rasterizer) could not be done: said, not failed
+            state.message += "; the PyTorch rasterizer will be used: " + "; ".join(self.run_.notes)
+        self.report({"WARNING" if self.run_.notes else "INFO"}, f"GTR: {state.message}")  # type: ignore[attr-defined]
         return {"FINISHED"}
 
 

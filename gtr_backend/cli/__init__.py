@@ -1,4 +1,5 @@
-"""The `gtr` command: reconstruct, views, convert-weights, train, campaign, dataset, eval, report and bench.
+"""The `gtr` command: reconstruct, views, convert-weights, train, campaign, dataset, eval, report, bench and
+build-rasterizer.
 
 One module per subcommand, each with its `register(sub)` (its arguments) and its `run(args)`; the options
 they share (view sets, the reconstruction's options, progress) are in `common`. Errors a user can fix are
@@ -13,10 +14,11 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import GTRError
-from . import bench, campaign, convert, dataset, evaluate, reconstruct, report, train, views
+from . import bench, build_rasterizer, campaign, convert, dataset, evaluate, reconstruct, report, train, views
 from .common import options_from_arguments
 
-COMMANDS = (views, reconstruct, train, campaign, dataset, convert, evaluate, report, bench)  # in `gtr --help` order
+# in `gtr --help` order
+COMMANDS = (views, reconstruct, train, campaign, dataset, convert, evaluate, report, bench, build_rasterizer)
 
 __all__ = ["build_parser", "main", "options_from_arguments"]
 

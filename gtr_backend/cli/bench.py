@@ -36,6 +36,12 @@ def register(sub: Any) -> None:
     p.add_argument("--patch", type=int, default=0, help="with --training: supervise patches of this size")
     p.add_argument("--model-only", action="store_true", help="time only views -> triplane, at several precisions")
     p.add_argument("--mesh-resolution", type=int, nargs="+", help="grids (default 128 256 on CUDA, 64 128 on CPU)")
+    p.add_argument(
+        "--no-requests", action="store_true", help="skip the backend server's requests (cold and warm, views to GLB)"
+    )
+    p.add_argument("--requests-only", action="store_true", help="time only the backend server's requests")
+    p.add_argument("--weights", help="with the requests: the weights file (default: the bundled starter weights)")
+    # The requests run at the options' defaults (the device's own grid), or the first --mesh-resolution given.
     p.add_argument("--json", type=Path, help="write the results as JSON here")
     p.add_argument("--markdown", type=Path, help="write the results table as Markdown here")
     p.set_defaults(run=run)
@@ -62,23 +68,34 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_json(args: argparse.Namespace, runs: list[Any]) -> None:
-    """The runs, with the date, torch version and command, as JSON at --json (if given)."""
+def _write_json(args: argparse.Namespace, runs: list[Any], **more: list[Any]) -> None:
+    """The runs (and `more` lists, e.g. the requests), with the date, torch and Python versions and the command,
+    as JSON at --json (if given). Each run names its hardware (GPU or CPU)."""
     if args.json:
+        import platform
+
         date = time.strftime("%Y-%m-%d")
-        info = {"date": date, "torch": torch.__version__, "command": args.command_line, "runs": runs}
+        info: dict[str, Any] = {"date": date, "torch": torch.__version__, "python": platform.python_version()}
+        info |= {"command": args.command_line, "runs": runs, **more}
         atomic_write(args.json, json.dumps(info, indent=2, default=str) + "\n")
 
 
 def _pipeline(args: argparse.Namespace) -> int:
-    """Views to GLB, stage by stage, for each device, preset and marching-cubes grid."""
-    from ..evaluation.bench import PipelineCase, pipeline_markdown, run_pipeline_isolated
-    from ..reconstruction import ReconstructOptions
+    """Views to GLB, stage by stage, for each device, preset and marching-cubes grid; then (unless
+    --no-requests) requests to the backend server, cold and warm, with and without the optional CUDA packages."""
+    from ..evaluation.bench import PipelineCase, pipeline_markdown, requests_markdown, run_pipeline_isolated
+    from ..reconstruction import ReconstructOptions, resolve_device
 
-    runs = []
-    for device in args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]):
+    if args.no_requests and args.requests_only:
+        raise GTRError("--no-requests and --requests-only exclude each other; give one")
+    devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    for device in devices:
+        resolve_device(device)  # one line, before any work, for a device this machine lacks
+    runs: list[dict[str, Any]] = []
+    requests: list[dict[str, Any]] = []
+    for device in devices:
         grids = args.mesh_resolution or ([128, 256] if device.startswith("cuda") else [64, 128])
-        for name in args.presets:
+        for name in [] if args.requests_only else args.presets:
             for grid in grids:
                 options = ReconstructOptions(
                     mesh_resolution=grid, refine_steps=args.refine_steps, texture_size=args.texture_size
@@ -86,12 +103,34 @@ def _pipeline(args: argparse.Namespace) -> int:
                 case = PipelineCase(name, device, options, view_size=args.size, repeats=args.repeats)
                 print(f"running {case}", file=sys.stderr)
                 runs.append(run_pipeline_isolated(case))
-    text = pipeline_markdown(runs)
-    _write_json(args, runs)
+        if not args.no_requests:
+            requests += _requests(args, device)
+    text = pipeline_markdown(runs) + ("\n" if runs and requests else "") + requests_markdown(requests)
+    _write_json(args, runs, requests=requests)
     if args.markdown:
         atomic_write(args.markdown, text)
     print(text)
     return 0
+
+
+def _requests(args: argparse.Namespace, device: str) -> list[dict[str, Any]]:
+    """The backend server's requests on `device`: on CUDA with the optional CUDA packages (when installed) and
+    without them; elsewhere once (they are CUDA-only)."""
+    from ..evaluation.bench import RequestCase, installed_optional_kernels, run_requests
+    from ..reconstruction import ReconstructOptions
+
+    variants = [True, False] if device.startswith("cuda") and installed_optional_kernels() else [False]
+    changed = {"refine_steps": args.refine_steps, "texture_size": args.texture_size}
+    grid = args.mesh_resolution[0] if args.mesh_resolution else None
+    if grid is not None and grid != ReconstructOptions().resolution(torch.device(device)):
+        changed["mesh_resolution"] = grid  # not the device's own default
+    options = tuple((k, v) for k, v in changed.items() if v != RECONSTRUCT_OPTIONS[k].default)
+    results = []
+    for optional in variants:
+        case = RequestCase(device, optional, args.weights, args.size, args.repeats, options)
+        print(f"running {case}", file=sys.stderr)
+        results.append(run_requests(case))
+    return results
 
 
 def _training(args: argparse.Namespace) -> int:

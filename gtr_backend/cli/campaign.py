@@ -1,4 +1,4 @@
-"""`gtr campaign FOLDER`: a training campaign (stage 1, then stage 2) run in chunks of one device call each."""
+"""`gtr campaign FOLDER`: a training campaign (stage 1, then stage 2) run in chunks of one GPU job each."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def _probe(args: argparse.Namespace, device: Any, started: bool) -> int:
         raise GTRError(f"unknown preset(s) {', '.join(unknown)}; known: {', '.join(sorted(PRESETS))}")
     too_big = [name for name in args.probe if not travels(preset(name))]
     if too_big:
-        raise GTRError(f"{', '.join(too_big)}: too large for a campaign (a device call, the add-on); probe others")
+        raise GTRError(f"{', '.join(too_big)}: too large for a campaign (GPU jobs, the add-on); probe others")
     plan = Campaign.open(args.folder).plan if started else CampaignPlan().changed(args.set)
     if plan.init and not started:
         raise GTRError("--probe trains new models of each preset; leave init out (start with --new to use it)")

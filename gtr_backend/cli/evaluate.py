@@ -20,6 +20,7 @@ def register(sub: Any) -> None:
     p.add_argument("--weights", type=Path, help="weights file (default: the bundled starter weights)")
     add_device_argument(p)
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), help="which variants to run")
+    p.add_argument("--assets", nargs="+", metavar="NAME", help="evaluate only these assets of the folder (by name)")
     p.add_argument(
         "--input-cameras", default="orbit", choices=["orbit", "zero123pp"], help="input camera preset (default orbit)"
     )
@@ -54,18 +55,21 @@ def run(args: argparse.Namespace) -> int:
     weights = args.weights or find_default_weights()
     if weights is None:
         raise GTRError("no weights given and none bundled: pass --weights PATH")
-    assets = find_assets(args.input, get_rasterizer(device))
+    protocol, options = _protocol(args), options_from_arguments(args)
+    rasterizer = get_rasterizer(device)
+    assets = _chosen(find_assets(args.input, rasterizer), args.assets)
     model = load_model(Path(weights), device).eval()
     lpips = load_lpips(args.lpips, device) if args.lpips else None
     settings = EvalSettings(
-        _protocol(args),
-        options_from_arguments(args),
+        protocol,
+        options,
         weights=Path(weights).name,
         lpips=lpips is not None,
         weights_digest=content_digest(Path(weights)),
         sheets=not args.no_sheets,
         label=args.label,
         command=args.command_line,
+        device_settings=device_settings(device, options, rasterizer.name),
     )
     args.output.mkdir(parents=True, exist_ok=True)
     with progress_bar(args.quiet, total=len(assets), unit="asset") as bar:
@@ -78,6 +82,34 @@ def run(args: argparse.Namespace) -> int:
     print(metrics_table(report["mean"], report["weights"]))
     print(f"wrote {args.output / 'results.md'}, {args.output / 'results.json'}", file=sys.stderr)
     return 0
+
+
+def _chosen(assets: list[Any], names: list[str] | None) -> list[Any]:
+    """The assets named by --assets (all when none are named); an unknown name is an error that lists them."""
+    if not names:
+        return assets
+    known = {asset.name: asset for asset in assets}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise GTRError(f"no asset named {', '.join(unknown)} in the folder; it has {', '.join(known)}")
+    return [known[name] for name in dict.fromkeys(names)]
+
+
+def device_settings(device: Any, options: Any, rasterizer: str) -> dict[str, Any]:
+    """What the device makes of the settings left automatic: the marching-cubes grid, the network's precision,
+    the rasterizer and the marching cubes. Give --mesh-resolution to run the same grid on CUDA and the CPU."""
+    from ..mesh.extract import diso_available
+
+    cuda = device.type == "cuda"
+    precision = options.precision if options.precision != "auto" else ("bf16" if cuda else "fp32")
+    marching_cubes = "diso" if cuda and options.marching_cubes != "torch" and diso_available() else "torch"
+    return {
+        "device": str(device),
+        "mesh_resolution": options.resolution(device),
+        "precision": precision,
+        "rasterizer": rasterizer,
+        "marching_cubes": marching_cubes,
+    }
 
 
 def _protocol(args: argparse.Namespace) -> Any:

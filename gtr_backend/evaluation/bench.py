@@ -1,4 +1,5 @@
-"""Speed and memory of the feed-forward model: 4 views at 512x512 in, triplane out.
+"""Speed and memory: the feed-forward model (4 views at 512x512 in, triplane out), every stage from views to GLB,
+requests to the backend server (cold and warm), and training steps.
 
 Each case (preset, device, precision) runs in a fresh child process, so its peak memory is its own:
 CUDA peak = torch.cuda.max_memory_allocated; CPU peak = the child's maximum resident set size.
@@ -28,7 +29,7 @@ from ..reconstruction import ReconstructOptions, predict_triplane, prepare_input
 from ..render import VolumeOptions, render_triplane
 from ..synthetic import sphere_views
 from ..training.stage1 import Stage1Options
-from .markdown import table
+from .markdown import number, table
 
 
 def device_label(device: torch.device | str) -> str:
@@ -367,3 +368,164 @@ def training_markdown(results: list[dict[str, Any]]) -> str:
         for r in results
     ]
     return table(head, rows)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Requests to the backend server, as the add-on makes them: cold (a fresh process) and warm.
+
+OPTIONAL_KERNELS = ("nvdiffrast", "diso")  # the optional CUDA packages a request case can hide
+
+# The backend server, with the optional CUDA packages hidden when the first argument says so (as Set Up Backend's
+# environment has them: not installed).
+SERVER_CHILD = """
+import importlib.abc, sys
+hidden = [name for name in sys.argv.pop(1).split(",") if name]  # the first argument: what to hide
+
+class Hidden(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in hidden:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, Hidden())
+from gtr_backend.server import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@dataclass(frozen=True)
+class RequestCase:
+    """Views to GLB on disk through the backend server (`gtr_backend.server`), as the add-on asks for it: the
+    bundled example object's 4 views at `view_size`, `weights` (None: the bundled ones), the options' defaults.
+    Cold: a fresh server process, its first request sent as soon as it answers the handshake (time from starting
+    the process to the GLB on disk). Warm: the next `repeats` requests to the same, warmed process. `optional`:
+    nvdiffrast and diso are used where installed; False hides them from the server, as for a backend set up
+    without them."""
+
+    device: str
+    optional: bool = False
+    weights: str | None = None
+    view_size: int = 512
+    repeats: int = 3
+    options: tuple[tuple[str, Any], ...] = ()  # request options (name, value) other than the defaults
+
+    def record(self) -> dict[str, Any]:
+        kernels = "nvdiffrast and diso where installed" if self.optional else "PyTorch only (nvdiffrast, diso hidden)"
+        return {**asdict(self), "kernels": kernels, "options": dict(self.options)}
+
+
+def installed_optional_kernels() -> list[str]:
+    """Which of the optional CUDA packages this Python has."""
+    import importlib.util
+
+    return [name for name in OPTIONAL_KERNELS if importlib.util.find_spec(name) is not None]
+
+
+def run_requests(case: RequestCase) -> dict[str, Any]:
+    """One request case (see `RequestCase`): seconds to the handshake, cold and warm; the server's warm-up steps
+    and stage timings; the faces of the result."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from ..synthetic.objects import orbit_render, toy_object
+    from ..views import save_views
+
+    root = Path(__file__).resolve().parents[2]  # the folder that holds gtr_backend
+    with tempfile.TemporaryDirectory(prefix="gtr-bench-") as scratch:
+        folder = Path(scratch)
+        save_views(orbit_render(toy_object(), size=case.view_size), folder / "views")
+        hidden = "" if case.optional else ",".join(OPTIONAL_KERNELS)
+        command = [sys.executable, "-c", SERVER_CHILD, hidden, "--jobs-root", str(folder), "--device", case.device]
+        command += ["--weights", case.weights] if case.weights else []
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        try:
+            return _measure_requests(case, process, folder, start)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+
+
+def _measure_requests(case: RequestCase, process: Any, folder: Path, start: float) -> dict[str, Any]:
+    assert process.stdin is not None and process.stdout is not None
+    from ..errors import GTRError
+
+    def ask(rid: int, op: str, **fields: Any) -> dict[str, Any]:
+        process.stdin.write(json.dumps({"id": rid, "op": op, **fields}) + "\n")
+        process.stdin.flush()
+        for line in process.stdout:
+            message = json.loads(line)
+            if message.get("id") == rid and message.get("type") in ("result", "error"):
+                if message["type"] == "error":
+                    raise GTRError(f"the backend failed the benchmark's {op} request: {message['message']}")
+                return dict(message)
+        raise GTRError(f"the backend process ended during the benchmark's {op} request (see its messages above)")
+
+    views = {"path": str(folder / "views"), "orbit": None, "zero123pp": False}
+    job = {"views": views, "device": case.device, "weights": case.weights, "options": dict(case.options)}
+    hello = ask(1, "hello")
+    handshake = time.perf_counter() - start
+    sent = time.perf_counter()
+    first = ask(2, "reconstruct", job=str(folder / "job-1"), **job)
+    cold, cold_request = time.perf_counter() - start, time.perf_counter() - sent
+    warm_up = ask(3, "load", device=case.device, weights=case.weights).get("warm_up") or {}
+    warm, replies = [], []
+    for index in range(case.repeats):
+        sent = time.perf_counter()
+        replies.append(ask(10 + index, "reconstruct", job=str(folder / f"job-{index + 2}"), **job))
+        warm.append(time.perf_counter() - sent)
+    ask(99, "shutdown")
+    stages = {k: statistics.median(r["timings"][k] for r in replies) for k in replies[0]["timings"]} if replies else {}
+    return {
+        "case": case.record(),
+        "device_name": hello["device"] if case.device.startswith("cuda") else device_label(case.device),
+        "rasterizer": warm_up.get("rasterizer", "torch"),
+        "marching_cubes": warm_up.get("marching_cubes", "torch"),
+        "handshake_s": handshake,
+        "cold_s": cold,
+        "cold_request_s": cold_request,
+        "cold_stages_s": first["timings"],
+        "warm_s": warm[0] if warm else None,
+        "warm_median_s": statistics.median(warm) if warm else None,
+        "warm_stages_s": stages,
+        "warm_up_s": warm_up.get("seconds", {}),
+        "faces": first["faces"],
+    }
+
+
+def requests_markdown(results: list[dict[str, Any]]) -> str:
+    """Two tables: per case the handshake, cold and warm seconds; then where the cold start's time goes."""
+    if not results:
+        return ""
+    head = ["case", "rasterizer, marching cubes", "handshake s", "cold s", "warm s (2nd)", "warm s (median)", "faces"]
+    rows = [
+        [
+            f"{r['case']['device']}, {r['case']['kernels']}",
+            f"{r['rasterizer']}, {r['marching_cubes']}",
+            f"{r['handshake_s']:.2f}",
+            f"{r['cold_s']:.2f}",
+            number(r["warm_s"], "{:.2f}"),
+            number(r["warm_median_s"], "{:.2f}"),
+            str(r["faces"]),
+        ]
+        for r in results
+    ]
+    steps = list(dict.fromkeys(step for r in results for step in r["warm_up_s"]))
+    warm_up = [
+        [f"{r['case']['device']}, {r['case']['kernels']}"] + [number(r["warm_up_s"].get(s), "{:.2f}") for s in steps]
+        for r in results
+    ]
+    lines = [
+        "Requests to the backend server as the add-on makes them: the example object's 4 views at 512x512 to a "
+        "GLB on disk, bundled weights, default settings unless the case says otherwise. Cold: a fresh server "
+        "process, its first request sent as "
+        "soon as it answers the handshake (process start to GLB). Warm: the next requests to the warmed process.\n",
+        table(head, rows),
+        "Where the cold start goes: the server's warm-up, step by step (seconds).\n",
+        table(["case", *steps], warm_up),
+    ]
+    return "\n".join(lines)

@@ -4,7 +4,8 @@ The folder (`docs/results/` in the repository) holds what the measuring commands
 rebuilt from it alone, so it never drifts from the numbers:
 - `eval-*.json`: `gtr eval` reports (copied from its output folder's results.json);
 - `compare-*.json`: `gtr eval --label NAME` reports of other configurations, one row each in a comparison;
-- `bench-*.json`: `gtr bench --json` (every stage from views to GLB);
+- `bench-*.json`: `gtr bench --json` (every stage from views to GLB; requests to the backend server, cold and
+  warm);
 - `model-*.json`: `gtr bench --model-only --json` (the network alone, several precisions);
 - `training-*.json`: `gtr bench --training --json` (stage-1 training steps: objects per second, peak memory);
 - `blender-*.json`: `scripts/bench_blender.py` (the add-on: Reconstruct click to mesh in the scene);
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GTRError
-from .bench import model_markdown, pipeline_markdown, training_markdown
+from .bench import model_markdown, pipeline_markdown, requests_markdown, training_markdown
 from .markdown import number, table
 from .protocol import summarize
 from .runner import report_markdown
@@ -172,7 +173,7 @@ def results_page(folder: Path) -> str:
         (
             "bench-*.json",
             lambda stem, i: f"### {stem} ({i['date']}, torch {i['torch']})",
-            lambda i: pipeline_markdown(i["runs"]),
+            lambda i: pipeline_markdown(i["runs"]) + "\n" + requests_markdown(i.get("requests", [])),
         ),
         (
             "model-*.json",

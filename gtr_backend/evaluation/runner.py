@@ -92,6 +92,8 @@ class EvalSettings:
     sheets: bool = True  # a contact-sheet PNG per asset
     label: str = ""  # a name for this configuration in comparison tables
     command: str = ""  # the command line, recorded in the report
+    device_settings: dict[str, Any] = dataclasses.field(default_factory=dict)  # what the device resolved to
+    # (grid, precision, rasterizer, marching cubes), recorded so runs on two devices can be compared
 
     def fingerprint(self) -> str:
         text = json.dumps(
@@ -175,6 +177,7 @@ def run_evaluation(
         "model": model.config.name,
         "protocol": dataclasses.asdict(settings.protocol),
         "options": {k: v for k, v in dataclasses.asdict(settings.options).items() if isinstance(v, int | float | str)},
+        "device_settings": settings.device_settings,
         "lpips": settings.lpips,
         "assets": rows,
         "seconds": seconds,
@@ -224,6 +227,7 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"{len(report['assets'])} assets, {report['hardware']}, torch {report['torch']}, {report['date']}; "
         f"weights `{report['weights']}` ({report['model']}); {describe_cameras(report['protocol'])}. LPIPS: "
         + ("AlexNet weights given." if report["lpips"] else "n/a (no backbone weights given).")
+        + _device_sentence(report.get("device_settings") or {})
         + "\n",
         "**Mean over assets**\n",
         metrics_table(report["mean"], report["weights"]),
@@ -232,6 +236,16 @@ def report_markdown(report: dict[str, Any]) -> str:
         ordered = {v: variants[v] for v in sorted(variants, key=VARIANTS.index)}
         parts += [f"**{name}** ({report['seconds'][name]:.0f} s)\n", metrics_table(ordered, report["weights"])]
     return "\n".join(parts)
+
+
+def _device_sentence(settings: dict[str, Any]) -> str:
+    """How the run's device resolved its automatic settings, as a sentence (empty for older reports)."""
+    if not settings:
+        return ""
+    return (
+        f" On {settings['device']}: marching-cubes grid {settings['mesh_resolution']}, network in "
+        f"{settings['precision']}, {settings['rasterizer']} rasterizer, {settings['marching_cubes']} marching cubes."
+    )
 
 
 __all__ = ["VARIANTS", "EvalSettings", "contact_sheet", "find_assets", "report_markdown", "run_evaluation"]

@@ -72,7 +72,9 @@ class TriplaneTransformer(nn.Module):
         super().__init__()
         n, width = config.plane_tokens, config.width
         self.gradient_checkpointing = config.gradient_checkpointing
-        self.plane_tokens = nn.Parameter(torch.randn(1, 3, width, n, n) * math.sqrt(1.0 / width))
+        # mul_, not "*": on the meta device (loading weights) "*" runs a Python decomposition that imports
+        # torch._dynamo (about a second); the values are the same.
+        self.plane_tokens = nn.Parameter(torch.randn(1, 3, width, n, n).mul_(math.sqrt(1.0 / width)))
         self.blocks = nn.ModuleList(TransformerBlock(config) for _ in range(config.depth))
         self.norm_out = nn.LayerNorm(width)
 

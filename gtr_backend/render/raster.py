@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import sys
-import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -307,7 +307,8 @@ def _barycentrics(tx: Tensor, ty: Tensor, x: Tensor, y: Tensor) -> Tensor:
 
 
 class NvdiffrastRasterizer(Rasterizer):
-    """nvdiffrast's CUDA rasterizer (optional; non-commercial licence)."""
+    """nvdiffrast's CUDA rasterizer (optional; non-commercial licence). Its plugin must be loaded first
+    (`nvdiffrast_build.ensure_plugin`, which `get_rasterizer` calls)."""
 
     name = "nvdiffrast"
 
@@ -315,17 +316,7 @@ class NvdiffrastRasterizer(Rasterizer):
         import nvdiffrast.torch as dr
 
         self.dr = dr
-        try:
-            self.context = dr.RasterizeCudaContext(device=device)
-        except ModuleNotFoundError as error:
-            # nvdiffrast compiles its plugin on first use and then imports it by name; newer PyTorch no longer
-            # puts the extension's build folder on sys.path, so point there and import again.
-            from torch.utils import cpp_extension
-
-            if not error.name or not error.name.startswith("nvdiffrast_plugin"):
-                raise
-            sys.path.insert(0, cpp_extension._get_build_directory(error.name, False))
-            self.context = dr.RasterizeCudaContext(device=device)
+        self.context = dr.RasterizeCudaContext(device=device)
 
     def rasterize(self, clip: Tensor, faces: Tensor, height: int, width: int) -> Fragments:
         faces32 = faces.int().contiguous()
@@ -360,20 +351,51 @@ def _nvdiffrast(device: str) -> NvdiffrastRasterizer:
     return NvdiffrastRasterizer(device)
 
 
-def get_rasterizer(device: torch.device | str, backend: RasterBackend = "auto") -> Rasterizer:
+_SAID: set[str] = set()  # the fallback lines this process has printed
+
+
+def _fall_back(reason: str) -> TorchRasterizer:
+    """The PyTorch rasterizer, with one line on stderr (once per reason) that says why."""
+    if reason not in _SAID:
+        _SAID.add(reason)
+        print(f"gtr: {reason}; using the PyTorch rasterizer", file=sys.stderr, flush=True)
+    return TorchRasterizer()
+
+
+def get_rasterizer(
+    device: torch.device | str, backend: RasterBackend = "auto", say: Callable[[str], None] | None = None
+) -> Rasterizer:
     """nvdiffrast on CUDA when installed (or when asked for), else the PyTorch rasterizer.
 
-    With "auto", an nvdiffrast that is installed but fails to build or load is reported once as a warning
-    and the PyTorch rasterizer is used instead.
+    nvdiffrast's CUDA plugin is built on first use (`nvdiffrast_build`: it says so and how long it takes, and a
+    lock left by an interrupted build is removed). With "auto", a plugin that cannot be built (no nvcc or
+    ninja), whose build fails, or that another process is building right now gives the PyTorch rasterizer
+    and one line on stderr that says why; "nvdiffrast" waits for another process's build and raises a
+    `GTRError` instead of falling back. `say` receives the build's progress lines (default: stderr).
     """
+    from .nvdiffrast_build import BuildBusyError, BuildError, ensure_plugin
+
+    build = functools.partial(ensure_plugin, say=say) if say is not None else ensure_plugin
     device = torch.device(device)
     if backend == "nvdiffrast":
         if device.type != "cuda" or not nvdiffrast_available():
             raise GTRError("the nvdiffrast rasterizer needs a CUDA GPU and the optional diffrp-nvdiffrast package")
+        build(wait=True)
         return _nvdiffrast(str(device))
-    if backend == "auto" and device.type == "cuda" and nvdiffrast_available():
+    if backend == "auto" and device.type == "cuda" and nvdiffrast_available() and _FAILED[0] is None:
         try:
+            build(wait=False)
             return _nvdiffrast(str(device))
+        except BuildBusyError as error:  # another process builds it: the next call tries again
+            return _fall_back(str(error))
+        except BuildError as error:  # cannot be built here: not tried again in this process
+            _FAILED[0] = str(error)
         except Exception as error:
-            warnings.warn(f"nvdiffrast could not be loaded ({error}); using the PyTorch rasterizer", stacklevel=2)
+            first = (str(error).splitlines() or [repr(error)])[0]
+            _FAILED[0] = f"nvdiffrast's CUDA rasterizer could not be loaded ({first[:160]})"
+    if backend == "auto" and device.type == "cuda" and _FAILED[0] is not None:
+        return _fall_back(_FAILED[0])
     return TorchRasterizer()
+
+
+_FAILED: list[str | None] = [None]  # why nvdiffrast cannot be used in this process, once that is known

@@ -1,21 +1,22 @@
-"""A training campaign: stage 1 (NeRF), then stage 2 (meshes), in chunks that each fit one call to a lent GPU.
+"""A training campaign: stage 1 (NeRF), then stage 2 (meshes), in chunks that each fit one GPU job with a
+wall-time limit (a cluster queue's, a cloud machine's).
 
-A campaign lives in one folder that travels to the GPU machine and back between calls:
+A campaign lives in one folder that travels to the GPU job and back between jobs:
 - `campaign.json`: the plan (`CampaignPlan`: preset, budget per stage in minutes or steps, the data, each
   stage's options) and the progress (the stage, its steps and minutes so far, the model's configuration, one
   record per chunk and stage). It is written last, so a chunk killed midway leaves the campaign as it was;
-- the model so far: `state-cNNN-K.safetensors` shards of at most `SHARD_BYTES` (a device call brings back
+- the model so far: `state-cNNN-K.safetensors` shards of at most `SHARD_BYTES` (a job may bring back only
   files of at most 16 MiB), float32 when the whole model fits in `FLOAT32_CARRY_BYTES`, else bfloat16 (then
   every chunk rounds the weights to bfloat16, small next to a chunk's updates);
 - `log.jsonl`: the logged training steps (`stage_step` counts over the whole stage) and every chunk's
   validation;
 - when the last stage ends: `weights.safetensors` + `weights.json`, in bfloat16 as the add-on ships them
-  (`Campaign.export`, also from the shards alone: the device call need not bring these back).
+  (`Campaign.export`, also from the shards alone: the job need not bring these back).
 
 `run_chunk(folder, device, minutes)` goes on from where the last chunk stopped and trains the current stage,
 then the next, until the budget or the chunk's minutes run out. It validates each stage's part before and after
 training (NeRF renders of held-out procedural objects, `training.run.VALIDATION_SEEDS`, never trained on).
-AdamW's moments do not travel (they would triple what a call carries): each chunk starts the optimizer afresh,
+AdamW's moments do not travel (they would triple what a job carries): each chunk starts the optimizer afresh,
 with the stage's full warm-up when the stage starts and `rewarm` steps after that, then holds the learning rate
 that a cosine over the stage's budget (from the peak to `min_lr_fraction` of it) gives at the chunk's middle.
 
@@ -129,8 +130,8 @@ class CampaignPlan:
         if not travels(preset(self.preset)):
             size = bfloat16_bytes(preset(self.preset))
             raise GTRError(
-                f"{self.preset} takes {size / 2**20:.0f} MiB in bfloat16: more than a device call carries "
-                f"({CARRY_BYTES / 2**20:.0f} MiB) or the add-on ships ({SHIPPED_MB:g} MB); choose a smaller preset"
+                f"{self.preset} takes {size / 2**20:.0f} MiB in bfloat16: more than a campaign carries between GPU "
+                f"jobs ({CARRY_BYTES / 2**20:.0f} MiB) or the add-on ships ({SHIPPED_MB:g} MB); choose a smaller preset"
             )
 
     def skips(self, stage: int) -> bool:
@@ -228,8 +229,8 @@ def bfloat16_bytes(config: GTRConfig) -> int:
 
 
 def travels(config: GTRConfig) -> bool:
-    """Whether a campaign can train this model: in bfloat16 it fits what a device call carries and what the
-    add-on ships."""
+    """Whether a campaign can train this model: in bfloat16 it fits what a campaign carries between GPU jobs
+    and what the add-on ships."""
     size = bfloat16_bytes(config)
     return size <= CARRY_BYTES and size / 1e6 < SHIPPED_MB
 

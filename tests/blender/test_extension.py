@@ -8,6 +8,10 @@ def test_installs_enables_and_disables_cleanly(blender, extension_zip, bpy_pytho
     from gtr_backend.contract import RECONSTRUCT_OPTIONS
 
     assert result["defaults"] == {name: option.default for name, option in RECONSTRUCT_OPTIONS.items()}
+    # Building nvdiffrast in Set Up Backend is the user's choice (its licence, nvcc, minutes): off unless asked.
+    rasterizer = result["rasterizer_preference"]
+    assert rasterizer["default"] is False and rasterizer["name"] == "Build the fast GPU rasterizer now"
+    assert "non-commercial" in rasterizer["text"] and "nvcc" in rasterizer["text"]
     assert result["before"] == []
     assert "GTR_PT_panel" in result["registered"]
     assert {

@@ -146,3 +146,35 @@ def test_retrained_weights_under_the_same_name_are_evaluated_again(tmp_path):
     ]
     assert settings[0].fingerprint() != settings[1].fingerprint()
     assert content_digest(first) == content_digest(first)
+
+
+def test_eval_on_two_devices_records_what_each_made_of_the_automatic_settings(eval_folder, tmp_path, capsys):
+    """`gtr eval` on CUDA and on the CPU compares like with like when the grid is given (the one setting whose
+    default depends on the device); each report says what its device used. --assets bounds a run."""
+    from gtr_backend.cli.evaluate import device_settings
+    from gtr_backend.reconstruction import ReconstructOptions
+
+    automatic, given = ReconstructOptions(), ReconstructOptions(mesh_resolution=128)
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert device_settings(cuda, automatic, "nvdiffrast")["mesh_resolution"] == 256
+    assert device_settings(cpu, automatic, "torch")["mesh_resolution"] == 128
+    on_cuda, on_cpu = device_settings(cuda, given, "torch"), device_settings(cpu, given, "torch")
+    assert on_cuda["mesh_resolution"] == on_cpu["mesh_resolution"] == 128
+    assert (on_cuda["precision"], on_cpu["precision"]) == ("bf16", "fp32")  # the GPU path's own, recorded
+    out = tmp_path / "run"
+    args = ["eval", str(eval_folder), "-o", str(out), *TINY, "--variants", "visual-hull", "--assets", "book"]
+    assert main(args) == 0
+    report = json.loads((out / "results.json").read_text())
+    assert list(report["assets"]) == ["book"]
+    assert report["device_settings"] == {
+        "device": "cpu",
+        "mesh_resolution": 32,
+        "precision": "fp32",
+        "rasterizer": "torch",
+        "marching_cubes": "torch",
+    }
+    assert "On cpu: marching-cubes grid 32, network in fp32, torch rasterizer" in (out / "results.md").read_text()
+    capsys.readouterr()
+    assert main(["eval", str(eval_folder), "-o", str(out), *TINY, "--assets", "boko"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == "gtr: error: no asset named boko in the folder; it has book, checker-cube"

@@ -53,7 +53,7 @@ def test_a_campaign_runs_in_chunks_that_resume_from_the_carried_folder(tmp_path)
     assert campaign.stage == 1 and 0 < done_first < 600
     assert not (first / "weights.safetensors").exists()
     assert [r["chunk"] for r in records(first, "validation")] == [1]
-    # The folder travels (the device call's files come back into another checkout), and the next chunk goes on.
+    # The folder travels (a GPU job's files come back into another checkout), and the next chunk goes on.
     carried = tmp_path / "there"
     shutil.copytree(first, carried)
     campaign = run_chunk(carried, CPU, minutes=10.0)
@@ -77,7 +77,7 @@ def test_a_campaign_runs_in_chunks_that_resume_from_the_carried_folder(tmp_path)
 
 
 def test_status_tidies_a_folder_the_device_files_were_copied_into(tmp_path, capsys):
-    """After a call, the returned files are copied beside the old ones: --status deletes the shards of earlier
+    """After a GPU job, the returned files are copied beside the old ones: --status deletes the shards of earlier
     chunks (so the folder stays small enough to travel) and writes the shipped weights when the campaign is done
     (the call brings back only the shards)."""
     folder = tmp_path / "c"
@@ -142,7 +142,7 @@ def test_the_command_starts_probes_and_explains(tmp_path, capsys):
     assert main(["campaign", str(folder), "--new"]) == 2
     assert "holds a campaign already" in capsys.readouterr().err
     assert main(["campaign", str(tmp_path / "big"), "--new", "--set", "preset=gtr-paper"]) == 2
-    assert "more than a device call carries" in capsys.readouterr().err
+    assert "more than a campaign carries between GPU jobs" in capsys.readouterr().err
     assert main(["campaign", str(tmp_path / "steps"), "--new", "--set", "stage1.steps=5"]) == 2
     assert "set stage1_steps" in capsys.readouterr().err
     assert main(["campaign", str(tmp_path / "size"), "--new", "--set", "sampling.size=128"]) == 2

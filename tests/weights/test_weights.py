@@ -195,3 +195,22 @@ def test_project_weights_errors(tmp_path, source_model):
 
     with pytest.raises(WeightsError, match="unknown weights file type"):
         load_model(tmp_path / "model.onnx")
+
+
+def test_loading_times_each_step_and_refuses_inf_in_bfloat16(source_model, tmp_path):
+    """Where "load weights" goes (the backend's warm-up and `gtr bench` report it); the values are checked on the
+    device the model goes to, in one pass, also for bfloat16 files."""
+    path = tmp_path / "half.safetensors"
+    save_weights(source_model, path, dtype=torch.bfloat16)
+    timings: dict[str, float] = {}
+    model = load_model(path, "cpu", timings=timings)
+    assert set(timings) == {"read", "construct", "check", "to device", "check values"}
+    assert all(seconds >= 0 for seconds in timings.values())
+    assert next(model.parameters()).dtype == torch.float32
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(path))
+    state["field.color_mlp.layers.0.weight"][1, 2] = -math.inf
+    save_file(state, str(path), metadata={"format": "gtr-weights/1"})
+    with pytest.raises(WeightsError, match=r"field\.color_mlp\.layers\.0\.weight contains NaN or Inf"):
+        load_project_weights(path)

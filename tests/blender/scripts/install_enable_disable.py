@@ -15,6 +15,8 @@ install(sys.argv[1])
 registered = gtr_types()
 prefs = bpy.context.preferences.addons[PACKAGE].preferences
 defaults = addon_module("preferences").option_values(prefs)  # every option, as a request sends it
+rasterizer = prefs.bl_rna.properties["build_gpu_rasterizer"]
+rasterizer_preference = {"default": prefs.build_gpu_rasterizer, "name": rasterizer.name, "text": rasterizer.description}
 has_props = hasattr(bpy.types.Scene, "gtr") and hasattr(bpy.types.WindowManager, "gtr_status")
 operators = sorted(name for name in dir(bpy.ops.gtr))
 classes = addon_module().CLASSES
@@ -34,5 +36,6 @@ finish(
         "torch_imported": "torch" in sys.modules,
         "blender": bpy.app.version_string,
         "defaults": defaults,
+        "rasterizer_preference": rasterizer_preference,
     }
 )
