@@ -3,6 +3,7 @@
     views --resize once--> model views --network (`predict_triplane`)--> triplane
     geometry: triplane --density (only where the hull is)--> fused with the masks (carve + fill)
               --marching cubes--> mesh [--simplify] [--geometry fit: silhouettes, photometric, smooth]
+              --clean: what no view sees becomes a taut membrane, flat faces are flattened (edges kept)
     texture:  mesh --texture refinement (fixed geometry)--> refined colour field
               --unwrap--> UV layout --bake (input views' colours where they see the surface)--> textured mesh
 
@@ -32,6 +33,7 @@ from .export import bake_texture, bake_vertex_colors, unwrap, write_mesh
 from .export.normal_map import bake_normal_map
 from .fidelity import Fidelity, fidelity
 from .mesh import DENSITY_LEVEL, Mesh, sdf_to_mesh, simplify
+from .mesh.clean import CleanOptions, clean_surface, membrane_share
 from .mesh.extract import McBackend, density_grid
 from .mesh.fit import CarveOptions, FitOptions, carve_and_fill, fit_surface
 from .model import GTR, Precision
@@ -54,6 +56,7 @@ STAGE_SHARE = {
     "marching cubes": 0.05,
     "simplify": 0.05,
     "geometry fit": 0.15,
+    "clean": 0.02,
     "refine": 0.25,
     "unwrap": 0.15,
     "bake": 0.1,
@@ -184,6 +187,7 @@ class Stages:
         plan += ["carve"] if options.geometry_refine else ["density grid", "marching cubes"]
         plan += ["simplify"] if options.target_faces else []
         plan += ["geometry fit"] if options.geometry_refine and options.geometry_steps else []
+        plan += ["clean"] if options.geometry_refine else []
         plan += ["refine"] if options.refine_steps else []
         plan += ["bake"] if options.vertex_colors else ["unwrap", "bake"]
         plan += ["normal map"] if options.normal_map and not options.vertex_colors else []
@@ -380,6 +384,7 @@ def geometry_stage(
     def density(points: Tensor) -> Tensor:
         return field.density(sample_triplane(triplane[None], points[None])[0])
 
+    network_error = 0.0
     if options.geometry_refine:
         with stages.stage("carve"), torch.no_grad():
             carved = carve_and_fill(
@@ -391,7 +396,7 @@ def geometry_stage(
                 backend=options.marching_cubes,
                 progress=stages.reporter("carve"),
             )
-            mesh, inside = carved.mesh, carved.inside
+            mesh, inside, network_error = carved.mesh, carved.inside, carved.snap
     else:
         with stages.stage("density grid"), torch.no_grad():
             inside = density_grid(density, resolution, device) - DENSITY_LEVEL
@@ -404,6 +409,9 @@ def geometry_stage(
         with stages.stage("geometry fit"):
             fit = FitOptions(steps=options.geometry_steps, voxel=2.0 / (resolution - 1))
             mesh = fit_surface(mesh, views, fit, rasterizer, progress=stages.reporter("geometry fit"))
+    if options.geometry_refine:
+        with stages.stage("clean"), torch.no_grad():
+            mesh = clean_surface(mesh, views, CleanOptions(membrane=membrane_share(network_error)), rasterizer)
     return Shape(mesh, inside)
 
 

@@ -265,6 +265,7 @@ def pipeline_markdown(results: list[dict[str, Any]]) -> str:
         "carve",
         "simplify",
         "geometry fit",
+        "clean",
         "refine",
         "refine (per step)",
         "unwrap",

@@ -52,6 +52,11 @@ def ssim(
 
 def sample_surface(mesh: Mesh, count: int = 16000, seed: int = 0) -> Tensor:
     """(count, 3) points uniformly distributed over the mesh's area (seeded)."""
+    return sample_surface_faces(mesh, count, seed)[0]
+
+
+def sample_surface_faces(mesh: Mesh, count: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """(count, 3) area-uniform surface points and the (count,) triangle each lies on (seeded)."""
     generator = torch.Generator().manual_seed(seed)
     vertices = mesh.vertices.detach().cpu().double()
     a, b, c = (vertices[mesh.faces.cpu()[:, i]] for i in range(3))
@@ -64,7 +69,7 @@ def sample_surface(mesh: Mesh, count: int = 16000, seed: int = 0) -> Tensor:
     flip = u + v > 1
     u, v = torch.where(flip, 1 - u, u), torch.where(flip, 1 - v, v)
     points = a[faces] + u[:, None] * (b[faces] - a[faces]) + v[:, None] * (c[faces] - a[faces])
-    return points.float()
+    return points.float(), faces
 
 
 def nearest_distances(source: Tensor, target: Tensor, chunk: int = 4096) -> Tensor:
@@ -125,3 +130,64 @@ def volume_iou(a: Mesh, b: Mesh, resolution: int = 64, bound: float = 1.0) -> fl
     in_a, in_b = inside_grid(a, resolution, bound), inside_grid(b, resolution, bound)
     union = int((in_a | in_b).sum())
     return float((in_a & in_b).sum()) / union if union else math.nan
+
+
+def planar_faces(mesh: Mesh, min_share: float = 0.04, angle_deg: float = 2.0, offset: float = 0.01) -> list[Tensor]:
+    """The large flat faces of a mesh: lists of triangle indices (one tensor per face) whose triangles share a
+    plane (normals within `angle_deg`, offsets within `offset` world units) and that together cover at least
+    `min_share` of the mesh's area. A box gives its six sides; a sphere or a cylinder's side gives none."""
+    vertices = mesh.vertices.detach().cpu().double()
+    normals = torch.nn.functional.normalize(mesh.face_normals().detach().cpu().double(), dim=-1)
+    corners = vertices[mesh.faces.cpu()]
+    areas = torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]).norm(dim=-1) / 2
+    offsets = (normals * corners.mean(1)).sum(-1)
+    unassigned = torch.ones(len(normals), dtype=torch.bool)
+    cos = math.cos(math.radians(angle_deg))
+    faces = []
+    for seed in torch.argsort(areas, descending=True).tolist():
+        if not unassigned[seed]:
+            continue
+        same = unassigned & ((normals @ normals[seed]) >= cos) & ((offsets - offsets[seed]).abs() <= offset)
+        unassigned &= ~same
+        if float(areas[same].sum()) >= min_share * float(areas.sum()):
+            faces.append(torch.nonzero(same).squeeze(1))
+    return faces
+
+
+def flatness(predicted: Mesh, truth: Mesh, count: int = 16000, edge_margin: float = 0.05) -> float | None:
+    """How flat the prediction keeps the truth's flat faces, as a percentage of the truth's size (its bounding
+    box's diagonal): for each large flat face of the truth (`planar_faces`), the predicted surface points whose
+    nearest truth point lies on that face, at least `edge_margin` (share of the diagonal) away from any other
+    part of the truth (so rounded edges are not counted here), get their best plane (least squares); the RMS
+    distance of the points to it, averaged over the faces (weighted by point count). None when the truth has
+    no large flat face. Both meshes in the same frame (align first)."""
+    planes = planar_faces(truth)
+    if not planes:
+        return None
+    truth_points, truth_faces = sample_surface_faces(truth, count, seed=3)
+    label = torch.full((truth.num_faces,), -1, dtype=torch.long)
+    for index, members in enumerate(planes):
+        label[members] = index
+    point_label = label[truth_faces]
+    diagonal = float((truth.vertices.max(0).values - truth.vertices.min(0).values).norm())
+    # A truth point is away from the face's edges when no point of another label lies within the margin.
+    inner = torch.ones(len(truth_points), dtype=torch.bool)
+    margin = edge_margin * diagonal
+    for start in range(0, len(truth_points), 4096):
+        block = torch.cdist(truth_points[start : start + 4096], truth_points)
+        other = point_label[start : start + 4096, None] != point_label[None]
+        inner[start : start + 4096] = ~((block < margin) & other).any(1)
+    points = sample_surface(predicted, count, seed=4)
+    nearest = torch.cat(
+        [torch.cdist(points[i : i + 4096], truth_points).argmin(1) for i in range(0, len(points), 4096)]
+    )
+    total, weight = 0.0, 0
+    for index in range(len(planes)):
+        chosen = points[(point_label[nearest] == index) & inner[nearest]].double()
+        if len(chosen) < 16:
+            continue
+        centred = chosen - chosen.mean(0)
+        normal = torch.linalg.svd(centred, full_matrices=False).Vh[-1]
+        total += float((centred @ normal).square().sum())
+        weight += len(chosen)
+    return 100 * math.sqrt(total / weight) / diagonal if weight else None

@@ -43,7 +43,7 @@ from ..views.loaders import ZERO123PP_FOV_DEG, zero123pp_poses
 from ..views.viewset import ViewSet
 from .align import icp
 from .lpips import LPIPS, lpips_distance
-from .metrics import chamfer_distance, sample_surface, ssim, volume_iou
+from .metrics import chamfer_distance, flatness, sample_surface, ssim, volume_iou
 from .visual_hull import visual_hull
 
 VARIANTS = ("feed-forward", "refined", "nerf", "visual-hull")
@@ -54,6 +54,7 @@ METRICS = (
     ("lpips", "LPIPS ↓", "{:.3f}"),
     ("chamfer_x100", "CD×100 ↓", "{:.2f}"),
     ("iou", "IoU ↑", "{:.3f}"),
+    ("flatness", "flat % ↓", "{:.2f}"),  # RMS off-plane distance on the truth's flat faces, % of its size
     ("silhouette_iou", "mask IoU ↑", "{:.3f}"),  # the mesh vs the input masks: IoU of the worst input view
     ("input_psnr", "input PSNR ↑", "{:.2f}"),  # the textured mesh from the input cameras vs the inputs, in the masks
 )
@@ -234,9 +235,9 @@ def image_metrics(prediction: Tensor, truth: ViewSet, lpips: LPIPS | None = None
     return float(psnr(prediction, target).mean()), float(ssim(prediction, target).mean()), perceptual
 
 
-def shape_metrics(predicted: Mesh, truth: Mesh, protocol: EvalProtocol) -> tuple[float, float]:
-    """Chamfer x100 and volume IoU in the paper's frame: the truth scaled into [-1, 1]^3, the prediction matched
-    to its bounding box, then ICP."""
+def shape_metrics(predicted: Mesh, truth: Mesh, protocol: EvalProtocol) -> tuple[float, float, float | None]:
+    """Chamfer x100, volume IoU and flatness (`metrics.flatness`; None when the truth has no large flat face) in
+    the paper's frame: the truth scaled into [-1, 1]^3, the prediction matched to its bounding box, then ICP."""
     centre, unit = normalization(truth.vertices)
     truth = Mesh((truth.vertices - centre) * unit, truth.faces)
     truth_low, truth_high = truth.vertices.min(0).values, truth.vertices.max(0).values
@@ -249,7 +250,8 @@ def shape_metrics(predicted: Mesh, truth: Mesh, protocol: EvalProtocol) -> tuple
     aligned = Mesh(transform.apply(vertices), predicted.faces)
     points = sample_surface(aligned, protocol.surface_points, seed=2)
     chamfer = chamfer_distance(points, truth_points) * 100
-    return chamfer, volume_iou(aligned, truth, protocol.iou_resolution, bound=1.05)  # room for ICP's shift
+    iou = volume_iou(aligned, truth, protocol.iou_resolution, bound=1.05)  # room for ICP's shift
+    return chamfer, iou, flatness(aligned, truth, protocol.surface_points)
 
 
 def evaluate_asset(
@@ -276,10 +278,11 @@ def evaluate_asset(
     def score(mesh: Mesh) -> VariantResult:
         render = render_mesh(mesh.to(device), k_ev, c2w_ev, truth.height, truth.width, rasterizer)
         p, s, lp = image_metrics(render.rgb, truth, lpips)
-        chamfer, iou = shape_metrics(mesh.to("cpu"), asset.mesh, protocol) if asset.mesh is not None else (None, None)
+        shape = shape_metrics(mesh.to("cpu"), asset.mesh, protocol) if asset.mesh is not None else (None, None, None)
+        chamfer, iou, flat = shape
         normals = (render.normals * 0.5 + 0.5) * render.alpha + (1 - render.alpha)
         faithful = fidelity(mesh, inputs, rasterizer)
-        scores = {"psnr": p, "ssim": s, "lpips": lp, "chamfer_x100": chamfer, "iou": iou}
+        scores = {"psnr": p, "ssim": s, "lpips": lp, "chamfer_x100": chamfer, "iou": iou, "flatness": flat}
         scores |= {"silhouette_iou": faithful.mask_iou, "input_psnr": faithful.psnr}
         return VariantResult(scores, render.rgb.cpu(), normals.cpu())
 

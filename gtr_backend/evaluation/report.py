@@ -127,7 +127,8 @@ def results_page(folder: Path) -> str:
         "## Evaluation (`gtr eval`)\n",
         "The protocol of the GTR paper (docs/method.md, section 7) on the project's own evaluation set "
         "(`examples/evalset`, "
-        "ten textured objects with text, stripes, checks, dots and thin lines). Variants: the feed-forward mesh, "
+        "twelve textured objects with text, stripes, checks, dots, thin lines, a car on wheels and a bowl). "
+        "Variants: the feed-forward mesh, "
         "with texture refinement, NeRF volume rendering of the triplane, and the learning-free visual hull carved "
         "from the input masks with colours projected from the input views.\n",
     ]

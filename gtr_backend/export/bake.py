@@ -12,11 +12,11 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..contract import RECONSTRUCT_OPTIONS
 from ..mesh.mesh import Mesh
+from ..pixels import pull_push
 from ..refine.projection import ViewColors
 from ..render.raster import Rasterizer, TorchRasterizer, uv_clip
 
@@ -85,30 +85,6 @@ def xatlas_unwrap(mesh: Mesh, texture_size: int = 1024, padding: int = 2) -> Mes
         torch.from_numpy(indices.astype(np.int64)).to(device),
         uv=torch.from_numpy(uvs.astype(np.float32)).to(device),
     )
-
-
-def pull_push(image: Tensor, filled: Tensor, grow: int = 3) -> Tensor:
-    """Fill every empty texel: image (H, W, C), filled (H, W) bool -> (H, W, C). First `grow` rounds of
-    dilation (each empty texel next to filled ones takes their mean), so the gutter a chart's bilinear and
-    first mip lookups read holds that chart's own colours, not a neighbour's; then one pull-push pass fills
-    the rest: each remaining texel takes the mean of the filled ones in the smallest enclosing block of a mip
-    pyramid (2x2, 4x4, ...), in O(H W) whatever the distance."""
-    values = (image * filled[..., None]).permute(2, 0, 1)[None]
-    weight = filled[None, None].to(image.dtype)
-    for _ in range(grow):  # 3x3 box means of the premultiplied colours and of the weights, in one pass
-        total = F.avg_pool2d(torch.cat([values, weight], dim=1), 3, stride=1, padding=1)
-        new = (total[:, -1:] > 0) & (weight == 0)
-        values = torch.where(new, total[:, :-1] / total[:, -1:].clamp_min(1e-12), values)
-        weight = torch.where(new, torch.ones_like(weight), weight)
-    levels = [torch.cat([values, weight], dim=1)]  # premultiplied colours and their weight, per mip level
-    while min(levels[-1].shape[-2:]) > 1:  # pull: means, level by level
-        levels.append(F.avg_pool2d(levels[-1], 2, ceil_mode=True))
-    coarse = levels[-1][:, :-1] / levels[-1][:, -1:].clamp_min(1e-12)
-    for level in reversed(levels[:-1]):  # push: empty texels take the coarser level's colour
-        up = F.interpolate(coarse, scale_factor=2, mode="nearest")[..., : level.shape[-2], : level.shape[-1]]
-        weight = level[:, -1:]
-        coarse = torch.where(weight > 0, level[:, :-1] / weight.clamp_min(1e-12), up)
-    return coarse[0].permute(1, 2, 0)
 
 
 def bake_texture(

@@ -8,6 +8,8 @@ Carving and filling (`carve_and_fill`), on the marching-cubes grid of `resolutio
             than `snap` behind it, the stretch between them is added: the network's dents close up to the
             hull. `snap` defaults to the network's own measured error (how far its silhouettes stray from the
             masks, times `snap_factor`): a poor network is overruled where a view sees, a good one is trusted.
+            Where the network is sure the space is empty (density below `empty_ratio` of the surface level),
+            nothing is added: a concavity the silhouettes cannot show (a bowl's inside) stays open.
     carve   s = min(h, max(n, snap)): nothing sticks out past any mask. Where no view sees the hull squarely
             (the underside of an object seen from above, the inside of a concavity) the network's shape stays:
             no visual-hull keel.
@@ -16,8 +18,9 @@ Carving and filling (`carve_and_fill`), on the marching-cubes grid of `resolutio
 
 Surface fit (`fit_surface`), on the mesh after simplification: vertices move along their normals so that the
 anti-aliased silhouettes match the masks, two views that see the same surface point see the same colour
-(photometric term, away from outlines and only where both views face the surface), and the mean curvature
-varies smoothly (fairness that removes terraces and wobble without shrinking the shape).
+(photometric term, away from outlines and only where both views face the surface; each view is compared with
+its `photo_neighbours` nearest views, so the cost grows linearly with the number of views), and the mean
+curvature varies smoothly (fairness that removes terraces and wobble without shrinking the shape).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class CarveOptions:
     snap_factor: float = 8.0
     max_snap: float = 0.3
     margin: float = 0.08  # world units: the network is also queried this far outside the hull
+    empty_ratio: float = 0.1  # density below this share of the surface level: the network is sure it is empty
     fill_rounds: int = 1  # passes that add what the masks show but the surface misses
     fill_depth: float = 0.06  # world units: how deep behind the hull's front a missed ray is filled
     smooth: float = 0.75  # Gaussian sigma (voxels) applied to the network's part of the field
@@ -190,7 +194,8 @@ def carve_and_fill(
     # the network's shape strays past the masks).
     near = hull > -options.margin
     with torch.no_grad():
-        occupied = density_grid(density, resolution, device, options.chunk_points, where=near, level=level) >= level
+        densities = density_grid(density, resolution, device, options.chunk_points, where=near, level=level)
+        occupied = densities >= level
     if not bool(occupied.any()):
         raise MeshError(
             "no surface: the density never reaches the surface level anywhere inside the views' visual hull, so "
@@ -228,6 +233,10 @@ def carve_and_fill(
         snapped_parts.append(torch.nan_to_num(inside_dent, nan=-1.0, neginf=-1.0).max(dim=0).values)
     hidden = torch.cat(hidden_parts, dim=1).reshape(-1, *hull.shape)  # (N, R, R, R)
     snapped = torch.cat(snapped_parts).reshape(hull.shape)
+    # Where the network is sure the space is empty (density far below the surface level), a dent is a real
+    # concavity (a bowl's inside, the gap between wheels) that the silhouettes cannot show: it is not filled.
+    empty = near & (densities < options.empty_ratio * level)
+    snapped = torch.where(empty, torch.full_like(snapped, -1.0), snapped)
     network = torch.maximum(network, snapped)
     field = torch.minimum(hull, network)
     step(0.7)
@@ -289,6 +298,17 @@ class FitOptions:
     anchor: float = 0.01  # weight of the offsets from the start (voxel units)
     photo_pixels: int = 8192  # pixels per view sampled for the photometric term each step
     min_facing: float = 0.3  # both views must see a point at least this squarely (cosine) to compare colours
+    photo_neighbours: int = 3  # each view's colours are compared with this many nearest views (by direction)
+
+
+def nearest_views(c2w: Tensor, count: int) -> list[list[int]]:
+    """For each camera (N, 4, 4), the indices of the `count` others whose directions from the origin (the
+    object's centre) are closest to its own: the views most likely to see the same surface."""
+    directions = F.normalize(c2w[:, :3, 3], dim=-1)
+    similarity = directions @ directions.T
+    similarity.fill_diagonal_(-2.0)
+    keep = min(count, len(c2w) - 1)
+    return similarity.topk(keep, dim=1).indices.tolist() if keep > 0 else [[] for _ in range(len(c2w))]
 
 
 def _laplacian(vertices: Tensor, faces: Tensor) -> Tensor:
@@ -341,6 +361,7 @@ class _SurfaceFit:
         # which are all outline) colours mix with the background, and the silhouette term decides there.
         self.interior = image_signed_distance(views.foreground(), 4) >= 3
         self.generator = torch.Generator(device="cpu").manual_seed(0)
+        self.neighbours = nearest_views(views.c2w, options.photo_neighbours)
 
     def moved(self, offset: Tensor) -> Tensor:
         return self.start + offset * self.normals
@@ -389,7 +410,7 @@ class _SurfaceFit:
             x = points[i].reshape(-1, 3)[index]  # (P, 3)
             normal = face_normals[fragments.triangle_id[i].reshape(-1)[index]]  # (P, 3)
             colour = images[i].reshape(3, -1)[:, index].T  # (P, 3)
-            others = [j for j in range(n) if j != i]
+            others = self.neighbours[i]
             pclip = project(x, views.intrinsics[others], views.c2w[others], height, width)  # (M, P, 4)
             pixels = clip_to_pixels(pclip, height, width)  # (M, P, 2)
             seen = sample_images(images[others], pixels, "bilinear", "border")  # (M, P, 3)

@@ -10,8 +10,13 @@ edge_i = min(1, distance to the mask's outline or to a depth edge, in pixels / `
 silhouettes and occlusion boundaries mix object and background, and small pose errors matter most there).
 The projected colour is the mean weighted by q_i^sharpness: a high `sharpness` makes the best-placed view
 dominate, which keeps printed text from ghosting where neighbouring views disagree slightly, while seams
-between views still fade. It is laid over a base colour (the refined colour field) with
-alpha = min(1, max_i q_i / `seen_well`), so what no view sees well keeps the base colour.
+between views still fade. A view that the others outvote (their weights add up to more than its own) and whose
+colour differs from theirs sees something else at p (an occluder the mesh lacks, the far side of a phantom
+bulge): its quality fades by exp(-(difference / `agreement`)^2), so it paints nothing there.
+The projected colour is laid over a fill with alpha = min(1, max_i q_i / `seen_well`). The fill is half the
+base colour (the refined colour field) and half the calm colour of the nearby surface that the views do see
+well (`CalmColors`), so what no view sees gets a quiet continuation of its surroundings, not the streaks a
+colour field fitted to the views leaves where they do not look.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from torch import Tensor
 
 from ..mesh.distance import distance_to, image_signed_distance
 from ..mesh.mesh import Mesh
+from ..pixels import pull_push
 from ..render.mesh_render import seen_surface
 from ..render.raster import Rasterizer, clip_to_pixels, project, sample_images
 from ..views.viewset import ViewSet
@@ -36,6 +42,9 @@ class ProjectionOptions:
     edge_pixels: float = 3.0  # quality falls to 0 over this many pixels at silhouettes and depth edges
     seen_well: float = 0.3  # quality (cosine) from which the views replace the base colour entirely
     depth_tolerance: float = 2.5  # pixels' worth of depth (at each point's distance) allowed by the z-test
+    agreement: float = 0.15  # colour distance (mean abs, 0-1) at which a view disagreeing with the others fades
+    calm: bool = True  # the fill is half the calm colour of the nearby well-seen surface (else only the base)
+    calm_cells: int = 64  # cells along the longest side of the calm colour volume
 
 
 class ViewColors:
@@ -55,6 +64,7 @@ class ViewColors:
         band = int(self.options.edge_pixels) + 2
         inside = image_signed_distance(views.foreground(), band)  # pixels to the mask's outline, positive inside
         self.edge = torch.minimum(inside, distance_to_depth_edges(self.depth, band)).clamp_min(0)  # (N, H, W)
+        self.calm = CalmColors.of(self, surface) if self.options.calm else None
 
     def __call__(self, points: Tensor, normals: Tensor) -> tuple[Tensor, Tensor]:
         """points, normals (P, 3) world frame -> projected colour (P, 3) and the best view's quality (P,)."""
@@ -77,6 +87,27 @@ class ViewColors:
         weight = quality.pow(options.sharpness)
         rgb = sample(views.rgb)  # (N, P, 3)
         mean = (weight[..., None] * rgb).sum(0) / weight.sum(0).clamp_min(1e-12)[:, None]
+        if views.num_views > 1 and options.agreement > 0:
+            # Each view is compared with the consensus of the others (weighted by how well they see the point):
+            # a view the others outvote and that disagrees with them sees something else there (an occluder the
+            # mesh lacks, the far side of a phantom bulge) and fades. The best-placed view is never outvoted by
+            # worse ones, so slightly misaligned views do not blur printed text.
+            total = weight.sum(0, keepdim=True)
+            others = total - weight
+            consensus = ((weight[..., None] * rgb).sum(0, keepdim=True) - weight[..., None] * rgb) / others.clamp_min(
+                1e-12
+            )[..., None]
+            outvoted = others >= weight
+            distance = (rgb - consensus).abs().mean(-1)
+            fade = torch.exp(-((distance / options.agreement) ** 2))
+            agree = torch.where(outvoted & (others > 1e-12), fade, torch.ones_like(fade))
+            quality = quality * agree
+            weight = weight * agree
+            mean = torch.where(
+                weight.sum(0)[:, None] > 1e-12,
+                (weight[..., None] * rgb).sum(0) / weight.sum(0).clamp_min(1e-12)[:, None],
+                mean,
+            )
         return mean, quality.max(dim=0).values
 
     def blend(self, points: Tensor, normals: Tensor, base: Callable[[Tensor], Tensor]) -> Tensor:
@@ -87,7 +118,10 @@ class ViewColors:
         partly = torch.nonzero(alpha[:, 0] < 1).squeeze(1)
         if len(partly):
             a = alpha[partly]
-            projected[partly] = a * projected[partly] + (1 - a) * base(points[partly]).to(projected.dtype)
+            fill = base(points[partly])
+            if self.calm is not None:
+                fill = 0.5 * (fill + self.calm(points[partly]))
+            projected[partly] = a * projected[partly] + (1 - a) * fill.to(projected.dtype)
         return projected
 
 
@@ -105,3 +139,48 @@ def distance_to_depth_edges(depth: Tensor, band: int, jump: float = 0.02) -> Ten
         edges.narrow(dim, 0, edges.shape[dim] - 1).logical_or_(step)
         edges.narrow(dim, 1, edges.shape[dim] - 1).logical_or_(step)
     return torch.stack([distance_to(e, band) for e in edges])
+
+
+@dataclass(frozen=True)
+class CalmColors:
+    """A smooth colour volume made only from what the views see well: the colours of the well-seen surface
+    points, splatted into a coarse grid over the mesh's bounds (weighted by how well they are seen), and every
+    other cell filled from its nearest seen cells (`pixels.pull_push`). Looked up (trilinear) at any world
+    point, it gives surface no view sees a calm colour taken from the nearby seen surface: no streaks, no
+    colour from a view that cannot see the point."""
+
+    volume: Tensor  # (1, 3, D, H, W) rgb, [z, y, x] cells
+    low: Tensor  # (3,) world corner of the grid
+    size: Tensor  # (3,) world extent of the grid
+
+    @classmethod
+    def of(cls, views: ViewColors, mesh: Mesh) -> CalmColors:
+        welded, index = torch.unique(mesh.vertices.detach().float(), dim=0, return_inverse=True)
+        normals = Mesh(welded, index[mesh.faces]).vertex_normals()
+        rgb, quality = views(welded, normals)
+        weight = (quality / views.options.seen_well).clamp(0, 1)
+        low, high = welded.min(0).values, welded.max(0).values
+        pad = (high - low).max() * 0.05 + 1e-3
+        low, high = low - pad, high + pad
+        cells = views.options.calm_cells
+        shape = ((high - low) / (high - low).max() * cells).ceil().long().clamp_min(2)  # (x, y, z) cells
+        cell = ((welded - low) / (high - low) * shape).long().clamp(min=torch.zeros_like(shape), max=shape - 1)
+        flat = (cell[:, 2] * shape[1] + cell[:, 1]) * shape[0] + cell[:, 0]
+        count = int(shape.prod())
+        sums = torch.zeros((count, 4), device=welded.device).index_add_(
+            0, flat, torch.cat([rgb * weight[:, None], weight[:, None]], dim=1)
+        )
+        grid = sums.reshape(int(shape[2]), int(shape[1]), int(shape[0]), 4)
+        filled = grid[..., 3] > 1e-3
+        if not bool(filled.any()):
+            colours = torch.full_like(grid[..., :3], 0.5)
+        else:
+            colours = pull_push(grid[..., :3] / grid[..., 3:].clamp_min(1e-12), filled, grow=2)
+        return cls(colours.permute(3, 0, 1, 2)[None].contiguous(), low, high - low)
+
+    def __call__(self, points: Tensor) -> Tensor:
+        """World points (P, 3) -> calm rgb (P, 3)."""
+        unit = ((points.float() - self.low) / self.size) * 2 - 1  # (x, y, z) in [-1, 1]
+        grid = unit.reshape(1, -1, 1, 1, 3)
+        out = F.grid_sample(self.volume, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return out.reshape(3, -1).T

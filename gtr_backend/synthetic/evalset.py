@@ -1,4 +1,4 @@
-"""The project's small evaluation set: ten textured objects anyone may redistribute (generated here, CC0).
+"""The project's small evaluation set: twelve textured objects anyone may redistribute (generated here, CC0).
 
 They stress what the paper highlights as hard: printed text at several sizes, fine stripes, checks, dots
 and thin lines, on simple and composite shapes. `evaluation_objects()` returns them as `ProceduralObject`s
@@ -199,6 +199,60 @@ def cone_rings() -> ProceduralObject:
     return ProceduralObject(merge_parts([_fine(cone)]), color, "ringed-cone")
 
 
+def toy_car() -> ProceduralObject:
+    """A car-like toy turned 30 degrees: a printed body and cabin on four wheels, with open space under the body
+    between the wheels (what phantom volume fills) and wheel colours that must stay on the wheels."""
+    body = _moved(trimesh.creation.box(extents=(1.5, 0.36, 0.72)), (0.0, -0.08, 0.0))
+    cabin = _moved(trimesh.creation.box(extents=(0.72, 0.3, 0.62)), (-0.1, 0.25, 0.0))
+    wheels = [
+        _moved(trimesh.creation.cylinder(radius=0.2, height=0.14, sections=48), (x, -0.32, z))  # axle along z
+        for x in (-0.48, 0.48)
+        for z in (-0.435, 0.435)  # beside the body, not into it: the parts' volumes never overlap
+    ]
+    number = text_image([("42", 150)], 256, 200, ink=(0.95, 0.95, 0.95), paper=(0.8, 0.12, 0.1))
+    parts = [_fine(body), _fine(cabin), *wheels]
+    turn = np.radians(30.0)
+
+    def color(p: Tensor) -> Tensor:
+        c, s = float(np.cos(turn)), float(np.sin(turn))
+        local = torch.stack([c * p[:, 0] - s * p[:, 2], p[:, 1], s * p[:, 0] + c * p[:, 2]], -1)  # undo the turn
+        x, y, z = local.unbind(-1)
+        paint = mix((0.8, 0.12, 0.1), (0.95, 0.95, 0.95), ((y > -0.06) & (y < 0.0)).float())
+        side, on_side = planar(number, torch.stack([x, y, z.abs()], -1), 2, (0.1, -0.08), (0.36, 0.28))
+        rgb = torch.where((on_side & (z.abs() > 0.355) & (y > -0.26))[:, None], side, paint)
+        glass = mix((0.15, 0.25, 0.4), (0.5, 0.7, 0.85), stripes(local, (1.0, 1.0, 0.0), 30.0))
+        band = (y > 0.16) & (y < 0.35)
+        window = band & (((z.abs() > 0.3) & (x > -0.4) & (x < 0.2)) | (x > 0.25) | (x < -0.45))
+        rgb = torch.where(window[:, None], glass, rgb)
+        on_wheel = (z.abs() > 0.362) & ((x.abs() - 0.48).abs() < 0.21)
+        hub = ((x.abs() - 0.48) ** 2 + (y + 0.32) ** 2).sqrt() < 0.08
+        tyre = mix((0.08, 0.08, 0.08), (0.75, 0.75, 0.7), hub.float())
+        return torch.where(on_wheel[:, None], tyre, rgb)
+
+    return ProceduralObject(merge_parts([_rotate(m, 30.0, _Y) for m in parts]), color, "toy-car")
+
+
+def bowl() -> ProceduralObject:
+    """An open bowl: a deep concavity that no silhouette can carve, glazed inside with dots and outside with
+    rings."""
+    outer = [(0.0, -0.35), (0.35, -0.35), (0.62, -0.1), (0.78, 0.25)]
+    inner = [(0.72, 0.25), (0.57, -0.05), (0.3, -0.27), (0.0, -0.27)]
+    profile = np.array(outer + inner)
+    shell = trimesh.creation.revolve(profile, sections=96)
+    shell = _upright(shell)
+
+    def color(p: Tensor) -> Tensor:
+        radius = (p[:, 0] ** 2 + p[:, 2] ** 2).sqrt()
+        # Inside: the points nearer the inner profile than the outer one (the wall is 0.06-0.08 thick).
+        inner_r = np.interp(p[:, 1].cpu().numpy(), [-0.27, -0.05, 0.25], [0.3, 0.57, 0.72])
+        is_inner = (radius < torch.as_tensor(inner_r, device=p.device, dtype=p.dtype) + 0.03) & (p[:, 1] > -0.28)
+        inside = mix((0.95, 0.92, 0.8), (0.2, 0.45, 0.75), dots(p, 0.16, 0.045))
+        outside = mix((0.2, 0.45, 0.75), (0.95, 0.92, 0.8), stripes(p, _Y, 40.0))
+        return torch.where(is_inner[:, None], inside, outside)
+
+    return ProceduralObject(merge_parts([_fine(shell)]), color, "bowl")
+
+
 EVALUATION_OBJECTS: tuple[Callable[[], ProceduralObject], ...] = (
     soup_can,
     book,
@@ -210,6 +264,8 @@ EVALUATION_OBJECTS: tuple[Callable[[], ProceduralObject], ...] = (
     grid_torus,
     stacked_blocks,
     cone_rings,
+    toy_car,
+    bowl,
 )
 
 

@@ -81,6 +81,13 @@ def test_a_cube_is_seen_whole_and_scored_in_the_papers_frame():
     # The same shape at another scale and place scores as well as the shape itself (the metrics' frame is the
     # truth's own box, [-1, 1]^3); what remains is the sampling floor of 16,000 points (measured: 3.0).
     moved = Mesh(asset.mesh.vertices * 0.3 + 0.2, asset.mesh.faces)
-    chamfer, iou = shape_metrics(moved, asset.mesh, protocol)
-    itself, _ = shape_metrics(asset.mesh, asset.mesh, protocol)
+    chamfer, iou, flat = shape_metrics(moved, asset.mesh, protocol)
+    itself, _, _ = shape_metrics(asset.mesh, asset.mesh, protocol)
     assert chamfer == pytest.approx(itself, rel=0.05) and chamfer < 4 and iou > 0.95
+    # A box is all flat faces: a copy of it is perfectly flat, a bumpy one is not (in % of its diagonal).
+    assert flat is not None and flat < 0.05
+    fine = trimesh.remesh.subdivide_to_size(asset.mesh.vertices.numpy(), asset.mesh.faces.numpy(), max_edge=0.05)
+    fine = Mesh(torch.tensor(fine[0], dtype=torch.float32), torch.tensor(fine[1]))
+    bumps = 0.02 * torch.sin(fine.vertices.sum(-1, keepdim=True) * 25)
+    _, _, bumpy = shape_metrics(Mesh(fine.vertices + bumps * fine.vertex_normals(), fine.faces), asset.mesh, protocol)
+    assert bumpy is not None and bumpy > 0.3

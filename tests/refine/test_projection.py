@@ -8,11 +8,12 @@ from gtr_backend.evaluation.protocol import load_mesh_file
 from gtr_backend.fidelity import input_view_psnr
 from gtr_backend.mesh import Mesh
 from gtr_backend.reconstruction import ReconstructOptions, reconstruct_from_triplane
-from gtr_backend.refine.projection import ViewColors, distance_to_depth_edges
+from gtr_backend.refine.projection import ProjectionOptions, ViewColors, distance_to_depth_edges
 from gtr_backend.render import TorchRasterizer
 from gtr_backend.synthetic.fitting import SPHERE_RADIUS
 from gtr_backend.synthetic.objects import ProceduralObject, orbit_render
 from gtr_backend.synthetic.patterns import planar, text_image
+from gtr_backend.views import ViewSet
 
 LABEL = text_image([("GTR", 120), ("faithful", 56), ("texture", 56)], 512, 512, paper=(0.9, 0.85, 0.3))
 
@@ -75,3 +76,51 @@ def test_depth_edges_are_found():
     assert distance[0, 10, 9] == 0 and distance[0, 10, 10] == 0  # both sides of the step
     assert distance[0, 10, 5] == 4 and distance[0, 10, 2] == 5  # clamped to the band
     assert distance[0, 0, 2] == 5  # background next to a surface is an outline, not a depth edge
+
+
+def _sphere(radius: float = 0.5) -> Mesh:
+    ico = trimesh.creation.icosphere(subdivisions=4, radius=radius)
+    return Mesh(torch.tensor(ico.vertices, dtype=torch.float32), torch.tensor(ico.faces))
+
+
+def _flat_views(colours: list[tuple[float, float, float]], azimuths: list[float], elevation: float) -> ViewSet:
+    """Views of a ball of radius 0.5 at the origin, each image one plain colour inside the ball's outline."""
+    sphere = _sphere()
+    ball = ProceduralObject(sphere, lambda p: torch.full_like(p, 0.5), "ball")
+    views = orbit_render(ball, azimuths, elevation, size=96)
+    rgb = torch.tensor(colours, dtype=torch.float32)[:, :, None, None].expand_as(views.rgb).clone()
+    return ViewSet.from_tensors(rgb, views.mask, views.intrinsics, views.c2w)
+
+
+def test_a_view_the_others_outvote_paints_nothing_where_it_disagrees():
+    """Three views see the front of a ball; one of the two side views shows magenta there (something the mesh
+    lacks stood in front of it), the others grey. Averaging by viewing angle alone tints the point towards
+    magenta; with the agreement test the outvoted view fades and the point stays grey. (The best-placed view
+    is never outvoted by worse ones: slightly misaligned views must not blur printed text.)"""
+    grey, magenta = (0.5, 0.5, 0.5), (1.0, 0.0, 1.0)
+    views = _flat_views([grey, grey, magenta], [-30.0, 0.0, 30.0], 0.0)
+    point, normal = torch.tensor([[0.5, 0.0, 0.0]]), torch.tensor([[1.0, 0.0, 0.0]])  # azimuth 0 looks along -x
+    naive, _ = ViewColors(_sphere(), views, options=ProjectionOptions(agreement=0.0))(point, normal)
+    honest, quality = ViewColors(_sphere(), views)(point, normal)
+    print(f"naive {naive.tolist()} -> {honest.tolist()}")
+    assert (naive - torch.tensor(grey)).abs().max() > 0.1  # the old mean is visibly tinted
+    assert (honest - torch.tensor(grey)).abs().max() < 0.02
+    assert float(quality) > 0.8  # the point is still seen well (by the views that agree)
+
+
+def test_a_point_no_view_sees_takes_no_view_colour_and_half_the_streak_at_most():
+    """Cameras 30 degrees above a ball never see its bottom. Each view shows a colour of its own; the bottom gets
+    none of them directly: half the base field (a magenta streak here) and half the calm colour of the seen
+    surface around it (the mean of the views' colours)."""
+    colours = [(0.9, 0.2, 0.2), (0.2, 0.9, 0.2), (0.2, 0.2, 0.9), (0.9, 0.9, 0.2)]
+    views = _flat_views(colours, [0.0, 90.0, 180.0, 270.0], 30.0)
+    magenta = torch.tensor([1.0, 0.0, 1.0])
+    projection = ViewColors(_sphere(), views)
+    bottom, down = torch.tensor([[0.0, -0.5, 0.0]]), torch.tensor([[0.0, -1.0, 0.0]])
+    _, quality = projection(bottom, down)
+    assert float(quality) == 0.0  # no view sees it
+    colour = projection.blend(bottom, down, lambda p: magenta.expand(len(p), 3))[0]
+    calm = torch.tensor(colours).mean(0)
+    print(f"bottom {colour.tolist()}, calm {calm.tolist()}")
+    assert all((colour - torch.tensor(c)).abs().max() > 0.2 for c in colours)  # no one view's colour
+    assert (colour - (magenta + calm) / 2).abs().max() < 0.08
