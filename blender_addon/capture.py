@@ -11,6 +11,17 @@ active object are never touched, and the temporary data is removed whatever happ
 Views are rendered one per call to `render_next`, so the modal operator can keep Blender responsive and honour
 Esc between views; each rendered view is checked (the object is there, not cropped, not a speck) before the
 next.
+
+Cameras (`capture_rig`): the orbit the network was trained on (4 views a quarter-turn apart at the capture
+elevation) comes first, then, up to the view count asked for, a camera straight above and one below, and two
+rings (high and low) between the orbit's cameras; then the held-out views, which the backend keeps out of the
+fit and the texture and scores the result on (an honest fidelity score).
+
+Passes (`passes=True`, Cycles and EEVEE): each view's image is the object's diffuse colour (albedo: base
+colour without any light), so the texture carries no baked shading, with the lit render's alpha; and its
+depth (camera z of the surface each pixel sees) goes beside it for the surface fit. An object whose look has
+no diffuse colour Blender can split out (emission-only shaders, volumes, metals) keeps the lit colours, and
+the capture says so (`CaptureSession.note`).
 """
 
 from __future__ import annotations
@@ -43,14 +54,41 @@ class CaptureError(Exception):
     """The capture cannot give the backend usable views; the message says why and what to do."""
 
 
+PASS_ENGINES = {"CYCLES", "BLENDER_EEVEE", "BLENDER_EEVEE_NEXT"}  # engines that render a diffuse colour pass
+NO_ALBEDO = 0.02  # mean diffuse colour (0-1) below which, where the lit render is not dark, there is none
+
+
+def capture_rig(views: int, elevation: float, held_out: int) -> list[tuple[float, float, bool]]:
+    """(azimuth, elevation in degrees, held out) of every capture camera: the 4-view orbit at `elevation`
+    first; from 6 views on also one straight above and one below; the rest on a high ring (elevation
+    +50) and a low ring (-25), between the orbit's azimuths; then `held_out` cameras at elevations near 0,
+    between all the others."""
+    rig = [(a, elevation, False) for a in contract.ORBIT_AZIMUTHS_DEG[: min(views, 4)]]
+    extra = max(0, views - len(rig))
+    if extra >= 2:
+        rig += [(0.0, 88.0, False), (0.0, -88.0, False)]
+        extra -= 2
+    high = (extra + 1) // 2
+    for count, ring_elevation in ((high, 50.0), (extra - high, -25.0)):
+        rig += [(45.0 + 360.0 * i / count, ring_elevation, False) for i in range(count)]
+    rig += [(67.5 + 360.0 * i / held_out, 8.0 - 16.0 * (i % 2), True) for i in range(held_out)]
+    return rig
+
+
 @dataclass(frozen=True)
 class CaptureSettings:
-    azimuths: tuple[float, ...] = contract.ORBIT_AZIMUTHS_DEG
+    views: int = 4  # cameras the result is made from (the first 4 are the network's orbit)
+    held_out: int = 0  # more cameras, only to score the result on views it was not made from
     elevation: float = contract.ORBIT_ELEVATION_DEG
     fov: float = contract.ORBIT_FOV_DEG
     resolution: int = 512
     engine: str = "CYCLES"
     samples: int = 32
+    passes: bool = False  # the diffuse colour (albedo) and depth passes (Cycles and EEVEE)
+
+    @property
+    def rig(self) -> list[tuple[float, float, bool]]:
+        return capture_rig(self.views, self.elevation, self.held_out)
 
     @property
     def distance(self) -> float:
@@ -133,6 +171,9 @@ class CaptureSession:
         self.normalization = Normalization.of_sphere(*bounding_sphere(points))
         self.index = 0
         self.cameras: list[dict[str, object]] = []
+        self.note = ""  # what the user should know about the capture (a pass that could not be used)
+        self.lit_only = not (settings.passes and settings.engine in PASS_ENGINES)
+        self.compositor: Compositor | None = None
         folder.mkdir(parents=True, exist_ok=True)
         self.scene: bpy.types.Scene | None = bpy.data.scenes.new("GTR capture")
         try:
@@ -184,17 +225,21 @@ class CaptureSession:
         self.camera = bpy.data.objects.new("GTR capture camera", self.camera_data)
         scene.collection.objects.link(self.camera)
         scene.camera = self.camera
+        if not self.lit_only:
+            assert scene is not None
+            self.compositor = Compositor(scene, self.folder / "passes")
 
     @property
     def total(self) -> int:
-        return len(self.settings.azimuths)
+        return len(self.settings.rig)
 
     def render_next(self, context: bpy.types.Context) -> bool:
         """Render the next view; False when all are done."""
         if self.index >= self.total:
             return False
         s = self.settings
-        c2w = orbit_camera(s.azimuths[self.index], s.elevation, s.distance)
+        azimuth, elevation, held_out = s.rig[self.index]
+        c2w = orbit_camera(azimuth, elevation, s.distance)
         self.camera.matrix_world = camera_from_backend(c2w, self.normalization)
         name = f"view_{self.index:03d}.png"
         self.scene.render.filepath = str(self.folder / name)
@@ -203,18 +248,54 @@ class CaptureSession:
         check_view(self.folder / name, self.index)
         focal = 0.5 * s.resolution / math.tan(math.radians(s.fov) / 2)
         exported = camera_to_backend(self.camera.matrix_world, self.normalization)
-        self.cameras.append(
-            {
-                "image": name,
-                "fx": focal,
-                "fy": focal,
-                "cx": s.resolution / 2,
-                "cy": s.resolution / 2,
-                "matrix": matrix_rows(exported),
-            }
-        )
+        entry: dict[str, object] = {
+            "image": name,
+            "fx": focal,
+            "fy": focal,
+            "cx": s.resolution / 2,
+            "cy": s.resolution / 2,
+            "matrix": matrix_rows(exported),
+        }
+        if held_out:
+            entry["held_out"] = True
+        if self.compositor is not None:
+            entry.update(self._use_passes(self.folder / name))
+        self.cameras.append(entry)
         self.index += 1
         return self.index < self.total
+
+    def _use_passes(self, lit: Path) -> dict[str, object]:
+        """Put the diffuse colour into the view's image (the lit render's alpha kept) and write its depth in
+        the backend's units beside it; returns the cameras.json keys to add. The lit image is kept as
+        `*_lit.png`. If the diffuse colour is empty where the object is lit, every view keeps its lit colour."""
+        assert self.compositor is not None
+        albedo, depth = self.compositor.read()
+        lit_rgba = read_png(lit)
+        alpha = lit_rgba[..., 3]
+        solid = alpha > 0.99
+        keys: dict[str, object] = {}
+        if depth is not None:
+            z = np.where(solid & (depth < 1e9), depth * self.normalization.scale, 0.0).astype(np.float32)
+            depth_name = lit.stem + "_depth.npy"
+            np.save(self.folder / depth_name, z)
+            keys["depth"] = depth_name
+        if albedo is None or self.lit_only:
+            return keys
+        object_pixels = alpha > 0.5
+        if float(albedo[object_pixels].mean()) < NO_ALBEDO and float(lit_rgba[..., :3][object_pixels].mean()) > 0.1:
+            self.lit_only = True
+            self.note = (
+                "the object's look has no diffuse colour Blender can split out (emission-only or metallic "
+                "shaders, volumes), so its texture is taken from the lit renders"
+            )
+            for earlier in self.cameras:  # views already switched to their diffuse colour go back to lit
+                image = self.folder / str(earlier["image"])
+                image.with_name(image.stem + "_lit.png").replace(image)
+            return keys
+        lit.replace(lit.with_name(lit.stem + "_lit.png"))
+        straight = albedo / np.maximum(alpha, 1e-3)[..., None]  # the pass is filtered like coverage at outlines
+        write_png(lit, np.concatenate([linear_to_srgb(straight), alpha[..., None]], axis=-1))
+        return keys
 
     def write_cameras(self) -> Path:
         """cameras.json (the backend's "gtr-views/1" format) and capture.json (how to map results back)."""
@@ -245,6 +326,9 @@ class CaptureSession:
 
     def close(self) -> None:
         """Remove everything the capture made; the user's data is as before."""
+        if self.compositor is not None:
+            self.compositor.close()
+            self.compositor = None
         for datablock, collection in (
             (getattr(self, "camera", None), bpy.data.objects),
             (getattr(self, "camera_data", None), bpy.data.cameras),
@@ -255,6 +339,122 @@ class CaptureSession:
         if self.scene is not None:
             bpy.data.scenes.remove(self.scene)
             self.scene = None
+
+
+def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
+    """Scene-linear colour (0-1) -> sRGB-encoded display values (the "Standard" view transform)."""
+    linear = np.clip(linear, 0.0, 1.0)
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
+
+
+def read_png(path: Path) -> np.ndarray:
+    """(H, W, 4) float32 RGBA of an 8-bit PNG as stored (row 0 at the top)."""
+    image = bpy.data.images.load(str(path), check_existing=False)
+    try:
+        width, height = int(image.size[0]), int(image.size[1])  # type: ignore[index]
+        pixels = np.empty(width * height * 4, dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+    finally:
+        bpy.data.images.remove(image)
+    return pixels.reshape(height, width, 4)[::-1]
+
+
+def write_png(path: Path, rgba: np.ndarray) -> None:
+    """Write (H, W, 4) RGBA in [0, 1] (display values, row 0 at the top) as an 8-bit PNG."""
+    height, width = rgba.shape[:2]
+    image = bpy.data.images.new("GTR capture pass", width, height, alpha=True)
+    try:
+        image.pixels.foreach_set(np.ascontiguousarray(rgba[::-1], dtype=np.float32).ravel())  # type: ignore[arg-type]
+        image.filepath_raw = str(path)
+        image.file_format = "PNG"
+        image.save()
+    finally:
+        bpy.data.images.remove(image)
+
+
+def _read_exr(path: Path) -> np.ndarray:
+    """(H, W, C) float32 of a single-layer EXR the compositor wrote (row 0 at the top)."""
+    image = bpy.data.images.load(str(path), check_existing=False)
+    try:
+        width, height, channels = int(image.size[0]), int(image.size[1]), int(image.channels)  # type: ignore[index]
+        pixels = np.empty(width * height * channels, dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+    finally:
+        bpy.data.images.remove(image)
+    return pixels.reshape(height, width, channels)[::-1]
+
+
+class Compositor:
+    """The capture scene's compositor: it writes each render's diffuse colour and depth passes as EXR files
+    into `folder`, which `read` returns as arrays and deletes. Blender 5.0 keeps the compositor in a node group
+    and names the diffuse pass "Diffuse Color"; 4.2 keeps it on the scene and calls it "DiffCol"."""
+
+    SOCKETS = {"albedo": ("Diffuse Color", "DiffCol"), "depth": ("Depth",)}
+
+    def __init__(self, scene: bpy.types.Scene, folder: Path) -> None:
+        self.scene, self.folder = scene, folder
+        folder.mkdir(parents=True, exist_ok=True)
+        layer = scene.view_layers[0]
+        layer.use_pass_z = True
+        layer.use_pass_diffuse_color = True
+        self.group: bpy.types.NodeTree | None = None
+        if hasattr(scene, "compositing_node_group"):  # Blender 5.0
+            self.group = bpy.data.node_groups.new("GTR capture passes", "CompositorNodeTree")
+            scene.compositing_node_group = self.group
+            tree = self.group
+        else:
+            scene.use_nodes = True
+            tree = getattr(scene, "node_tree")  # noqa: B009  # Blender 4.x only, not in 5.0's stubs
+            for node in list(tree.nodes):
+                tree.nodes.remove(node)
+        layers = tree.nodes.new("CompositorNodeRLayers")
+        layers.scene = scene  # a new node reads the scene in the context (the user's), not the one it belongs to
+        layers.layer = layer.name
+        output = tree.nodes.new("CompositorNodeOutputFile")
+        if hasattr(output.format, "media_type"):
+            output.format.media_type = "IMAGE"
+        output.format.file_format = "OPEN_EXR"
+        output.format.color_depth = "32"
+        self.keys: list[str] = []
+        for key, names in self.SOCKETS.items():
+            socket = next((layers.outputs[n] for n in names if n in layers.outputs), None)
+            if socket is None:
+                continue
+            if hasattr(output, "file_output_items"):  # Blender 5.0
+                output.directory, output.file_name = str(folder), ""
+                if not self.keys:
+                    output.file_output_items.clear()
+                output.file_output_items.new("FLOAT" if key == "depth" else "RGBA", key)
+            else:
+                output.base_path = str(folder)
+                if not self.keys:
+                    output.file_slots.clear()
+                output.file_slots.new(key)
+            tree.links.new(socket, output.inputs[key])
+            self.keys.append(key)
+
+    def read(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(albedo (H, W, 3) linear or None, depth (H, W) Blender units, 1e10 on the background, or None) of
+        the last render; its files are deleted."""
+        found: dict[str, np.ndarray] = {}
+        for key in self.keys:
+            files = sorted(self.folder.glob(f"{key}*.exr"))  # 4.2 appends the frame number
+            if files:
+                found[key] = _read_exr(files[-1])
+            for file in files:
+                file.unlink()
+        albedo = found["albedo"][..., :3] if "albedo" in found else None
+        depth = found["depth"][..., 0] if "depth" in found else None
+        return albedo, depth
+
+    def close(self) -> None:
+        if self.group is not None:
+            bpy.data.node_groups.remove(self.group)
+            self.group = None
+        for file in self.folder.glob("*.exr"):
+            file.unlink()
+        if self.folder.is_dir() and not any(self.folder.iterdir()):
+            self.folder.rmdir()
 
 
 def placement(source: bpy.types.Object, normalization: Normalization, beside: bool) -> tuple[Matrix, Matrix]:

@@ -30,7 +30,28 @@ class GTR_SceneSettings(bpy.types.PropertyGroup):
 
     capture_elevation: FloatProperty(name="Elevation", default=contract.ORBIT_ELEVATION_DEG, min=-60.0, max=60.0)  # type: ignore[valid-type]
     capture_fov: FloatProperty(name="Field of View", default=contract.ORBIT_FOV_DEG, min=10.0, max=90.0)  # type: ignore[valid-type]
-    capture_six: BoolProperty(name="6 Views", default=False, description="Six cameras instead of four")  # type: ignore[valid-type]
+    capture_views: IntProperty(  # type: ignore[valid-type]
+        name="Views",
+        default=16,
+        min=4,
+        max=contract.MAX_FIT_VIEWS,
+        description="Cameras the result is made from: the first 4 on the orbit the network knows, then above, "
+        "below and two rings around; more views follow the object more closely but take longer to render",
+    )
+    capture_held_out: IntProperty(  # type: ignore[valid-type]
+        name="Held Out",
+        default=2,
+        min=0,
+        max=4,
+        description="More cameras, kept out of the fit: the result's fidelity is also scored on these views it "
+        "was not made from, an honest measure of what you get",
+    )
+    capture_passes: BoolProperty(  # type: ignore[valid-type]
+        name="Albedo and Depth",
+        default=True,
+        description="Cycles and EEVEE: take the texture from the diffuse colour pass (no baked lighting) and let "
+        "the shape follow the depth pass; objects without a diffuse colour keep their lit colours",
+    )
     capture_engine: EnumProperty(name="Engine", items=ENGINES, default="CYCLES")  # type: ignore[valid-type]
     capture_resolution: IntProperty(name="Resolution", default=512, min=64, max=2048)  # type: ignore[valid-type]
     capture_samples: IntProperty(name="Samples", default=32, min=1, max=4096)  # type: ignore[valid-type]

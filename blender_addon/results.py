@@ -34,6 +34,8 @@ WEIGHTS_PROPERTY = "gtr_weights"  # the weights file's name
 TIMINGS_PROPERTY = "gtr_timings"  # JSON: seconds per backend stage
 MASK_IOU_PROPERTY = "gtr_fidelity_mask_iou"  # the worst input view's mask IoU
 PSNR_PROPERTY = "gtr_fidelity_psnr"  # dB inside the input masks (absent when none could be measured)
+HELD_OUT_PSNR_PROPERTY = "gtr_fidelity_held_out_psnr"  # dB on views kept out of the fit (absent when none were)
+HELD_OUT_IOU_PROPERTY = "gtr_fidelity_held_out_mask_iou"
 FRAME_PROPERTY = "gtr_backend_to_local"  # 16 floats, row by row: backend frame -> the object's local frame
 ORIGIN_PROPERTY = "gtr_origin"  # where the origin was moved (the base centre), in the frame it was placed in
 RESULTS_COLLECTION = "GTR Results"
@@ -227,11 +229,16 @@ def _remember(
 
 
 def set_fidelity(obj: bpy.types.Object, fidelity: dict[str, Any]) -> None:
-    """Store a fidelity score from the backend (`mask_iou`, `psnr`) on a result."""
-    if fidelity.get("mask_iou") is not None:
-        obj[MASK_IOU_PROPERTY] = float(fidelity["mask_iou"])
-    if fidelity.get("psnr") is not None:
-        obj[PSNR_PROPERTY] = float(fidelity["psnr"])
+    """Store a fidelity score from the backend (`mask_iou`, `psnr`, and on held-out views `held_out_mask_iou`,
+    `held_out_psnr`) on a result."""
+    for key, name in (
+        ("mask_iou", MASK_IOU_PROPERTY),
+        ("psnr", PSNR_PROPERTY),
+        ("held_out_mask_iou", HELD_OUT_IOU_PROPERTY),
+        ("held_out_psnr", HELD_OUT_PSNR_PROPERTY),
+    ):
+        if fidelity.get(key) is not None:
+            obj[name] = float(fidelity[key])
 
 
 def placement(obj: bpy.types.Object) -> Matrix:
@@ -269,6 +276,12 @@ def summary(obj: bpy.types.Object) -> list[str]:
     )
     if scores:
         lines.append("fidelity: " + ", ".join(scores))
+    held_iou, held_psnr = obj.get(HELD_OUT_IOU_PROPERTY), obj.get(HELD_OUT_PSNR_PROPERTY)
+    if held_psnr is not None or held_iou is not None:  # the honest one: views the result was not made from
+        held = ([f"mask IoU {held_iou:.3f}"] if held_iou is not None else []) + (
+            [f"PSNR {held_psnr:.1f} dB"] if held_psnr is not None else []
+        )
+        lines.append("on held-out views: " + ", ".join(held))
     settings = _stored_json(obj, SETTINGS_PROPERTY)
     if settings:
         texture = "vertex colours" if settings.get("vertex_colors") else f"{settings.get('texture_size')} px"

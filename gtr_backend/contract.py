@@ -50,6 +50,8 @@ ORBIT_ELEVATION_DEG = 20.0
 ORBIT_FOV_DEG = 40.0
 ORBIT_DISTANCE = 2.7  # at ORBIT_FOV_DEG the whole sphere of VIEW_RADIUS is in view with a margin
 ORBIT_AZIMUTHS_DEG = (0.0, 90.0, 180.0, 270.0)
+# The geometry and texture use at most this many views (beyond it, the best spread; views.selection).
+MAX_FIT_VIEWS = 32
 
 # The devices a request, the command line or the add-on may name, with a label and help for menus; "cuda:N"
 # also picks the N-th of several NVIDIA GPUs.

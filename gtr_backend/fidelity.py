@@ -5,6 +5,8 @@ result, `gtr reconstruct --json` prints and the evaluation's "mask IoU" and "inp
   the score keeps the worst view (a part missing in one view is a part missing).
 - input PSNR: the finished mesh (its texture or vertex colours) rendered from the input cameras against the
   input views over white, over the pixels the masks cover fully (dB; None when no pixel is fully inside).
+- held out: the same two scores on views that were kept out of the fit and the texture (a capture's held-out
+  views): what the result looks like from where it was not made to match, which the first two overstate.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ class Fidelity:
     mask_iou: float  # the worst input view's
     mask_iou_per_view: list[float]
     psnr: float | None  # dB, inside the masks
+    held_out_views: int = 0  # how many views the held-out scores come from (0: none were held out)
+    held_out_mask_iou: float | None = None  # the worst held-out view's
+    held_out_psnr: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -35,9 +40,17 @@ def input_view_psnr(mesh: Mesh, inputs: ViewSet, rasterizer: Rasterizer) -> floa
     return fidelity(mesh, inputs, rasterizer).psnr
 
 
-def fidelity(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer) -> Fidelity:
+def fidelity(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer, held_out: ViewSet | None = None) -> Fidelity:
     """The score of a coloured mesh (world frame) against the views it was made from (any resolution), from
-    one render of it from the views' cameras."""
+    one render of it from the views' cameras, and against `held_out` views if given."""
+    score = _scores(mesh, views, rasterizer)
+    if held_out is None:
+        return score
+    other = _scores(mesh, held_out, rasterizer)
+    return Fidelity(score.mask_iou, score.mask_iou_per_view, score.psnr, held_out.num_views, other.mask_iou, other.psnr)
+
+
+def _scores(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer) -> Fidelity:
     render = render_mesh(mesh.to(views.device), views.intrinsics, views.c2w, views.height, views.width, rasterizer)
     covered, masks = render.fragments.mask, views.foreground()
     union = (covered | masks).flatten(1).sum(1).clamp_min(1)

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .contract import RECONSTRUCT_OPTIONS
+from .contract import MAX_FIT_VIEWS, RECONSTRUCT_OPTIONS
 from .errors import CancelledError, GTRError, OutOfMemoryError
 from .export import bake_texture, bake_vertex_colors, unwrap, write_mesh
 from .export.normal_map import bake_normal_map
@@ -43,6 +43,7 @@ from .refine.projection import ViewColors
 from .refine.texture import RefineParams
 from .render.raster import RasterBackend, Rasterizer, get_rasterizer
 from .views import ViewSet, model_inputs
+from .views.selection import network_views, spread_views
 from .weights import load_model
 
 ProgressFn = Callable[[str, float], None]
@@ -111,7 +112,8 @@ class Reconstruction:
     device: str
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     silhouette_iou: list[float] = field(default_factory=list)  # per input view: the final mesh vs the mask
-    fidelity: Fidelity | None = None  # the finished mesh against the views it was made from
+    fidelity: Fidelity | None = None  # the finished mesh against the views it was made from (and held-out ones)
+    notes: list[str] = field(default_factory=list)  # what the user should know about how the views were used
 
     def save(self, path: Path | str, texture_format: str = "png") -> list[Path]:
         """Write the mesh (.glb, .obj or .ply; a GLB's texture as "png" or "jpeg"); adds the time it took to
@@ -314,11 +316,23 @@ def reconstruct(
         with stages.stage("load weights"):
             model = load_model(weights, target)
     model.eval()
-    views = views.to(target)
-    model_views = views.resized(model.config.image_size)
-    with stages.stage("triplane"):
-        triplane = predict_triplane(model, model_views, options.precision)
-    return reconstruct_from_triplane(model.field, triplane, model_views, options, stages=stages, originals=views)
+    fit, held_out = views.to(target).split_held_out()
+    chosen = spread_views(fit.c2w)
+    notes = []
+    if len(chosen) < fit.num_views:
+        notes.append(
+            f"{fit.num_views} views given: the shape and texture use {len(chosen)} of them, the most spread "
+            f"around the object (at most {MAX_FIT_VIEWS})"
+        )
+        fit = fit.select(chosen)
+    size = model.config.image_size
+    with stages.stage("triplane"):  # the network sees the views closest to the orbit it was trained on
+        triplane = predict_triplane(model, fit.select(network_views(fit.c2w)).resized(size), options.precision)
+    result = reconstruct_from_triplane(
+        model.field, triplane, fit.resized(size), options, stages=stages, originals=fit, held_out=held_out
+    )
+    result.notes[:0] = notes
+    return result
 
 
 def reconstruct_from_triplane(
@@ -330,12 +344,13 @@ def reconstruct_from_triplane(
     cancel: CancelFn | None = None,
     stages: Stages | None = None,
     originals: ViewSet | None = None,
+    held_out: ViewSet | None = None,
 ) -> Reconstruction:
     """The stages after the network: triplane (3, C, R, R) and its field -> textured mesh fitted to `views`
     (moved to the triplane's device; pass them at the resolution the fits should use, e.g. the model's).
-    `originals`: the same views at their own resolution, for the texture (default: `views`). A caller that
-    passes its own `stages` (timings, progress and cancel shared with earlier stages) passes no `progress` or
-    `cancel` here."""
+    `originals`: the same views at their own resolution, for the texture (default: `views`); `held_out`: views
+    kept out of everything, scored only (`fidelity`). A caller that passes its own `stages` (timings, progress
+    and cancel shared with earlier stages) passes no `progress` or `cancel` here."""
     options = options or ReconstructOptions()
     stages = stages or Stages.planned(triplane.device, options, progress, cancel, network=False)
     views = views.to(triplane.device)
@@ -346,7 +361,8 @@ def reconstruct_from_triplane(
         field, triplane, shape.mesh, views, sources, options, stages, rasterizer, shape.inside
     )
     with stages.stage("score"), torch.no_grad():
-        score = fidelity(textured, views, rasterizer)
+        unseen = None if held_out is None else held_out.to(triplane.device).resized((views.height, views.width))
+        score = fidelity(textured, views, rasterizer, unseen)
     stages.finish()
     return Reconstruction(
         textured.to("cpu"),
@@ -436,8 +452,11 @@ def texture_stage(
     if options.refine_steps > 0:
         with stages.stage("refine"):
             refine_options = RefineOptions(steps=options.refine_steps, params=options.refine_params)
+            # The colour field is fitted to the network's own views (as in the paper): with many views the views'
+            # colours cover the surface anyway, and the cost stays that of four views.
+            network = views.select(network_views(views.c2w))
             refinement = refine_texture(
-                field, triplane, mesh, views, refine_options, rasterizer, progress=stages.reporter("refine")
+                field, triplane, mesh, network, refine_options, rasterizer, progress=stages.reporter("refine")
             )
             colors = refinement.colors
     if options.vertex_colors:

@@ -337,7 +337,7 @@ class Session:
             "fidelity": info["fidelity"],
             "options": info["options"],
             "weights_name": info["weights_name"],
-            "warnings": _warnings(views),
+            "warnings": _warnings(views) + result.notes,
         }
 
     def unload(self) -> dict[str, Any]:
@@ -379,7 +379,7 @@ class Session:
         self.ready(emit, cancelled)
         emit({"type": "progress", "stage": "load weights", "fraction": 0.0})
         model = self.model(info.get("weights"), device)
-        originals = _load_view_spec(info["views"]).to(device)
+        originals, held_out = _load_view_spec(info["views"]).to(device).split_held_out()
         with np.load(job / JOB_ARRAYS, allow_pickle=False) as data:
             arrays = {k: torch.from_numpy(data[k]).float() for k in data.files if k in ("uv", "colors")}
             mesh = Mesh(
@@ -392,7 +392,8 @@ class Session:
         color_field = copy.deepcopy(model.field)
         color_field.load_state_dict({k[len("field.") :]: v for k, v in state.items() if k.startswith("field.")})
         views = originals.resized(model.config.image_size)
-        return FinishedJob(info, device, originals, views, mesh, color_field, state)
+        held_out = None if held_out is None else held_out.resized(model.config.image_size)
+        return FinishedJob(info, device, originals, views, mesh, color_field, state, held_out)
 
     def refine(self, request: dict[str, Any], emit: Emit, cancelled: Callable[[], bool]) -> dict[str, Any]:
         from .errors import CancelledError
@@ -402,6 +403,7 @@ class Session:
         from .refine import RefineOptions, refine_texture
         from .refine.projection import ViewColors
         from .render.raster import get_rasterizer
+        from .views.selection import network_views
 
         job = self.job_folder(request["job"])
         done = self.open_job(job, emit, cancelled)
@@ -420,7 +422,8 @@ class Session:
         # first refinement (whose cosine schedule ended at zero), so more steps never undo what it reached.
         options = RefineOptions(steps=steps, triplane_lr=CONTINUE_TRIPLANE_LR, mlp_lr=CONTINUE_MLP_LR)
         triplane = done.state["triplane"]
-        result = refine_texture(done.field, triplane, done.mesh, done.views, options, rasterizer, progress)
+        network = done.views.select(network_views(done.views.c2w))  # as the reconstruction refined it
+        result = refine_texture(done.field, triplane, done.mesh, network, options, rasterizer, progress)
         if result.psnr_after <= result.psnr_before:  # no better: keep the texture and state as they are
             return {"files": {}, "psnr_before": result.psnr_before, "psnr_after": result.psnr_before, "improved": False}
         emit({"type": "progress", "stage": "bake", "fraction": 0.9})
@@ -432,7 +435,7 @@ class Session:
             coloured = bake_vertex_colors(done.mesh, result.colors, projected)
         else:
             coloured = bake(done.mesh, result.colors, sources, done.texture_size(job), rasterizer, check)
-        info = {**done.info, "fidelity": fidelity(coloured, done.views, rasterizer).as_dict()}
+        info = {**done.info, "fidelity": fidelity(coloured, done.views, rasterizer, done.held_out).as_dict()}
         files = _write_job(job, coloured.to("cpu"), result.colors, info, mesh_files=done.mesh.uv is None)
         return {
             "files": files,
@@ -481,11 +484,12 @@ class FinishedJob:
 
     info: dict[str, Any]  # its manifest (job.json)
     device: Any  # torch.device it was made on
-    originals: Any  # ViewSet: its views at their own resolution
+    originals: Any  # ViewSet: the views it was made from, at their own resolution
     views: Any  # ViewSet: the same at the model's resolution
     mesh: Any  # Mesh, backend frame, with uv or vertex colours
     field: Any  # the refined colour field's network (a copy of the model's)
     state: dict[str, Any]  # the saved tensors ("triplane", "field.*")
+    held_out: Any = None  # ViewSet of its held-out views at the model's resolution, or None
 
     def sources(self) -> Any:
         """The views whose own colours go into a bake (None when the job was made without them)."""

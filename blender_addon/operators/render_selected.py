@@ -1,4 +1,5 @@
-"""Render Selected to 3D: capture the selected objects from 4 (or 6) cameras and rebuild them as one textured
+"""Render Selected to 3D: capture the selected objects from cameras all around (16 by default, plus 2 held out
+to score the result honestly), with their diffuse colour and depth passes, and rebuild them as one textured
 mesh beside the source, which stays untouched. With "Keep Camera Rig" the capture cameras stay in the scene as
 the camera rig (`rig.py`), their rendered images as background images, on the source where they rendered it."""
 
@@ -11,7 +12,6 @@ import bpy
 from mathutils import Matrix
 
 from ..capture import CaptureError, CaptureSession, CaptureSettings, placement
-from ..contract import contract
 from ..frames import xyz
 from ..paths import new_job_folder
 from ..props import settings, status
@@ -30,6 +30,7 @@ class GTR_OT_render_selected_to_3d(BackendJobOperator, bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     session: CaptureSession | None = None
+    capture_note = ""
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -39,9 +40,15 @@ class GTR_OT_render_selected_to_3d(BackendJobOperator, bpy.types.Operator):
         s = settings(context)
         objects = [o for o in context.selected_objects if o.type in CAPTURABLE]
         self.source = context.active_object if context.active_object in objects else objects[0]
-        azimuths = tuple(60.0 * i for i in range(6)) if s.capture_six else contract.ORBIT_AZIMUTHS_DEG
         capture = CaptureSettings(
-            azimuths, s.capture_elevation, s.capture_fov, s.capture_resolution, s.capture_engine, s.capture_samples
+            s.capture_views,
+            s.capture_held_out,
+            s.capture_elevation,
+            s.capture_fov,
+            s.capture_resolution,
+            s.capture_engine,
+            s.capture_samples,
+            s.capture_passes,
         )
         self.started = time.perf_counter()  # click to mesh includes rendering the views
         self.folder = self.new_job = new_job_folder()
@@ -70,6 +77,7 @@ class GTR_OT_render_selected_to_3d(BackendJobOperator, bpy.types.Operator):
     def submit(self, context: bpy.types.Context) -> Result:
         assert self.session is not None
         self.session.write_cameras()
+        self.capture_note = self.session.note
         self.normalization = self.session.normalization
         self.captured = list(self.session.cameras)  # cameras.json entries, for "Keep Camera Rig"
         self.session.close()
@@ -102,6 +110,9 @@ class GTR_OT_render_selected_to_3d(BackendJobOperator, bpy.types.Operator):
             self.session = None
 
     def on_result(self, context: bpy.types.Context, message: dict[str, Any]) -> None:
+        if self.capture_note:  # shown and reported with the backend's own warnings when the job finishes
+            state = status(context)
+            state.warning = f"{state.warning} {self.capture_note[0].upper()}{self.capture_note[1:]}.".strip()
         matrix_world, to_local = placement(self.source, self.normalization, self.beside)
         rig = self.capture_rig() if self.keep_rig else None
         try:

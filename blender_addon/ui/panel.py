@@ -92,7 +92,10 @@ class GTR_PT_panel(bpy.types.Panel):
         col.prop(s, "capture_engine")
         if s.capture_engine == "CYCLES":
             col.prop(s, "capture_samples")
-        box.prop(s, "capture_six")
+        row = box.row(align=True)
+        row.prop(s, "capture_views")
+        row.prop(s, "capture_held_out")
+        box.prop(s, "capture_passes")
         box.prop(s, "place_beside")
         box.prop(s, "keep_rig")
         box.operator("gtr.render_selected_to_3d", icon="OUTLINER_OB_CAMERA")

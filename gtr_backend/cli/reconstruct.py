@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         result = reconstruct(views, Path(weights), device, options, progress=progress)
     files = result.save(output, args.texture_format)
     total = time.perf_counter() - start
+    for note in result.notes:
+        print(f"gtr: note: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps(_summary(result, files, weights, views.num_views, total), indent=2))
     else:
@@ -108,6 +110,7 @@ def _summary(result: Any, files: list[Path], weights: Path, views: int, total: f
         "refine_psnr_after": refinement.psnr_after if refinement else None,
         "silhouette_iou": result.silhouette_iou,
         "fidelity": result.fidelity.as_dict() if result.fidelity else None,
+        "notes": result.notes,
     }
 
 
@@ -123,4 +126,12 @@ def _report(result: Any, files: list[Path], total: float) -> None:
     print(f"silhouettes: mesh vs input masks, IoU per view {ious}", file=sys.stderr)
     if result.fidelity and result.fidelity.psnr is not None:
         print(f"fidelity: the result from the input cameras, PSNR {result.fidelity.psnr:.2f} dB", file=sys.stderr)
+    if result.fidelity and result.fidelity.held_out_views:
+        score = result.fidelity
+        print(
+            f"fidelity on {score.held_out_views} held-out view(s), kept out of the fit: PSNR "
+            f"{score.held_out_psnr if score.held_out_psnr is not None else 'n/a'} dB, mask IoU "
+            f"{score.held_out_mask_iou:.3f}",
+            file=sys.stderr,
+        )
     print(f"wrote {', '.join(map(str, files))} ({result.mesh.num_faces} faces)")

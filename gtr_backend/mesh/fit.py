@@ -16,11 +16,12 @@ Carving and filling (`carve_and_fill`), on the marching-cubes grid of `resolutio
     fill    the mask pixels that the surface of s still misses (a thin plate or rod the network lost) get their
             ray filled near where it enters the hull (`fill_depth`), cut by the hull; sealed hollows close.
 
-Surface fit (`fit_surface`), on the mesh after simplification: vertices move along their normals so that the
-anti-aliased silhouettes match the masks, two views that see the same surface point see the same colour
-(photometric term, away from outlines and only where both views face the surface; each view is compared with
-its `photo_neighbours` nearest views, so the cost grows linearly with the number of views), and the mean
-curvature varies smoothly (fairness that removes terraces and wobble without shrinking the shape).
+Surface fit (`fit_surface`), on the mesh after simplification: vertices move along their normals so that the anti-
+aliased silhouettes match the masks, the rendered depth matches the views' depth where they know it, two views that
+see the same surface point see the same colour (photometric term, away from outlines and only where both views face
+the surface; each view is compared with its `photo_neighbours` nearest views, so the cost grows linearly with the
+number of views), and the mean curvature varies smoothly (fairness that removes terraces and wobble without
+shrinking the shape).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from ..views.viewset import ViewSet
 from .distance import image_signed_distance, signed_distance
 from .extract import DENSITY_LEVEL, DensityFn, McBackend, MeshError, density_grid, grid_points, level_set_mesh
 from .mesh import Mesh
-from .silhouette import SilhouetteCones
+from .silhouette import SilhouetteCones, depth_hull
 
 Progress = Callable[[float], None]
 
@@ -188,6 +189,14 @@ def carve_and_fill(
         [cones.hull(points[i : i + options.chunk_points]) for i in range(0, len(points), options.chunk_points)]
     )
     hull = hull.reshape(resolution, resolution, resolution)
+    if views.depth is not None:  # what the depth maps show as empty in front of the surfaces they see
+        seen = torch.cat(
+            [
+                depth_hull(points[i : i + options.chunk_points], views, reach)
+                for i in range(0, len(points), options.chunk_points)
+            ]
+        )
+        hull = torch.minimum(hull, seen.reshape(hull.shape))
     step(0.15)
 
     # The network's occupancy, queried only inside the hull and a margin around it (where it shows how far
@@ -292,10 +301,12 @@ class FitOptions:
     voxel: float  # the grid spacing the mesh came from (world units): sets the step size
     steps: int = 20
     lr_voxels: float = 0.1  # Adam's step, in voxels
+    lr_voxels_with_depth: float = 0.25  # ... when the views know their depth: a firm target, a longer stride
     silhouette: float = 100.0  # weight of mean (coverage - mask)^2 at the views' resolution
     photometric: float = 1.0  # weight of |view i's pixel - view j's colour at the same surface point|
     smooth: float = 20.0  # weight of how the mean curvature varies between neighbours (fairness)
     anchor: float = 0.01  # weight of the offsets from the start (voxel units)
+    depth: float = 1.0  # weight of the Huber distance (voxels) between rendered and known depth, where known
     photo_pixels: int = 8192  # pixels per view sampled for the photometric term each step
     min_facing: float = 0.3  # both views must see a point at least this squarely (cosine) to compare colours
     photo_neighbours: int = 3  # each view's colours are compared with this many nearest views (by direction)
@@ -334,7 +345,8 @@ def fit_surface(
     normal only (never sideways) keeps thin parts from being pulled apart. World frame in and out."""
     fit = _SurfaceFit(mesh, views, options, rasterizer or TorchRasterizer())
     offset = torch.zeros((mesh.num_vertices, 1), device=mesh.vertices.device, requires_grad=True)
-    optimizer = torch.optim.Adam([offset], lr=options.lr_voxels * options.voxel)
+    stride = options.lr_voxels if views.depth is None else options.lr_voxels_with_depth
+    optimizer = torch.optim.Adam([offset], lr=stride * options.voxel)
     with torch.enable_grad():  # also when the caller runs under no_grad
         for step in range(options.steps):
             loss = fit.loss(offset)
@@ -375,6 +387,13 @@ class _SurfaceFit:
         loss = options.silhouette * (soft - self.masks).square().mean()
         if options.photometric > 0 and views.num_views > 1:
             loss = loss + options.photometric * self._photometric(vertices, fragments, clip)
+        if options.depth > 0 and views.depth is not None:
+            rendered = self.rasterizer.interpolate(clip[..., 3:].contiguous(), fragments, faces)[..., 0]
+            target = views.depth[:, 0]
+            known = fragments.mask & (target > 0)
+            if bool(known.any()):
+                error = (rendered[known] - target[known]) / options.voxel
+                loss = loss + options.depth * F.huber_loss(error, torch.zeros_like(error))
         if options.smooth > 0:
             # Fairness without shrinkage: the normal part of the Laplacian is the mean curvature (times the edge
             # length squared); penalising how it varies between neighbours flattens terraces and wobbles but

@@ -8,6 +8,10 @@ A view's mask (N, 1, H, W) becomes a signed distance in pixels to the mask's out
 which is zero on the silhouette cone of view i, positive inside it, and close to the distance from x to the
 cone near it. The visual hull is min_i cone_i (inside every cone). Points that project outside an image, or lie
 behind a camera, count as outside that view's mask. Everything is in the world frame of the views.
+
+Where a view also knows the depth D_i of the surface each pixel sees (a capture's depth pass), a point closer to
+the camera than that surface is empty too: `depth_hull` is min_i (z_i(x) - D_i(u_i(x))) over the views that know
+the depth at x's pixel, zero on every seen surface, negative in front of it (and unknown, +inf, elsewhere).
 """
 
 from __future__ import annotations
@@ -60,3 +64,19 @@ class SilhouetteCones:
     def hull(self, points: Tensor) -> Tensor:
         """(P,): signed distance-like value of the intersection of all cones (the visual hull)."""
         return self.world_distance(points).min(dim=0).values
+
+
+def depth_hull(points: Tensor, views: ViewSet, band: float) -> Tensor:
+    """(P,) for world points (P, 3): min over the views with a known depth at each point's pixel of (the point's
+    camera depth - that depth), in world units: 0 on the surfaces the views see, negative in front of them.
+    Points more than `band` behind every seen surface, or where no view knows the depth, read +`band` (the
+    depth says nothing there). Depth is interpolated between known pixels only."""
+    assert views.depth is not None
+    clip = project(points, views.intrinsics, views.c2w, views.height, views.width)
+    pixels = clip_to_pixels(clip, views.height, views.width)
+    known = (views.depth > 0).float()
+    weight = sample_images(known, pixels)[..., 0]  # (N, P)
+    depth = sample_images(views.depth * known, pixels)[..., 0] / weight.clamp_min(1e-6)
+    usable = (weight > 0.999) & (clip[..., 3] > 1e-6)
+    gap = torch.where(usable, clip[..., 3] - depth, torch.full_like(depth, band)).clamp_max(band)
+    return gap.min(dim=0).values

@@ -140,7 +140,7 @@ def load_project_folder(path: Path, background: Background = None) -> ViewSet:
     views = _field(data, "views", where)
     if not isinstance(views, list) or not views:
         raise ViewError(f"{where}: 'views' must be a non-empty list")
-    loaded, intrinsics, poses, names = [], [], [], []
+    loaded, intrinsics, poses, names, depths, held_out = [], [], [], [], [], []
     for i, view in enumerate(views):
         view_where = f"{where}, view {i}"
         if not isinstance(view, dict):
@@ -148,6 +148,13 @@ def load_project_folder(path: Path, background: Background = None) -> ViewSet:
         image = json_path.parent / _file_name(_field(view, "image", view_where), "image", view_where)
         mask = json_path.parent / _file_name(view["mask"], "mask", view_where) if "mask" in view else None
         rgb, alpha = read_view(image, mask, background)
+        if "depth" in view:
+            depth_path = json_path.parent / _file_name(view["depth"], "depth", view_where)
+            depths.append(read_depth(depth_path, (rgb.shape[1], rgb.shape[2])))
+        held = view.get("held_out", False)
+        if not isinstance(held, bool):
+            raise ViewError(f"{view_where}: 'held_out' must be true or false, got {held!r:.40}")
+        held_out.append(held)
         matrix = _matrix(_field(view, "matrix", view_where), view_where)
         c2w = matrix if pose_kind == "camera_to_world" else invert_pose(matrix, view_where)
         if axes == "opengl":
@@ -157,8 +164,39 @@ def load_project_folder(path: Path, background: Background = None) -> ViewSet:
         intrinsics.append(_intrinsics(view, view_where, loaded_size, image_size(image)))
         poses.append(c2w)
         names.append(image.name)
+    if depths and len(depths) != len(views):
+        raise ViewError(f"{where}: {len(depths)} of {len(views)} views give a 'depth' file; give one for every view")
     rgbs, masks = stack_views(loaded, names)
-    return ViewSet.from_tensors(rgbs, masks, torch.stack(intrinsics), torch.stack(poses), names)
+    depth = torch.stack(depths)[:, None] if depths else None
+    if depth is not None and depth.shape[2:] != rgbs.shape[2:]:
+        raise ViewError(f"{where}: the depth maps must have the images' size")
+    try:
+        return ViewSet.from_tensors(rgbs, masks, torch.stack(intrinsics), torch.stack(poses), names, depth, held_out)
+    except ViewError as error:
+        raise ViewError(f"{where}: {error}") from None
+
+
+def read_depth(path: Path, size: tuple[int, int]) -> Tensor:
+    """A depth map: a NumPy ``.npy`` file of float32 (H, W), the camera-space z (world units, OpenCV camera, the
+    view's own frame) of the surface each pixel sees, 0 where none; resampled to `size` (height, width) when
+    the image it belongs to was. Never unpickled: object arrays are refused."""
+    import numpy as np
+
+    from .viewset import resample_depth
+
+    problem = input_problem(path, "depth map")
+    if problem:
+        raise ViewError(problem)
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise ViewError(f"{path}: not a NumPy .npy depth map ({error}); write it with numpy.save") from None
+    if not isinstance(array, np.ndarray) or array.ndim != 2 or array.dtype.kind != "f":
+        raise ViewError(f"{path}: a depth map must be a 2-D array of floats (H, W), got {getattr(array, 'dtype', '?')}")
+    if not np.isfinite(array).all() or float(array.min(initial=0.0)) < 0:
+        raise ViewError(f"{path}: depth must be finite and not negative (0 where no surface is seen)")
+    depth = torch.from_numpy(array.astype(np.float32))[None, None]
+    return resample_depth(depth, size)[0, 0]
 
 
 def save_views(views: ViewSet, folder: Path, prefix: str = "view") -> Path:
@@ -169,9 +207,22 @@ def save_views(views: ViewSet, folder: Path, prefix: str = "view") -> Path:
         name = f"{prefix}_{i:03d}.png"
         write_rgba(folder / name, views.rgb[i], views.mask[i])
         fx, fy, cx, cy = views.intrinsics[i].tolist()
-        entries.append(
-            {"image": name, "fx": fx, "fy": fy, "cx": cx, "cy": cy, "matrix": views.c2w[i].double().tolist()}
-        )
+        entry: dict[str, Any] = {
+            "image": name,
+            "fx": fx,
+            "fy": fy,
+            "cx": cx,
+            "cy": cy,
+            "matrix": views.c2w[i].double().tolist(),
+        }
+        if views.depth is not None:
+            import numpy as np
+
+            entry["depth"] = f"{prefix}_{i:03d}_depth.npy"
+            np.save(folder / entry["depth"], views.depth[i, 0].detach().cpu().numpy().astype(np.float32))
+        if views.held_out and views.held_out[i]:
+            entry["held_out"] = True
+        entries.append(entry)
     data = {
         "format": PROJECT_FORMAT,
         "camera_axes": "opencv",

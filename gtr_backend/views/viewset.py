@@ -4,8 +4,12 @@ Tensors (float32 on any device):
 - rgb (N, 3, H, W) in [0, 1], straight (not premultiplied) colour;
 - mask (N, 1, H, W) in [0, 1], the foreground (1) / background (0) coverage;
 - intrinsics (N, 4) = (fx, fy, cx, cy) in pixels of these images, pixel centres at (i + 0.5);
-- c2w (N, 4, 4): OpenCV camera-to-world poses in the world frame of `views.cameras`.
-`names` holds one label per view (its source file) so errors can say which view is at fault.
+- c2w (N, 4, 4): OpenCV camera-to-world poses in the world frame of `views.cameras`;
+- depth (N, 1, H, W) or None: where known, the camera-space z (world units) of the surface each pixel sees, 0
+  where unknown (a capture that rendered a depth pass gives it; photographs do not).
+`names` holds one label per view (its source file) so errors can say which view is at fault; `held_out` (N
+booleans, or empty for none) marks views kept out of the fit and the texture, only to score the result on
+views it was not made from (`split_held_out`).
 """
 
 from __future__ import annotations
@@ -30,9 +34,12 @@ class ViewSet:
     intrinsics: Tensor
     c2w: Tensor
     names: tuple[str, ...]
+    depth: Tensor | None = None
+    held_out: tuple[bool, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "names", tuple(self.names))
+        object.__setattr__(self, "held_out", tuple(bool(h) for h in self.held_out))
         n = self.rgb.shape[0] if self.rgb.dim() == 4 else -1
         if n < 1 or self.rgb.shape[1] != 3:
             raise ViewError(f"a view set needs rgb of shape (N>=1, 3, H, W), got {tuple(self.rgb.shape)}")
@@ -44,6 +51,15 @@ class ViewSet:
                 raise ViewError(f"view set: {field} has shape {got}, expected {shape} for {n} views of {w}x{h}")
         if len(self.names) != n:
             raise ViewError(f"view set: {len(self.names)} names for {n} views")
+        if self.held_out and len(self.held_out) != n:
+            raise ViewError(f"view set: {len(self.held_out)} held-out flags for {n} views")
+        if self.held_out and all(self.held_out):
+            raise ViewError("view set: every view is held out; at least one view must be used for the fit")
+        if self.depth is not None:
+            if tuple(self.depth.shape) != (n, 1, h, w):
+                raise ViewError(f"view set: depth has shape {tuple(self.depth.shape)}, expected {(n, 1, h, w)}")
+            if not torch.isfinite(self.depth).all() or float(self.depth.min()) < 0:
+                raise ViewError("view set: depth must be finite and not negative (0 where unknown)")
         for i, name in enumerate(self.names):
             where = f"view {i} ({name})"
             for field in ("rgb", "mask", "intrinsics", "c2w"):
@@ -69,7 +85,14 @@ class ViewSet:
 
     @classmethod
     def from_tensors(
-        cls, rgb: Tensor, mask: Tensor, intrinsics: Tensor, c2w: Tensor, names: Sequence[str] | None = None
+        cls,
+        rgb: Tensor,
+        mask: Tensor,
+        intrinsics: Tensor,
+        c2w: Tensor,
+        names: Sequence[str] | None = None,
+        depth: Tensor | None = None,
+        held_out: Sequence[bool] = (),
     ) -> ViewSet:
         """Build from tensors of any float dtype; they are stored as float32."""
         n = rgb.shape[0]
@@ -79,6 +102,8 @@ class ViewSet:
             intrinsics.float(),
             c2w.float(),
             tuple(names) if names is not None else tuple(f"view_{i:03d}" for i in range(n)),
+            None if depth is None else depth.float(),
+            tuple(held_out),
         )
 
     @property
@@ -117,24 +142,37 @@ class ViewSet:
             mask=self.mask.to(device),
             intrinsics=self.intrinsics.to(device),
             c2w=self.c2w.to(device),
+            depth=None if self.depth is None else self.depth.to(device),
         )
 
     def select(self, indices: Sequence[int]) -> ViewSet:
         """The views at `indices`, in that order."""
         idx = torch.as_tensor(list(indices), dtype=torch.long)
+        chosen = idx.tolist()
         return ViewSet(
             self.rgb[idx],
             self.mask[idx],
             self.intrinsics[idx],
             self.c2w[idx],
-            tuple(self.names[i] for i in idx.tolist()),
+            tuple(self.names[i] for i in chosen),
+            None if self.depth is None else self.depth[idx.to(self.depth.device)],
+            tuple(self.held_out[i] for i in chosen) if self.held_out else (),
         )
+
+    def split_held_out(self) -> tuple[ViewSet, ViewSet | None]:
+        """(the views the result is made from, the held-out views or None), neither marked held out."""
+        if not any(self.held_out):
+            return dataclasses.replace(self, held_out=()), None
+        bare = dataclasses.replace(self, held_out=())
+        fit = [i for i, held in enumerate(self.held_out) if not held]
+        return bare.select(fit), bare.select([i for i, held in enumerate(self.held_out) if held])
 
     def resized(self, size: int | tuple[int, int]) -> ViewSet:
         """Resample every view to `size` (square side, or (height, width)) with intrinsics scaled to match.
 
         Colour is resampled premultiplied by the mask, so no background colour bleeds into the object's rim.
-        With pixel centres at (i + 0.5) the scaling is exact: (fx, cx) *= W'/W and (fy, cy) *= H'/H.
+        With pixel centres at (i + 0.5) the scaling is exact: (fx, cx) *= W'/W and (fy, cy) *= H'/H. Depth is
+        averaged over the known pixels only (a pixel with none known stays unknown), never across an outline.
         """
         h2, w2 = (size, size) if isinstance(size, int) else size
         if (h2, w2) == (self.height, self.width):
@@ -150,4 +188,20 @@ class ViewSet:
         scale = torch.tensor(
             [w2 / self.width, h2 / self.height, w2 / self.width, h2 / self.height], device=self.intrinsics.device
         )
-        return ViewSet(rgb.clamp(0, 1), mask, self.intrinsics * scale, self.c2w, self.names)
+        depth = None if self.depth is None else resample_depth(self.depth, (h2, w2))
+        return ViewSet(rgb.clamp(0, 1), mask, self.intrinsics * scale, self.c2w, self.names, depth, self.held_out)
+
+
+def resample_depth(depth: Tensor, size: tuple[int, int]) -> Tensor:
+    """Depth maps (N, 1, H, W) (0 = unknown) resampled to `size` (height, width): each new pixel averages the
+    known depths under it, and is known only where every pixel under it was (no mix across an outline)."""
+    if tuple(depth.shape[2:]) == tuple(size):
+        return depth
+    antialias = size[0] < depth.shape[2] or size[1] < depth.shape[3]
+
+    def resample(x: Tensor) -> Tensor:
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=antialias)
+
+    known = (depth > 0).float()
+    total, count = resample(depth * known), resample(known)
+    return torch.where(count > 0.999, total / count.clamp_min(1e-6), torch.zeros_like(total))

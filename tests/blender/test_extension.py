@@ -66,10 +66,18 @@ def test_render_selected_reconstruct_refine_and_example_end_to_end(blender, exte
     assert offset[0] > 0 and np.allclose(offset[1:], 0, atol=1e-5)
     moved_back = np.array(r["result_centre"]) - offset
     assert np.linalg.norm(moved_back - np.array(r["source_centre"])) < 0.25 * max(r["source_size"])
-    assert np.allclose(r["result_size"], r["source_size"], rtol=0.35)
+    # Captured with depth from 16 cameras all round, the result keeps the source's size (measured: within 1 %;
+    # from 4 views without depth it was within 35 %).
+    assert np.allclose(r["result_size"], r["source_size"], rtol=0.03), (r["result_size"], r["source_size"])
+    # Scored on 2 views kept out of the fit, the checkered result still matches them (measured: 27.9 dB at
+    # these test settings: 128 px views, grid 48, 5 fit steps).
+    assert r["held_out_psnr"] is not None and r["held_out_psnr"] > 24.0, r["summary"]
+    assert any(line.startswith("on held-out views: ") for line in r["summary"])
     old, new, undone, redone = r["undo"]
     assert new != old and undone == old and redone == new
-    assert "PSNR" in r["refine_status"]["info"] and r["old_image_kept"] and r["texture_changed"] > 1e-4
+    # Refine Texture changes the colour field; the views' own colours cover most of the surface, so the texture
+    # moves a little (measured 3e-5 mean; the old 4-view capture moved it 1e-3).
+    assert "PSNR" in r["refine_status"]["info"] and r["old_image_kept"] and r["texture_changed"] > 1e-6
     before, after = (float(v) for v in r["refine_status"]["info"].split("PSNR ")[1].split(" dB")[0].split(" -> "))
     assert after > before
     assert r["example_objects"] == ["GTR toy", "GTR toy v2"]  # running again adds a version, never replaces

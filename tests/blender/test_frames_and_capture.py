@@ -68,3 +68,26 @@ def test_any_selection_is_framed_whole(blender, extension_zip, fov):
         for view in case["views"]:
             assert view["margin_px"] >= 2, case  # 96 px views: at least 2 px of background on every side
             assert view["span"] >= 1 / 3, case
+
+
+def test_capture_passes_give_unshaded_colour_depth_and_held_out_views(blender, extension_zip, tmp_path, bpy_python):
+    """With the passes on, a glossy sphere's views carry its base colour without shading or highlights (the lit
+    render varies across it), every view's depth puts the seen points on the sphere, the held-out views are
+    marked, and an emission-only object keeps its lit colours with a note saying so. Blender 5.0 and 4.2."""
+    out = tmp_path / "views"
+    r = blender("capture_passes.py", str(extension_zip), str(out), "CYCLES", python=bpy_python)
+    assert r["changes"] == []  # each capture leaves the user's data as it was
+    assert r["views"] == 8 and r["held_out"] == [False] * 6 + [True] * 2
+    # The diffuse colour pass is the base colour less what the glossy layer reflects (a few per cent, more at
+    # grazing angles); the lit render adds the white world's reflection and varies twice as much.
+    albedo, lit, expected = (np.array(r[key]) for key in ("albedo_mean", "lit_mean", "expected"))
+    assert np.abs(albedo - expected).max() < 0.04 < np.abs(lit - expected).max(), (albedo, lit, expected)
+    assert r["albedo_spread"] < 0.6 * r["lit_spread"], (r["albedo_spread"], r["lit_spread"])
+    assert r["sphere_note"] == ""
+    assert r["depth_known"] > 0.2
+    low, high = r["radius"]  # the sphere fills the working sphere (radius 0.8) in the backend frame
+    assert low > 0.8 * 0.97 and high < 0.8 * 1.03, r["radius"]
+    assert "lit renders" in r["glow_note"] and r["glow_lit_kept"] > 0.3
+    assert not any(name.endswith("_lit.png") for name in r["glow_files"])
+    views = load_views(out / "sphere")
+    assert views.depth is not None and views.held_out == (False,) * 6 + (True,) * 2

@@ -359,3 +359,37 @@ def test_a_path_with_a_nul_character_is_named(tmp_path):
     with pytest.raises(ViewError, match="the path contains a NUL character") as caught:
         load_views(str(tmp_path / "views\0"))
     assert "\0" not in str(caught.value)  # shown escaped, not as a raw NUL
+
+
+def test_depth_maps_and_held_out_views_round_trip_and_bad_depth_files_are_named(tmp_path):
+    views = sphere_views(size=32)
+    depth = torch.where(views.mask > 0.5, torch.full_like(views.mask, 2.5), torch.zeros_like(views.mask))
+    marked = type(views).from_tensors(
+        views.rgb, views.mask, views.intrinsics, views.c2w, views.names, depth, [0, 0, 0, 1]
+    )
+    save_views(marked, tmp_path)
+    loaded = load_views(tmp_path)
+    assert loaded.depth is not None and torch.allclose(loaded.depth, depth)
+    assert loaded.held_out == (False, False, False, True)
+    fit, held = loaded.split_held_out()
+    assert fit.num_views == 3 and held is not None and held.num_views == 1 and not any(fit.held_out)
+    assert torch.equal(held.c2w[0], loaded.c2w[3]) and fit.depth is not None and fit.depth.shape[0] == 3
+    # Resampled views keep depth only where every pixel under them knew it.
+    small = loaded.resized(16)
+    assert small.depth is not None and small.depth.shape == (4, 1, 16, 16)
+    assert set(small.depth.unique().tolist()) <= {0.0, 2.5}
+    name = json.loads((tmp_path / "cameras.json").read_text())["views"][0]["depth"]
+    bad = {
+        "object array": np.array([{"a": 1}] * 4, dtype=object).reshape(2, 2),
+        "negative": -np.ones((32, 32), np.float32),
+        "three-dimensional": np.ones((2, 32, 32), np.float32),
+    }
+    for what, array in bad.items():
+        np.save(tmp_path / name, array, allow_pickle=True)
+        with pytest.raises(ViewError, match=name) as error:
+            load_views(tmp_path)
+        assert "\n" not in str(error.value), what
+    np.save(tmp_path / name, np.ones((32, 32), np.float32))
+    set_view_fields(tmp_path, 1, held_out="yes")
+    with pytest.raises(ViewError, match="'held_out' must be true or false"):
+        load_views(tmp_path)

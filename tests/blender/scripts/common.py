@@ -55,6 +55,7 @@ def scene_snapshot() -> dict[str, object]:
         "scenes": sorted(s.name for s in bpy.data.scenes),
         "cameras": sorted(c.name for c in bpy.data.cameras),
         "worlds": sorted(w.name for w in bpy.data.worlds),
+        "node_groups": sorted(g.name for g in bpy.data.node_groups),
         "selected": sorted(o.name for o in bpy.context.selected_objects),
         "active": bpy.context.view_layer.objects.active.name if bpy.context.view_layer.objects.active else None,
         "engine": scene.render.engine,

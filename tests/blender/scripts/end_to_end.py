@@ -19,6 +19,14 @@ if full:
     prefs = bpy.context.preferences.addons["bl_ext.user_default.gtr"].preferences
     prefs.refine_steps, prefs.texture_size, prefs.mesh_resolution = 20, "1024", 0
 source = make_test_object()
+# A checker texture, so the held-out score measures a texture and not one flat colour.
+paint = source.data.materials[0].node_tree
+checker = paint.nodes.new("ShaderNodeTexChecker")
+checker.inputs["Scale"].default_value = 3.0
+checker.inputs["Color1"].default_value = (0.8, 0.25, 0.1, 1.0)
+checker.inputs["Color2"].default_value = (0.1, 0.3, 0.7, 1.0)
+shader = next(n for n in paint.nodes if n.bl_idname == "ShaderNodeBsdfPrincipled")
+paint.links.new(checker.outputs["Color"], shader.inputs["Base Color"])
 bpy.ops.ed.undo_push(message="test scene")  # background mode starts with undo off; a push turns it on
 source_matrix = [list(r) for r in source.matrix_world]
 source_vertices = len(source.data.vertices)
@@ -40,6 +48,9 @@ outcome = {
     "normal_image_colorspace": tree.nodes["GTR Normal Map"].image.colorspace_settings.name if normal_link else None,
     "capture_status": status(),
     "capture_total_s": capture_seconds,
+    "summary": addon_module("results").summary(result),
+    "held_out_psnr": result.get("gtr_fidelity_held_out_psnr"),
+    "fit_psnr": result.get("gtr_fidelity_psnr"),
     "faces": len(mesh.polygons),
     "uv_layers": len(mesh.uv_layers),
     "image_packed": bool(node and node.image and node.image.packed_file),

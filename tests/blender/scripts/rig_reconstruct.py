@@ -19,6 +19,7 @@ scene = bpy.context.scene
 settings = scene.gtr
 source = make_test_object()
 settings.capture_resolution, settings.capture_engine = 96, "BLENDER_WORKBENCH"
+settings.capture_views, settings.capture_held_out = 4, 0  # the four-view orbit: a rig of four cameras
 settings.keep_rig = True
 render_before = [scene.render.resolution_x, scene.render.resolution_y, scene.render.engine]
 assert bpy.ops.gtr.render_selected_to_3d() == {"FINISHED"}, status()
