@@ -83,7 +83,7 @@ class CaptureSettings:
     fov: float = contract.ORBIT_FOV_DEG
     resolution: int = 512
     engine: str = "CYCLES"
-    samples: int = 32
+    samples: int = 16
     passes: bool = False  # the diffuse colour (albedo) and depth passes (Cycles and EEVEE)
 
     @property
@@ -275,7 +275,9 @@ class CaptureSession:
         solid = alpha > 0.99
         keys: dict[str, object] = {}
         if depth is not None:
-            z = np.where(solid & (depth < 1e9), depth * self.normalization.scale, 0.0).astype(np.float32)
+            # Half floats: steps of 0.002 at the cameras' distance, a quarter of the finest grid's voxel, in half
+            # the file.
+            z = np.where(solid & (depth < 1e9), depth * self.normalization.scale, 0.0).astype(np.float16)
             depth_name = lit.stem + "_depth.npy"
             np.save(self.folder / depth_name, z)
             keys["depth"] = depth_name

@@ -54,7 +54,7 @@ class GTR_SceneSettings(bpy.types.PropertyGroup):
     )
     capture_engine: EnumProperty(name="Engine", items=ENGINES, default="CYCLES")  # type: ignore[valid-type]
     capture_resolution: IntProperty(name="Resolution", default=512, min=64, max=2048)  # type: ignore[valid-type]
-    capture_samples: IntProperty(name="Samples", default=32, min=1, max=4096)  # type: ignore[valid-type]
+    capture_samples: IntProperty(name="Samples", default=16, min=1, max=4096)  # type: ignore[valid-type]
     place_beside: BoolProperty(name="Place Beside Source", default=True)  # type: ignore[valid-type]
     keep_rig: BoolProperty(  # type: ignore[valid-type]
         name="Keep Camera Rig",

@@ -30,6 +30,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--size", type=int, default=256, help="evaluation render size in pixels")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "results")
+    parser.add_argument("--samples", type=int, help="Cycles samples (default: the add-on's)")
+    parser.add_argument("--views", type=int, help="capture views (default: the add-on's)")
     args = parser.parse_args()
     meshes = args.meshes or sorted((ROOT / "examples" / "evalset").glob("*.glb"))
     home = Path(tempfile.mkdtemp(prefix="gtr-render-selected-"))
@@ -59,6 +61,10 @@ def main() -> None:
         for obj in bpy.context.scene.objects:
             obj.select_set(obj in objects)
         bpy.context.view_layer.objects.active = objects[0]
+        if args.samples:
+            bpy.context.scene.gtr.capture_samples = args.samples
+        if args.views:
+            bpy.context.scene.gtr.capture_views = args.views
         start = time.perf_counter()
         done = bpy.ops.gtr.render_selected_to_3d()
         seconds = time.perf_counter() - start

@@ -13,6 +13,8 @@ Carving and filling (`carve_and_fill`), on the marching-cubes grid of `resolutio
     carve   s = min(h, max(n, snap)): nothing sticks out past any mask. Where no view sees the hull squarely
             (the underside of an object seen from above, the inside of a concavity) the network's shape stays:
             no visual-hull keel.
+    depth   views that know their depth carve the space in front of every surface they see (`depth_hull`); they
+            then give the shape themselves, and the network's density is not queried.
     fill    the mask pixels that the surface of s still misses (a thin plate or rod the network lost) get their
             ray filled near where it enters the hull (`fill_depth`), cut by the hull; sealed hollows close.
 
@@ -154,7 +156,8 @@ def silhouette_error(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer) -> floa
 @dataclass
 class CarvedGeometry:
     mesh: Mesh
-    snap: float  # how far behind the seen hull a network surface was moved onto it (world units)
+    snap: float  # how far behind the seen hull a network surface was moved onto it (world units); inf when the
+    # network's shape was not used (views with depth give the shape themselves)
     inside: Tensor  # (R, R, R) the fused field the mesh is the zero level set of, positive inside
 
 
@@ -197,6 +200,14 @@ def carve_and_fill(
             ]
         )
         hull = torch.minimum(hull, seen.reshape(hull.shape))
+        # The views' masks and depth give the shape where they look (every side, for a capture all round);
+        # what none of them sees stays as they bound it, for the clean stage's membrane.
+        hull = torch.where(enclosed(hull > 0), torch.full_like(hull, 0.5 * voxel), hull)
+        mesh = grid_mesh(hull, backend)
+        step(1.0)
+        if mesh.num_faces == 0:
+            raise MeshError("no surface: the views' masks and depth leave nothing in common; check the cameras")
+        return CarvedGeometry(mesh, math.inf, hull)
     step(0.15)
 
     # The network's occupancy, queried only inside the hull and a margin around it (where it shows how far

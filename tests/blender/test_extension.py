@@ -37,25 +37,18 @@ def test_installs_enables_and_disables_cleanly(blender, extension_zip, bpy_pytho
 
 
 def test_render_selected_reconstruct_refine_and_example_end_to_end(blender, extension_zip, tmp_path, bpy_python):
-    """Set GTR_README_PICTURE=1 to render the README's picture at full quality into docs/images (slow)."""
-    import os
-    import shutil
+    """The scene script that renders the README's first picture (scripts/readme_pictures.py), at small settings."""
     from pathlib import Path
 
     from PIL import Image
 
     root = Path(__file__).resolve().parents[2]
-    full = os.environ.get("GTR_README_PICTURE") == "1"
     picture = tmp_path / "picture.png"
-    args = [str(extension_zip), str(root / "examples" / "toy"), str(picture), *(["full"] if full else [])]
-    r = blender("end_to_end.py", *args, python=bpy_python)
+    r = blender("end_to_end.py", str(extension_zip), str(root / "examples" / "toy"), str(picture), python=bpy_python)
     alpha = np.asarray(Image.open(picture))[..., 3] > 0
     half = alpha.shape[1] // 2
     assert alpha[:, :half].mean() > 0.02 and alpha[:, half:].mean() > 0.02  # source left, result right
-    if full:
-        shutil.copyfile(picture, root / "docs" / "images" / "render-selected-to-3d.png")
-        (root / "docs" / "images" / "render-selected-to-3d.json").write_text(__import__("json").dumps(r, indent=1))
-    size = 1024 if full else 256
+    size = 256
     assert r["faces"] > 200 and r["uv_layers"] == 1 and r["image_packed"] and r["image_size"] == [size, size]
     assert r["source_matrix_after"] == r["source_matrix_before"] and r["source_vertices"][0] == r["source_vertices"][1]
     assert r["scenes"] == ["Scene"] and r["selected_after"] == ["Source"]
@@ -187,23 +180,16 @@ def test_import_views_copies_orbit_images_and_names_bad_files(blender, extension
 
 
 def test_versions_fidelity_export_bake_to_active_and_retry(blender, extension_zip, tmp_path):
-    """Blender 5.0 (its Python has trimesh, to read the exported GLB back). Set GTR_README_PICTURE=1 to render
-    the README's workflow picture at full quality into docs/images."""
-    import os
-    import shutil
-    from pathlib import Path
-
+    """Blender 5.0 (its Python has trimesh, to read the exported GLB back); the scene script that renders the
+    README's workflow picture (scripts/readme_pictures.py), at small settings."""
     from PIL import Image
 
-    full = os.environ.get("GTR_README_PICTURE") == "1"
     picture = tmp_path / "workflow.png"
     (tmp_path / "scratch").mkdir()
-    r = blender("workflow.py", str(extension_zip), str(tmp_path / "scratch"), str(picture), *(["full"] if full else []))
+    r = blender("workflow.py", str(extension_zip), str(tmp_path / "scratch"), str(picture))
     alpha = np.asarray(Image.open(picture))[..., 3] > 0
     thirds = np.array_split(alpha, 3, axis=1)
     assert all(third.mean() > 0.02 for third in thirds)  # the cube, its reconstruction, the baked copy
-    if full:
-        shutil.copyfile(picture, Path(__file__).resolve().parents[2] / "docs" / "images" / "workflow.png")
     first = r["first"]
     assert first["collection"] == ["GTR Results"] and first["version"] == 1
     assert first["mask_iou"] > 0.9 and first["psnr"] > 15  # the backend's fidelity score, kept on the result

@@ -37,8 +37,9 @@ for polygon in cube.data.polygons:
     polygon.material_index = polygon.index
 bpy.ops.ed.undo_push(message="test scene")
 settings = bpy.context.scene.gtr
-full = len(sys.argv) > 4 and sys.argv[4] == "full"  # the README picture: a finer capture
-settings.capture_resolution, settings.capture_samples = (384, 16) if full else (128, 4)
+full = len(sys.argv) > 4 and sys.argv[4] == "full"  # the README picture: the add-on's own capture settings
+if not full:
+    settings.capture_resolution, settings.capture_samples = 128, 4
 settings.place_beside = False
 assert bpy.ops.gtr.render_selected_to_3d() == {"FINISHED"}, status()
 result = bpy.data.objects["Cube GTR"]
