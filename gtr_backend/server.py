@@ -119,7 +119,7 @@ def warm_kernels(model: Any, device: Any, say: Callable[[str], None] | None = No
     from .model.fields import sample_triplane
     from .reconstruction import predict_triplane
     from .render.raster import get_rasterizer, project
-    from .synthetic import sphere_views
+    from .views.sphere import sphere_views
 
     size = model.config.image_size
     views = sphere_views(size=size).to(device)

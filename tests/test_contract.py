@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from gtr_backend import contract
-from gtr_backend.evaluation import protocol
 from gtr_backend.views import Orbit, loaders
+from gtr_lab.evaluation import protocol
 
 ROOT = Path(__file__).resolve().parent.parent
 

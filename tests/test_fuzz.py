@@ -30,9 +30,9 @@ from PIL import Image
 from gtr_backend.contract import BAKE_TARGET, REQUESTS, camera_spread_warning, check_request
 from gtr_backend.errors import GTRError, ViewError
 from gtr_backend.server import _read_bake_target, serve
-from gtr_backend.synthetic import sphere_views
 from gtr_backend.views import ViewSet, load_views, orbit_poses, save_gtr_release, save_views
 from gtr_backend.views.images import BACKGROUND_TOLERANCE, mask_problem, read_view
+from gtr_backend.views.sphere import sphere_views
 
 FUZZ_EXAMPLES = 300
 settings.register_profile(

@@ -9,8 +9,8 @@ from gtr_backend.errors import CancelledError, GTRError
 from gtr_backend.mesh import MeshError
 from gtr_backend.model import GTR, preset
 from gtr_backend.reconstruction import ReconstructOptions, reconstruct, reconstruct_from_triplane, resolve_device
-from gtr_backend.synthetic import sphere_views
 from gtr_backend.views import save_views
+from gtr_backend.views.sphere import sphere_views
 from gtr_backend.weights import save_weights
 
 FAST = ReconstructOptions(mesh_resolution=48, texture_size=256, refine_steps=10)
@@ -213,13 +213,13 @@ def test_depth_maps_make_the_surface_follow_the_object():
     """A box seen from 12 cameras all round with its depth, and a network that believes it is a ball (the fitted
     sphere): with the depth the result is the box, its size kept to about a grid step (0.032 here; measured
     at most 0.027 off), where from the same views without depth it came out 0.2 too tall."""
-    from gtr_backend.evaluation.metrics import chamfer_distance, sample_surface
     from gtr_backend.mesh import Mesh
     from gtr_backend.render.mesh_render import seen_surface
-    from gtr_backend.synthetic.fitting import fit_triplane, sphere_inside, stripes
-    from gtr_backend.synthetic.objects import ProceduralObject, render_object
     from gtr_backend.views import ViewSet
     from gtr_backend.views.cameras import intrinsics_from_fov, orbit_poses
+    from gtr_lab.evaluation.metrics import chamfer_distance, sample_surface
+    from gtr_lab.synthetic.fitting import fit_triplane, sphere_inside, stripes
+    from gtr_lab.synthetic.objects import ProceduralObject, render_object
 
     cube = trimesh.creation.box(extents=(0.9, 0.7, 0.8))
     cube.apply_transform(trimesh.transformations.rotation_matrix(0.4, (0, 1, 0)))
