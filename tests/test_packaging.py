@@ -117,3 +117,28 @@ def test_every_public_name_of_the_package_imports():
 
     for name in gtr_backend.__all__:
         assert getattr(gtr_backend, name) is not None, name
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The absolute module names a source file imports (relative imports resolved against its package)."""
+    package = list(path.relative_to(ROOT).with_suffix("").parts)[:-1]
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            names |= {module} | {f"{module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def test_the_product_never_imports_the_lab():
+    """gtr_backend and the add-on name the lab only as the `gtr` command's LAB string, never in an import."""
+    sources = [*(ROOT / "gtr_backend").rglob("*.py"), *(ROOT / "blender_addon").rglob("*.py")]
+    assert len(sources) > 50
+    offenders = [str(p.relative_to(ROOT)) for p in sources if any(m.startswith("gtr_lab") for m in imported_modules(p))]
+    assert offenders == []
+    # The lab imports the product (the check above would see a lab import in any file): the direction is one way.
+    lab = {m for p in (ROOT / "gtr_lab").rglob("*.py") for m in imported_modules(p)}
+    assert "gtr_backend.reconstruction" in lab
