@@ -15,7 +15,8 @@
 #     cuda-tests   the tests that touch CUDA: those marked cuda, the rasterizer's, the backend server's
 #     bench        gtr bench on CUDA with gtr-small: every stage from views to GLB, and the backend server's
 #                  requests cold and warm, with and without nvdiffrast/diso -> bench-cuda.json
-#     eval         gtr eval on two assets of examples/evalset, on CUDA and on the CPU with the same settings
+#     eval         gtr eval of examples/evalset on CUDA, at its default grid and at the CPU's (compare with
+#                  docs/results/eval-cpu.json, measured on a CPU with the same protocol)
 #     suite        the whole test suite (a job of its own: longer than the rest together)
 #     bench-model  gtr bench --model-only (the network alone, gtr-small and gtr-paper) -> model-cuda.json
 #     bench-training  gtr bench --training -> training-cuda.json
@@ -118,12 +119,13 @@ while [ $# -gt 0 ]; do
         --json "$results/bench-cuda.json"
       shift ;;
     eval)
-      # The same settings on both devices: the grid given (its default depends on the device), small views.
-      same=(--assets book mug --variants feed-forward refined --size 256 --eval-views 8 --mesh-resolution 128)
-      fits 1 eval-cuda && timed eval-cuda gtr eval examples/evalset -o "$results/eval-cuda" --device cuda \
-        "${same[@]}" --label "cuda, grid 128" --quiet
-      fits 2 eval-cpu && timed eval-cpu gtr eval examples/evalset -o "$results/eval-cpu" --device cpu \
-        "${same[@]}" --label "cpu, grid 128" --quiet
+      # The evaluation set as the CPU's eval-cpu.json measures it (256-pixel views, 20 evaluation views), on
+      # CUDA at its own default grid (256) and at the CPU's (128): the GPU must not lose to the CPU.
+      same=(--variants refined --size 256 --no-sheets --quiet)
+      fits 3 eval-cuda && timed eval-cuda gtr eval examples/evalset -o "$results/eval-cuda" --device cuda \
+        "${same[@]}" --label "cuda, default grid (256)"
+      fits 3 eval-cuda-128 && timed eval-cuda-128 gtr eval examples/evalset -o "$results/eval-cuda-128" \
+        --device cuda --mesh-resolution 128 "${same[@]}" --label "cuda, grid 128 (the CPU's)"
       shift ;;
     suite)
       if have_pytest suite; then

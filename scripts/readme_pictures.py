@@ -36,6 +36,7 @@ def render(name: str, zip_path: Path, output: Path, small: bool, python: str = s
     script, arguments = PICTURES[name]
     work = Path(tempfile.mkdtemp(prefix="gtr-picture-"))
     picture = output / name
+    (work / "scratch").mkdir()
     filled = [a.format(scratch=work / "scratch", picture=picture) for a in arguments]
     env = dict(os.environ, PYTHONPATH=str(ROOT), GTR_TEST_BACKEND_PYTHON=sys.executable, TMPDIR=str(work))
     for key, sub in (("RESOURCES", ""), ("CONFIG", "config"), ("SCRIPTS", "scripts"), ("EXTENSIONS", "extensions")):

@@ -158,7 +158,8 @@ class CarvedGeometry:
     mesh: Mesh
     snap: float  # how far behind the seen hull a network surface was moved onto it (world units); inf when the
     # network's shape was not used (views with depth give the shape themselves)
-    inside: Tensor  # (R, R, R) the fused field the mesh is the zero level set of, positive inside
+    inside: Tensor  # (R, R, R) the fused field the mesh is the zero level set of, positive inside (lightly
+    # blurred when the views gave depth)
 
 
 def carve_and_fill(
@@ -207,7 +208,9 @@ def carve_and_fill(
         step(1.0)
         if mesh.num_faces == 0:
             raise MeshError("no surface: the views' masks and depth leave nothing in common; check the cameras")
-        return CarvedGeometry(mesh, math.inf, hull)
+        # The field keeps the depth maps' pixel steps where the views meet; the normal map is baked from it
+        # lightly blurred (the mesh itself is meshed sharp: a blur would round its edges).
+        return CarvedGeometry(mesh, math.inf, gaussian_blur(hull, 2 * options.smooth, dims=3))
     step(0.15)
 
     # The network's occupancy, queried only inside the hull and a margin around it (where it shows how far
