@@ -111,8 +111,8 @@ class Reconstruction:
     refinement: RefineResult | None
     device: str
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
-    silhouette_iou: list[float] = field(default_factory=list)  # per input view: the final mesh vs the mask
-    fidelity: Fidelity | None = None  # the finished mesh against the views it was made from (and held-out ones)
+    fidelity: Fidelity | None = None  # the finished mesh against the views it was made from (and held-out ones):
+    # its mask_iou_per_view is the final mesh's silhouette against each input view's mask
     notes: list[str] = field(default_factory=list)  # what the user should know about how the views were used
 
     def save(self, path: Path | str, texture_format: str = "png") -> list[Path]:
@@ -371,7 +371,6 @@ def reconstruct_from_triplane(
         refinement,
         str(triplane.device),
         stages.timings,
-        score.mask_iou_per_view,
         score,
     )
 

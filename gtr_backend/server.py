@@ -21,9 +21,9 @@ Requests:
   -> writes `mesh.glb`, `mesh.npz` (vertices (V, 3) float32 in the backend frame, faces (F, 3) int32,
   uv (V, 2) float32 or, with vertex colours, colors (V, 3)), `texture.png` (none with vertex colours),
   `state.safetensors` (the refined colour field) and `job.json` (the views, the options, the weights' name,
-  the timings, the fidelity) into `job`; replies with the files, timings, the refinement's PSNR, the mesh's
-  silhouette IoU per input view, the options, the `fidelity` (`gtr_backend.fidelity`: the worst input
-  view's mask IoU and the PSNR inside the masks) and `warnings` (as for `cameras`). Out of memory, the error
+  the timings, the fidelity) into `job`; replies with the files, timings, the refinement's PSNR, the
+  options, the `fidelity` (`gtr_backend.fidelity`: each input view's and the worst one's mask IoU, the PSNR
+  inside the masks) and `warnings` (as for `cameras`). Out of memory, the error
   carries `retry_options`: lower settings to offer as a retry.
 - `refine` {`job`, `steps` (at least 1)} -> continues the texture refinement of a finished job against its
   views (from the saved colour field, on the saved mesh and UV layout), bakes it as the reconstruction did
@@ -333,7 +333,6 @@ class Session:
             "timings": info["timings"],
             "psnr_before": refinement.psnr_before if refinement else None,
             "psnr_after": refinement.psnr_after if refinement else None,
-            "silhouette_iou": result.silhouette_iou,
             "fidelity": info["fidelity"],
             "options": info["options"],
             "weights_name": info["weights_name"],

@@ -23,7 +23,8 @@ def test_stages_after_the_network_make_a_textured_mesh_in_place(fitted_sphere, t
     fractions = [f for _, f in events]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert {"carve", "geometry fit", "refine", "unwrap", "bake"} <= set(result.timings)
-    assert min(result.silhouette_iou) >= 0.97  # the mesh covers every view's mask
+    assert result.fidelity is not None
+    assert min(result.fidelity.mask_iou_per_view) >= 0.97  # the mesh covers every view's mask
     assert result.refinement is not None and result.refinement.psnr_after > result.refinement.psnr_before
     mesh = result.mesh
     assert mesh.uv is not None and mesh.texture is not None and mesh.texture.shape == (256, 256, 3)
@@ -164,7 +165,7 @@ def test_json_summary_of_a_run(tmp_path, capsys, monkeypatch, fitted_sphere):
         "bake",
         "export",
     }
-    assert len(summary["silhouette_iou"]) == 4
+    assert len(summary["fidelity"]["mask_iou_per_view"]) == 4 and "silhouette_iou" not in summary
     assert summary["refine_psnr_after"] > summary["refine_psnr_before"]
 
 

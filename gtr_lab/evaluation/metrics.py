@@ -3,8 +3,8 @@
 Images are (N, 3, H, W) in [0, 1], compared over a white background. Shapes are point sets or meshes in the
 same frame (align them first, see `evaluation.align`).
 
-- `psnr` lives in `gtr_backend.pixels` (one PSNR for every stage).
-- `ssim`: the usual Gaussian-window SSIM (window 11, sigma 1.5, K1 0.01, K2 0.03) per image, on each channel.
+- `psnr`, `ssim` and `mask_iou` live in `gtr_backend.metrics` (one of each for every stage, the fidelity score
+  and the lab).
 - `chamfer_distance`: mean nearest-neighbour distance from A to B plus from B to A (the L2 distances, each
   direction averaged), on points sampled from the surfaces; the protocol reports it x100.
 - `volume_iou`: intersection over union of two closed meshes' insides, estimated on a regular grid of points.
@@ -15,39 +15,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from gtr_backend.mesh.mesh import Mesh
-
-
-def _gaussian_window(size: int, sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """The 1-D Gaussian (size,) normalised to sum 1; SSIM's 2-D window is its outer product."""
-    x = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
-    g = torch.exp(-(x**2) / (2 * sigma**2))
-    return g / g.sum()
-
-
-def ssim(
-    prediction: Tensor, target: Tensor, window: int = 11, sigma: float = 1.5, dtype: torch.dtype = torch.float64
-) -> Tensor:
-    """(N, C, H, W) x 2 in [0, 1] -> (N,) mean SSIM (valid windows only, channels averaged). Computed in
-    `dtype`: float64 for reported metrics, float32 is enough for a training loss (and several times faster)."""
-    x, y = prediction.clamp(0, 1).to(dtype), target.clamp(0, 1).to(dtype)
-    channels = x.shape[1]
-    g = _gaussian_window(window, sigma, x.dtype, x.device)
-    rows, columns = g.expand(channels, 1, 1, window), g[:, None].expand(channels, 1, window, 1)
-
-    def blur(t: Tensor) -> Tensor:  # the separable Gaussian window: along rows, then along columns
-        return F.conv2d(F.conv2d(t, rows, groups=channels), columns, groups=channels)
-
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x**2
-    var_y = blur(y * y) - mu_y**2
-    cov = blur(x * y) - mu_x * mu_y
-    c1, c2 = 0.01**2, 0.03**2
-    value = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    return value.flatten(1).mean(1).float()
 
 
 def sample_surface(mesh: Mesh, count: int = 16000, seed: int = 0) -> Tensor:

@@ -32,8 +32,8 @@ from gtr_backend.contract import ORBIT_AZIMUTHS_DEG, ORBIT_DISTANCE, ORBIT_ELEVA
 from gtr_backend.errors import GTRError
 from gtr_backend.fidelity import fidelity
 from gtr_backend.mesh import Mesh
+from gtr_backend.metrics import psnr, ssim
 from gtr_backend.model import GTR
-from gtr_backend.pixels import psnr
 from gtr_backend.reconstruction import (
     ReconstructOptions,
     Stages,
@@ -51,7 +51,7 @@ from gtr_backend.views.viewset import ViewSet
 from ..synthetic.objects import ProceduralObject, render_object
 from .align import icp
 from .lpips import LPIPS, lpips_distance
-from .metrics import chamfer_distance, flatness, sample_surface, ssim, volume_iou
+from .metrics import chamfer_distance, flatness, sample_surface, volume_iou
 from .visual_hull import visual_hull
 
 VARIANTS = ("feed-forward", "refined", "nerf", "visual-hull")

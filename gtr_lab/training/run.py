@@ -28,8 +28,9 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from gtr_backend.metrics import psnr_from_mse
 from gtr_backend.model import GTR, autocast
-from gtr_backend.pixels import psnr_from_mse, to_uint8
+from gtr_backend.pixels import to_uint8
 from gtr_backend.render.volume import VolumeOptions, render_triplane
 from gtr_backend.views.rays import input_maps
 from gtr_backend.views.viewset import ViewSet

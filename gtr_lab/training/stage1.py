@@ -18,13 +18,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gtr_backend.metrics import psnr_from_mse, ssim
 from gtr_backend.model import GTR
-from gtr_backend.pixels import psnr_from_mse
 from gtr_backend.render.volume import VolumeOptions, render_rays, triplane_field
 from gtr_backend.views.rays import pixel_rays
 
 from ..evaluation.lpips import LPIPS
-from ..evaluation.metrics import ssim
 from .dataset import at_least
 from .run import LoopOptions, Pool, TrainingLoop
 

@@ -26,14 +26,13 @@ import torch
 from torch import Tensor
 
 from gtr_backend.mesh import DENSITY_LEVEL, MeshError, density_grid, sdf_to_mesh
+from gtr_backend.metrics import psnr_from_mse, ssim
 from gtr_backend.model import GTR
 from gtr_backend.model.fields import sample_triplane
-from gtr_backend.pixels import psnr_from_mse
 from gtr_backend.render.raster import get_rasterizer, project
 from gtr_backend.render.volume import VolumeOptions, render_rays, triplane_field
 
 from ..evaluation.lpips import LPIPS
-from ..evaluation.metrics import ssim
 from .dataset import at_least
 from .run import LoopOptions, Pool, TrainingLoop
 from .stage1 import sample_rays
