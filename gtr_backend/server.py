@@ -115,6 +115,7 @@ def warm_kernels(model: Any, device: Any, say: Callable[[str], None] | None = No
     rasterizer's and the marching cubes' names."""
     import torch
 
+    from .devices import synchronize
     from .mesh.extract import diso_available, grid_points, sdf_to_mesh
     from .model.fields import sample_triplane
     from .reconstruction import predict_triplane
@@ -136,8 +137,7 @@ def warm_kernels(model: Any, device: Any, say: Callable[[str], None] | None = No
     optimizer = torch.optim.Adam([vertices], lr=1e-3)
     rasterizer.antialias(covered, fragments, clip, mesh.faces).mean().backward()
     optimizer.step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     use_diso = device.type == "cuda" and diso_available()
     return {"rasterizer": rasterizer.name, "marching_cubes": "diso" if use_diso else "torch"}
 
@@ -170,14 +170,14 @@ class Session:
             with _timed(timings, "import torch"):
                 import torch
             with _timed(timings, "import backend"):
-                from . import reconstruction
+                from . import devices, reconstruction  # noqa: F401 (imported here to time it)
 
                 torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # its first use imports torch._dynamo
-            device = reconstruction.resolve_device(device_name)
+            device = devices.resolve_device(device_name)
             if device.type == "cuda":
                 with _timed(timings, "start CUDA"):
                     torch.zeros(1, device=device)
-                    torch.cuda.synchronize(device)
+                    devices.synchronize(device)
             self.warm_stage = "warming up: loading the model"
             model = self.model(weights, device, timings)
             kernels = {}
@@ -185,7 +185,7 @@ class Session:
                 self.warm_stage = "warming up: running the kernels once"
                 with _timed(timings, "warm kernels"):
                     kernels = warm_kernels(model, device, self._warm_say(log))
-                reconstruction.release_device_memory(device)  # what the tiny inputs held; the model stays
+                devices.release_device_memory(device)  # what the tiny inputs held; the model stays
             self.warm_up_record = {"device": str(device), "seconds": timings, **kernels}
             steps = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in timings.items())
             log.write(f"warm-up on {device}: {steps}\n")
@@ -249,7 +249,7 @@ class Session:
             self.ready(emit, cancelled)
             return self.unload()
         if op == "load":
-            from .reconstruction import resolve_device
+            from .devices import resolve_device
 
             device = resolve_device(request.get("device") or "auto")
             self.ready(emit, cancelled)
@@ -264,17 +264,17 @@ class Session:
         import torch
 
         from . import __version__
+        from .devices import display_name
         from .weights import find_default_weights
 
         cuda = torch.cuda.is_available()
-        mps = torch.backends.mps.is_available()
         weights = find_default_weights()
         return {
             "protocol": PROTOCOL,
             "version": __version__,
             "torch": torch.__version__,
             "cuda": cuda,
-            "device": torch.cuda.get_device_name() if cuda else "Apple GPU (MPS)" if mps else "CPU",
+            "device": display_name(),
             "weights": str(weights) if weights else None,
         }
 
@@ -295,7 +295,8 @@ class Session:
         return self.models[key]
 
     def reconstruct(self, request: dict[str, Any], emit: Emit, cancelled: Callable[[], bool]) -> dict[str, Any]:
-        from .reconstruction import reconstruct, resolve_device
+        from .devices import resolve_device
+        from .reconstruction import reconstruct
         from .weights import find_default_weights
 
         job = self.job_folder(request["job"])
@@ -343,7 +344,9 @@ class Session:
         """Drop the loaded model and give its memory back to the device."""
         unloaded = len(self.models)
         self.models.clear()
-        _release_job_memory()
+        from .devices import release_all
+
+        release_all()
         return {"unloaded": unloaded}
 
     def cameras(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -367,9 +370,9 @@ class Session:
         import torch
         from safetensors.torch import load_file
 
+        from .devices import resolve_device
         from .errors import GTRError
         from .mesh import Mesh
-        from .reconstruction import resolve_device
 
         if not (job / JOB_MANIFEST).is_file() or not (job / JOB_STATE).is_file():
             raise GTRError(f"{job}: not a finished reconstruction (job.json or state.safetensors is missing)")
@@ -715,7 +718,7 @@ def run_request(
         send({"id": rid, "type": "error", "message": str(error)})
     except Exception as error:  # a bug: the user gets one line, the log gets the traceback
         failed(repr(error))
-        from .reconstruction import out_of_memory
+        from .devices import out_of_memory
 
         if out_of_memory(error):  # outside a reconstruction's stages (loading the model, a bake, a refine)
             message = f"out of memory during '{request.get('op')}': close other programs using the GPU, use a smaller "
@@ -724,19 +727,11 @@ def run_request(
             send({"id": rid, "type": "error", "message": f"internal error in the backend: {error!r}"})
     if request.get("op") in ("reconstruct", "refine", "bake_to"):
         try:  # the reply is sent and the job's tensors are unreferenced: the model stays
-            _release_job_memory()
+            from .devices import release_all
+
+            release_all()
         except Exception as error:  # a device in a bad state: the next request says so, this one is answered
             log.write(f"releasing the job's memory failed: {error!r}\n")
-
-
-def _release_job_memory() -> None:
-    import torch
-
-    from .reconstruction import release_device_memory
-
-    release_device_memory(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
-    if torch.backends.mps.is_available():
-        release_device_memory(torch.device("mps"))
 
 
 MAX_LINE = 1 << 20  # characters: a request is small; anything longer is refused, not parsed

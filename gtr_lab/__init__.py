@@ -5,8 +5,10 @@ holds only `gtr_backend`).
   campaigns in GPU jobs;
 - `evaluation/`: the paper's protocol, its metrics and baselines, benchmarks, the results page;
 - `synthetic/`: objects with known ground truth (procedural meshes, fitted triplanes, the evaluation set);
-- `cli/`: their `gtr` subcommands (train, campaign, dataset, eval, report, bench).
+- `cli/`: their `gtr` subcommands (train, campaign, dataset, eval, report, bench);
+- `lpips.py`: the perceptual distance, a training loss and an evaluation metric.
 
-The lab imports the product (`gtr_backend`); the product never imports the lab (its `gtr` command finds the
-lab's subcommands by name when the lab is installed).
+The lab imports the product (`gtr_backend`: its metrics, devices, files), and training never imports
+evaluation (the benchmarks time training: evaluation imports training); the product never imports the lab (its
+`gtr` command finds the lab's subcommands by name when the lab is installed).
 """

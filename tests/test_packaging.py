@@ -142,3 +142,13 @@ def test_the_product_never_imports_the_lab():
     # The lab imports the product (the check above would see a lab import in any file): the direction is one way.
     lab = {m for p in (ROOT / "gtr_lab").rglob("*.py") for m in imported_modules(p)}
     assert "gtr_backend.reconstruction" in lab
+
+
+def test_training_never_imports_evaluation():
+    """The lab's imports go one way: the benchmarks (evaluation) time training, training needs no evaluation."""
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "gtr_lab" / "training").rglob("*.py")
+        if any(m.startswith("gtr_lab.evaluation") for m in imported_modules(p))
+    ]
+    assert offenders == []

@@ -5,10 +5,11 @@ import torch
 import trimesh
 
 from gtr_backend.cli import main
+from gtr_backend.devices import resolve_device
 from gtr_backend.errors import CancelledError, GTRError
 from gtr_backend.mesh import MeshError
 from gtr_backend.model import GTR, preset
-from gtr_backend.reconstruction import ReconstructOptions, reconstruct, reconstruct_from_triplane, resolve_device
+from gtr_backend.reconstruction import ReconstructOptions, reconstruct, reconstruct_from_triplane
 from gtr_backend.views import save_views
 from gtr_backend.views.sphere import sphere_views
 from gtr_backend.weights import save_weights

@@ -42,8 +42,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..devices import resolve_device
     from ..export import FORMATS
-    from ..reconstruction import reconstruct, resolve_device
+    from ..reconstruction import reconstruct
     from ..weights import describe_weights, find_default_weights
 
     output = check_output(args.output, FORMATS, "mesh")  # before minutes of work, not after

@@ -83,7 +83,8 @@ def _write_json(args: argparse.Namespace, runs: list[Any], **more: list[Any]) ->
 def _pipeline(args: argparse.Namespace) -> int:
     """Views to GLB, stage by stage, for each device, preset and marching-cubes grid; then (unless
     --no-requests) requests to the backend server, cold and warm, with and without the optional CUDA packages."""
-    from gtr_backend.reconstruction import ReconstructOptions, resolve_device
+    from gtr_backend.devices import resolve_device
+    from gtr_backend.reconstruction import ReconstructOptions
 
     from ..evaluation.bench import PipelineCase, pipeline_markdown, requests_markdown, run_pipeline_isolated
 

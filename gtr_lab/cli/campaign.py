@@ -64,7 +64,7 @@ def _say(text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gtr_backend.reconstruction import resolve_device
+    from gtr_backend.devices import resolve_device
 
     from ..training.campaign import CAMPAIGN_JSON, WEIGHTS, Campaign, CampaignPlan, run_chunk
 

@@ -25,7 +25,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
 
-    from gtr_backend.reconstruction import resolve_device
+    from gtr_backend.devices import resolve_device
 
     from ..evaluation.protocol import load_mesh_file, normalize_mesh
     from ..evaluation.runner import MESH_SUFFIXES

@@ -52,12 +52,12 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gtr_backend.reconstruction import resolve_device
+    from gtr_backend.devices import resolve_device
     from gtr_backend.render.raster import get_rasterizer
     from gtr_backend.weights import find_default_weights, load_model
 
-    from ..evaluation.lpips import load_lpips
     from ..evaluation.runner import EvalSettings, content_digest, find_assets, metrics_table, run_evaluation
+    from ..lpips import load_lpips
 
     device = resolve_device(args.device)
     weights = args.weights or find_default_weights()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -89,11 +88,11 @@ def stage_options(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gtr_backend.devices import device_label, resolve_device
     from gtr_backend.model import GTR, preset
-    from gtr_backend.reconstruction import resolve_device
     from gtr_backend.weights import load_project_weights, save_weights
 
-    from ..evaluation.lpips import load_lpips
+    from ..lpips import load_lpips
     from ..training import TrainingRun, train
 
     options = stage_options(args)  # before any work: a wrong flag or output is named at once
@@ -115,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     lpips = load_lpips(args.lpips, device) if args.lpips else None
     model = train(initial if initial is not None else GTR(config), pool, options, device, where, lpips)
     what = "stage 1 (NeRF)" if args.stage == 1 else "stage 2 (mesh)"
-    hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU"
+    hardware = device_label(device)
     note = (
         f"{what} on {len(pool)} assets, {int(last.get('step', 0))} steps of batch "
         f"{options.batch}, {last.get('seconds', 0) / 60:.1f} min on {hardware}"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import platform
-import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from typing import Any
 import torch
 
 import gtr_backend
+from gtr_backend.devices import device_label, peak_memory_mb, reset_peak_memory, synchronize
 from gtr_backend.files import atomic_write
 from gtr_backend.model import GTR, Precision, preset
 from gtr_backend.reconstruction import ReconstructOptions, predict_triplane, prepare_inputs
@@ -32,22 +32,6 @@ from gtr_backend.render import VolumeOptions, render_triplane
 from ..synthetic import sphere_views
 from ..training.stage1 import Stage1Options
 from .markdown import number, table
-
-
-def device_label(device: torch.device | str) -> str:
-    """The GPU's name, or the CPU's architecture and the threads torch uses."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
-
-
-def peak_memory_mb(device: torch.device | str) -> float:
-    """CUDA: peak allocated by torch since the last reset; CPU: this process's peak resident set."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 @dataclass(frozen=True)
@@ -76,12 +60,10 @@ def _timed(fn: Callable[[], object], device: str, repeats: int, warmup: int) -> 
     """(cold ms, median warm ms) of fn."""
 
     def once() -> float:
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
+        synchronize(device)
         start = time.perf_counter()
         fn()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
+        synchronize(device)
         return (time.perf_counter() - start) * 1000
 
     cold = once()
@@ -98,8 +80,7 @@ def run_case(case: BenchCase) -> BenchResult:
     views = sphere_views(tuple(360.0 * i / case.views for i in range(case.views)), size=case.view_size).to(case.device)
     result = BenchResult(case, parameters=model.num_parameters())
     result.device_name = device_label(case.device)
-    if case.device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats(case.device)
+    reset_peak_memory(case.device)
     inputs = prepare_inputs(model, views)
     stages: dict[str, Callable[[], object]] = {
         "prepare": lambda: prepare_inputs(model, views),
@@ -187,12 +168,10 @@ def _network_stages(model: GTR, views: Any, device: torch.device) -> dict[str, f
     timings: dict[str, float] = {}
 
     def timed(name: str, fn: Callable[[], Any]) -> Any:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         start = time.perf_counter()
         out = fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         timings[name] = time.perf_counter() - start
         return out
 
@@ -221,8 +200,7 @@ def run_pipeline(case: PipelineCase) -> dict[str, Any]:
     views = orbit_render(toy_object(), size=case.view_size).to(device)
     options = case.options
     runs: list[dict[str, float]] = []
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    reset_peak_memory(device)
     with tempfile.TemporaryDirectory() as folder:
         for _ in range(case.repeats + 1):
             start = time.perf_counter()
@@ -326,13 +304,11 @@ def run_training(case: TrainingCase) -> dict[str, Any]:
     device, options = torch.device(case.device), case.options
     config = preset(case.preset)
     pool = RenderedPool(range(max(4, options.batch)), ViewSampling(size=config.image_size), device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    reset_peak_memory(device)
     stamps: list[float] = []
 
     def log(entry: dict[str, float]) -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         stamps.append(time.perf_counter())
 
     train(GTR(config), pool, options, device, TrainingRun(log=log))

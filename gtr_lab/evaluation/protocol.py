@@ -48,9 +48,9 @@ from gtr_backend.views.cameras import intrinsics_from_fov, orbit_poses
 from gtr_backend.views.loaders import ZERO123PP_FOV_DEG, zero123pp_poses
 from gtr_backend.views.viewset import ViewSet
 
+from ..lpips import LPIPS, lpips_distance
 from ..synthetic.objects import ProceduralObject, render_object
 from .align import icp
-from .lpips import LPIPS, lpips_distance
 from .metrics import chamfer_distance, flatness, sample_surface, volume_iou
 from .visual_hull import visual_hull
 

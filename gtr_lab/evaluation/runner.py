@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
+from gtr_backend.devices import device_label
 from gtr_backend.errors import GTRError
 from gtr_backend.files import atomic_write
 from gtr_backend.model import GTR
@@ -35,8 +36,7 @@ from gtr_backend.reconstruction import ReconstructOptions
 from gtr_backend.render.raster import Rasterizer
 from gtr_backend.views import load_views
 
-from .bench import device_label
-from .lpips import LPIPS
+from ..lpips import LPIPS
 from .markdown import number, table
 from .protocol import (
     FRAMES,

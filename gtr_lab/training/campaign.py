@@ -40,12 +40,12 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from gtr_backend.devices import device_label
 from gtr_backend.errors import GTRError
 from gtr_backend.files import atomic_write
 from gtr_backend.model import GTR, PRESETS, GTRConfig, preset
 from gtr_backend.weights import load_project_weights, save_weights
 
-from ..evaluation.bench import device_label
 from .dataset import RenderedPool, StreamingPool, ViewSampling, at_least, from_json_fields
 from .run import VALIDATION_SEEDS, Pool, TrainingRun, validate, validation_views
 from .stage1 import Stage1Options

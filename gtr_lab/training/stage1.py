@@ -23,7 +23,7 @@ from gtr_backend.model import GTR
 from gtr_backend.render.volume import VolumeOptions, render_rays, triplane_field
 from gtr_backend.views.rays import pixel_rays
 
-from ..evaluation.lpips import LPIPS
+from ..lpips import LPIPS
 from .dataset import at_least
 from .run import LoopOptions, Pool, TrainingLoop
 

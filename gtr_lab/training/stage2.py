@@ -32,7 +32,7 @@ from gtr_backend.model.fields import sample_triplane
 from gtr_backend.render.raster import get_rasterizer, project
 from gtr_backend.render.volume import VolumeOptions, render_rays, triplane_field
 
-from ..evaluation.lpips import LPIPS
+from ..lpips import LPIPS
 from .dataset import at_least
 from .run import LoopOptions, Pool, TrainingLoop
 from .stage1 import sample_rays

@@ -8,7 +8,7 @@ import torch
 
 from gtr_backend.model import GTR
 
-from ..evaluation.lpips import LPIPS
+from ..lpips import LPIPS
 from .run import Pool, TrainingLoop, TrainingRun
 from .stage1 import Stage1, Stage1Options
 from .stage2 import Stage2, Stage2Options

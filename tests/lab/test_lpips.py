@@ -3,7 +3,7 @@ import torch
 from safetensors.torch import save_file
 
 from gtr_backend.errors import WeightsError
-from gtr_lab.evaluation.lpips import LPIPS, load_lpips, lpips_distance
+from gtr_lab.lpips import LPIPS, load_lpips, lpips_distance
 
 
 @pytest.fixture(scope="module")
