@@ -1,4 +1,5 @@
-"""`gtr campaign FOLDER`: a training campaign (stage 1, then stage 2) run in chunks of one GPU job each."""
+"""`gtr campaign FOLDER`: a training campaign (stage 1, then stage 2) run in chunks of one GPU job each (a cluster
+queue's job with a wall-time limit, a cloud or preemptible machine): each job runs one chunk of `--minutes`."""
 
 from __future__ import annotations
 
@@ -30,11 +31,11 @@ def _minutes(text: str) -> float:
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "campaign",
-        help="train stage 1 then stage 2 in chunks that each fit one GPU call, resuming from FOLDER",
+        help="train stage 1 then stage 2 in chunks that each fit one GPU job's wall time, resuming from FOLDER",
         description="Without --new, --probe or --status: train the campaign in FOLDER on for one chunk of "
         "--minutes. See gtr_lab/training/campaign.py for the folder's files.",
     )
-    p.add_argument("folder", type=Path, help="the campaign folder (carried to the GPU machine and back)")
+    p.add_argument("folder", type=Path, help="the campaign folder (shared by the jobs, or copied to each and back)")
     what = p.add_mutually_exclusive_group()
     what.add_argument(
         "--new", action="store_true", help="start a campaign in FOLDER with the plan's defaults and --set"
@@ -47,7 +48,9 @@ def register(sub: Any) -> None:
         help="with --new or --probe: change the plan, e.g. preset=gtr-base stage1_minutes=14 stage1.batch=8 "
         "sampling.size=128 init=gtr_backend/assets/gtr-small-starter.safetensors",
     )
-    p.add_argument("--minutes", type=_minutes, default=8.0, help="wall time of this chunk in all (default: 8)")
+    p.add_argument(
+        "--minutes", type=_minutes, default=8.0, help="this chunk's wall time in all: the job's limit (default: 8)"
+    )
     what.add_argument("--probe", nargs="+", metavar="PRESET", help="measure these presets first (stage 1, new models)")
     p.add_argument("--probe-minutes", type=_minutes, default=3.0, help="training minutes per probed preset")
     what.add_argument(
@@ -101,10 +104,10 @@ def _probe(args: argparse.Namespace, device: Any, started: bool) -> int:
     unknown = [name for name in args.probe if name not in PRESETS]
     if unknown:
         raise GTRError(f"unknown preset(s) {', '.join(unknown)}; known: {', '.join(sorted(PRESETS))}")
-    too_big = [name for name in args.probe if not travels(preset(name))]
-    if too_big:
-        raise GTRError(f"{', '.join(too_big)}: too large for a campaign (GPU jobs, the add-on); probe others")
     plan = Campaign.open(args.folder).plan if started else CampaignPlan().changed(args.set)
+    too_big = [name for name in args.probe if not travels(preset(name), plan.carry_mib)]
+    if too_big:
+        raise GTRError(f"{', '.join(too_big)}: too large for a campaign (its carry_mib, the add-on); probe others")
     if plan.init and not started:
         raise GTRError("--probe trains new models of each preset; leave init out (start with --new to use it)")
     results = probe(plan, args.probe, device, args.probe_minutes, _say)

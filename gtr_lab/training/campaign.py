@@ -1,13 +1,14 @@
 """A training campaign: stage 1 (NeRF), then stage 2 (meshes), in chunks that each fit one GPU job with a
-wall-time limit (a cluster queue's, a cloud machine's).
+wall-time limit (a cluster queue's job, a cloud machine rented by the hour, a preemptible instance that may be
+stopped): each chunk's length is the job's to choose (`run_chunk`'s `minutes`, `gtr campaign --minutes`).
 
-A campaign lives in one folder that travels to the GPU job and back between jobs:
+A campaign lives in one folder that the jobs share (a shared file system) or that is copied to each job and back:
 - `campaign.json`: the plan (`CampaignPlan`: preset, budget per stage in minutes or steps, the data, each
   stage's options) and the progress (the stage, its steps and minutes so far, the model's configuration, one
   record per chunk and stage). It is written last, so a chunk killed midway leaves the campaign as it was;
-- the model so far: `state-cNNN-K.safetensors` shards of at most `SHARD_BYTES` (a job may bring back only
-  files of at most 16 MiB), float32 when the whole model fits in `FLOAT32_CARRY_BYTES`, else bfloat16 (then
-  every chunk rounds the weights to bfloat16, small next to a chunk's updates);
+- the model so far: `state-cNNN-K.safetensors` shards of at most the plan's `shard_mib` (for jobs whose
+  files are copied back under a size limit), float32 when the whole model fits in `float32_mib`, else bfloat16
+  (then every chunk rounds the weights to bfloat16, small next to a chunk's updates);
 - `log.jsonl`: the logged training steps (`stage_step` counts over the whole stage) and every chunk's
   validation;
 - when the last stage ends: `weights.safetensors` + `weights.json`, in bfloat16 as the add-on ships them
@@ -16,7 +17,7 @@ A campaign lives in one folder that travels to the GPU job and back between jobs
 `run_chunk(folder, device, minutes)` goes on from where the last chunk stopped and trains the current stage,
 then the next, until the budget or the chunk's minutes run out. It validates each stage's part before and after
 training (NeRF renders of held-out procedural objects, `training.run.VALIDATION_SEEDS`, never trained on).
-AdamW's moments do not travel (they would triple what a job carries): each chunk starts the optimizer afresh,
+AdamW's moments are not kept (they would triple what the folder holds): each chunk starts the optimizer afresh,
 with the stage's full warm-up when the stage starts and `rewarm` steps after that, then holds the learning rate
 that a cosine over the stage's budget (from the peak to `min_lr_fraction` of it) gives at the chunk's middle.
 
@@ -55,9 +56,7 @@ from .train import train
 CAMPAIGN_JSON = "campaign.json"
 LOG = "log.jsonl"
 WEIGHTS = "weights.safetensors"
-SHARD_BYTES = 15 * 2**20
-FLOAT32_CARRY_BYTES = 30 * 2**20
-CARRY_BYTES = 32 * 2**20  # the most a campaign's model may take in bfloat16 (it travels with the checkout)
+MIB = 2**20
 SHIPPED_MB = 60.0  # the bundled weights file stays under this many MB
 VALIDATION_SAMPLES = 48
 # Loop options the campaign sets itself for every chunk; the plan sets budgets and warm-ups instead.
@@ -101,6 +100,12 @@ class CampaignPlan:
     pool_objects: int = 1024
     rewarm: int = 20  # steps of learning-rate warm-up at the start of each chunk (a fresh optimizer)
     min_lr_fraction: float = 0.1  # the cosine over a stage's budget ends at this share of its peak
+    # The model's files in the folder: shards of at most this many MiB (a job whose files are copied back under a
+    # size limit: set it below the limit), float32 while the model takes at most `float32_mib`, else bfloat16, and
+    # a preset whose model takes more than `carry_mib` in bfloat16 is refused.
+    shard_mib: float = 15.0
+    float32_mib: float = 30.0
+    carry_mib: float = 32.0
     sampling: ViewSampling = USER_LIKE
     stage1: Stage1Options = field(default_factory=_stage1_defaults)
     stage2: Stage2Options = field(default_factory=_stage2_defaults)
@@ -111,6 +116,7 @@ class CampaignPlan:
         if not 1 <= self.objects <= min(VALIDATION_SEEDS):
             raise GTRError(f"objects must be 1 to {min(VALIDATION_SEEDS)} (the held-out validation seeds follow)")
         at_least(self, stage1_minutes=0, stage2_minutes=0, rewarm=0, min_lr_fraction=0, pool_objects=0)
+        at_least(self, shard_mib=0, float32_mib=0, carry_mib=0)
         for name in ("stage1_steps", "stage2_steps"):
             if getattr(self, name) is not None:
                 at_least(self, **{name: 0})  # 0, like 0 minutes, skips the stage
@@ -128,11 +134,11 @@ class CampaignPlan:
                 f"sampling.size is {self.sampling.size}, but {self.preset} sees {image_size}-pixel views; "
                 f"set sampling.size={image_size} (or leave it out: a changed preset brings its own)"
             )
-        if not travels(preset(self.preset)):
+        if not travels(preset(self.preset), self.carry_mib):
             size = bfloat16_bytes(preset(self.preset))
             raise GTRError(
-                f"{self.preset} takes {size / 2**20:.0f} MiB in bfloat16: more than a campaign carries between GPU "
-                f"jobs ({CARRY_BYTES / 2**20:.0f} MiB) or the add-on ships ({SHIPPED_MB:g} MB); choose a smaller preset"
+                f"{self.preset} takes {size / MIB:.0f} MiB in bfloat16: more than the campaign's carry_mib "
+                f"({self.carry_mib:g} MiB) or the add-on ships ({SHIPPED_MB:g} MB); choose a smaller preset"
             )
 
     def skips(self, stage: int) -> bool:
@@ -229,11 +235,11 @@ def bfloat16_bytes(config: GTRConfig) -> int:
         return GTR(config).num_parameters() * 2
 
 
-def travels(config: GTRConfig) -> bool:
-    """Whether a campaign can train this model: in bfloat16 it fits what a campaign carries between GPU jobs
-    and what the add-on ships."""
+def travels(config: GTRConfig, carry_mib: float = CampaignPlan.carry_mib) -> bool:
+    """Whether a campaign can train this model: in bfloat16 it fits in `carry_mib` (the plan's) and what the
+    add-on ships."""
     size = bfloat16_bytes(config)
-    return size <= CARRY_BYTES and size / 1e6 < SHIPPED_MB
+    return size <= carry_mib * MIB and size / 1e6 < SHIPPED_MB
 
 
 def _parse(text: str, declared: str, name: str) -> Any:
@@ -386,21 +392,24 @@ class Campaign:
         return GTR(preset(self.plan.preset)).to(device)
 
     def save_model(self, model: GTR, chunk: int) -> list[str]:
-        """The model as shards named for this chunk (float32 when it fits `FLOAT32_CARRY_BYTES`); their names."""
+        """The model as shards of at most the plan's `shard_mib`, named for this chunk (float32 when it fits the
+        plan's `float32_mib`); their names."""
+        shard_bytes = int(self.plan.shard_mib * MIB)
         self.config = model.config.to_dict()
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         total = sum(t.numel() * 4 for t in state.values())
-        dtype = torch.float32 if total <= FLOAT32_CARRY_BYTES else torch.bfloat16
+        dtype = torch.float32 if total <= self.plan.float32_mib * MIB else torch.bfloat16
         groups: list[dict[str, torch.Tensor]] = [{}]
         size = 0
         for name, tensor in state.items():
             tensor = tensor.to(dtype) if tensor.is_floating_point() else tensor
             nbytes = tensor.numel() * tensor.element_size()
-            if nbytes > SHARD_BYTES:
+            if nbytes > shard_bytes:
                 raise GTRError(
-                    f"{name}: {nbytes / 2**20:.1f} MiB, more than one shard carries ({SHARD_BYTES / 2**20:g} MiB)"
+                    f"{name}: {nbytes / MIB:.1f} MiB, more than one shard holds (shard_mib {self.plan.shard_mib:g}); "
+                    "set a larger shard_mib"
                 )
-            if size + nbytes > SHARD_BYTES and groups[-1]:
+            if size + nbytes > shard_bytes and groups[-1]:
                 groups.append({})
                 size = 0
             groups[-1][name] = tensor

@@ -53,7 +53,7 @@ def test_a_campaign_runs_in_chunks_that_resume_from_the_carried_folder(tmp_path)
     assert campaign.stage == 1 and 0 < done_first < 600
     assert not (first / "weights.safetensors").exists()
     assert [r["chunk"] for r in records(first, "validation")] == [1]
-    # The folder travels (a GPU job's files come back into another checkout), and the next chunk goes on.
+    # The folder is copied (a GPU job's files come back into another checkout), and the next chunk goes on.
     carried = tmp_path / "there"
     shutil.copytree(first, carried)
     campaign = run_chunk(carried, CPU, minutes=10.0)
@@ -111,15 +111,14 @@ def test_a_failing_chunk_leaves_the_campaign_as_it_was(tmp_path, monkeypatch):
     assert not list(folder.glob("state-*"))
 
 
-def test_large_models_travel_in_shards_that_fit_a_device_calls_files(tmp_path, monkeypatch):
-    monkeypatch.setattr(campaign_module, "SHARD_BYTES", 200 * 1024)  # the tiny model's largest tensor: 160 kB
-    campaign = Campaign.create(tmp_path / "c", CampaignPlan().changed(TINY))
+def test_the_model_is_kept_in_shards_of_the_plans_size(tmp_path):
+    campaign = Campaign.create(tmp_path / "c", CampaignPlan().changed([*TINY, "shard_mib=0.1953125"]))  # 200 KiB
     model = campaign.model(CPU)
     names = campaign.save_model(model, chunk=1)
     campaign.shards = names
     assert len(names) > 2
     sizes = [(tmp_path / "c" / name).stat().st_size for name in names]
-    assert max(sizes) <= 200 * 1024 + 16 * 1024  # a shard holds up to SHARD_BYTES of tensors, plus its header
+    assert max(sizes) <= 200 * 1024 + 16 * 1024  # a shard holds up to shard_mib of tensors, plus its header
     again = campaign.model(CPU)
     for (name, a), b in zip(model.state_dict().items(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
