@@ -301,19 +301,7 @@ class CaptureSession:
 
     def write_cameras(self) -> Path:
         """cameras.json (the backend's "gtr-views/1" format) and capture.json (how to map results back)."""
-        path = self.folder / contract.CAMERAS_JSON
-        path.write_text(
-            json.dumps(
-                {
-                    "format": contract.VIEWS_FORMAT,
-                    "camera_axes": "opencv",
-                    "pose": "camera_to_world",
-                    "world_up": "+y",
-                    "views": self.cameras,
-                },
-                indent=1,
-            )
-        )
+        path = contract.write_cameras(self.folder, self.cameras)
         (self.folder / "capture.json").write_text(
             json.dumps(
                 {
