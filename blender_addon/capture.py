@@ -133,14 +133,7 @@ def bounding_sphere(points: np.ndarray) -> tuple[Vector, float]:
 
 def check_view(path: Path, index: int) -> None:
     """Refuse a rendered view whose object is missing, cropped by the border or a speck (`CaptureError`)."""
-    image = bpy.data.images.load(str(path), check_existing=False)
-    try:
-        width, height = int(image.size[0]), int(image.size[1])  # type: ignore[index]
-        pixels = np.empty(width * height * 4, dtype=np.float32)
-        image.pixels.foreach_get(pixels)
-    finally:
-        bpy.data.images.remove(image)
-    mask = pixels[3::4].reshape(height, width) > 0.5
+    mask = read_png(path)[..., 3] > 0.5
     view = f"view {index + 1}"
     if not mask.any():
         raise CaptureError(

@@ -25,7 +25,7 @@ def test_zip_holds_the_addon_and_backend_and_nothing_else(tmp_path):
         "blender_manifest.toml",
         "LICENSE",
         "operators/render_selected.py",
-        "gtr_backend/server.py",
+        "gtr_backend/server/__main__.py",
         "gtr_backend/assets/gtr-small-starter.safetensors",
     } <= set(names)
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or n.startswith("tests/")]
