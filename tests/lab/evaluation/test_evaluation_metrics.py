@@ -5,7 +5,7 @@ import torch
 import trimesh
 
 from gtr_backend.mesh import Mesh
-from gtr_backend.pixels import psnr
+from gtr_backend.metrics import psnr
 from gtr_backend.views.sphere import sphere_views
 from gtr_lab.evaluation.align import icp, kabsch, normalize_points
 from gtr_lab.evaluation.metrics import chamfer_distance, inside_grid, sample_surface, volume_iou
