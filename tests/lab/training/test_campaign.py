@@ -141,7 +141,7 @@ def test_the_command_starts_probes_and_explains(tmp_path, capsys):
     assert main(["campaign", str(folder), "--new"]) == 2
     assert "holds a campaign already" in capsys.readouterr().err
     assert main(["campaign", str(tmp_path / "big"), "--new", "--set", "preset=gtr-paper"]) == 2
-    assert "more than a campaign carries between GPU jobs" in capsys.readouterr().err
+    assert "more than the campaign's carry_mib (32 MiB)" in capsys.readouterr().err
     assert main(["campaign", str(tmp_path / "steps"), "--new", "--set", "stage1.steps=5"]) == 2
     assert "set stage1_steps" in capsys.readouterr().err
     assert main(["campaign", str(tmp_path / "size"), "--new", "--set", "sampling.size=128"]) == 2
