@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/readme_pictures.py            # full quality (minutes on a CPU)
     .venv/bin/python scripts/readme_pictures.py --small    # the tests' quick settings, into a scratch folder
+    .venv/bin/python scripts/readme_pictures.py workflow.png   # one picture
 
 Each picture comes from a scene script the Blender tests also run (at their small settings, checking what the
 picture shows), in a fresh headless Blender with the add-on installed from a freshly built extension and its
@@ -54,14 +55,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", action="store_true", help="the tests' quick settings (a scratch folder)")
     parser.add_argument("--output", type=Path, help="where the pictures go (default: docs/images)")
+    parser.add_argument("names", nargs="*", help=f"only these of {', '.join(PICTURES)}")
     args = parser.parse_args()
+    if unknown := sorted(set(args.names) - set(PICTURES)):
+        parser.error(f"no README picture named {', '.join(unknown)}; the pictures are {', '.join(PICTURES)}")
     output = args.output or (Path(tempfile.mkdtemp(prefix="gtr-pictures-")) if args.small else ROOT / "docs" / "images")
     output.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(ROOT))
     import build
 
     zip_path = build.build(Path(tempfile.mkdtemp(prefix="gtr-dist-")))
-    for name in PICTURES:
+    for name in args.names or PICTURES:
         measured = render(name, zip_path, output, args.small)
         if name == "render-selected-to-3d.png":  # what the README's caption says about the picture
             (output / "render-selected-to-3d.json").write_text(json.dumps(measured, indent=1) + "\n")
