@@ -1,9 +1,10 @@
 """Build the installable Blender extension: python build.py [--output dist]
 
 The zip holds blender_manifest.toml and the add-on (`blender_addon/`) at its root, the backend's source
-(`gtr_backend/`, bundled starter weights included) as a sub-package, and the licence. Before writing it,
-the build checks what Blender's extension rules ask for: manifest fields, no `bl_info`, relative imports
-only (the extension is imported as `bl_ext.<repository>.<id>`), and no caches or tests inside.
+(`gtr_backend/`, the product: bundled starter weights included) as a sub-package, and the licence; never the
+lab (`gtr_lab/`: training, evaluation, synthetic data and their commands). Before writing it, the build checks
+what Blender's extension rules ask for: manifest fields, no `bl_info`, relative imports only (the extension is
+imported as `bl_ext.<repository>.<id>`), no import of the lab, and no caches or tests inside.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 FIRST_PARTY = {"blender_addon", "gtr_backend"}
+LAB = "gtr_lab"  # beside the product in the repository, never in the extension
 REQUIRED = (
     "schema_version",
     "id",
@@ -80,8 +82,10 @@ def check_sources(folder: Path) -> None:
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module]
             for name in names:
+                line = getattr(node, "lineno", 0)
+                if name.split(".")[0] == LAB:
+                    raise BuildError(f"{path}:{line}: imports the lab ({name}), which the extension does not ship")
                 if name.split(".")[0] in FIRST_PARTY:
-                    line = getattr(node, "lineno", 0)
                     raise BuildError(f"{path}:{line}: absolute import of {name}; use a relative import")
 
 
@@ -108,7 +112,7 @@ def build(output: Path) -> Path:
             archive.write(path, name.replace("\\", "/"))
     with zipfile.ZipFile(target) as archive:
         names = archive.namelist()
-    bad = [n for n in names if "__pycache__" in n or n.endswith(".pyc") or n.startswith("tests/")]
+    bad = [n for n in names if "__pycache__" in n or n.endswith(".pyc") or n.startswith(("tests/", f"{LAB}/"))]
     if bad or "__init__.py" not in names or "blender_manifest.toml" not in names:
         raise BuildError(f"{target}: unexpected contents {bad[:3]}")
     return target

@@ -133,14 +133,7 @@ def bounding_sphere(points: np.ndarray) -> tuple[Vector, float]:
 
 def check_view(path: Path, index: int) -> None:
     """Refuse a rendered view whose object is missing, cropped by the border or a speck (`CaptureError`)."""
-    image = bpy.data.images.load(str(path), check_existing=False)
-    try:
-        width, height = int(image.size[0]), int(image.size[1])  # type: ignore[index]
-        pixels = np.empty(width * height * 4, dtype=np.float32)
-        image.pixels.foreach_get(pixels)
-    finally:
-        bpy.data.images.remove(image)
-    mask = pixels[3::4].reshape(height, width) > 0.5
+    mask = read_png(path)[..., 3] > 0.5
     view = f"view {index + 1}"
     if not mask.any():
         raise CaptureError(
@@ -301,19 +294,7 @@ class CaptureSession:
 
     def write_cameras(self) -> Path:
         """cameras.json (the backend's "gtr-views/1" format) and capture.json (how to map results back)."""
-        path = self.folder / contract.CAMERAS_JSON
-        path.write_text(
-            json.dumps(
-                {
-                    "format": contract.VIEWS_FORMAT,
-                    "camera_axes": "opencv",
-                    "pose": "camera_to_world",
-                    "world_up": "+y",
-                    "views": self.cameras,
-                },
-                indent=1,
-            )
-        )
+        path = contract.write_cameras(self.folder, self.cameras)
         (self.folder / "capture.json").write_text(
             json.dumps(
                 {

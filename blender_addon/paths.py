@@ -31,12 +31,6 @@ def backend_log() -> Path:
     return user_folder("logs") / "backend.log"
 
 
-def backend_source() -> Path:
-    """The folder that holds the `gtr_backend` package: inside the built extension, or the repository root."""
-    here = Path(__file__).resolve().parent
-    return here if (here / "gtr_backend").is_dir() else here.parent
-
-
 def environment_folder() -> Path:
     return user_folder("backend-env")
 

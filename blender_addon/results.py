@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -71,12 +72,9 @@ def vertex_positions(obj: bpy.types.Object) -> np.ndarray:
 
 
 def read_manifest(job: Path) -> dict[str, Any]:
-    """The job's job.json (settings, weights, timings, fidelity), or {} for a job made before it held them."""
-    try:
-        manifest = json.loads((job / contract.JOB_MANIFEST).read_text())
-    except (OSError, ValueError):
-        return {}
-    return manifest if isinstance(manifest, dict) else {}
+    """The job's job.json (`contract.JobManifest`: settings, weights, timings, fidelity), or {} for a job made
+    before it held them."""
+    return contract.read_job_manifest(job) or {}
 
 
 def _material(name: str, image: bpy.types.Image | None, normals: bpy.types.Image | None) -> bpy.types.Material:
@@ -228,7 +226,7 @@ def _remember(
     set_fidelity(obj, manifest.get("fidelity") or {})
 
 
-def set_fidelity(obj: bpy.types.Object, fidelity: dict[str, Any]) -> None:
+def set_fidelity(obj: bpy.types.Object, fidelity: Mapping[str, Any]) -> None:
     """Store a fidelity score from the backend (`mask_iou`, `psnr`, and on held-out views `held_out_mask_iou`,
     `held_out_psnr`) on a result."""
     for key, name in (

@@ -25,12 +25,9 @@ that `gtr reconstruct` reads back to the same cameras; the folder appears whole 
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
-import shutil
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +36,7 @@ from typing import Any, Literal
 import bpy
 from mathutils import Matrix, Vector
 
-from .contract import contract
+from .contract import contract, files
 from .frames import Normalization, camera_from_backend, camera_to_backend, matrix_rows, xyz
 
 RIG_PROPERTY = "gtr_rig"  # on the collection: the name results reconstructed from the rig take
@@ -405,31 +402,18 @@ def write_views(rig: bpy.types.Collection, folder: Path) -> Path:
     if folder.is_dir() and any(folder.iterdir()):
         raise RigError(f"{folder} is not empty: choose a new or empty folder so that no file is overwritten")
     views = read_rig(rig)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = folder.parent / f".{folder.name}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
     try:
-        entries, taken = [], {contract.CAMERAS_JSON}
-        for view in views:
-            data, suffix = image_bytes(view)
-            name = file_name(view.camera, suffix, taken)
-            (staging / name).write_bytes(data)
-            intrinsic = {"fx": view.fx, "fy": view.fy, "cx": view.cx, "cy": view.cy}
-            entries.append({"image": name, **intrinsic, "matrix": matrix_rows(view.c2w), "camera": view.camera})
-        cameras = {
-            "format": contract.VIEWS_FORMAT,
-            "camera_axes": "opencv",
-            "pose": "camera_to_world",
-            "world_up": "+y",
-            "views": entries,
-        }
-        (staging / contract.CAMERAS_JSON).write_text(json.dumps(cameras, indent=1))
-        if folder.exists():
-            folder.rmdir()  # empty, checked above
-        os.replace(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        with files.staged_folder(folder) as staging:
+            entries, taken = [], {contract.CAMERAS_JSON}
+            for view in views:
+                data, suffix = image_bytes(view)
+                name = file_name(view.camera, suffix, taken)
+                (staging / name).write_bytes(data)
+                intrinsic = {"fx": view.fx, "fy": view.fy, "cx": view.cx, "cy": view.cy}
+                entries.append({"image": name, **intrinsic, "matrix": matrix_rows(view.c2w), "camera": view.camera})
+            contract.write_cameras(staging, entries)
+    except files.WriteError as error:  # no room, no permission: one line, the folder as it was
+        raise RigError(str(error)) from None
     return folder / contract.CAMERAS_JSON
 
 

@@ -24,6 +24,7 @@ _LAZY = {
     "GTRError": "errors",
     "ViewError": "errors",
     "WeightsError": "errors",
+    "WriteError": "errors",
     "GTR": "model",
     "PRESETS": "model",
     "GTRConfig": "model",
@@ -46,7 +47,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from .errors import ConfigError, GTRError, ViewError, WeightsError
+    from .errors import ConfigError, GTRError, ViewError, WeightsError, WriteError
     from .model import GTR, PRESETS, GTRConfig, preset
     from .reconstruction import Reconstruction, ReconstructOptions, predict_triplane, prepare_inputs, reconstruct
     from .render import VolumeOptions, VolumeRender, render_triplane
@@ -76,6 +77,7 @@ __all__ = [
     "VolumeOptions",
     "VolumeRender",
     "WeightsError",
+    "WriteError",
     "__version__",
     "convert_released_checkpoint",
     "load_model",

@@ -1,12 +1,16 @@
 """What the Blender add-on and the backend agree on, in plain Python (no torch, no bpy): the protocol version,
-the requests and their fields, the files of a job folder, the view-folder format and image suffixes, and the
-working volume (view radius, orbit defaults). The add-on imports this module from the bundled backend and
-keeps no copies.
+the requests and their fields, the replies and theirs, the files of a job folder and its manifest, the
+view-folder format (cameras.json: its one writer and its one reader) and image suffixes, and the working volume
+(view radius, orbit defaults). The add-on imports this module from the bundled backend and keeps no copies.
 
 `check_request(message)` validates one request before any work starts: the op is known, every field it needs
 is there with the right type and range (text without NUL characters; an id, and a cancel's target, an integer
 or a string), and no field is unknown; anything else is a `GTRError` whose message names the field. (The
 server's docstring describes what each request does.)
+
+Replies: each request's `result` carries the fields of its `*Reply` definition below (`REPLIES`), besides
+`id`, `type` and `seconds`; the server checks every reply it sends against it (`check_reply`) and the add-on
+every reply it reads, so a field is named once, here, for both.
 
 `camera_spread_warning(poses)` says, in a sentence for the user, when a view set's cameras do not go around the
 object (nearly one direction, or all on one side of it): the command line prints it and the add-on shows it.
@@ -15,12 +19,15 @@ object (nearly one direction, or all on one side of it): the command line prints
 from __future__ import annotations
 
 import itertools
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypedDict
 
-from .errors import GTRError
+from .errors import GTRError, ViewError
+from .files import atomic_write, input_problem
 
 PROTOCOL = 1
 
@@ -206,6 +213,221 @@ def check_request(message: Any) -> dict[str, Any]:
         )
     _check(message, {**_COMMON, "id": (_ID, False, True, None), **REQUESTS[op]}, f"request {op!r}")
     return message
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Replies: the fields of each request's `result` (besides `id`, `type` and `seconds`). Progress replies carry
+# `stage` and `fraction` in [0, 1]; errors carry `message`, and `cancelled` or `retry_options` where they apply.
+
+
+class FidelityFields(TypedDict):
+    """`gtr_backend.fidelity.Fidelity` as it travels (a reply, job.json, the add-on's object properties)."""
+
+    mask_iou: float  # the worst input view's: the mesh's coverage against its mask
+    mask_iou_per_view: list[float]
+    psnr: float | None  # dB, the result from the input cameras inside the masks
+    held_out_views: int  # how many views were kept out of the fit (0: none)
+    held_out_mask_iou: float | None
+    held_out_psnr: float | None
+
+
+class HelloReply(TypedDict):
+    protocol: int
+    version: str  # gtr_backend's
+    torch: str
+    cuda: bool
+    device: str  # what "auto" picks, for people: the GPU's name, "Apple GPU (MPS)" or "CPU"
+    weights: str | None  # the bundled weights file, or None
+
+
+class PingReply(TypedDict):
+    busy: bool  # a request is running
+
+
+class LoadReply(TypedDict):
+    device: str
+    loaded_model: bool  # False: it was loaded already
+    warm_up: dict[str, Any] | None  # what the start-up warm-up measured (device, seconds per step, kernels)
+
+
+class ReconstructReply(TypedDict):
+    files: dict[str, str]  # kind ("glb", "npz", "texture", "state") -> path in the job folder
+    faces: int
+    loaded_model: bool  # False: the model was still loaded from an earlier request
+    timings: dict[str, float]  # seconds per stage
+    psnr_before: float | None  # the texture refinement's input-view PSNR (dB), None without refinement
+    psnr_after: float | None
+    fidelity: FidelityFields
+    options: dict[str, Any]  # every option of RECONSTRUCT_OPTIONS, as used
+    weights_name: str
+    warnings: list[str]  # sentences for the user (cameras that do not go around the object, ...)
+
+
+class _RefineScore(TypedDict, total=False):  # (total=False, not NotRequired: the annotations are strings here)
+    fidelity: FidelityFields  # when improved
+
+
+class RefineReply(_RefineScore):
+    files: dict[str, str]  # what was rewritten ({} when not improved)
+    psnr_before: float
+    psnr_after: float  # psnr_before when not improved
+    improved: bool  # False: the steps did not raise the PSNR, nothing was rewritten
+
+
+class CamerasReply(TypedDict):
+    path: str  # the cameras.json written
+    width: int
+    height: int
+    names: list[str]  # the views' source names
+    views: list[dict[str, Any]]  # that cameras.json's entries (image, fx, fy, cx, cy, matrix)
+    warnings: list[str]
+
+
+class BakeToReply(TypedDict):
+    files: dict[str, str]  # {"texture": the baked image}
+    faces: int
+    texture_size: int
+
+
+class UnloadReply(TypedDict):
+    unloaded: int  # how many models were loaded
+
+
+class ShutdownReply(TypedDict):
+    pass
+
+
+REPLIES: dict[str, type] = {
+    "hello": HelloReply,
+    "ping": PingReply,
+    "load": LoadReply,
+    "reconstruct": ReconstructReply,
+    "refine": RefineReply,
+    "cameras": CamerasReply,
+    "bake_to": BakeToReply,
+    "unload": UnloadReply,
+    "shutdown": ShutdownReply,
+}
+ENVELOPE = ("id", "type", "seconds")  # what every result carries besides its fields
+
+
+def check_reply(op: str, message: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A `result` reply to `op`, checked against its definition: every required field there and none unknown
+    (`id`, `type` and `seconds` aside); a `GTRError` naming the field otherwise (a backend and an add-on of
+    different versions, or a bug)."""
+    kind = REPLIES[op]
+    required, optional = set(kind.__required_keys__), set(kind.__optional_keys__)  # type: ignore[attr-defined]
+    fields = set(message) - set(ENVELOPE)
+    missing, unknown = sorted(required - fields), sorted(fields - required - optional)
+    if missing or unknown:
+        what = f"lacks {', '.join(map(repr, missing))}" if missing else f"has unknown {', '.join(map(repr, unknown))}"
+        raise GTRError(f"the backend's reply to {op!r} {what}: update the add-on or the backend so they match")
+    return message
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A finished job folder's manifest (JOB_MANIFEST): written by the backend last, read by both sides.
+
+
+class JobManifest(TypedDict):
+    views: dict[str, Any]  # the request's view spec (path, orbit, zero123pp)
+    weights: str | None
+    weights_name: str
+    device: str
+    texture_from_views: bool
+    options: dict[str, Any]
+    timings: dict[str, float]
+    fidelity: FidelityFields
+    created: str  # local time, "%Y-%m-%d %H:%M:%S"
+
+
+def job_manifest_text(manifest: JobManifest) -> str:
+    return json.dumps(manifest, indent=2) + "\n"
+
+
+def read_job_manifest(job: Path) -> dict[str, Any] | None:
+    """A job folder's manifest as written (`JobManifest`; older jobs may lack fields), or None when there is
+    none or it is not a JSON object."""
+    try:
+        manifest = json.loads((job / JOB_MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# cameras.json (VIEWS_FORMAT): the one writer and the one reader. Written always in the backend frame with OpenCV
+# camera axes and camera-to-world poses; read with either axes convention and either pose direction.
+
+CAMERA_AXES = ("opencv", "opengl")
+POSES = ("camera_to_world", "world_to_camera")
+
+
+def write_cameras(folder: Path, views: Sequence[Mapping[str, Any]]) -> Path:
+    """Write `folder`/cameras.json (all or nothing) for `views`: entries with the image's file name beside it,
+    fx fy cx cy in its pixels and `matrix`, the OpenCV camera-to-world 4x4 (rows) in the backend frame (+Y up),
+    and optionally `depth`, `held_out` and the add-on's keys. Returns its path."""
+    document = {
+        "format": VIEWS_FORMAT,
+        "camera_axes": "opencv",
+        "pose": "camera_to_world",
+        "world_up": "+y",
+        "views": [dict(view) for view in views],
+    }
+    return atomic_write(folder / CAMERAS_JSON, json.dumps(document, indent=1))
+
+
+@dataclass(frozen=True)
+class CamerasFile:
+    """A cameras.json as read: its axes and pose conventions, and its views (objects; each one's fields are
+    the loader's to check)."""
+
+    path: Path
+    camera_axes: str  # one of CAMERA_AXES
+    pose: str  # one of POSES
+    views: list[dict[str, Any]]
+
+
+def cameras_field(
+    data: Mapping[str, Any], key: str, where: str, allowed: Sequence[str] | None = None, default: Any = None
+) -> Any:
+    """`data[key]` (a cameras.json document or one of its views), a `ViewError` naming `where` when it is
+    missing (and has no default) or not one of `allowed`."""
+    if key not in data:
+        if default is not None:
+            return default
+        raise ViewError(f"{where}: missing field {key!r}")
+    value = data[key]
+    if allowed is not None and value not in allowed:
+        raise ViewError(f"{where}: field {key!r} is {value!r}; allowed: {', '.join(map(repr, allowed))}")
+    return value
+
+
+def read_cameras(path: Path) -> CamerasFile:
+    """A cameras.json (or the folder holding one), its conventions checked; a `ViewError` naming the file and
+    the field otherwise."""
+    json_path = path / CAMERAS_JSON if path.is_dir() else path
+    problem = input_problem(json_path, "camera file")
+    if problem:
+        raise ViewError(problem)
+    try:
+        data = json.loads(json_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise ViewError(f"{json_path}: not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise ViewError(f"{json_path}: expected a JSON object with 'format' and 'views'")
+    where = str(json_path)
+    cameras_field(data, "format", where, allowed=[VIEWS_FORMAT])
+    axes = cameras_field(data, "camera_axes", where, allowed=CAMERA_AXES)
+    pose = cameras_field(data, "pose", where, allowed=POSES)
+    cameras_field(data, "world_up", where, allowed=["+y"])
+    views = cameras_field(data, "views", where)
+    if not isinstance(views, list) or not views:
+        raise ViewError(f"{where}: 'views' must be a non-empty list")
+    for i, view in enumerate(views):
+        if not isinstance(view, dict):
+            raise ViewError(f"{where}, view {i}: each view must be an object with 'image' and 'matrix'")
+    return CamerasFile(json_path, axes, pose, views)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -20,6 +20,11 @@ class WeightsError(GTRError):
     """A weights file cannot be loaded: missing, corrupt, truncated, or made for another architecture."""
 
 
+class WriteError(GTRError):
+    """A file or folder could not be written for the file system's reasons (no room, a file size limit, no
+    permission); the old one, if any, is kept (`files.atomic_write`)."""
+
+
 class ConfigError(GTRError):
     """A model configuration is inconsistent or names an unknown preset."""
 

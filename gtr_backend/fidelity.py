@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .mesh import Mesh
-from .pixels import psnr
+from .metrics import mask_iou, psnr
 from .render import render_mesh
 from .render.raster import Rasterizer
 from .views import ViewSet
@@ -52,12 +52,10 @@ def fidelity(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer, held_out: ViewS
 
 def _scores(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer) -> Fidelity:
     render = render_mesh(mesh.to(views.device), views.intrinsics, views.c2w, views.height, views.width, rasterizer)
-    covered, masks = render.fragments.mask, views.foreground()
-    union = (covered | masks).flatten(1).sum(1).clamp_min(1)
-    per_view = [round(float(v), 4) for v in (covered & masks).flatten(1).sum(1) / union]
+    per_view = [round(float(v), 4) for v in mask_iou(render.fragments.mask, views.foreground())]
     inside = views.mask[:, 0] > 0.99
     score = None
     if bool(inside.any()):
         predicted, target = render.rgb.permute(0, 2, 3, 1)[inside], views.on_white().permute(0, 2, 3, 1)[inside]
-        score = round(min(float(psnr(predicted[None], target[None])[0]), 100.0), 3)  # identical: 100 dB, not inf
+        score = round(float(psnr(predicted[None], target[None])[0]), 3)  # identical: 100 dB
     return Fidelity(min(per_view, default=0.0), per_view, score)

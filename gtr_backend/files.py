@@ -5,8 +5,14 @@ Every file the project writes for a user (meshes, textures, weights, reports, jo
 `atomic_write`: the content is written to a temporary file beside the target, flushed to disk, and only then
 renamed over the target with `os.replace` (atomic on POSIX and Windows). A failure part-way (disk full, a
 file size limit, an exception in the writer, Ctrl+C) leaves the old file exactly as it was and no temporary
-file behind. A group of files (an OBJ with its MTL and texture) is written file by file this way, the file
-that names the others last, so an interrupted group never leaves a file that points at a half-written one.
+file behind; a write that fails for the file system's reasons (no room, a file size limit, no permission) is a
+`WriteError`: one line naming the file and the cause, and that the old file is kept. A group of files (an OBJ
+with its MTL and texture) is written file by file this way, the file that names the others last, so an
+interrupted group never leaves a file that points at a half-written one.
+
+A folder written all or nothing (a job folder, a view folder) is made in a hidden folder beside it
+(`staged_folder`), which then takes its place (`replace_folder`): the old folder is moved aside first and
+removed only once the new one is in place.
 
 `input_problem` says why a path given to be read (an image, a camera file, weights) cannot be: missing, a
 folder, a device or a pipe (which would block a reader), a NUL character in its name.
@@ -17,6 +23,7 @@ No torch here: the add-on imports this module as well.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import shutil
@@ -25,7 +32,30 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .errors import GTRError
+from .errors import GTRError, WriteError
+
+# What a failed write says, by its cause (the file system's errno), after "cannot write <file>: <strerror>".
+_ADVICE = {
+    errno.ENOSPC: "free some space or write somewhere else",
+    errno.EDQUOT: "free some space or write somewhere else",
+    errno.EFBIG: "the file system or a file size limit (ulimit -f) does not take a file this large",
+    errno.EACCES: "write somewhere you may write",
+    errno.EPERM: "write somewhere you may write",
+    errno.EROFS: "the file system is read-only; write somewhere else",
+}
+
+
+def write_error(path: Path | str, error: OSError, kept: bool = True) -> WriteError:
+    """`error` (from writing `path`) as one line for the user: the file, the cause, what to do, what is left."""
+    cause = error.strerror or str(error) or type(error).__name__
+    advice = _ADVICE.get(error.errno or 0)
+    left = "the old one is kept" if kept else "nothing was written"
+    return WriteError(f"cannot write {path}: {cause}{'; ' + advice if advice else ''}; {left}")
+
+
+def _written_by_us(error: OSError) -> bool:
+    """Whether an error raised while writing is the file system's refusal (not, say, a missing input file)."""
+    return error.errno in _ADVICE or error.errno in (errno.EIO, errno.ENAMETOOLONG)
 
 
 def _fsync(path: Path) -> None:
@@ -37,8 +67,10 @@ def _fsync(path: Path) -> None:
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside `path` (same suffix, so writers that go by the suffix still work); when
     the block ends without an exception, the written file replaces `path`. On any exception the temporary file
-    is removed and `path` is untouched."""
+    is removed and `path` is untouched; the file system's refusals (no room, a size limit, no permission) are
+    raised as a one-line `WriteError`."""
     path = Path(path)
+    kept = path.exists()
     while True:  # like tempfile.mkstemp, but with the permissions a new file gets (umask), not 0600
         temporary = path.with_name(f".{path.stem}-{secrets.token_hex(4)}.part{path.suffix}")
         try:
@@ -46,12 +78,18 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
             break
         except FileExistsError:
             continue
+        except OSError as error:
+            raise write_error(path, error, kept) from None
     try:
         yield temporary
         _fsync(temporary)
         if path.is_file():
             shutil.copymode(path, temporary)  # a replaced file keeps its permissions
         os.replace(temporary, path)
+    except OSError as error:
+        if not _written_by_us(error):
+            raise
+        raise write_error(path, error, kept) from None
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -66,6 +104,44 @@ def atomic_write(path: Path | str, data: bytes | str | Callable[[Path], object])
         else:
             data(temporary)
     return Path(path)
+
+
+@contextlib.contextmanager
+def staged_folder(folder: Path | str) -> Iterator[Path]:
+    """Yield a new hidden folder beside `folder` to write its contents into; when the block ends without an
+    exception, it takes `folder`'s place (`replace_folder`). On any exception it is removed and `folder` is
+    untouched; the file system's refusals are raised as a one-line `WriteError`."""
+    folder = Path(folder)
+    kept = folder.exists()
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    except OSError as error:
+        raise write_error(folder, error, kept) from None
+    try:
+        yield staging
+        replace_folder(staging, folder)
+    except OSError as error:
+        if not _written_by_us(error):
+            raise
+        raise write_error(folder, error, kept) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def replace_folder(new: Path, old: Path) -> None:
+    """Put folder `new` in the place of `old` (which may not exist): the old one is moved aside first and
+    removed only once the new one is in place, so a failure leaves one complete folder there."""
+    aside = old.with_name(f".{old.name}-old-{os.getpid()}-{secrets.token_hex(2)}")
+    if old.exists():
+        os.replace(old, aside)
+    try:
+        os.replace(new, old)
+    except OSError:
+        if aside.exists():
+            os.replace(aside, old)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def check_output(path: Path | str, suffixes: tuple[str, ...] = (), what: str = "output") -> Path:

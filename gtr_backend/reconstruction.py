@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from .contract import MAX_FIT_VIEWS, RECONSTRUCT_OPTIONS
+from .devices import out_of_memory, resolve_device, synchronize
 from .errors import CancelledError, GTRError, OutOfMemoryError
 from .export import bake_texture, bake_vertex_colors, unwrap, write_mesh
 from .export.normal_map import bake_normal_map
@@ -111,8 +112,8 @@ class Reconstruction:
     refinement: RefineResult | None
     device: str
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
-    silhouette_iou: list[float] = field(default_factory=list)  # per input view: the final mesh vs the mask
-    fidelity: Fidelity | None = None  # the finished mesh against the views it was made from (and held-out ones)
+    fidelity: Fidelity | None = None  # the finished mesh against the views it was made from (and held-out ones):
+    # its mask_iou_per_view is the final mesh's silhouette against each input view's mask
     notes: list[str] = field(default_factory=list)  # what the user should know about how the views were used
 
     def save(self, path: Path | str, texture_format: str = "png") -> list[Path]:
@@ -122,39 +123,6 @@ class Reconstruction:
         written = write_mesh(self.mesh, path, texture_format)
         self.timings["export"] = time.perf_counter() - start
         return written
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """ "auto" -> CUDA when PyTorch sees an NVIDIA GPU, else Apple's MPS (Metal) when it sees that, else the CPU;
-    "cpu", "cuda", "cuda:N" or "mps" as asked. Anything else, or a device this machine lacks, is a GTRError that
-    says what to use instead. (On MPS the PyTorch rasterizer and marching cubes run: the CUDA ones need CUDA.)"""
-    if str(device) == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, ValueError, TypeError):
-        raise GTRError(f"unknown device {str(device)!r}; use auto, cpu, cuda, cuda:N or mps") from None
-    if resolved.type not in ("cpu", "cuda", "mps"):
-        raise GTRError(f"device {str(device)!r} is not supported; use auto, cpu, cuda, cuda:N or mps")
-    if resolved.type == "mps":
-        if not torch.backends.mps.is_available():
-            why = "is not built with it" if not torch.backends.mps.is_built() else "sees no Apple GPU (macOS 12.3+)"
-            raise GTRError(
-                f"Apple's MPS (Metal) was requested, but this PyTorch ({torch.__version__}) {why}; use --device cpu"
-            )
-        if resolved.index not in (None, 0):
-            raise GTRError(f"there is no {resolved}: a Mac has one GPU; use mps")
-        return resolved
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        build = (
-            "without CUDA" if torch.version.cuda is None else f"with CUDA {torch.version.cuda}, but no GPU is visible"
-        )
-        raise GTRError(f"CUDA was requested, but this PyTorch ({torch.__version__}) is built {build}; use --device cpu")
-    if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-        raise GTRError(f"there is no {resolved}: this machine has {torch.cuda.device_count()} GPU(s); use cuda:0")
-    return resolved
 
 
 class Stages:
@@ -213,8 +181,7 @@ class Stages:
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         self.report(name, 0.0)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+        synchronize(self.device)
         start = time.perf_counter()
         try:
             yield
@@ -228,8 +195,7 @@ class Stages:
             raise OutOfMemoryError(
                 f"out of GPU memory during '{name}': {retry} using the GPU, or use the CPU", lower
             ) from None
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+        synchronize(self.device)
         self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
         self.done += self.shares.get(name, 0.0)
         self.report(name, 0.0)
@@ -255,23 +221,6 @@ def lower_settings(options: ReconstructOptions, device: torch.device) -> dict[st
     elif options.target_faces > 1000:
         lower["target_faces"] = max(1000, options.target_faces // 2)
     return lower
-
-
-def out_of_memory(error: BaseException) -> bool:
-    """Whether `error` is a device running out of memory (CUDA's own error type, or MPS's RuntimeError)."""
-    kind = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
-    return isinstance(error, kind | torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()
-
-
-def release_device_memory(device: torch.device) -> None:
-    """Give the memory PyTorch caches for freed tensors back to the device (the loaded model stays)."""
-    import gc
-
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    elif device.type == "mps":
-        torch.mps.empty_cache()
 
 
 def prepare_inputs(model: GTR, views: ViewSet) -> Tensor:
@@ -371,7 +320,6 @@ def reconstruct_from_triplane(
         refinement,
         str(triplane.device),
         stages.timings,
-        score.mask_iou_per_view,
         score,
     )
 

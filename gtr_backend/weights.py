@@ -27,6 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from .devices import synchronize
 from .errors import ConfigError, WeightsError
 from .files import atomic_write, check_output, input_problem
 from .model import GTR, GTRConfig, preset
@@ -156,8 +157,7 @@ def _step(timings: dict[str, float] | None, name: str, device: torch.device | st
         return
     start = time.perf_counter()
     yield
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
 

@@ -43,9 +43,9 @@ def main() -> None:
     import torch
 
     import build
-    from gtr_backend.evaluation.protocol import EvalProtocol, image_metrics, load_mesh_file, mesh_asset, shape_metrics
     from gtr_backend.render import render_mesh
     from gtr_backend.render.raster import get_rasterizer
+    from gtr_lab.evaluation.protocol import EvalProtocol, image_metrics, load_mesh_file, mesh_asset, shape_metrics
 
     zip_path = build.build(home / "dist")
     bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo="user_default", enable_on_install=True)

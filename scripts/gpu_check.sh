@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU check, sized for one GPU job with a wall-time limit (a cluster queue's, a cloud machine's) of 10 minutes,
-# nvdiffrast's build included. It needs python3 with a CUDA build of torch. Without a package index it installs
+# The GPU check, sized for one GPU job with a wall-time limit (a cluster queue's job, a cloud or preemptible
+# machine) of GTR_CHECK_MINUTES (10 by default), nvdiffrast's build included. It needs python3 with a CUDA build of torch. Without a package index it installs
 # the wheels carried in .whl/ (trimesh, xatlas, fast-simplification, diffrp-nvdiffrast, ninja, pytest, ...: what
 # this Python lacks) and builds diso from its sdist there, when they are present; with no .whl/ it uses what is
 # installed.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gtr_backend.synthetic.evalset import write_evaluation_set
+from gtr_lab.synthetic.evalset import write_evaluation_set
 
 
 def main() -> None:

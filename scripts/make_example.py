@@ -5,8 +5,8 @@ Run from the repository root: .venv/bin/python scripts/make_example.py
 
 from pathlib import Path
 
-from gtr_backend.synthetic import orbit_render, toy_object
 from gtr_backend.views import save_views
+from gtr_lab.synthetic import orbit_render, toy_object
 
 if __name__ == "__main__":
     folder = Path(__file__).resolve().parent.parent / "examples" / "toy"

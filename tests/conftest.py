@@ -44,8 +44,8 @@ def fitted_sphere():
     import trimesh
 
     from gtr_backend.mesh import Mesh
-    from gtr_backend.synthetic.fitting import SPHERE_RADIUS, fit_triplane, sphere_inside, stripes
-    from gtr_backend.synthetic.objects import ProceduralObject, orbit_render
+    from gtr_lab.synthetic.fitting import SPHERE_RADIUS, fit_triplane, sphere_inside, stripes
+    from gtr_lab.synthetic.objects import ProceduralObject, orbit_render
 
     ico = trimesh.creation.icosphere(subdivisions=5, radius=SPHERE_RADIUS)
     sphere = Mesh(torch.tensor(ico.vertices, dtype=torch.float32), torch.tensor(ico.faces))

@@ -71,12 +71,12 @@ def test_the_backend_is_told_what_to_warm_up_when_it_starts(tmp_path):
 
     fake_backend(tmp_path, ECHOES_ARGUMENTS)
     source, log = tmp_path / "source", tmp_path / "log.txt"
-    backend = backend_for("SUBPROCESS", Path(sys.executable), source, log, "gtr", None, ("/w/my.safetensors", "cpu"))
+    backend = backend_for("SUBPROCESS", Path(sys.executable), source, log, None, ("/w/my.safetensors", "cpu"))
     try:
         argv = backend.submit("hello").wait(timeout=30)["argv"]
         assert argv[argv.index("--device") + 1] == "cpu" and argv[argv.index("--weights") + 1] == "/w/my.safetensors"
         backend.stop()
-        assert backend_for("SUBPROCESS", Path(sys.executable), source, log, "gtr", None, (None, "auto")) is backend
+        assert backend_for("SUBPROCESS", Path(sys.executable), source, log, None, (None, "auto")) is backend
         argv = backend.submit("hello").wait(timeout=30)["argv"]  # a restart warms up what is chosen now
         assert argv[argv.index("--device") + 1] == "auto" and "--weights" not in argv
     finally:

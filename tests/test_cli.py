@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from gtr_backend.cli import main
-from gtr_backend.synthetic import sphere_views
 from gtr_backend.views import save_views
+from gtr_backend.views.sphere import sphere_views
 
 
 def test_views_command_summarises_cameras(tmp_path, capsys):

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from gtr_backend import contract
-from gtr_backend.evaluation import protocol
 from gtr_backend.views import Orbit, loaders
+from gtr_lab.evaluation import protocol
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,3 +96,95 @@ def test_the_working_sphere_is_in_view_at_the_orbit_defaults():
 def test_the_contract_imports_without_torch():
     code = "import sys, gtr_backend.contract; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=False).returncode == 0
+
+
+def test_every_request_has_its_reply_defined_once():
+    """Every request but `cancel` (which has no reply) has its result's fields in the contract, and the check
+    names what is missing or unknown; the fidelity as it travels has the score's fields."""
+    import dataclasses
+
+    import pytest
+
+    from gtr_backend.errors import GTRError
+    from gtr_backend.fidelity import Fidelity
+
+    assert set(contract.REPLIES) == set(contract.REQUESTS) - {"cancel"}
+    reply = {"id": 3, "type": "result", "seconds": 0.1, "unloaded": 1}  # the envelope is not the reply's
+    assert contract.check_reply("unload", reply) is reply
+    with pytest.raises(GTRError, match=r"reply to 'unload' lacks 'unloaded'"):
+        contract.check_reply("unload", {"id": 3, "type": "result"})
+    with pytest.raises(GTRError, match=r"reply to 'ping' has unknown 'psnr_after'"):
+        contract.check_reply("ping", {"busy": False, "psnr_after": 30.0})
+    refine = {"files": {}, "psnr_before": 30.0, "psnr_after": 30.0, "improved": False}  # fidelity only if improved
+    assert contract.check_reply("refine", refine) is refine
+    assert set(contract.FidelityFields.__annotations__) == {f.name for f in dataclasses.fields(Fidelity)}
+
+
+def test_the_addon_reads_replies_by_the_contracts_fields():
+    """Every field an operator reads from a reply (`reply["name"]`) is a field of the reply it casts to."""
+    found = []
+    for path in sorted((ROOT / "blender_addon" / "operators").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "id", "") == "cast" and node.args):
+                continue
+            kind = node.args[0]
+            if isinstance(kind, ast.Constant) and str(kind.value).startswith("contract."):
+                found.append((path.name, getattr(contract, str(kind.value).split(".", 1)[1])))
+    assert {kind for _, kind in found} >= {
+        contract.HelloReply,
+        contract.CamerasReply,
+        contract.RefineReply,
+        contract.UnloadReply,
+        contract.BakeToReply,
+    }
+    text = (ROOT / "blender_addon" / "operators" / "base.py").read_text()
+    assert "contract.check_reply(self.job.op, message)" in text  # checked on arrival, before any operator reads it
+
+
+def test_cameras_json_has_one_writer_and_one_reader(tmp_path):
+    """contract.write_cameras writes what contract.read_cameras reads (the backend's save_views, the add-on's rig
+    and capture all write through it); the document's conventions are spelled nowhere else."""
+    views = [{"image": "a.png", "fx": 100.0, "fy": 100.0, "cx": 64.0, "cy": 64.0, "matrix": [[1.0, 0, 0, 0]] * 4}]
+    path = contract.write_cameras(tmp_path, views)
+    assert path == tmp_path / contract.CAMERAS_JSON
+    read = contract.read_cameras(tmp_path)
+    assert (read.path, read.camera_axes, read.pose, read.views) == (path, "opencv", "camera_to_world", views)
+    spelled = [
+        str(p.relative_to(ROOT))
+        for folder in ("gtr_backend", "gtr_lab", "blender_addon")
+        for p in (ROOT / folder).rglob("*.py")
+        if p.name != "contract.py" and any(value == "world_up" for _, value in literals(p))
+    ]
+    assert spelled == []
+
+
+def test_a_cameras_json_with_a_bad_convention_is_named(tmp_path):
+    import json
+
+    import pytest
+
+    from gtr_backend.errors import ViewError
+
+    path = contract.write_cameras(tmp_path, [{"image": "a.png"}])
+    document = json.loads(path.read_text())
+    path.write_text(json.dumps({**document, "world_up": "+z"}))
+    with pytest.raises(ViewError, match=r"cameras.json: field 'world_up' is '\+z'; allowed: '\+y'"):
+        contract.read_cameras(path)
+    path.write_text(json.dumps({**document, "views": [3]}))
+    with pytest.raises(ViewError, match=r"view 0: each view must be an object"):
+        contract.read_cameras(path)
+
+
+def test_the_bundled_backend_is_found_in_one_place():
+    """The add-on finds gtr_backend through blender_addon.contract alone: no other module looks for it."""
+    from blender_addon import contract as addon_contract
+
+    assert addon_contract.backend_source() == ROOT  # the repository layout
+    assert addon_contract.backend_module("server").Session is not None
+    lookers = [
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "blender_addon").rglob("*.py")
+        if p.name != "contract.py" and '"gtr_backend"' in p.read_text()
+    ]
+    assert lookers == []

@@ -29,10 +29,10 @@ from PIL import Image
 
 from gtr_backend.contract import BAKE_TARGET, REQUESTS, camera_spread_warning, check_request
 from gtr_backend.errors import GTRError, ViewError
-from gtr_backend.server import _read_bake_target, serve
-from gtr_backend.synthetic import sphere_views
+from gtr_backend.server import read_bake_target, serve
 from gtr_backend.views import ViewSet, load_views, orbit_poses, save_gtr_release, save_views
 from gtr_backend.views.images import BACKGROUND_TOLERANCE, mask_problem, read_view
+from gtr_backend.views.sphere import sphere_views
 
 FUZZ_EXAMPLES = 300
 settings.register_profile(
@@ -406,7 +406,7 @@ def test_a_bake_target_of_any_arrays_is_read_exactly_or_refused_in_one_line(arra
         path = Path(folder) / BAKE_TARGET
         np.savez(path, **arrays)
         try:
-            mesh = _read_bake_target(path)
+            mesh = read_bake_target(path)
         except GTRError as error:
             assert_one_line(error)
         else:  # only vertex indices that are integers, taken as they are: nothing rounded or dropped

@@ -46,8 +46,8 @@ def test_a_changed_definition_reaches_every_interface(monkeypatch):
 def test_the_train_command_defaults_are_each_stages_own(stage):
     """`gtr train` keeps no copies of the training options: with no flags, each stage gets its dataclass's
     defaults (stage 2's smaller batch and gentler warm-up included); a flag changes only its own field."""
-    from gtr_backend.cli.train import stage_options
-    from gtr_backend.training import Stage1Options, Stage2Options
+    from gtr_lab.cli.train import stage_options
+    from gtr_lab.training import Stage1Options, Stage2Options
 
     expected = Stage1Options() if stage == 1 else Stage2Options()
     parse = build_parser().parse_args

@@ -5,12 +5,13 @@ import torch
 import trimesh
 
 from gtr_backend.cli import main
+from gtr_backend.devices import resolve_device
 from gtr_backend.errors import CancelledError, GTRError
 from gtr_backend.mesh import MeshError
 from gtr_backend.model import GTR, preset
-from gtr_backend.reconstruction import ReconstructOptions, reconstruct, reconstruct_from_triplane, resolve_device
-from gtr_backend.synthetic import sphere_views
+from gtr_backend.reconstruction import ReconstructOptions, reconstruct, reconstruct_from_triplane
 from gtr_backend.views import save_views
+from gtr_backend.views.sphere import sphere_views
 from gtr_backend.weights import save_weights
 
 FAST = ReconstructOptions(mesh_resolution=48, texture_size=256, refine_steps=10)
@@ -23,7 +24,8 @@ def test_stages_after_the_network_make_a_textured_mesh_in_place(fitted_sphere, t
     fractions = [f for _, f in events]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert {"carve", "geometry fit", "refine", "unwrap", "bake"} <= set(result.timings)
-    assert min(result.silhouette_iou) >= 0.97  # the mesh covers every view's mask
+    assert result.fidelity is not None
+    assert min(result.fidelity.mask_iou_per_view) >= 0.97  # the mesh covers every view's mask
     assert result.refinement is not None and result.refinement.psnr_after > result.refinement.psnr_before
     mesh = result.mesh
     assert mesh.uv is not None and mesh.texture is not None and mesh.texture.shape == (256, 256, 3)
@@ -164,7 +166,7 @@ def test_json_summary_of_a_run(tmp_path, capsys, monkeypatch, fitted_sphere):
         "bake",
         "export",
     }
-    assert len(summary["silhouette_iou"]) == 4
+    assert len(summary["fidelity"]["mask_iou_per_view"]) == 4 and "silhouette_iou" not in summary
     assert summary["refine_psnr_after"] > summary["refine_psnr_before"]
 
 
@@ -213,13 +215,13 @@ def test_depth_maps_make_the_surface_follow_the_object():
     """A box seen from 12 cameras all round with its depth, and a network that believes it is a ball (the fitted
     sphere): with the depth the result is the box, its size kept to about a grid step (0.032 here; measured
     at most 0.027 off), where from the same views without depth it came out 0.2 too tall."""
-    from gtr_backend.evaluation.metrics import chamfer_distance, sample_surface
     from gtr_backend.mesh import Mesh
     from gtr_backend.render.mesh_render import seen_surface
-    from gtr_backend.synthetic.fitting import fit_triplane, sphere_inside, stripes
-    from gtr_backend.synthetic.objects import ProceduralObject, render_object
     from gtr_backend.views import ViewSet
     from gtr_backend.views.cameras import intrinsics_from_fov, orbit_poses
+    from gtr_lab.evaluation.metrics import chamfer_distance, sample_surface
+    from gtr_lab.synthetic.fitting import fit_triplane, sphere_inside, stripes
+    from gtr_lab.synthetic.objects import ProceduralObject, render_object
 
     cube = trimesh.creation.box(extents=(0.9, 0.7, 0.8))
     cube.apply_transform(trimesh.transformations.rotation_matrix(0.4, (0, 1, 0)))

@@ -78,7 +78,7 @@ def test_reconstruct_then_refine_through_the_protocol(server, tmp_path):
     # The server loaded the model when it started (its warm-up, on the CPU: --device cpu), so neither loads it.
     assert not replies[-1]["loaded_model"] and second["type"] == "result" and not second["loaded_model"]
     assert 0 < first <= wall  # the reply's own timing is the time the request took
-    assert min(replies[-1]["silhouette_iou"]) > 0.95  # the mesh matches every input view's mask
+    assert min(replies[-1]["fidelity"]["mask_iou_per_view"]) > 0.95  # the mesh matches every input view's mask
     assert json.loads((tmp_path / "job" / "job.json").read_text())["texture_from_views"] is True
     before = input_view_psnr(tmp_path / "job")
     server.send({"id": 4, "op": "refine", "job": str(tmp_path / "job"), "steps": 5})

@@ -11,9 +11,9 @@ import torch
 from backend_process import Server
 
 from gtr_backend.contract import BAKE_TARGET, PROTOCOL
-from gtr_backend.errors import GTRError
+from gtr_backend.errors import GTRError, WriteError
 from gtr_backend.mesh import Mesh
-from gtr_backend.server import MAX_LINE, Session, _read_bake_target, _write_job
+from gtr_backend.server import MAX_LINE, Session, read_bake_target, write_job
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "toy"
 
@@ -149,7 +149,7 @@ class Colors:
 
 def test_a_job_is_written_all_or_nothing(tmp_path, monkeypatch):
     job = tmp_path / "job"
-    _write_job(job, textured_square(), Colors(), {"views": "first"})
+    write_job(job, textured_square(), Colors(), {"views": "first"})
     before = {p.name: p.read_bytes() for p in job.iterdir()}
     assert set(before) == {"mesh.glb", "mesh.npz", "texture.png", "state.safetensors", "job.json"}
 
@@ -157,8 +157,8 @@ def test_a_job_is_written_all_or_nothing(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("gtr_backend.export.write_mesh", fail)  # fails after the texture and state were written
-    with pytest.raises(OSError):
-        _write_job(job, textured_square(), Colors(), {"views": "second"})
+    with pytest.raises(WriteError, match=rf"^cannot write {job}: No space left on device; .*the old one is kept$"):
+        write_job(job, textured_square(), Colors(), {"views": "second"})  # one line for the reply, no traceback
     assert {p.name: p.read_bytes() for p in job.iterdir()} == before  # the old job, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["job"]  # nothing half-written beside it
 
@@ -167,9 +167,9 @@ def test_a_rewritten_job_keeps_what_else_lives_in_it(tmp_path):
     job = tmp_path / "job"
     (job / "views").mkdir(parents=True)  # Render Selected captures its views into the job folder
     (job / "views" / "view_000.png").write_bytes(b"captured")
-    _write_job(job, textured_square(), Colors(), {"views": "first"})
+    write_job(job, textured_square(), Colors(), {"views": "first"})
     mesh = (job / "mesh.glb").read_bytes()
-    _write_job(job, textured_square(), Colors(), {"views": "refined"}, mesh_files=False)  # a refine
+    write_job(job, textured_square(), Colors(), {"views": "refined"}, mesh_files=False)  # a refine
     assert (job / "views" / "view_000.png").read_bytes() == b"captured"
     assert (job / "mesh.glb").read_bytes() == mesh
     assert json.loads((job / "job.json").read_text()) == {"views": "refined"}
@@ -193,10 +193,10 @@ def test_a_bake_target_of_the_wrong_types_is_refused_not_rounded(tmp_path, array
     target = {"vertices": np.zeros((3, 3), np.float32), "faces": np.array([[0, 1, 2]]), "uv": np.zeros((3, 2))}
     np.savez(tmp_path / BAKE_TARGET, **{**target, **arrays})
     with pytest.raises(GTRError, match=named) as caught:
-        _read_bake_target(tmp_path / BAKE_TARGET)
+        read_bake_target(tmp_path / BAKE_TARGET)
     assert "\n" not in str(caught.value)
     np.savez(tmp_path / BAKE_TARGET, **target)
-    assert _read_bake_target(tmp_path / BAKE_TARGET).faces.tolist() == [[0, 1, 2]]
+    assert read_bake_target(tmp_path / BAKE_TARGET).faces.tolist() == [[0, 1, 2]]
 
 
 def test_a_session_refuses_a_job_path_that_is_a_file(tmp_path):

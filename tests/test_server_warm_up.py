@@ -105,7 +105,8 @@ def test_the_handshake_does_not_wait_for_the_warm_up_and_a_request_does(tmp_path
         result = backend.final(3)
         assert result["type"] == "result", result
         assert result["loaded_model"] is False and calls == ["cpu"]  # the warm-up's model, loaded once
-        assert min(result["silhouette_iou"]) > 0.9 and (tmp_path / "job" / "mesh.glb").stat().st_size > 1000
+        assert min(result["fidelity"]["mask_iou_per_view"]) > 0.9
+        assert (tmp_path / "job" / "mesh.glb").stat().st_size > 1000
         backend.send({"id": 4, "op": "load", "device": "cpu"})
         record = backend.final(4)["warm_up"]
         assert record["device"] == "cpu"

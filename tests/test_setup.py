@@ -26,8 +26,8 @@ from blender_addon.backend.hardware import (
     parse_nvidia_smi,
     run_nvidia_smi,
 )
+from gtr_backend.devices import resolve_device
 from gtr_backend.errors import GTRError
-from gtr_backend.reconstruction import resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="the fake executables are shell-less POSIX scripts")

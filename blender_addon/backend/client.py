@@ -15,20 +15,18 @@ so it runs safely off the main thread.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import itertools
 import json
 import os
 import queue
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..contract import contract
+from ..contract import backend_module, contract
 
 PROTOCOL = contract.PROTOCOL  # the bundled backend's, never a copy
 
@@ -245,10 +243,10 @@ class SubprocessBackend(Backend):
 class InProcessBackend(Backend):
     """Requests run one at a time in a worker thread of this (Blender's) Python process."""
 
-    def __init__(self, source: Path, package: str, log: Path, jobs_root: Path | None = None) -> None:
+    def __init__(self, log: Path, jobs_root: Path | None = None) -> None:
         super().__init__()
         self.session: Any = None
-        self.source, self.package, self.log, self.jobs_root = source, package, log, jobs_root
+        self.log, self.jobs_root = log, jobs_root
         self.requests: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.cancelled: set[int] = set()
         self.thread: threading.Thread | None = None
@@ -256,16 +254,9 @@ class InProcessBackend(Backend):
     def running(self) -> bool:
         return self.thread is not None and self.thread.is_alive()
 
-    def _server_module(self) -> Any:
-        if (Path(__file__).resolve().parents[1] / "gtr_backend").is_dir():  # inside the built extension
-            return importlib.import_module(f"{self.package}.gtr_backend.server")
-        if str(self.source) not in sys.path:
-            sys.path.append(str(self.source))  # development layout: gtr_backend sits in the repository root
-        return importlib.import_module("gtr_backend.server")
-
     def _run(self) -> None:
         try:
-            server = self._server_module()
+            server = backend_module("server")
         except ImportError as error:
             self._fail_all(
                 f"torch or the backend's requirements do not import inside Blender ({error}); "
@@ -305,7 +296,6 @@ def backend_for(
     python: Path,
     source: Path,
     log: Path,
-    package: str,
     jobs_root: Path | None = None,
     warm_up: tuple[str | None, str] | None = None,
 ) -> Backend:
@@ -318,7 +308,7 @@ def backend_for(
         if mode == "SUBPROCESS":
             _BACKENDS[key] = SubprocessBackend(python, source, log, jobs_root)
         else:
-            _BACKENDS[key] = InProcessBackend(source, package, log, jobs_root)
+            _BACKENDS[key] = InProcessBackend(log, jobs_root)
     backend = _BACKENDS[key]
     if warm_up is not None and isinstance(backend, SubprocessBackend):
         backend.warm_up = warm_up

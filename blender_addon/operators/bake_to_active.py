@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import bpy
 import numpy as np
@@ -181,4 +181,6 @@ class GTR_OT_bake_to_active(BackendJobOperator, bpy.types.Operator):
                 collection.remove(datablock)
             raise
         shutil.rmtree(Path(self.folder), ignore_errors=True)  # the image is packed into the .blend
-        status(context).backend_info = f"baked {message.get('texture_size')} px onto {self.target.name}"
+        status(
+            context
+        ).backend_info = f"baked {cast('contract.BakeToReply', message)['texture_size']} px onto {self.target.name}"

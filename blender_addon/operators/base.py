@@ -13,11 +13,11 @@ from typing import Any, Literal, cast
 import bpy
 
 from ..backend import Backend, BackendError, Job, backend_for
-from ..paths import backend_log, backend_source, environment_python, user_folder
+from ..contract import backend_source, contract, errors
+from ..paths import backend_log, environment_python, user_folder
 from ..preferences import option_values, preferences
 from ..props import status
 
-ADDON_PACKAGE = __package__.rsplit(".", 1)[0]
 Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
 
 
@@ -28,7 +28,7 @@ def get_backend(context: bpy.types.Context) -> Backend:
     log = backend_log()
     chosen = weights_and_device(context)
     warm_up = (chosen["weights"], chosen["device"])
-    return backend_for(prefs.backend_mode, python, backend_source(), log, ADDON_PACKAGE, user_folder("jobs"), warm_up)
+    return backend_for(prefs.backend_mode, python, backend_source(), log, user_folder("jobs"), warm_up)
 
 
 def reconstruct_options(context: bpy.types.Context) -> dict[str, Any]:
@@ -129,6 +129,10 @@ class BackendJobOperator:
                 state.progress = float(message.get("fraction", 0.0))
                 context.window_manager.progress_update(int(state.progress * 100))
             elif kind == "result":
+                try:  # its fields, as the contract defines them: the operators read them without a fallback
+                    contract.check_reply(self.job.op, message)
+                except errors.GTRError as error:
+                    return self.fail(context, str(error))
                 state.backend_seconds = float(message.get("seconds", 0.0))
                 state.warning = " ".join(message.get("warnings") or [])  # the views load, but see why
                 try:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import bpy
 
+from ..contract import contract
 from ..props import status
 from .base import BackendRequestOperator
 
@@ -19,10 +20,11 @@ class GTR_OT_check_backend(BackendRequestOperator, bpy.types.Operator):
     request = "hello"
 
     def on_result(self, context: bpy.types.Context, message: dict[str, Any]) -> None:
-        weights = message.get("weights") or "none bundled: set a weights file"
+        reply = cast("contract.HelloReply", message)
+        weights = reply["weights"] or "none bundled: set a weights file"
         info = (
-            f"{message.get('device')} - gtr_backend {message.get('version')}, torch {message.get('torch')}, "
-            f"protocol {message.get('protocol')}, weights: {weights}"
+            f"{reply['device']} - gtr_backend {reply['version']}, torch {reply['torch']}, "
+            f"protocol {reply['protocol']}, weights: {weights}"
         )
         status(context).backend_info = info
         self.report({"INFO"}, f"GTR backend: {info}")

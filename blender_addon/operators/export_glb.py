@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import bpy
 from bpy.props import BoolProperty, StringProperty
 
+from ..contract import errors, files
 from ..results import BASE_NAME_PROPERTY
 from .base import Result
 
@@ -49,6 +48,9 @@ class GTR_OT_export_glb(bpy.types.Operator):
             return {"CANCELLED"}
         try:
             self.export(context, target)
+        except errors.WriteError as error:  # no room, no permission: one line naming the file, the old one kept
+            self.report({"ERROR"}, f"GTR: {error}")
+            return {"CANCELLED"}
         except (RuntimeError, OSError) as error:
             self.report({"ERROR"}, f"GTR: could not write {target}: {str(error).strip().splitlines()[-1]}")
             return {"CANCELLED"}
@@ -60,22 +62,17 @@ class GTR_OT_export_glb(bpy.types.Operator):
         and renamed over it only when complete, so a failed export never leaves a half-written file there."""
         obj = context.active_object
         selected = list(context.selected_objects)
-        temporary: str | None = None
         try:
-            handle, temporary = tempfile.mkstemp(suffix=".glb", dir=target.parent, prefix=f".{target.stem}-")
-            os.close(handle)
-            for other in selected:
-                other.select_set(False)
-            obj.select_set(True)
-            done = bpy.ops.export_scene.gltf(
-                filepath=temporary, export_format="GLB", use_selection=True, export_apply=True
-            )
-            if done != {"FINISHED"} or os.path.getsize(temporary) == 0:
-                raise RuntimeError("the glTF exporter wrote nothing")
-            os.replace(temporary, target)
+            with files.atomic_path(target) as temporary:
+                for other in selected:
+                    other.select_set(False)
+                obj.select_set(True)
+                done = bpy.ops.export_scene.gltf(
+                    filepath=str(temporary), export_format="GLB", use_selection=True, export_apply=True
+                )
+                if done != {"FINISHED"} or temporary.stat().st_size == 0:
+                    raise RuntimeError("the glTF exporter wrote nothing")
         finally:
-            if temporary is not None and os.path.exists(temporary):
-                os.remove(temporary)
             obj.select_set(False)
             for other in selected:
                 other.select_set(True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import bpy
 from bpy.props import BoolProperty, CollectionProperty, StringProperty
@@ -164,12 +164,13 @@ class GTR_OT_import_views(BackendJobOperator, bpy.types.Operator):
     def on_result(self, context: bpy.types.Context, message: dict[str, Any]) -> None:
         """Build the rig from the backend's cameras.json folder, then swap it in for the old one."""
         assert self.new_job is not None
-        folder = Path(message["path"]).parent
+        reply = cast("contract.CamerasReply", message)
+        folder = Path(reply["path"]).parent
         images: list[bpy.types.Image] = []
         try:
-            for entry, name in zip(message["views"], message["names"], strict=True):
+            for entry, name in zip(reply["views"], reply["names"], strict=True):
                 images.append(load_image(folder / entry["image"], name))
-            rig = build_rig(views_name(self.views_path), self.origin, message["views"], images, message["names"])
+            rig = build_rig(views_name(self.views_path), self.origin, reply["views"], images, reply["names"])
         except BaseException:
             remove_datablocks(images)
             raise
@@ -178,8 +179,8 @@ class GTR_OT_import_views(BackendJobOperator, bpy.types.Operator):
         install_rig(scene, rig)
         self.count = len(images)
         if self.set_resolution:
-            aspects = {round(entry["fx"] / entry["fy"], 9) for entry in message["views"]}
-            match_render_settings(scene, message["width"], message["height"], aspects.pop() if len(aspects) == 1 else 1)
+            aspects = {round(entry["fx"] / entry["fy"], 9) for entry in reply["views"]}
+            match_render_settings(scene, reply["width"], reply["height"], aspects.pop() if len(aspects) == 1 else 1)
         s = settings(context)
         s.views_path = str(self.views_path)
         s.view_images = json.dumps([str(p) for p in self.images])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import bpy
 
@@ -39,13 +39,14 @@ class GTR_OT_refine_texture(BackendJobOperator, bpy.types.Operator):
 
     def on_result(self, context: bpy.types.Context, message: dict[str, Any]) -> None:
         assert self.folder is not None and self.target is not None
-        before, after = message.get("psnr_before"), message.get("psnr_after")
-        if not message.get("improved", True):
+        reply = cast("contract.RefineReply", message)
+        before, after = reply["psnr_before"], reply["psnr_after"]
+        if not reply["improved"]:
             status(context).backend_info = f"the texture already matches its views (input-view PSNR {before:.2f} dB)"
             return
         if texture_node(self.target) is not None:
             replace_texture(self.target, self.folder)
         else:
             replace_vertex_colors(self.target, self.folder)
-        set_fidelity(self.target, message.get("fidelity") or {})
+        set_fidelity(self.target, reply.get("fidelity") or {})
         status(context).backend_info = f"input-view PSNR {before:.2f} -> {after:.2f} dB"

@@ -14,7 +14,8 @@ import bpy
 from ..backend import shutdown_all
 from ..backend.environment import SetupRun, base_python, plan_setup
 from ..backend.hardware import TorchBuild, detect
-from ..paths import backend_log, backend_source, environment_folder
+from ..contract import backend_source
+from ..paths import backend_log, environment_folder
 from ..preferences import preferences
 from ..props import status
 from .base import Result

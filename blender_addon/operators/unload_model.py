@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import bpy
 
+from ..contract import contract
 from ..props import status
 from .base import BackendRequestOperator, Result, get_backend
 
@@ -25,5 +26,5 @@ class GTR_OT_unload_model(BackendRequestOperator, bpy.types.Operator):
         return super().execute(context)
 
     def on_result(self, context: bpy.types.Context, message: dict[str, Any]) -> None:
-        unloaded = int(message.get("unloaded", 0))
+        unloaded = cast("contract.UnloadReply", message)["unloaded"]
         status(context).backend_info = "model unloaded: its memory is free" if unloaded else "no model was loaded"

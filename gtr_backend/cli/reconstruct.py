@@ -42,8 +42,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..devices import resolve_device
     from ..export import FORMATS
-    from ..reconstruction import reconstruct, resolve_device
+    from ..reconstruction import reconstruct
     from ..weights import describe_weights, find_default_weights
 
     output = check_output(args.output, FORMATS, "mesh")  # before minutes of work, not after
@@ -108,7 +109,6 @@ def _summary(result: Any, files: list[Path], weights: Path, views: int, total: f
         "total_s": round(total, 4),
         "refine_psnr_before": refinement.psnr_before if refinement else None,
         "refine_psnr_after": refinement.psnr_after if refinement else None,
-        "silhouette_iou": result.silhouette_iou,
         "fidelity": result.fidelity.as_dict() if result.fidelity else None,
         "notes": result.notes,
     }
@@ -122,8 +122,9 @@ def _report(result: Any, files: list[Path], total: float) -> None:
     if result.refinement:
         before, after = result.refinement.psnr_before, result.refinement.psnr_after
         print(f"refinement: input-view PSNR {before:.2f} -> {after:.2f} dB", file=sys.stderr)
-    ious = ", ".join(f"{v:.3f}" for v in result.silhouette_iou)
-    print(f"silhouettes: mesh vs input masks, IoU per view {ious}", file=sys.stderr)
+    if result.fidelity:
+        ious = ", ".join(f"{v:.3f}" for v in result.fidelity.mask_iou_per_view)
+        print(f"silhouettes: mesh vs input masks, IoU per view {ious}", file=sys.stderr)
     if result.fidelity and result.fidelity.psnr is not None:
         print(f"fidelity: the result from the input cameras, PSNR {result.fidelity.psnr:.2f} dB", file=sys.stderr)
     if result.fidelity and result.fidelity.held_out_views:

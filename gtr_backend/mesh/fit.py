@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .. import metrics
 from ..render.mesh_render import seen_surface
 from ..render.raster import Fragments, Rasterizer, TorchRasterizer, clip_to_pixels, project, sample_images
 from ..views.viewset import ViewSet
@@ -107,11 +108,7 @@ def coverage(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer) -> Tensor:
 
 def mask_iou(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer | None = None) -> Tensor:
     """(N,) IoU between the mesh's coverage and each view's mask (at 1/2), at the views' resolution."""
-    covered = coverage(mesh, views, rasterizer or TorchRasterizer())
-    masks = views.foreground()
-    inter = (covered & masks).flatten(1).sum(1).float()
-    union = (covered | masks).flatten(1).sum(1).float()
-    return inter / union.clamp_min(1)
+    return metrics.mask_iou(coverage(mesh, views, rasterizer or TorchRasterizer()), views.foreground())
 
 
 @dataclass(frozen=True)

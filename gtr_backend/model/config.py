@@ -145,8 +145,8 @@ PRESETS: dict[str, GTRConfig] = {
         min_views=1,
     ),
 }
-# A wider, deeper gtr-small (14.4 M parameters, 29 MB in bfloat16, so a campaign's model still travels to and
-# from a GPU job): the larger candidate of the training campaign's preset probe (`gtr campaign --probe`).
+# A wider, deeper gtr-small (14.4 M parameters, 29 MB in bfloat16, within a campaign's default `carry_mib` and
+# what the add-on ships): the larger candidate of the training campaign's preset probe (`gtr campaign --probe`).
 PRESETS["gtr-base"] = PRESETS["gtr-small"].replace(name="gtr-base", width=320, depth=8, num_heads=5, ff_hidden=1280)
 
 

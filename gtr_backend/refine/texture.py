@@ -19,8 +19,8 @@ import torch
 from torch import Tensor
 
 from ..mesh.mesh import Mesh
+from ..metrics import psnr
 from ..model.fields import TriplaneField, sample_triplane
-from ..pixels import psnr_from_mse
 from ..render.raster import Rasterizer, TorchRasterizer, project
 from ..views.viewset import ViewSet
 
@@ -79,9 +79,9 @@ def visible_surface(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer | None = 
     return VisibleSurface(points[keep].detach(), targets)
 
 
-def psnr(prediction: Tensor, target: Tensor) -> float:
+def surface_psnr(prediction: Tensor, target: Tensor) -> float:
     """PSNR (dB) of surface colours (P, 3) against their targets (P, 3)."""
-    return psnr_from_mse(float(torch.mean((prediction.clamp(0, 1) - target) ** 2)))
+    return float(psnr(prediction[None], target[None])[0])
 
 
 def refine_texture(
@@ -105,7 +105,7 @@ def refine_texture(
         p.requires_grad_(False)
     colors = ColorField(plane, color_field)
     with torch.no_grad():
-        before = psnr(colors(surface.points), surface.targets)
+        before = surface_psnr(colors(surface.points), surface.targets)
     trainable: list[Tensor] = []
     groups: list[dict[str, object]] = []
     if options.params in ("both", "triplane"):
@@ -138,5 +138,5 @@ def refine_texture(
     for p in color_field.parameters():
         p.requires_grad_(False)
     with torch.no_grad():
-        after = psnr(colors(surface.points), surface.targets)
+        after = surface_psnr(colors(surface.points), surface.targets)
     return RefineResult(colors, before, after, losses)

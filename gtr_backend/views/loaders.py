@@ -12,7 +12,6 @@ Formats:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +21,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..contract import CAMERAS_JSON, IMAGE_SUFFIXES, ORBIT_DISTANCE, ORBIT_ELEVATION_DEG, ORBIT_FOV_DEG, VIEWS_FORMAT
+from ..contract import (
+    CAMERAS_JSON,
+    IMAGE_SUFFIXES,
+    ORBIT_DISTANCE,
+    ORBIT_ELEVATION_DEG,
+    ORBIT_FOV_DEG,
+    VIEWS_FORMAT,
+    cameras_field,
+    read_cameras,
+    write_cameras,
+)
 from ..errors import ViewError
 from ..files import atomic_write, input_problem, name_problem
 from .cameras import OPENGL_TO_OPENCV, intrinsics_from_fov, invert_pose, orbit_poses
@@ -71,19 +80,6 @@ class Orbit:
 # 1. The project's folder format.
 
 
-def _field(
-    data: dict[str, Any], key: str, where: str, allowed: Sequence[str] | None = None, default: Any = None
-) -> Any:
-    if key not in data:
-        if default is not None:
-            return default
-        raise ViewError(f"{where}: missing field {key!r}")
-    value = data[key]
-    if allowed is not None and value not in allowed:
-        raise ViewError(f"{where}: field {key!r} is {value!r}; allowed: {', '.join(map(repr, allowed))}")
-    return value
-
-
 def _file_name(value: Any, key: str, where: str) -> str:
     if not isinstance(value, str) or not value or "\0" in value or len(value) > 1024:
         raise ViewError(f"{where}: {key!r} must be the file name of an image beside cameras.json, got {value!r:.60}")
@@ -122,30 +118,12 @@ def _intrinsics(view: dict[str, Any], where: str, loaded: tuple[int, int], store
 
 def load_project_folder(path: Path, background: Background = None) -> ViewSet:
     """A folder with ``cameras.json`` (or the path of that file) -> ViewSet."""
-    json_path = path / CAMERAS_JSON if path.is_dir() else path
-    problem = input_problem(json_path, "camera file")
-    if problem:
-        raise ViewError(problem)
-    try:
-        data = json.loads(json_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
-        raise ViewError(f"{json_path}: not valid JSON ({error})") from None
-    if not isinstance(data, dict):
-        raise ViewError(f"{json_path}: expected a JSON object with 'format' and 'views'")
-    where = str(json_path)
-    _field(data, "format", where, allowed=[PROJECT_FORMAT])
-    axes = _field(data, "camera_axes", where, allowed=["opencv", "opengl"])
-    pose_kind = _field(data, "pose", where, allowed=["camera_to_world", "world_to_camera"])
-    _field(data, "world_up", where, allowed=["+y"])
-    views = _field(data, "views", where)
-    if not isinstance(views, list) or not views:
-        raise ViewError(f"{where}: 'views' must be a non-empty list")
+    cameras = read_cameras(path)
+    json_path, views, where = cameras.path, cameras.views, str(cameras.path)
     loaded, intrinsics, poses, names, depths, held_out = [], [], [], [], [], []
     for i, view in enumerate(views):
         view_where = f"{where}, view {i}"
-        if not isinstance(view, dict):
-            raise ViewError(f"{view_where}: each view must be an object with 'image' and 'matrix'")
-        image = json_path.parent / _file_name(_field(view, "image", view_where), "image", view_where)
+        image = json_path.parent / _file_name(cameras_field(view, "image", view_where), "image", view_where)
         mask = json_path.parent / _file_name(view["mask"], "mask", view_where) if "mask" in view else None
         rgb, alpha = read_view(image, mask, background)
         if "depth" in view:
@@ -155,9 +133,9 @@ def load_project_folder(path: Path, background: Background = None) -> ViewSet:
         if not isinstance(held, bool):
             raise ViewError(f"{view_where}: 'held_out' must be true or false, got {held!r:.40}")
         held_out.append(held)
-        matrix = _matrix(_field(view, "matrix", view_where), view_where)
-        c2w = matrix if pose_kind == "camera_to_world" else invert_pose(matrix, view_where)
-        if axes == "opengl":
+        matrix = _matrix(cameras_field(view, "matrix", view_where), view_where)
+        c2w = matrix if cameras.pose == "camera_to_world" else invert_pose(matrix, view_where)
+        if cameras.camera_axes == "opengl":
             c2w = c2w @ OPENGL_TO_OPENCV
         loaded.append((rgb, alpha))
         loaded_size = (rgb.shape[2], rgb.shape[1])
@@ -223,16 +201,7 @@ def save_views(views: ViewSet, folder: Path, prefix: str = "view") -> Path:
         if views.held_out and views.held_out[i]:
             entry["held_out"] = True
         entries.append(entry)
-    data = {
-        "format": PROJECT_FORMAT,
-        "camera_axes": "opencv",
-        "pose": "camera_to_world",
-        "world_up": "+y",
-        "views": entries,
-    }
-    path = folder / CAMERAS_JSON
-    atomic_write(path, json.dumps(data, indent=2))
-    return path
+    return write_cameras(folder, entries)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 import torch
 import trimesh
 
-from gtr_backend.errors import GTRError
+from gtr_backend.errors import GTRError, WriteError
 from gtr_backend.export import bake_texture, bake_vertex_colors, pull_push, unwrap, write_mesh
 from gtr_backend.mesh import Mesh, extract_mesh, simplify
 from gtr_backend.model import sample_triplane
@@ -118,9 +118,12 @@ def test_a_write_that_fails_part_way_leaves_the_old_file_whole(tmp_path, baked, 
     path = tmp_path / name
     write_mesh(baked[2], path)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    with file_size_limit(4096), pytest.raises(OSError):  # the first 4 KiB land, then the write fails
+    with file_size_limit(4096), pytest.raises(WriteError) as failed:  # the first 4 KiB land, then the write fails
         write_mesh(baked[2], path)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # old files whole, no leftovers
+    message = str(failed.value)  # one line: the file, the cause, that the old one is kept
+    assert "\n" not in message and str(tmp_path) in message and "File too large" in message
+    assert message.endswith("the old one is kept")
 
 
 def test_visible_surface_colours_match_the_views(baked):

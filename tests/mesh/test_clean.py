@@ -4,10 +4,10 @@ membrane instead of the blob it was."""
 import torch
 import trimesh
 
-from gtr_backend.evaluation.metrics import flatness
 from gtr_backend.mesh import Mesh
 from gtr_backend.mesh.clean import CleanOptions, clean_surface, filter_normals, vertex_visibility
-from gtr_backend.synthetic.objects import ProceduralObject, orbit_render
+from gtr_lab.evaluation.metrics import flatness
+from gtr_lab.synthetic.objects import ProceduralObject, orbit_render
 
 
 def box(size: float = 0.9, edge: float = 0.05) -> Mesh:

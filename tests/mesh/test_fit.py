@@ -6,13 +6,13 @@ import pytest
 import torch
 import trimesh
 
-from gtr_backend.evaluation.metrics import volume_iou
-from gtr_backend.evaluation.visual_hull import visual_hull
 from gtr_backend.mesh import Mesh
 from gtr_backend.mesh.fit import CarveOptions, FitOptions, carve_and_fill, coverage, enclosed, fit_surface, mask_iou
 from gtr_backend.mesh.silhouette import SilhouetteCones
 from gtr_backend.render.raster import TorchRasterizer
-from gtr_backend.synthetic.objects import ProceduralObject, merge_parts, orbit_render
+from gtr_lab.evaluation.metrics import volume_iou
+from gtr_lab.evaluation.visual_hull import visual_hull
+from gtr_lab.synthetic.objects import ProceduralObject, merge_parts, orbit_render
 
 CENTRE = torch.tensor([0.0, -0.15, 0.0])
 RADIUS = 0.4
@@ -57,7 +57,7 @@ def test_carving_removes_a_bulge_and_filling_restores_a_lost_plate():
     silhouettes = mask_iou(carved.mesh, views)
     assert silhouettes.min() >= 0.97, silhouettes
     # The plate is there: most of its volume is inside the mesh.
-    from gtr_backend.evaluation.metrics import inside_grid
+    from gtr_lab.evaluation.metrics import inside_grid
 
     inside = inside_grid(carved.mesh, 64)
     axis = (torch.arange(64) + 0.5) / 64 * 2 - 1
@@ -168,7 +168,7 @@ def test_a_well_the_network_says_is_empty_stays_open():
     resolution = 80
     axis = torch.linspace(-well_half + 0.03, well_half - 0.03, 8)
     x, z = torch.meshgrid(axis, axis, indexing="ij")
-    from gtr_backend.evaluation.metrics import inside_grid
+    from gtr_lab.evaluation.metrics import inside_grid
 
     filled = {}
     for ratio in (0.0, CarveOptions().empty_ratio):  # 0: the old rule, dents always close

@@ -97,7 +97,7 @@ def test_empty_and_full_fields_are_clear_errors():
 def test_simplify_reaches_the_target_and_keeps_the_shape(backend):
     """Both simplifiers: about the target count, the same volume, and close to the full surface (Chamfer and
     Hausdorff distance against it, measured: see notes-5)."""
-    from gtr_backend.evaluation.metrics import nearest_distances, sample_surface
+    from gtr_lab.evaluation.metrics import nearest_distances, sample_surface
 
     mesh = sdf_to_mesh(sphere_sdf(64))
     small = simplify(mesh, 2000, backend)

@@ -7,7 +7,7 @@ from gtr_backend.errors import ConfigError, ViewError, WeightsError
 from gtr_backend.model import GTR, preset, sample_triplane
 from gtr_backend.model.transformer import SelfAttention
 from gtr_backend.reconstruction import predict_triplane, prepare_inputs
-from gtr_backend.synthetic import sphere_views
+from gtr_backend.views.sphere import sphere_views
 from gtr_backend.weights import to_released_names
 from tests.conftest import CHECKPOINT_LAYOUT
 

@@ -4,16 +4,16 @@ import pytest
 import torch
 import trimesh
 
-from gtr_backend.evaluation.protocol import load_mesh_file
 from gtr_backend.fidelity import input_view_psnr
 from gtr_backend.mesh import Mesh
 from gtr_backend.reconstruction import ReconstructOptions, reconstruct_from_triplane
 from gtr_backend.refine.projection import ProjectionOptions, ViewColors, distance_to_depth_edges
 from gtr_backend.render import TorchRasterizer
-from gtr_backend.synthetic.fitting import SPHERE_RADIUS
-from gtr_backend.synthetic.objects import ProceduralObject, orbit_render
-from gtr_backend.synthetic.patterns import planar, text_image
 from gtr_backend.views import ViewSet
+from gtr_lab.evaluation.protocol import load_mesh_file
+from gtr_lab.synthetic.fitting import SPHERE_RADIUS
+from gtr_lab.synthetic.objects import ProceduralObject, orbit_render
+from gtr_lab.synthetic.patterns import planar, text_image
 
 LABEL = text_image([("GTR", 120), ("faithful", 56), ("texture", 56)], 512, 512, paper=(0.9, 0.85, 0.3))
 

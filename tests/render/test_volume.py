@@ -4,9 +4,9 @@ import torch.nn.functional as F
 from gtr_backend.model import GTR, preset
 from gtr_backend.reconstruction import predict_triplane
 from gtr_backend.render import VolumeOptions, clip_rays_to_box, render_rays, render_triplane, render_views
-from gtr_backend.synthetic import sphere_hits, sphere_views
 from gtr_backend.views import look_at, pixel_rays
 from gtr_backend.views.cameras import intrinsics_from_fov, orbit_poses
+from gtr_backend.views.sphere import sphere_hits, sphere_views
 
 CENTRE, RADIUS = (0.1, -0.05, 0.2), 0.55
 

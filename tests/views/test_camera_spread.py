@@ -14,9 +14,9 @@ import pytest
 from gtr_backend.cli import main
 from gtr_backend.contract import camera_spread_warning
 from gtr_backend.errors import GTRError
-from gtr_backend.evaluation.protocol import EvalProtocol
 from gtr_backend.server import Session, run_request
 from gtr_backend.views import load_views, orbit_poses, zero123pp_poses
+from gtr_lab.evaluation.protocol import EvalProtocol
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "toy"
 

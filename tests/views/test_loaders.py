@@ -9,7 +9,6 @@ import torch
 from PIL import Image
 
 from gtr_backend.errors import ViewError
-from gtr_backend.synthetic import sphere_views
 from gtr_backend.views import (
     Orbit,
     load_views,
@@ -18,6 +17,7 @@ from gtr_backend.views import (
     zero123pp_poses,
 )
 from gtr_backend.views.cameras import OPENGL_TO_OPENCV
+from gtr_backend.views.sphere import sphere_views
 
 
 def assert_same_views(a, b, image_tol=1 / 255 + 1e-6):

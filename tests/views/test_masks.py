@@ -16,10 +16,10 @@ from PIL import Image
 
 from gtr_backend.cli import main
 from gtr_backend.errors import GTRError, ViewError
-from gtr_backend.evaluation.protocol import EvalProtocol, load_mesh_file, mesh_asset
 from gtr_backend.render.raster import TorchRasterizer
 from gtr_backend.server import Session, run_request
 from gtr_backend.views import ViewSet, load_views, save_views
+from gtr_lab.evaluation.protocol import EvalProtocol, load_mesh_file, mesh_asset
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "toy"

@@ -1,8 +1,8 @@
 import torch
 
-from gtr_backend.synthetic import sphere_views
 from gtr_backend.views import look_at, model_inputs, pixel_rays, pluecker_rays
 from gtr_backend.views.cameras import intrinsics_from_fov
+from gtr_backend.views.sphere import sphere_views
 
 
 def test_rays_pass_through_pixel_centres():

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from gtr_backend.errors import ViewError
-from gtr_backend.synthetic import sphere_hits, sphere_views
 from gtr_backend.views import ViewSet
 from gtr_backend.views.rays import pixel_rays
+from gtr_backend.views.sphere import sphere_hits, sphere_views
 
 
 def test_resize_scales_intrinsics_to_match_the_image():
