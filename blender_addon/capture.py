@@ -47,7 +47,8 @@ from .frames import (
 )
 
 FILL = 0.9  # the working sphere spans at most this fraction of the half field of view (the margin)
-MIN_COVERAGE = 0.02  # a view where the object covers less than this is refused
+MIN_COVERAGE = 0.02  # a capture where the object covers less than this of every view is refused (a speck)
+MIN_PIXELS = 256  # a view where the object covers fewer pixels is refused (a sliver the hull cannot use)
 
 
 class CaptureError(Exception):
@@ -131,8 +132,11 @@ def bounding_sphere(points: np.ndarray) -> tuple[Vector, float]:
     return Vector(tuple(float(c) for c in centre)), radius
 
 
-def check_view(path: Path, index: int) -> None:
-    """Refuse a rendered view whose object is missing, cropped by the border or a speck (`CaptureError`)."""
+def check_view(path: Path, index: int) -> float:
+    """Refuse a rendered view whose object is missing, cropped by the border or a sliver of a few pixels
+    (`CaptureError`); returns the share of the view the object covers. A thin object seen end-on (a post from
+    above) may cover little of a view and still be seen well: only a whole capture of specks is refused
+    (`check_coverage`)."""
     mask = read_png(path)[..., 3] > 0.5
     view = f"view {index + 1}"
     if not mask.any():
@@ -145,9 +149,20 @@ def check_view(path: Path, index: int) -> None:
             f"{view} crops the object at its border: something renders beyond the selection's geometry "
             "(displacement, particles or hair); apply it or capture without it"
         )
-    if mask.mean() < MIN_COVERAGE:
+    if int(mask.sum()) < MIN_PIXELS:
         raise CaptureError(
-            f"the object covers only {mask.mean():.1%} of {view}: select one object or objects close together"
+            f"the object covers only {int(mask.sum())} pixels of {view}, too few to see its shape: turn it a "
+            "little (a flat object exactly edge-on) or raise the capture resolution"
+        )
+    return float(mask.mean())
+
+
+def check_coverage(coverage: list[float]) -> None:
+    """Refuse a capture in which the object is a speck in every view (`CaptureError`)."""
+    if coverage and max(coverage) < MIN_COVERAGE:
+        raise CaptureError(
+            f"the object covers only {max(coverage):.1%} of the views at most: select one object or objects "
+            "close together"
         )
 
 
@@ -164,6 +179,7 @@ class CaptureSession:
         self.normalization = Normalization.of_sphere(*bounding_sphere(points))
         self.index = 0
         self.cameras: list[dict[str, object]] = []
+        self.coverage: list[float] = []  # the share of each view the object covers
         self.note = ""  # what the user should know about the capture (a pass that could not be used)
         self.lit_only = not (settings.passes and settings.engine in PASS_ENGINES)
         self.compositor: Compositor | None = None
@@ -238,7 +254,9 @@ class CaptureSession:
         self.scene.render.filepath = str(self.folder / name)
         with context.temp_override(scene=self.scene):
             bpy.ops.render.render(write_still=True)
-        check_view(self.folder / name, self.index)
+        self.coverage.append(check_view(self.folder / name, self.index))
+        if self.index + 1 == self.total:
+            check_coverage(self.coverage)
         focal = 0.5 * s.resolution / math.tan(math.radians(s.fov) / 2)
         exported = camera_to_backend(self.camera.matrix_world, self.normalization)
         entry: dict[str, object] = {

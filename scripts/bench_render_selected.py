@@ -53,7 +53,8 @@ def main() -> None:
     prefs.python_path, prefs.device, prefs.keep_jobs = sys.executable, args.device, True
     rasterizer = get_rasterizer(args.device)
     protocol = EvalProtocol(size=args.size)
-    rows = {}
+    rows: dict[str, dict[str, object]] = {}
+    failed: dict[str, str] = {}  # object -> why Render Selected refused it
     for path in meshes:
         bpy.ops.wm.read_homefile(use_empty=True)
         bpy.ops.import_scene.gltf(filepath=str(path))
@@ -65,12 +66,16 @@ def main() -> None:
             bpy.context.scene.gtr.capture_samples = args.samples
         if args.views:
             bpy.context.scene.gtr.capture_views = args.views
-        start = time.perf_counter()
-        done = bpy.ops.gtr.render_selected_to_3d()
+        start, message = time.perf_counter(), ""
+        try:
+            done = bpy.ops.gtr.render_selected_to_3d()
+        except RuntimeError as error:  # the operator refused (its report, raised by bpy.ops)
+            done, message = set(), str(error)
         seconds = time.perf_counter() - start
         state = bpy.context.window_manager.gtr_status
         if done != {"FINISHED"}:
-            print(f"{path.stem}: failed: {state.message}")
+            failed[path.stem] = message or state.message
+            print(f"{path.stem}: failed: {failed[path.stem]}")
             continue
         result = next(o for o in bpy.data.objects if o.get("gtr_job"))
         job = Path(str(result["gtr_job"]))
@@ -116,6 +121,7 @@ def main() -> None:
             "evaluation": f"{protocol.eval_views} views at {args.size}x{args.size}, elevations -30/0/30",
         },
         "assets": rows,
+        "failed": failed,
         "mean": mean,
     }
     args.output.mkdir(parents=True, exist_ok=True)
