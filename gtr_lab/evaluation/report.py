@@ -97,9 +97,11 @@ def comparison_table(reports: list[dict[str, Any]]) -> str:
         ("ssim", "{:.3f}"),
         ("chamfer_x100", "{:.2f}"),
         ("iou", "{:.3f}"),
+        ("flatness", "{:.2f}"),
         ("input_psnr", "{:.2f}"),
     )
-    head = ["configuration", "variant", "PSNR ↑", "SSIM ↑", "CD×100 ↓", "IoU ↑", "input PSNR ↑", "mask IoU, mean ↑"]
+    head = ["configuration", "variant", "PSNR ↑", "SSIM ↑", "CD×100 ↓", "IoU ↑", "flat % ↓", "input PSNR ↑"]
+    head += ["mask IoU, mean ↑"]
     head += ["mask IoU, worst ↑", "s/asset"]
     rows = []
     for report in reports:
