@@ -29,11 +29,11 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     import torch
 
-    from gtr_backend.evaluation.protocol import EvalProtocol
-    from gtr_backend.evaluation.runner import find_assets
     from gtr_backend.reconstruction import reconstruct
     from gtr_backend.render.raster import get_rasterizer
     from gtr_backend.weights import find_default_weights, load_model
+    from gtr_lab.evaluation.protocol import EvalProtocol
+    from gtr_lab.evaluation.runner import find_assets
 
     torch.manual_seed(0)
     device = torch.device("cpu")
