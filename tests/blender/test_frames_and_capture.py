@@ -57,12 +57,17 @@ def test_any_selection_is_framed_whole(blender, extension_zip, fov):
     """Default cube, 10:1 rod, a plate seen nearly edge-on, two far-apart objects, a parented rotated scaled
     object and a modifier that lengthens its object: in every view at the panel's default, widest and
     narrowest field of view, no mask pixel touches the border and the object spans at least a third of the
-    frame. A plate seen exactly edge-on (a sliver in two views) is refused with a plain message."""
+    frame. A plate seen exactly edge-on (a sliver in two views) is refused with a plain message; a sign post
+    captured from above and below too (a speck from there, well seen from the sides) is not."""
     result = blender("framing.py", str(extension_zip), str(fov))
     cases = {case["case"]: case for case in result["cases"]}
-    assert len(cases) == 8
+    assert len(cases) == 9
     sliver = cases.pop("plate exactly edge-on")
     assert sliver["error"] is not None and ("covers only" in sliver["error"] or "shows nothing" in sliver["error"])
+    post = cases.pop("sign post, from above and below too")
+    assert post["error"] is None and len(post["views"]) == 6, post
+    assert min(v["coverage"] for v in post["views"]) < post["min_coverage"]  # a view the old rule refused
+    assert max(v["coverage"] for v in post["views"]) > 2 * post["min_coverage"]
     for case in cases.values():
         assert case["error"] is None and len(case["views"]) == 4, case
         for view in case["views"]:

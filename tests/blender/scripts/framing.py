@@ -87,6 +87,16 @@ def vertex_instances():
     return [points]
 
 
+def sign_post():
+    """A 2 m post, 8 cm thick, with a 1 m plate 4 cm thick near its top: seen from straight above, a speck and a
+    line, yet every other view shows it well."""
+    post = cube("Post")
+    post.scale = (0.04, 0.04, 1.0)
+    board = cube("Plate", location=(0.0, 0.0, 0.6))
+    board.scale = (0.5, 0.02, 0.3)
+    return [post, board]
+
+
 CASES = {
     "default cube": default_cube,
     "10:1 rod": rod,
@@ -96,14 +106,17 @@ CASES = {
     "parented, rotated, scaled": parented,
     "array modifier": arrayed,
     "vertex instances": vertex_instances,
+    "sign post, from above and below too": sign_post,
 }
+SETTINGS = {"sign post, from above and below too": {"views": 6, "resolution": 256}}  # others: 4 views, 96 px
 records = []
 for name, make in CASES.items():
     clear()
     objects = make()
     bpy.context.view_layer.update()
     folder = Path(tempfile.mkdtemp()) / "views"
-    settings = capture.CaptureSettings(resolution=96, engine="BLENDER_WORKBENCH", fov=float(sys.argv[2]))
+    chosen = {"resolution": 96, **SETTINGS.get(name, {})}
+    settings = capture.CaptureSettings(engine="BLENDER_WORKBENCH", fov=float(sys.argv[2]), **chosen)
     session = capture.CaptureSession(objects, settings, folder)
     try:
         while session.render_next(bpy.context):
@@ -125,5 +138,5 @@ for name, make in CASES.items():
         margin = min(rows[0], cols[0], size - 1 - rows[-1], size - 1 - cols[-1]) if mask.any() else -1
         span = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) / size if mask.any() else 0.0
         views.append({"margin_px": int(margin), "span": float(span), "coverage": float(mask.mean())})
-    records.append({"case": name, "error": error, "views": views})
+    records.append({"case": name, "error": error, "views": views, "min_coverage": capture.MIN_COVERAGE})
 finish({"cases": records})
