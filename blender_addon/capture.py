@@ -157,12 +157,12 @@ def check_view(path: Path, index: int) -> float:
     return float(mask.mean())
 
 
-def check_coverage(coverage: list[float]) -> None:
-    """Refuse a capture in which the object is a speck in every view (`CaptureError`)."""
-    if coverage and max(coverage) < MIN_COVERAGE:
+def check_coverage(best: float) -> None:
+    """Refuse a capture whose best view shows the object as a speck, covering `best` < MIN_COVERAGE of it
+    (`CaptureError`)."""
+    if best < MIN_COVERAGE:
         raise CaptureError(
-            f"the object covers only {max(coverage):.1%} of the views at most: select one object or objects "
-            "close together"
+            f"the object covers only {best:.1%} of the views at most: select one object or objects close together"
         )
 
 
@@ -179,7 +179,7 @@ class CaptureSession:
         self.normalization = Normalization.of_sphere(*bounding_sphere(points))
         self.index = 0
         self.cameras: list[dict[str, object]] = []
-        self.coverage: list[float] = []  # the share of each view the object covers
+        self.best_coverage = 0.0  # the largest share of a view the object has covered so far
         self.note = ""  # what the user should know about the capture (a pass that could not be used)
         self.lit_only = not (settings.passes and settings.engine in PASS_ENGINES)
         self.compositor: Compositor | None = None
@@ -254,9 +254,9 @@ class CaptureSession:
         self.scene.render.filepath = str(self.folder / name)
         with context.temp_override(scene=self.scene):
             bpy.ops.render.render(write_still=True)
-        self.coverage.append(check_view(self.folder / name, self.index))
+        self.best_coverage = max(self.best_coverage, check_view(self.folder / name, self.index))
         if self.index + 1 == self.total:
-            check_coverage(self.coverage)
+            check_coverage(self.best_coverage)
         focal = 0.5 * s.resolution / math.tan(math.radians(s.fov) / 2)
         exported = camera_to_backend(self.camera.matrix_world, self.normalization)
         entry: dict[str, object] = {

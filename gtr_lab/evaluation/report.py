@@ -26,7 +26,7 @@ from gtr_backend.errors import GTRError
 
 from .bench import model_markdown, pipeline_markdown, requests_markdown, training_markdown
 from .markdown import number, table
-from .protocol import summarize
+from .protocol import METRICS, summarize
 from .runner import report_markdown
 
 # docs/method.md, section 7 (the GTR paper, table 1, GSO, 4 input views). Quoted, not measured by this project.
@@ -92,17 +92,10 @@ def merged_evaluations(paths: list[Path]) -> dict[str, tuple[dict[str, Any], lis
 
 def comparison_table(reports: list[dict[str, Any]]) -> str:
     """One row per evaluation run (its label and variant): mean metrics, and the worst asset's mask IoU."""
-    columns = (
-        ("psnr", "{:.2f}"),
-        ("ssim", "{:.3f}"),
-        ("chamfer_x100", "{:.2f}"),
-        ("iou", "{:.3f}"),
-        ("flatness", "{:.2f}"),
-        ("input_psnr", "{:.2f}"),
-    )
-    head = ["configuration", "variant", "PSNR ↑", "SSIM ↑", "CD×100 ↓", "IoU ↑", "flat % ↓", "input PSNR ↑"]
-    head += ["mask IoU, mean ↑"]
-    head += ["mask IoU, worst ↑", "s/asset"]
+    shown = ("psnr", "ssim", "chamfer_x100", "iou", "flatness", "input_psnr")  # mask IoU comes last, twice
+    columns = [(key, label, template) for key, label, template in METRICS if key in shown]
+    head = ["configuration", "variant", *(label for _, label, _ in columns)]
+    head += ["mask IoU, mean ↑", "mask IoU, worst ↑", "s/asset"]
     rows = []
     for report in reports:
         seconds = sum(report["seconds"].values()) / max(len(report["seconds"]), 1)
@@ -110,7 +103,7 @@ def comparison_table(reports: list[dict[str, Any]]) -> str:
             masks = [a[variant].get("silhouette_iou") for a in report["assets"].values() if variant in a]
             worst = min((m for m in masks if m is not None), default=None)
             cells = [report.get("label") or "(unlabelled)", variant]
-            cells += [number(mean.get(key), template) for key, template in columns]
+            cells += [number(mean.get(key), template) for key, _, template in columns]
             cells += [number(mean.get("silhouette_iou"), "{:.3f}"), number(worst, "{:.3f}"), f"{seconds:.0f}"]
             rows.append(cells)
     return table(head, rows)
