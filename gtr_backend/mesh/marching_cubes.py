@@ -109,7 +109,6 @@ def marching_cubes(sdf: Tensor, level: float = 0.0) -> tuple[Tensor, Tensor]:
     Returns empty tensors when the level set does not cross the grid.
     """
     device = sdf.device
-    table, offsets, axes = (t.to(device) for t in _tables())
     padded = F.pad(sdf[None, None], (1, 1, 1, 1, 1, 1), value=level + 1.0)[0, 0]
     inside = padded < level
     nx, ny, nz = padded.shape
@@ -117,23 +116,51 @@ def marching_cubes(sdf: Tensor, level: float = 0.0) -> tuple[Tensor, Tensor]:
     for c, (dx, dy, dz) in enumerate(CORNERS):
         case |= inside[dx : nx - 1 + dx, dy : ny - 1 + dy, dz : nz - 1 + dz].long() << c
     cells = torch.nonzero((case > 0) & (case < 255))  # (M, 3)
-    triangles = table[case[cells[:, 0], cells[:, 1], cells[:, 2]]]  # (M, T, 3) local edges
+    corners = cells[:, None, :] + torch.tensor(CORNERS, device=device)  # (M, 8, 3)
+    values = padded[corners[..., 0], corners[..., 1], corners[..., 2]]  # (M, 8), differentiable
+    vertices, faces = marching_cubes_cells(cells, values, (nx, ny, nz), level)
+    return vertices - 1.0, faces  # undo the padding
+
+
+def marching_cubes_cells(
+    cells: Tensor, values: Tensor, grid: tuple[int, int, int], level: float = 0.0
+) -> tuple[Tensor, Tensor]:
+    """Marching cubes over chosen cells of a grid of `grid` points (a sparse band near a surface, say):
+    cells (M, 3) long, each cell's first grid point; values (M, 8) the field at its corners in `CORNERS`
+    order, inside < level -> vertices (V, 3) in grid-index units, faces (F, 3) long, outward normals.
+
+    Vertices are identified by the grid edge they lie on, so cells that share an edge share its vertex (a
+    closed surface inside the chosen cells gives a watertight mesh). Differentiable in `values`."""
+    device = values.device
+    table, offsets, axes = (t.to(device) for t in _tables())
+    inside = values < level
+    case = (inside.long() << torch.arange(8, device=device)).sum(dim=1)  # (M,)
+    triangles = table[case]  # (M, T, 3) local edges
     keep = triangles[..., 0] >= 0
-    cell_of = cells[:, None, :].expand(-1, triangles.shape[1], -1)[keep]  # (F, 3)
+    cell_of = torch.arange(len(cells), device=device)[:, None].expand(-1, triangles.shape[1])[keep]  # (F,)
     local = triangles[keep]  # (F, 3)
     if local.shape[0] == 0:
-        return sdf.new_zeros((0, 3)), torch.zeros((0, 3), dtype=torch.long, device=device)
+        return values.new_zeros((0, 3)), torch.zeros((0, 3), dtype=torch.long, device=device)
+    _, ny, nz = grid
     # A global id per grid edge: 3 * (flat index of its lower grid point) + axis.
-    points = cell_of[:, None, :] + offsets[local]  # (F, 3 corners, 3)
+    points = cells[cell_of][:, None, :] + offsets[local]  # (F, 3 corners, 3)
     global_edge = ((points[..., 0] * ny + points[..., 1]) * nz + points[..., 2]) * 3 + axes[local]
     unique, faces = torch.unique(global_edge.reshape(-1), return_inverse=True)
-    axis = unique % 3
-    flat = unique // 3
-    start = torch.stack([flat // (ny * nz), flat // nz % ny, flat % nz], dim=-1)  # (V, 3)
-    step = F.one_hot(axis, 3)
-    end = start + step
-    s0 = padded[start[:, 0], start[:, 1], start[:, 2]]
-    s1 = padded[end[:, 0], end[:, 1], end[:, 2]]
+    # One occurrence of each edge (any: cells sharing it read the same corner values there).
+    occurrence = torch.zeros(len(unique), dtype=torch.long, device=device)
+    occurrence.scatter_(0, faces, torch.arange(faces.numel(), device=device))
+    edge = local.reshape(-1)[occurrence]
+    cell = cell_of[occurrence // 3]
+    ends = _edge_corners().to(device)[edge]  # (V, 2) corner indices of each edge
+    s0 = values[cell, ends[:, 0]]
+    s1 = values[cell, ends[:, 1]]
     t = (level - s0) / (s1 - s0)
-    vertices = start.to(sdf.dtype) + t[:, None] * step.to(sdf.dtype) - 1.0  # undo the padding
-    return vertices, faces.reshape(-1, 3)
+    start = (cells[cell] + offsets[edge]).to(values.dtype)
+    step = F.one_hot(axes[edge], 3).to(values.dtype)
+    return start + t[:, None] * step, faces.reshape(-1, 3)
+
+
+@functools.cache
+def _edge_corners() -> Tensor:
+    """(12, 2): the corners (in `CORNERS` order) at the two ends of each edge, lower first."""
+    return torch.tensor([(a, a | 1 << axis) for a, axis in EDGES], dtype=torch.long)
