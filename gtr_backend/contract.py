@@ -40,6 +40,19 @@ JOB_STATE = "state.safetensors"  # the refined colour field and triplane, for Re
 JOB_MANIFEST = "job.json"  # the request's views and options
 JOB_FILES = (JOB_MESH, JOB_ARRAYS, JOB_TEXTURE, JOB_STATE, JOB_MANIFEST)
 JOB_NORMALS = "normal.png"  # with the `normal_map` option: the tangent-space normal map (8-bit RGB, same uv)
+JOB_MATERIAL = "material.png"  # views that carry a material pass: glTF's metallicRoughness packing (8-bit RGB:
+# R unused, G roughness, B metallic), same uv
+JOB_EMISSION = "emission.png"  # views that carry an emission pass: the emitted colour (8-bit RGB), same uv
+# Levels of detail after the first (the `lods` option): level k's mesh and textures are the files above with
+# the prefix "lod<k>_" (lod1_mesh.npz, lod1_texture.png, ...); mesh.glb holds the whole chain.
+JOB_LOD_FILES = (JOB_ARRAYS, JOB_TEXTURE, JOB_MATERIAL, JOB_EMISSION)
+
+
+def job_lod_file(name: str, level: int) -> str:
+    """The job file `name` of level of detail `level` (0: the result itself)."""
+    return name if level == 0 else f"lod{level}_{name}"
+
+
 # Bake to Active: the add-on writes the target mesh into a folder of its own, the backend the texture beside it.
 BAKE_TARGET = "target.npz"  # vertices (V, 3) float32 in the job's backend frame, faces (F, 3) int32, uv (V, 2)
 BAKE_TEXTURE = "baked.png"  # the job's colours on the target's UV layout (8-bit RGB, row 0 = v 1)
@@ -93,7 +106,20 @@ RECONSTRUCT_OPTIONS: dict[str, Option] = {
     "texture_from_views": Option(True, "take texel colours from the input views where they see the surface"),
     "refine_steps": Option(20, "texture refinement steps (0 turns it off)", low=0, high=500),
     "texture_size": Option(1024, "texture atlas size in pixels", low=16, high=4096),
-    "target_faces": Option(20000, "simplify to about this many faces before unwrapping (0 keeps all)", 0, 10_000_000),
+    "target_faces": Option(
+        20000,
+        "simplify to about this many faces before unwrapping (0 keeps all; with auto faces, at most)",
+        0,
+        10_000_000,
+    ),
+    "auto_faces": Option(
+        False,
+        "simplify as far as the shape allows: until the surface would move by more than a small fraction of the "
+        "object's size (flat sides become a few large faces, detail keeps its faces); target faces caps it",
+    ),
+    "lods": Option(
+        1, "levels of detail: each level after the first has about a quarter of the faces, with its own bake", 1, 4
+    ),
     "uv": Option(
         "fast",
         "UV atlas: fast (projected charts, no overlapping texels) or xatlas (tightest packing, slower)",
@@ -251,8 +277,9 @@ class LoadReply(TypedDict):
 
 
 class ReconstructReply(TypedDict):
-    files: dict[str, str]  # kind ("glb", "npz", "texture", "state") -> path in the job folder
+    files: dict[str, str]  # kind ("glb", "npz", "texture", "material", "emission", "state", "lod1_npz", ...) -> path
     faces: int
+    lod_faces: list[int]  # the faces of each further level of detail (LOD1, ...); [] for one level
     loaded_model: bool  # False: the model was still loaded from an earlier request
     timings: dict[str, float]  # seconds per stage
     psnr_before: float | None  # the texture refinement's input-view PSNR (dB), None without refinement

@@ -4,8 +4,11 @@
     geometry: triplane --density (only where the hull is)--> fused with the masks (carve + fill)
               --marching cubes--> mesh [--simplify] [--geometry fit: silhouettes, photometric, smooth]
               --clean: what no view sees becomes a taut membrane, flat faces are flattened (edges kept)
+              (views that all know their depth, a capture's: their depth maps fused into the exact surface,
+              `mesh.fusion`, instead; then simplified, by error with "auto faces", `mesh.decimate`)
     texture:  mesh --texture refinement (fixed geometry)--> refined colour field
               --unwrap--> UV layout --bake (input views' colours where they see the surface)--> textured mesh
+    LODs:     each further level simplified to a quarter of the faces of the one before, unwrapped and baked
 
 `geometry_stage` and `texture_stage` are what `gtr eval` and `gtr bench` reuse (the server's refine reuses
 `bake`, the texture stage's last step); each takes
@@ -30,13 +33,16 @@ from torch import Tensor
 from .contract import MAX_FIT_VIEWS, RECONSTRUCT_OPTIONS
 from .devices import out_of_memory, resolve_device, synchronize
 from .errors import CancelledError, GTRError, OutOfMemoryError
-from .export import bake_texture, bake_vertex_colors, unwrap, write_mesh
+from .export import bake_vertex_colors, unwrap, write_mesh
+from .export.bake import bake_textures
 from .export.normal_map import bake_normal_map
 from .fidelity import Fidelity, fidelity
 from .mesh import DENSITY_LEVEL, Mesh, sdf_to_mesh, simplify
 from .mesh.clean import CleanOptions, clean_surface, membrane_share
-from .mesh.extract import McBackend, density_grid
+from .mesh.decimate import AUTO_FACE_ERROR, DecimateOptions, decimate, filtered_planes, simplify_by_error
+from .mesh.extract import McBackend, density_grid, grid_points
 from .mesh.fit import CarveOptions, FitOptions, carve_and_fill, fit_surface
+from .mesh.fusion import DepthField, FusionOptions, fuse_depth
 from .model import GTR, Precision
 from .model.fields import TriplaneField, sample_triplane
 from .refine import ColorField, RefineOptions, RefineResult, refine_texture
@@ -53,6 +59,7 @@ CancelFn = Callable[[], bool]
 # Share of the whole run each stage is shown as taking, for one progress bar.
 STAGE_SHARE = {
     "triplane": 0.05,
+    "depth fusion": 0.15,
     "density grid": 0.1,
     "carve": 0.1,
     "marching cubes": 0.05,
@@ -63,8 +70,10 @@ STAGE_SHARE = {
     "unwrap": 0.15,
     "bake": 0.1,
     "normal map": 0.05,
+    "levels of detail": 0.1,
     "score": 0.03,
 }
+MIN_LOD_FACES = 12  # a level of detail is never simplified below this (a box's 12 triangles)
 TEXTURE_VIEW_SIZE = 1024  # input views are used for the texture at up to this size (longest side)
 
 
@@ -85,6 +94,8 @@ class ReconstructOptions:
     refine_params: RefineParams = "both"
     texture_size: int = _default("texture_size")
     target_faces: int = _default("target_faces")  # simplify to about this many faces; 0 keeps every face
+    auto_faces: bool = _default("auto_faces")  # simplify by error (`AUTO_FACE_ERROR`), `target_faces` the cap
+    lods: int = _default("lods")  # levels of detail, each about a quarter of the faces of the one before
     uv: str = _default("uv")  # UV atlas: "fast" (projected charts) or "xatlas" (tightest packing, slower)
     normal_map: bool = _default("normal_map")  # the full-resolution surface's normals as a normal map
     vertex_colors: bool = _default("vertex_colors")  # colour per vertex instead of a UV texture
@@ -115,12 +126,14 @@ class Reconstruction:
     fidelity: Fidelity | None = None  # the finished mesh against the views it was made from (and held-out ones):
     # its mask_iou_per_view is the final mesh's silhouette against each input view's mask
     notes: list[str] = field(default_factory=list)  # what the user should know about how the views were used
+    lods: list[Mesh] = field(default_factory=list)  # levels of detail after `mesh` (LOD1, ...), each textured
 
     def save(self, path: Path | str, texture_format: str = "png") -> list[Path]:
-        """Write the mesh (.glb, .obj or .ply; a GLB's texture as "png" or "jpeg"); adds the time it took to
+        """Write the mesh (.glb, .obj or .ply; a GLB's texture as "png" or "jpeg"; a GLB holds the levels of
+        detail too, as nodes NAME_LOD0, NAME_LOD1, ... after the file's name); adds the time it took to
         `timings["export"]`."""
         start = time.perf_counter()
-        written = write_mesh(self.mesh, path, texture_format)
+        written = write_mesh(self.mesh, path, texture_format, lods=self.lods)
         self.timings["export"] = time.perf_counter() - start
         return written
 
@@ -151,16 +164,24 @@ class Stages:
         progress: ProgressFn | None = None,
         cancel: CancelFn | None = None,
         network: bool = True,
+        depth: bool = False,
     ) -> Stages:
-        """Stages for a run with `options` (and the network first, if `network`)."""
+        """Stages for a run with `options` (and the network first, if `network`; the depth maps fused, if
+        `depth`: views that all know their depth)."""
         plan = ["triplane"] if network else []
-        plan += ["carve"] if options.geometry_refine else ["density grid", "marching cubes"]
-        plan += ["simplify"] if options.target_faces else []
-        plan += ["geometry fit"] if options.geometry_refine and options.geometry_steps else []
-        plan += ["clean"] if options.geometry_refine else []
-        plan += ["refine"] if options.refine_steps else []
+        fused = depth and options.geometry_refine
+        if fused:
+            plan += ["depth fusion"]
+        else:
+            plan += ["carve"] if options.geometry_refine else ["density grid", "marching cubes"]
+        plan += ["simplify"] if options.target_faces or options.auto_faces else []
+        if not fused:
+            plan += ["geometry fit"] if options.geometry_refine and options.geometry_steps else []
+            plan += ["clean"] if options.geometry_refine else []
+        plan += ["refine"] if options.refine_steps and not fused else []
         plan += ["bake"] if options.vertex_colors else ["unwrap", "bake"]
         plan += ["normal map"] if options.normal_map and not options.vertex_colors else []
+        plan += ["levels of detail"] if options.lods > 1 and not options.vertex_colors else []
         stages = cls(device, progress, cancel, (*plan, "score"))
         stages.options = options
         return stages
@@ -258,7 +279,7 @@ def reconstruct(
     """Reconstruct a textured mesh from posed views with a model (or the path of its weights)."""
     options = options or ReconstructOptions()
     target = resolve_device(device)
-    stages = Stages.planned(target, options, progress, cancel)
+    stages = Stages.planned(target, options, progress, cancel, depth=views.depth is not None)
     if isinstance(weights, GTR):
         model = weights.to(target)
     else:
@@ -301,14 +322,17 @@ def reconstruct_from_triplane(
     kept out of everything, scored only (`fidelity`). A caller that passes its own `stages` (timings, progress
     and cancel shared with earlier stages) passes no `progress` or `cancel` here."""
     options = options or ReconstructOptions()
-    stages = stages or Stages.planned(triplane.device, options, progress, cancel, network=False)
+    depth = views.depth is not None
+    stages = stages or Stages.planned(triplane.device, options, progress, cancel, network=False, depth=depth)
     views = views.to(triplane.device)
+    originals = (originals or views).to(triplane.device)
     rasterizer = get_rasterizer(triplane.device, options.rasterizer)
-    shape = geometry_stage(field, triplane, views, options, stages, rasterizer)
-    sources = texture_views((originals or views).to(triplane.device)) if options.texture_from_views else None
+    shape = geometry_stage(field, triplane, views, options, stages, rasterizer, originals)
+    sources = texture_views(originals) if options.texture_from_views else None
     textured, colors, refinement = texture_stage(
         field, triplane, shape.mesh, views, sources, options, stages, rasterizer, shape.inside
     )
+    lods = levels_of_detail(shape.mesh, colors, sources, options, stages, rasterizer)
     with stages.stage("score"), torch.no_grad():
         unseen = None if held_out is None else held_out.to(triplane.device).resized((views.height, views.width))
         score = fidelity(textured, views, rasterizer, unseen)
@@ -321,6 +345,7 @@ def reconstruct_from_triplane(
         str(triplane.device),
         stages.timings,
         score,
+        lods=[lod.to("cpu") for lod in lods],
     )
 
 
@@ -329,7 +354,28 @@ class Shape:
     """What the geometry stage makes: the mesh, and the field it was meshed from at full resolution."""
 
     mesh: Mesh
-    inside: Tensor  # (R, R, R) on `mesh.extract.grid_points`, positive inside; its zero level set is the surface
+    inside: Tensor | None  # (R, R, R) on `mesh.extract.grid_points`, positive inside; its zero level set is the
+    # surface (None where the normal map does not need it)
+
+
+def fused_grid(field: DepthField, resolution: int, device: torch.device, chunk: int = 1 << 16) -> Tensor:
+    """(R, R, R): the fused depth field on `grid_points`, positive inside, truncated at two voxels."""
+    grid = grid_points(resolution, device).reshape(-1, 3)
+    truncation = 4.0 / (resolution - 1)
+    values = torch.cat([field(grid[i : i + chunk], truncation) for i in range(0, len(grid), chunk)])
+    return values.reshape(resolution, resolution, resolution)
+
+
+def simplify_stage(mesh: Mesh, options: ReconstructOptions, stages: Stages) -> Mesh:
+    """The mesh simplified: with `auto_faces` as far as the shape allows (`simplify_by_error`; `target_faces`, if
+    set, caps it), else to about `target_faces` (0 keeps every face)."""
+    if options.auto_faces:
+        with stages.stage("simplify"), torch.no_grad():
+            return simplify_by_error(mesh, AUTO_FACE_ERROR, options.target_faces)
+    if options.target_faces and mesh.num_faces > options.target_faces:
+        with stages.stage("simplify"):
+            return simplify(mesh, options.target_faces)
+    return mesh
 
 
 def geometry_stage(
@@ -339,11 +385,21 @@ def geometry_stage(
     options: ReconstructOptions,
     stages: Stages,
     rasterizer: Rasterizer,
+    originals: ViewSet | None = None,
 ) -> Shape:
-    """Triplane -> mesh that agrees with the views (module docstring), simplified to `options.target_faces`,
-    with the full-resolution field it was meshed from (for the normal map)."""
+    """Triplane -> mesh that agrees with the views (module docstring), simplified (`simplify_stage`), with the
+    full-resolution field it was meshed from (for the normal map). Views that know their depth give the shape
+    themselves: their depth maps (`originals`' at their own resolution, else `views`') are fused."""
     device = triplane.device
     resolution = options.resolution(device)
+    if options.geometry_refine and views.depth is not None:
+        sharp = (originals if originals is not None and originals.depth is not None else views).to(device)
+        inside = None
+        with stages.stage("depth fusion"), torch.no_grad():
+            fused = fuse_depth(sharp, progress=stages.reporter("depth fusion"))
+            if options.normal_map and not options.vertex_colors:  # the fused field on the normal map's grid
+                inside = fused_grid(DepthField(sharp, FusionOptions().depth_jump), resolution, device)
+        return Shape(simplify_stage(fused, options, stages), inside)
 
     def density(points: Tensor) -> Tensor:
         return field.density(sample_triplane(triplane[None], points[None])[0])
@@ -366,9 +422,7 @@ def geometry_stage(
             inside = density_grid(density, resolution, device) - DENSITY_LEVEL
         with stages.stage("marching cubes"):
             mesh = sdf_to_mesh(-inside, options.marching_cubes)
-    if options.target_faces and mesh.num_faces > options.target_faces:
-        with stages.stage("simplify"):
-            mesh = simplify(mesh, options.target_faces)
+    mesh = simplify_stage(mesh, options, stages)
     if options.geometry_refine and options.geometry_steps > 0:
         with stages.stage("geometry fit"):
             fit = FitOptions(steps=options.geometry_steps, voxel=2.0 / (resolution - 1))
@@ -397,7 +451,11 @@ def texture_stage(
     field the mesh was simplified from, for the normal map (`options.normal_map`)."""
     refinement = None
     colors = ColorField(triplane, field)
-    if options.refine_steps > 0:
+    # Views that know their depth see the whole surface the shape was fused from: the colour field would only
+    # shape the fill where none of them looks, and there the nearby seen colours (`CalmColors`) are the better
+    # guess; it is kept unrefined (Refine Texture can still refine it).
+    fused = views.depth is not None and options.geometry_refine
+    if options.refine_steps > 0 and not fused:
         with stages.stage("refine"):
             refine_options = RefineOptions(steps=options.refine_steps, params=options.refine_params)
             # The colour field is fitted to the network's own views (as in the paper): with many views the views'
@@ -422,6 +480,35 @@ def texture_stage(
     return textured, colors, refinement
 
 
+def levels_of_detail(
+    mesh: Mesh,
+    colors: ColorField,
+    sources: ViewSet | None,
+    options: ReconstructOptions,
+    stages: Stages,
+    rasterizer: Rasterizer,
+) -> list[Mesh]:
+    """LOD1 ... LOD(n-1) of `options.lods` levels: each simplified (creases kept, `decimate`) to about a quarter
+    of the faces of the one before, unwrapped and baked on its own; [] for one level or vertex colours. A level
+    that cannot get smaller (a few faces left) ends the chain."""
+    if options.lods <= 1 or options.vertex_colors:
+        return []
+    levels: list[Mesh] = []
+    with stages.stage("levels of detail"), torch.no_grad():
+        previous = mesh
+        for level in range(1, options.lods):
+            stages.report("levels of detail", (level - 1) / (options.lods - 1))
+            target = max(MIN_LOD_FACES, previous.num_faces // 4)
+            smaller = decimate(previous, DecimateOptions(max_faces=target), planes=filtered_planes(previous))
+            if smaller.num_faces > 0.9 * previous.num_faces:  # as simple as it gets: the chain ends here
+                break
+            size = max(64, options.texture_size >> level)  # a quarter of the faces: half the texels per side
+            unwrapped = unwrap(smaller, size, options.uv)
+            levels.append(bake(unwrapped, colors, sources, size, rasterizer, stages.check, close=False))
+            previous = smaller
+    return levels
+
+
 def bake(
     mesh: Mesh,
     colors: ColorField,
@@ -429,11 +516,20 @@ def bake(
     size: int,
     rasterizer: Rasterizer,
     check: Callable[[], None] | None = None,
+    close: bool = True,
 ) -> Mesh:
-    """A mesh with uv -> the same mesh with its texture baked from `colors` (and `sources`' own colours).
-    `check` is called between the bake's steps (it raises to stop it)."""
+    """A mesh with uv -> the same mesh with its texture baked from `colors` (and `sources`' own colours, and
+    their material and emission where they carry them). `check` is called between the bake's steps (it raises
+    to stop it); `close`: the mesh lies on the surface the sources' depth saw (`ViewColors`)."""
     if check is not None:
         check()
-    projected = ViewColors(mesh, sources, rasterizer) if sources is not None else None
-    texture = bake_texture(mesh, colors, size, rasterizer, views=projected, check=check)
-    return Mesh(mesh.vertices, mesh.faces, uv=mesh.uv, texture=texture)
+    projected = ViewColors(mesh, sources, rasterizer, close=close) if sources is not None else None
+    baked = bake_textures(mesh, colors, size, rasterizer, views=projected, check=check)
+    return Mesh(
+        mesh.vertices,
+        mesh.faces,
+        uv=mesh.uv,
+        texture=baked.texture,
+        material_texture=baked.material,
+        emission_texture=baked.emission,
+    )

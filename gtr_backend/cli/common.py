@@ -76,6 +76,26 @@ def _on_off(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
 
 
+def _faces(text: str) -> int | str:
+    """--faces: a number of faces, "auto" (as few as the shape allows) or "auto:N" (that, at most N)."""
+    if text == "auto" or text.startswith("auto:"):
+        cap = text[5:]
+        if cap and not (cap.isdigit() and int(cap) > 0):
+            raise argparse.ArgumentTypeError(f"expected auto:N with N a positive number of faces, got {text!r}")
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of faces, auto or auto:N, got {text!r}") from None
+
+
+def _faces_count(value: int | str) -> int:
+    """The face count (the cap, with auto; 0: none) that a parsed --faces asks for."""
+    if isinstance(value, int):
+        return value
+    return int(value[5:]) if value.startswith("auto:") else 0
+
+
 def add_reconstruct_options(parser: argparse.ArgumentParser) -> None:
     """The reconstruction's options (reconstruct and eval), each with the default, range and help of its one
     definition in `contract.RECONSTRUCT_OPTIONS`."""
@@ -93,7 +113,10 @@ def add_reconstruct_options(parser: argparse.ArgumentParser) -> None:
     add("--texture-from-views", type=_on_off, metavar="on|off", **described("texture_from_views"))
     add("--refine-steps", type=int, **described("refine_steps"))
     add("--texture-size", type=int, **described("texture_size"))
-    add("--faces", type=int, **described("target_faces"))
+    add("--faces", type=_faces, default=option["target_faces"].default, metavar="N|auto|auto:N",
+        help=f"{option['target_faces'].help}; auto: {option['auto_faces'].help} (default "
+        f"{option['target_faces'].default})")  # fmt: skip
+    add("--lods", type=int, **described("lods"))
     add("--uv", choices=option["uv"].choices, **described("uv"))
     add("--normal-map", action="store_true", default=option["normal_map"].default, help=option["normal_map"].help)
     add("--vertex-colors", action="store_true", default=option["vertex_colors"].default,
@@ -113,7 +136,9 @@ def options_from_arguments(args: argparse.Namespace) -> ReconstructOptions:
         refine_steps=args.refine_steps,
         refine_params=getattr(args, "refine_params", "both"),
         texture_size=args.texture_size,
-        target_faces=args.faces,
+        target_faces=_faces_count(args.faces),
+        auto_faces=isinstance(args.faces, str),
+        lods=args.lods,
         uv=args.uv,
         normal_map=args.normal_map,
         vertex_colors=args.vertex_colors,

@@ -104,7 +104,9 @@ def _summary(result: Any, files: list[Path], weights: Path, views: int, total: f
         "weights": str(weights),
         "views": views,
         "faces": result.mesh.num_faces,
+        "lod_faces": [lod.num_faces for lod in result.lods],
         "vertices": result.mesh.num_vertices,
+        "material": result.mesh.material_texture is not None,
         "timings_s": {k: round(v, 4) for k, v in result.timings.items()},
         "total_s": round(total, 4),
         "refine_psnr_before": refinement.psnr_before if refinement else None,
@@ -135,4 +137,6 @@ def _report(result: Any, files: list[Path], total: float) -> None:
             f"{score.held_out_mask_iou:.3f}",
             file=sys.stderr,
         )
-    print(f"wrote {', '.join(map(str, files))} ({result.mesh.num_faces} faces)")
+    levels = "".join(f", LOD{k}: {lod.num_faces}" for k, lod in enumerate(result.lods, start=1))
+    pbr = "base colour, roughness and metallic" if result.mesh.material_texture is not None else "base colour"
+    print(f"wrote {', '.join(map(str, files))} ({result.mesh.num_faces} faces{levels}; {pbr})")

@@ -9,6 +9,7 @@ pull-push pass, so bilinear filtering and mip-mapping never pull in the empty ba
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -39,15 +40,38 @@ def surface_colors(
 ) -> Tensor:
     """rgb (P, 3) in [0, 1] of surface points: the colour field, with the input views laid over it (if given).
     `check` is called before every chunk (it raises to stop)."""
-    out = []
+    return surface_values(colors, points, normals, views, chunk_points, check)[0]
+
+
+def surface_values(
+    colors: ColorFn,
+    points: Tensor,
+    normals: Tensor,
+    views: ViewColors | None,
+    chunk_points: int = 1 << 18,
+    check: Callable[[], None] | None = None,
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """(rgb (P, 3), material (P, 3: roughness, metallic, known) or None, emission (P, 3) or None) of surface
+    points: `surface_colors`, and the views' material and emission where they carry them."""
+    rgbs: list[Tensor] = []
+    materials: list[Tensor] = []
+    emissions: list[Tensor] = []
     with torch.no_grad():
         for i in range(0, points.shape[0], chunk_points):
             if check is not None:
                 check()
             p = points[i : i + chunk_points]
-            rgb = colors(p).float() if views is None else views.blend(p, normals[i : i + chunk_points], colors)
-            out.append(rgb.clamp(0, 1))
-    return torch.cat(out) if out else points.new_zeros((0, 3))
+            if views is None:
+                rgbs.append(colors(p).float().clamp(0, 1))
+                continue
+            seen = views.project(p, normals[i : i + chunk_points])
+            rgbs.append(views.blend(p, normals[i : i + chunk_points], colors, seen).clamp(0, 1))
+            if seen.material is not None:
+                materials.append(seen.material)
+            if seen.emission is not None:
+                emissions.append(seen.emission.clamp(0, 1))
+    rgb = torch.cat(rgbs) if rgbs else points.new_zeros((0, 3))
+    return rgb, torch.cat(materials) if materials else None, torch.cat(emissions) if emissions else None
 
 
 UV_METHODS = RECONSTRUCT_OPTIONS["uv"].choices
@@ -98,6 +122,30 @@ def bake_texture(
     """Texture (S, S, 3) in [0, 1] of `colors` over a mesh with `uv` (with the input views' own colours where
     they see the surface, if `views` is given); texels no face covers take their chart's colours
     (`pull_push`), so bilinear filtering and mip-mapping never pull in a background."""
+    return bake_textures(mesh, colors, texture_size, rasterizer, views, check).texture
+
+
+@dataclass(frozen=True)
+class Baked:
+    """The textures of one bake, (S, S, 3) in [0, 1] on the mesh's uv: base colour; the material as glTF packs
+    it (1, roughness, metallic) and the emission, where the views carry them (else None)."""
+
+    texture: Tensor
+    material: Tensor | None = None
+    emission: Tensor | None = None
+
+
+def bake_textures(
+    mesh: Mesh,
+    colors: ColorFn,
+    texture_size: int = 1024,
+    rasterizer: Rasterizer | None = None,
+    views: ViewColors | None = None,
+    check: Callable[[], None] | None = None,
+) -> Baked:
+    """`bake_texture`, and with views that carry material and emission passes their textures too: each texel
+    takes what the views that see it well show; texels they do not show (or whose source said nothing) take
+    their neighbours' (`pull_push`). A material no view knows anywhere is left out (None)."""
     if mesh.uv is None:
         raise ValueError("bake_texture needs a mesh with uv (see unwrap)")
     rasterizer = rasterizer or TorchRasterizer()
@@ -109,12 +157,24 @@ def bake_texture(
     surface = rasterizer.interpolate(attributes, fragments, mesh.faces)[0]  # (S, S, 3 or 6)
     points, normals = surface[..., :3], surface[..., -3:]
     covered = fragments.mask[0]
-    rgb = surface_colors(colors, points[covered], normals[covered], views, check=check)
-    texture = torch.zeros((texture_size, texture_size, 3), dtype=rgb.dtype, device=rgb.device)
-    texture[covered] = rgb.clamp(0, 1)
+    rgb, material, emission = surface_values(colors, points[covered], normals[covered], views, check=check)
     if not bool(covered.any()):
-        return torch.full_like(texture, 0.5)
-    return pull_push(texture, covered).clamp(0, 1)
+        return Baked(torch.full((texture_size, texture_size, 3), 0.5, device=points.device))
+
+    def texture_of(values: Tensor, known: Tensor | None = None) -> Tensor:
+        image = torch.zeros((texture_size, texture_size, values.shape[1]), dtype=values.dtype, device=values.device)
+        image[covered] = values.clamp(0, 1)
+        filled = covered.clone()
+        if known is not None:
+            filled[covered] = known
+        return pull_push(image, filled).clamp(0, 1)
+
+    material_texture = None
+    if material is not None and bool((material[:, 2] > 0.5).any()):
+        packed = torch.cat([torch.ones_like(material[:, :1]), material[:, :2]], dim=1)  # glTF: R unused, G, B
+        material_texture = texture_of(packed, material[:, 2] > 0.5)
+    emission_texture = texture_of(emission) if emission is not None else None
+    return Baked(texture_of(rgb), material_texture, emission_texture)
 
 
 def bake_vertex_colors(mesh: Mesh, colors: ColorFn, views: ViewColors | None = None) -> Mesh:

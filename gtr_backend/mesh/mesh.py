@@ -2,7 +2,9 @@
 
 vertices (V, 3) float, faces (F, 3) long with counter-clockwise (outward-facing) winding;
 optional uv (V, 2) in [0, 1] with v up (OBJ convention; the GLB writer flips it), texture (H, W, 3) in [0, 1],
-vertex_colors (V, 3) in [0, 1], and normal_texture (H, W, 3), a tangent-space normal map on the same uv.
+vertex_colors (V, 3) in [0, 1], and normal_texture (H, W, 3), a tangent-space normal map on the same uv;
+material_texture (H, W, 3) the PBR material packed as glTF's metallicRoughnessTexture reads it (R unused, 1;
+G roughness; B metallic) and emission_texture (H, W, 3) the emitted colour (display values), on the same uv.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ class Mesh:
     texture: Tensor | None = None
     vertex_colors: Tensor | None = None
     normal_texture: Tensor | None = None  # (H, W, 3) in [0, 1]: tangent-space normals (export.normal_map)
+    material_texture: Tensor | None = None  # (H, W, 3) in [0, 1]: 1, roughness, metallic
+    emission_texture: Tensor | None = None  # (H, W, 3) in [0, 1]
 
     @property
     def num_vertices(self) -> int:
@@ -62,4 +66,6 @@ class Mesh:
             move(self.texture),
             move(self.vertex_colors),
             move(self.normal_texture),
+            move(self.material_texture),
+            move(self.emission_texture),
         )

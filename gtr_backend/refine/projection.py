@@ -1,7 +1,8 @@
 """Surface colours taken straight from the input views, where they see the surface.
 
 For a surface point p with normal n, view i contributes its pixel at the projection of p when
-- p is visible in it: p's depth matches the mesh's own depth map of that view (no occluder in front);
+- p is visible in it: p's depth matches the mesh's own depth map of that view (no occluder in front), or the
+  view's own depth where it has one (a capture's depth pass: what it really saw);
 - the pixel is inside the view's mask;
 and rates how well it sees p by
     q_i = facing_i * edge_i,
@@ -21,6 +22,7 @@ colour field fitted to the views leaves where they do not look.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -47,6 +49,17 @@ class ProjectionOptions:
     calm_cells: int = 64  # cells along the longest side of the calm colour volume
 
 
+@dataclass(frozen=True)
+class Projection:
+    """What the views show at P surface points: their colour (P, 3), how well the best view sees each (P,), and,
+    where the views carry them, the material (P, 3: roughness, metallic, known 0/1) and emission (P, 3)."""
+
+    rgb: Tensor
+    quality: Tensor
+    material: Tensor | None = None
+    emission: Tensor | None = None
+
+
 class ViewColors:
     """Colours of surface points from the input views that see them (see the module docstring).
 
@@ -55,12 +68,24 @@ class ViewColors:
     """
 
     def __init__(
-        self, mesh: Mesh, views: ViewSet, rasterizer: Rasterizer | None = None, options: ProjectionOptions | None = None
+        self,
+        mesh: Mesh,
+        views: ViewSet,
+        rasterizer: Rasterizer | None = None,
+        options: ProjectionOptions | None = None,
+        close: bool = True,
     ) -> None:
+        """`close`: the mesh lies on the surface the views' own depth saw (within the z-test's tolerance), so
+        their depth can stand for its own; a coarse level of detail is not, and is rendered."""
         self.views = views
         self.options = options or ProjectionOptions()
         surface = mesh.to(views.device)
-        self.depth = seen_surface(surface, views.intrinsics, views.c2w, views.height, views.width, rasterizer).depth
+        if views.depth is not None and close:  # what each view really saw (a capture's depth): no need to render
+            self.depth = torch.where(
+                views.depth[:, 0] > 0, views.depth[:, 0], torch.full_like(views.depth[:, 0], math.inf)
+            )
+        else:
+            self.depth = seen_surface(surface, views.intrinsics, views.c2w, views.height, views.width, rasterizer).depth
         band = int(self.options.edge_pixels) + 2
         inside = image_signed_distance(views.foreground(), band)  # pixels to the mask's outline, positive inside
         self.edge = torch.minimum(inside, distance_to_depth_edges(self.depth, band)).clamp_min(0)  # (N, H, W)
@@ -68,6 +93,11 @@ class ViewColors:
 
     def __call__(self, points: Tensor, normals: Tensor) -> tuple[Tensor, Tensor]:
         """points, normals (P, 3) world frame -> projected colour (P, 3) and the best view's quality (P,)."""
+        seen = self.project(points, normals)
+        return seen.rgb, seen.quality
+
+    def project(self, points: Tensor, normals: Tensor) -> Projection:
+        """What the views show at surface points (P, 3) with normals (P, 3), world frame (`Projection`)."""
         views, options = self.views, self.options
         clip = project(points.float(), views.intrinsics, views.c2w, views.height, views.width)  # (N, P, 4)
         pixels = clip_to_pixels(clip, views.height, views.width)  # (N, P, 2)
@@ -108,12 +138,30 @@ class ViewColors:
                 (weight[..., None] * rgb).sum(0) / weight.sum(0).clamp_min(1e-12)[:, None],
                 mean,
             )
-        return mean, quality.max(dim=0).values
+        material = emission = None
+        if views.material is not None:  # the views' weights, where each knows the material
+            values = sample(views.material)  # (N, P, 3): roughness, metallic, known
+            known = weight * values[..., 2]
+            total = known.sum(0)
+            material = torch.cat(
+                [
+                    (known[..., None] * values[..., :2]).sum(0) / total.clamp_min(1e-12)[:, None],
+                    (total > 1e-12)[:, None],
+                ],
+                dim=1,
+            )
+        if views.emission is not None:
+            emission = (weight[..., None] * sample(views.emission)).sum(0) / weight.sum(0).clamp_min(1e-12)[:, None]
+        return Projection(mean, quality.max(dim=0).values, material, emission)
 
-    def blend(self, points: Tensor, normals: Tensor, base: Callable[[Tensor], Tensor]) -> Tensor:
+    def blend(
+        self, points: Tensor, normals: Tensor, base: Callable[[Tensor], Tensor], seen: Projection | None = None
+    ) -> Tensor:
         """Colours (P, 3) of the points: the views' colours laid over `base(points)` (world points -> rgb) where
-        a view sees them well; `base` is only evaluated at the points the views do not cover entirely."""
-        projected, best = self(points, normals)
+        a view sees them well; `base` is only evaluated at the points the views do not cover entirely. `seen`:
+        `project` of the same points, if already made."""
+        seen = seen or self.project(points, normals)
+        projected, best = seen.rgb.clone(), seen.quality
         alpha = (best / self.options.seen_well).clamp(0, 1)[:, None]
         partly = torch.nonzero(alpha[:, 0] < 1).squeeze(1)
         if len(partly):

@@ -3,28 +3,38 @@
 A finished job folder holds `contract.JOB_FILES`: mesh.glb and mesh.npz (vertices (V, 3) float32 in the backend
 frame, faces (F, 3) int32, uv (V, 2) float32 or colors (V, 3)), texture.png (none with vertex colours),
 state.safetensors (the refined colour field: "triplane" (3, C, R, R) and "field.*") and job.json
-(`contract.JobManifest`), written last; Bake to Active's folder holds target.npz and, once baked, baked.png.
+(`contract.JobManifest`), written last; where there are any, normal.png, material.png and emission.png, and
+the levels of detail after the first (`contract.job_lod_file`); Bake to Active's folder holds target.npz
+and, once baked, baked.png.
 `write_job` is the one writer, `read_job` the one reader (the add-on reads job.json through
 `contract.read_job_manifest` and mesh.npz itself).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..contract import (
     JOB_ARRAYS,
+    JOB_EMISSION,
+    JOB_LOD_FILES,
     JOB_MANIFEST,
+    JOB_MATERIAL,
     JOB_MESH,
     JOB_NORMALS,
     JOB_STATE,
     JOB_TEXTURE,
+    RECONSTRUCT_OPTIONS,
     JobManifest,
+    job_lod_file,
     job_manifest_text,
     read_job_manifest,
 )
+
+MAX_LODS = int(RECONSTRUCT_OPTIONS["lods"].high or 1)
 
 
 def confine(path: str, jobs_root: Path | None) -> Path:
@@ -55,26 +65,28 @@ def check_writable(job: Path) -> None:
         raise GTRError(f"cannot write the job folder {job}: {error.strerror or error}") from None
 
 
-def write_job(job: Path, mesh: Any, colors: Any, info: JobManifest, mesh_files: bool = True) -> dict[str, str]:
+def write_job(
+    job: Path, mesh: Any, colors: Any, info: JobManifest, mesh_files: bool = True, lods: Sequence[Any] = ()
+) -> dict[str, str]:
     """Write a job folder all or nothing (`files.staged_folder`): everything goes into a new folder beside it,
     job.json (the manifest) last, and that folder then takes the job's place; everything else in the job
     folder (the mesh on a refine, views captured into it) is carried over. On any failure the job is left
     exactly as it was. `mesh` (backend frame, on the CPU) with its texture or vertex colours; `colors` the
-    refined `ColorField`. Returns the paths written, by kind ("state", "texture", "npz", "glb")."""
+    refined `ColorField`; `lods` its further levels of detail (written with the mesh files). Returns the paths
+    written, by kind ("state", "texture", "material", "emission", "npz", "glb", "lod1_npz", ...)."""
     import shutil
 
     import numpy as np
-    from PIL import Image
     from safetensors.torch import save_file
 
     from ..export import write_mesh
     from ..files import staged_folder
-    from ..pixels import to_uint8
 
     with staged_folder(job) as staging:
-        rewritten = {JOB_TEXTURE, JOB_STATE, JOB_MANIFEST}
+        rewritten = {JOB_TEXTURE, JOB_MATERIAL, JOB_EMISSION, JOB_STATE, JOB_MANIFEST}
         if mesh_files:
             rewritten |= {JOB_MESH, JOB_ARRAYS, JOB_NORMALS}  # (a refine of a vertex-coloured job rewrites them too)
+            rewritten |= {job_lod_file(name, level) for name in JOB_LOD_FILES for level in range(1, MAX_LODS)}
         if job.is_dir():  # whatever else lives there (the captured views, the mesh on a refine) is carried over
             for entry in job.iterdir():
                 if entry.name in rewritten:
@@ -83,31 +95,54 @@ def write_job(job: Path, mesh: Any, colors: Any, info: JobManifest, mesh_files: 
                     shutil.copytree(entry, staging / entry.name, symlinks=True)
                 else:
                     shutil.copy2(entry, staging / entry.name, follow_symlinks=False)
-        if mesh.texture is not None:
-            Image.fromarray(to_uint8(mesh.texture).numpy()).save(staging / JOB_TEXTURE)
+        files = _write_textures(staging, job, mesh, 0)
         if mesh.normal_texture is not None:
-            Image.fromarray(to_uint8(mesh.normal_texture).numpy()).save(staging / JOB_NORMALS)
+            _write_image(staging / JOB_NORMALS, mesh.normal_texture)
         state = {"triplane": colors.triplane.detach().float().contiguous().cpu()}
         state.update(
             {f"field.{k}": v.detach().float().contiguous().cpu() for k, v in colors.field.state_dict().items()}
         )
         save_file(state, str(staging / JOB_STATE))
         if mesh_files:
-            colour = {"uv": mesh.uv} if mesh.uv is not None else {"colors": mesh.vertex_colors}
-            np.savez(
-                staging / JOB_ARRAYS,
-                vertices=mesh.vertices.numpy().astype(np.float32),
-                faces=mesh.faces.numpy().astype(np.int32),
-                **{k: v.detach().numpy().astype(np.float32) for k, v in colour.items()},
-            )
-            write_mesh(mesh, staging / JOB_MESH)
+            for level, part in enumerate([mesh, *lods]):
+                colour = {"uv": part.uv} if part.uv is not None else {"colors": part.vertex_colors}
+                np.savez(
+                    staging / job_lod_file(JOB_ARRAYS, level),
+                    vertices=part.vertices.numpy().astype(np.float32),
+                    faces=part.faces.numpy().astype(np.int32),
+                    **{k: v.detach().numpy().astype(np.float32) for k, v in colour.items()},
+                )
+                files[f"lod{level}_npz" if level else "npz"] = str(job / job_lod_file(JOB_ARRAYS, level))
+                if level:
+                    files.update(_write_textures(staging, job, part, level))
+            write_mesh(mesh, staging / JOB_MESH, lods=lods)
+            files["glb"] = str(job / JOB_MESH)
         (staging / JOB_MANIFEST).write_text(job_manifest_text(info))
-    files = {"state": str(job / JOB_STATE)}
-    if mesh.texture is not None:
-        files["texture"] = str(job / JOB_TEXTURE)
-    if mesh_files:
-        files.update({"npz": str(job / JOB_ARRAYS), "glb": str(job / JOB_MESH)})
+    files["state"] = str(job / JOB_STATE)
     return files
+
+
+def _write_image(path: Path, texture: Any) -> None:
+    from PIL import Image
+
+    from ..pixels import to_uint8
+
+    Image.fromarray(to_uint8(texture).numpy()).save(path)
+
+
+def _write_textures(staging: Path, job: Path, mesh: Any, level: int) -> dict[str, str]:
+    """Level `level`'s base colour, material and emission textures (those it has) into `staging`; returns
+    their paths in `job` by kind ("texture", "material", "emission"; prefixed "lod<k>_" after the first)."""
+    written = {}
+    for kind, name, texture in (
+        ("texture", JOB_TEXTURE, mesh.texture),
+        ("material", JOB_MATERIAL, mesh.material_texture),
+        ("emission", JOB_EMISSION, mesh.emission_texture),
+    ):
+        if texture is not None:
+            _write_image(staging / job_lod_file(name, level), texture)
+            written[f"lod{level}_{kind}" if level else kind] = str(job / job_lod_file(name, level))
+    return written
 
 
 @dataclass

@@ -207,11 +207,12 @@ class Session:
             "fidelity": cast(FidelityFields, result.fidelity.as_dict()),
             "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
-        files = write_job(job, result.mesh, result.colors, info)
+        files = write_job(job, result.mesh, result.colors, info, lods=result.lods)
         refinement = result.refinement
         return {
             "files": files,
             "faces": result.mesh.num_faces,
+            "lod_faces": [lod.num_faces for lod in result.lods],
             "loaded_model": self.loads > loads,  # False: the model was still loaded from an earlier request
             "timings": info["timings"],
             "psnr_before": refinement.psnr_before if refinement else None,
@@ -346,7 +347,9 @@ class Session:
         check()
         emit({"type": "progress", "stage": "bake", "fraction": 0.3})
         colors = ColorField(done.state["triplane"], done.field)
-        baked = bake(target.to(done.device), colors, done.sources(), size, get_rasterizer(done.device), check)
+        # The target is the user's own mesh, not the surface the views' depth saw: it is rendered for the z-test.
+        rasterizer = get_rasterizer(done.device)
+        baked = bake(target.to(done.device), colors, done.sources(), size, rasterizer, check, close=False)
         assert baked.texture is not None
         image = Image.fromarray(to_uint8(baked.texture).cpu().numpy())
         path = atomic_write(folder / BAKE_TEXTURE, lambda tmp: image.save(tmp, format="PNG"))

@@ -121,6 +121,7 @@ def load_project_folder(path: Path, background: Background = None) -> ViewSet:
     cameras = read_cameras(path)
     json_path, views, where = cameras.path, cameras.views, str(cameras.path)
     loaded, intrinsics, poses, names, depths, held_out = [], [], [], [], [], []
+    surfaces: dict[str, list[Tensor]] = {key: [] for key in SURFACE_PASSES}
     for i, view in enumerate(views):
         view_where = f"{where}, view {i}"
         image = json_path.parent / _file_name(cameras_field(view, "image", view_where), "image", view_where)
@@ -129,6 +130,9 @@ def load_project_folder(path: Path, background: Background = None) -> ViewSet:
         if "depth" in view:
             depth_path = json_path.parent / _file_name(view["depth"], "depth", view_where)
             depths.append(read_depth(depth_path, (rgb.shape[1], rgb.shape[2])))
+        for key, found in surfaces.items():
+            if key in view:
+                found.append(read_surface_pass(json_path.parent / _file_name(view[key], key, view_where), rgb.shape))
         held = view.get("held_out", False)
         if not isinstance(held, bool):
             raise ViewError(f"{view_where}: 'held_out' must be true or false, got {held!r:.40}")
@@ -144,14 +148,43 @@ def load_project_folder(path: Path, background: Background = None) -> ViewSet:
         names.append(image.name)
     if depths and len(depths) != len(views):
         raise ViewError(f"{where}: {len(depths)} of {len(views)} views give a 'depth' file; give one for every view")
+    for key, found in surfaces.items():
+        if found and len(found) != len(views):
+            raise ViewError(f"{where}: {len(found)} of {len(views)} views give a {key!r} file; give one for every view")
     rgbs, masks = stack_views(loaded, names)
     depth = torch.stack(depths)[:, None] if depths else None
     if depth is not None and depth.shape[2:] != rgbs.shape[2:]:
         raise ViewError(f"{where}: the depth maps must have the images' size")
+    material, emission = (torch.stack(surfaces[key]) if surfaces[key] else None for key in SURFACE_PASSES)
     try:
-        return ViewSet.from_tensors(rgbs, masks, torch.stack(intrinsics), torch.stack(poses), names, depth, held_out)
+        return ViewSet.from_tensors(
+            rgbs, masks, torch.stack(intrinsics), torch.stack(poses), names, depth, held_out, material, emission
+        )
     except ViewError as error:
         raise ViewError(f"{where}: {error}") from None
+
+
+# Per-view surface passes a capture may give beside its images (cameras.json keys), read by `read_surface_pass`:
+# "material", an RGBA PNG of roughness (R), metallic (G) and where they are known (A; 0 where the source's
+# shader had no Principled BSDF), stored as plain values (no colour transform); "emission", an RGB PNG of the
+# emitted colour (display values, like the image).
+SURFACE_PASSES = ("material", "emission")
+
+
+def read_surface_pass(path: Path, shape: tuple[int, ...]) -> Tensor:
+    """A surface pass image -> (3, H, W) in [0, 1] at the size of its view's image `shape` (3, H, W): material
+    (roughness, metallic, known) from RGBA, emission (r, g, b) from RGB; a `ViewError` naming the file
+    otherwise."""
+    import torch.nn.functional as F
+
+    array = read_image(path)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise ViewError(f"{path}: a material or emission pass must be an RGB or RGBA image")
+    values = torch.from_numpy(array).permute(2, 0, 1).float()
+    values = torch.cat([values[:2], values[3:]]) if values.shape[0] == 4 else values  # RGBA: R, G and A
+    if tuple(values.shape[1:]) != tuple(shape[1:]):
+        values = F.interpolate(values[None], size=tuple(shape[1:]), mode="bilinear", align_corners=False)[0]
+    return values.clamp(0, 1)
 
 
 def read_depth(path: Path, size: tuple[int, int]) -> Tensor:
@@ -198,10 +231,30 @@ def save_views(views: ViewSet, folder: Path, prefix: str = "view") -> Path:
 
             entry["depth"] = f"{prefix}_{i:03d}_depth.npy"
             np.save(folder / entry["depth"], views.depth[i, 0].detach().cpu().numpy().astype(np.float32))
+        if views.material is not None:
+            entry["material"] = f"{prefix}_{i:03d}_material.png"
+            write_surface_pass(folder / entry["material"], views.material[i], "material")
+        if views.emission is not None:
+            entry["emission"] = f"{prefix}_{i:03d}_emission.png"
+            write_surface_pass(folder / entry["emission"], views.emission[i], "emission")
         if views.held_out and views.held_out[i]:
             entry["held_out"] = True
         entries.append(entry)
     return write_cameras(folder, entries)
+
+
+def write_surface_pass(path: Path, values: Tensor, kind: str) -> None:
+    """Save a "material" (roughness, metallic, known: RGBA as R, G, -, A) or "emission" (RGB) pass (3, H, W) in
+    [0, 1] as the 8-bit PNG `read_surface_pass` reads."""
+    from PIL import Image
+
+    from ..pixels import to_uint8
+
+    if kind == "material":
+        values = torch.cat([values[:2], torch.zeros_like(values[:1]), values[2:]])
+    array = to_uint8(values).permute(1, 2, 0).cpu().numpy()
+    image = Image.fromarray(array, mode="RGBA" if array.shape[2] == 4 else "RGB")
+    atomic_write(path, lambda temporary: image.save(temporary, format="PNG"))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -6,7 +6,10 @@ Tensors (float32 on any device):
 - intrinsics (N, 4) = (fx, fy, cx, cy) in pixels of these images, pixel centres at (i + 0.5);
 - c2w (N, 4, 4): OpenCV camera-to-world poses in the world frame of `views.cameras`;
 - depth (N, 1, H, W) or None: where known, the camera-space z (world units) of the surface each pixel sees, 0
-  where unknown (a capture that rendered a depth pass gives it; photographs do not).
+  where unknown (a capture that rendered a depth pass gives it; photographs do not);
+- material (N, 3, H, W) or None: the surface's PBR roughness and metallic in [0, 1] and where they are known
+  (1; 0 where the source said nothing, e.g. a shader without a Principled BSDF), straight like rgb;
+- emission (N, 3, H, W) or None: the emitted colour in [0, 1] (display values, like rgb), where a capture saw any.
 `names` holds one label per view (its source file) so errors can say which view is at fault; `held_out` (N
 booleans, or empty for none) marks views kept out of the fit and the texture, only to score the result on
 views it was not made from (`split_held_out`).
@@ -36,6 +39,8 @@ class ViewSet:
     names: tuple[str, ...]
     depth: Tensor | None = None
     held_out: tuple[bool, ...] = ()
+    material: Tensor | None = None
+    emission: Tensor | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "names", tuple(self.names))
@@ -60,6 +65,14 @@ class ViewSet:
                 raise ViewError(f"view set: depth has shape {tuple(self.depth.shape)}, expected {(n, 1, h, w)}")
             if not torch.isfinite(self.depth).all() or float(self.depth.min()) < 0:
                 raise ViewError("view set: depth must be finite and not negative (0 where unknown)")
+        for field in ("material", "emission"):
+            values = getattr(self, field)
+            if values is None:
+                continue
+            if tuple(values.shape) != (n, 3, h, w):
+                raise ViewError(f"view set: {field} has shape {tuple(values.shape)}, expected {(n, 3, h, w)}")
+            if not torch.isfinite(values).all() or float(values.min()) < 0 or float(values.max()) > 1:
+                raise ViewError(f"view set: {field} values must be finite and lie in [0, 1]")
         for i, name in enumerate(self.names):
             where = f"view {i} ({name})"
             for field in ("rgb", "mask", "intrinsics", "c2w"):
@@ -93,6 +106,8 @@ class ViewSet:
         names: Sequence[str] | None = None,
         depth: Tensor | None = None,
         held_out: Sequence[bool] = (),
+        material: Tensor | None = None,
+        emission: Tensor | None = None,
     ) -> ViewSet:
         """Build from tensors of any float dtype; they are stored as float32."""
         n = rgb.shape[0]
@@ -104,6 +119,8 @@ class ViewSet:
             tuple(names) if names is not None else tuple(f"view_{i:03d}" for i in range(n)),
             None if depth is None else depth.float(),
             tuple(held_out),
+            None if material is None else material.float(),
+            None if emission is None else emission.float(),
         )
 
     @property
@@ -143,6 +160,8 @@ class ViewSet:
             intrinsics=self.intrinsics.to(device),
             c2w=self.c2w.to(device),
             depth=None if self.depth is None else self.depth.to(device),
+            material=None if self.material is None else self.material.to(device),
+            emission=None if self.emission is None else self.emission.to(device),
         )
 
     def select(self, indices: Sequence[int]) -> ViewSet:
@@ -157,6 +176,8 @@ class ViewSet:
             tuple(self.names[i] for i in chosen),
             None if self.depth is None else self.depth[idx.to(self.depth.device)],
             tuple(self.held_out[i] for i in chosen) if self.held_out else (),
+            None if self.material is None else self.material[idx.to(self.material.device)],
+            None if self.emission is None else self.emission[idx.to(self.emission.device)],
         )
 
     def split_held_out(self) -> tuple[ViewSet, ViewSet | None]:
@@ -189,7 +210,24 @@ class ViewSet:
             [w2 / self.width, h2 / self.height, w2 / self.width, h2 / self.height], device=self.intrinsics.device
         )
         depth = None if self.depth is None else resample_depth(self.depth, (h2, w2))
-        return ViewSet(rgb.clamp(0, 1), mask, self.intrinsics * scale, self.c2w, self.names, depth, self.held_out)
+
+        def straight(values: Tensor | None) -> Tensor | None:  # resampled like the colour, over the object only
+            if values is None:
+                return None
+            averaged = resample(values * self.mask)
+            return torch.where(mask > 1e-4, averaged / mask.clamp_min(1e-4), torch.zeros_like(averaged)).clamp(0, 1)
+
+        return ViewSet(
+            rgb.clamp(0, 1),
+            mask,
+            self.intrinsics * scale,
+            self.c2w,
+            self.names,
+            depth,
+            self.held_out,
+            straight(self.material),
+            straight(self.emission),
+        )
 
 
 def resample_depth(depth: Tensor, size: tuple[int, int]) -> Tensor:
