@@ -17,11 +17,15 @@ elevation) comes first, then, up to the view count asked for, a camera straight 
 rings (high and low) between the orbit's cameras; then the held-out views, which the backend keeps out of the
 fit and the texture and scores the result on (an honest fidelity score).
 
-Passes (`passes=True`, Cycles and EEVEE): each view's image is the object's diffuse colour (albedo: base
-colour without any light), so the texture carries no baked shading, with the lit render's alpha; and its
-depth (camera z of the surface each pixel sees) goes beside it for the surface fit. An object whose look has
-no diffuse colour Blender can split out (emission-only shaders, volumes, metals) keeps the lit colours, and
-the capture says so (`CaptureSession.note`).
+Passes (`passes=True`, Cycles and EEVEE): each view's image is the object's base colour without any light, so
+the texture carries no baked shading, with the lit render's alpha; its depth (camera z of the surface each
+pixel sees) goes beside it for the shape. Where a material has a Principled BSDF, temporary copies of the
+materials (`MaterialProbe`; the user's own are never edited) also write its base colour, roughness, metallic and
+emission as AOVs: the base colour comes from there (a metal's too), and a material pass (roughness, metallic)
+and, when something glows, an emission pass go beside the image. Elsewhere the base colour is Blender's diffuse
+colour pass; an object whose look has none Blender can split out (emission-only shaders, volumes) keeps the lit
+colours, and the capture says so (`CaptureSession.note`), as it does for a source without a Principled BSDF
+(base colour only).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import bpy
 import numpy as np
@@ -56,6 +61,9 @@ class CaptureError(Exception):
 
 
 PASS_ENGINES = {"CYCLES", "BLENDER_EEVEE", "BLENDER_EEVEE_NEXT"}  # engines that render a diffuse colour pass
+# The material probe's AOVs (`MaterialProbe`): the Principled BSDF's base colour; its roughness, metallic and 1
+# (known) as a colour; its emission colour times strength.
+AOV_BASE, AOV_PBR, AOV_EMISSION = "gtr_base_color", "gtr_pbr", "gtr_emission"
 NO_ALBEDO = 0.02  # mean diffuse colour (0-1) below which, where the lit render is not dark, there is none
 
 
@@ -166,6 +174,129 @@ def check_coverage(best: float) -> None:
         )
 
 
+class MaterialProbe:
+    """Temporary copies of the captured objects' materials that also write their Principled BSDF's base colour,
+    roughness, metallic and emission as AOVs (the view layer's `AOV_*` passes), put into the objects' material
+    slots for the capture; `close` puts the user's own materials back and removes the copies. A material
+    without a Principled BSDF (on the way from its output to the surface) is left as it is: its pixels read 0 in
+    the AOVs, which the capture takes as "not known"."""
+
+    def __init__(self, objects: list[bpy.types.Object], layer: bpy.types.ViewLayer) -> None:
+        self.copies: dict[str, bpy.types.Material] = {}  # original material's name -> its instrumented copy
+        self.swapped: list[tuple[bpy.types.MaterialSlot, bpy.types.Material]] = []
+        self.emits = False  # some material emits light
+        try:
+            for name in (AOV_BASE, AOV_PBR, AOV_EMISSION):
+                if name not in layer.aovs:
+                    aov = layer.aovs.add()
+                    aov.name, aov.type = name, "COLOR"
+            seen: set[str] = set()
+            for obj in objects:
+                for part in (obj, *(obj.children if obj.instance_type in {"VERTS", "FACES"} else [])):
+                    if part.name in seen:
+                        continue
+                    seen.add(part.name)
+                    for slot in part.material_slots:
+                        original = slot.material
+                        if original is None:
+                            continue
+                        copy = self.copies.get(original.name) or self._instrument(original)
+                        if copy is None:
+                            continue
+                        self.copies[original.name] = copy
+                        self.swapped.append((slot, original))
+                        slot.material = copy
+        except Exception:
+            self.close()
+            raise
+
+    def _instrument(self, material: bpy.types.Material) -> bpy.types.Material | None:
+        """A copy of `material` whose Principled BSDF also feeds the AOVs, or None when it has none."""
+        if not material.use_nodes or material.node_tree is None:
+            return None
+        principled = _surface_principled(material.node_tree)
+        if principled is None:
+            return None
+        copy = material.copy()
+        copy.name = f"{material.name} (GTR capture)"
+        tree: Any = copy.node_tree  # (nodes and sockets are typed by kind at run time: the stubs cannot follow)
+        shader: Any = tree.nodes[principled.name]
+
+        def output(name: str) -> Any:
+            node = tree.nodes.new("ShaderNodeOutputAOV")
+            if hasattr(node, "aov_name"):
+                node.aov_name = name
+            else:  # Blender before 4.0 named it `name`
+                node.name = name
+            return node
+
+        def feed(target: Any, source: Any, scale: float = 1.0) -> None:
+            if source.is_linked:
+                tree.links.new(source.links[0].from_socket, target)
+                return
+            value = source.default_value
+            if hasattr(value, "__len__"):
+                width = len(target.default_value)
+                target.default_value = tuple(float(v) * scale for v in value[:width]) + (1.0,) * (width - len(value))
+            else:
+                target.default_value = float(value) * scale
+
+        feed(output(AOV_BASE).inputs["Color"], shader.inputs["Base Color"])
+        combine = tree.nodes.new("ShaderNodeCombineColor")
+        feed(combine.inputs[0], shader.inputs["Roughness"])
+        feed(combine.inputs[1], shader.inputs["Metallic"])
+        combine.inputs[2].default_value = 1.0  # known
+        tree.links.new(combine.outputs[0], output(AOV_PBR).inputs["Color"])
+        colour = next((shader.inputs[n] for n in ("Emission Color", "Emission") if n in shader.inputs), None)
+        strength = shader.inputs.get("Emission Strength")
+        if colour is not None:
+            scale = tree.nodes.new("ShaderNodeVectorMath")
+            scale.operation = "SCALE"
+            feed(scale.inputs[0], colour)
+            if strength is not None:
+                feed(scale.inputs["Scale"], strength)
+            tree.links.new(scale.outputs[0], output(AOV_EMISSION).inputs["Color"])
+            self.emits |= _emits(colour, strength)
+        return copy
+
+    def close(self) -> None:
+        """Put the user's materials back and remove the copies."""
+        for slot, original in reversed(self.swapped):
+            slot.material = original
+        self.swapped.clear()
+        for copy in self.copies.values():
+            bpy.data.materials.remove(copy)
+        self.copies.clear()
+
+
+def _surface_principled(tree: Any) -> Any:
+    """The Principled BSDF that the material's output reaches first through its Surface input (across mix and
+    add shaders), or None."""
+    output = tree.get_output_node("CYCLES") if hasattr(tree, "get_output_node") else None
+    output = output or next((n for n in tree.nodes if n.bl_idname == "ShaderNodeOutputMaterial"), None)
+    if output is None or not output.inputs["Surface"].is_linked:
+        return None
+    queue = [output.inputs["Surface"].links[0].from_node]
+    visited: set[str] = set()
+    while queue:
+        node = queue.pop(0)
+        if node.name in visited:
+            continue
+        visited.add(node.name)
+        if node.bl_idname == "ShaderNodeBsdfPrincipled":
+            return node
+        if node.bl_idname in {"ShaderNodeMixShader", "ShaderNodeAddShader"}:
+            queue += [link.from_node for socket in node.inputs for link in socket.links]
+    return None
+
+
+def _emits(colour: Any, strength: Any) -> bool:
+    """Whether a Principled BSDF's emission can be more than black (a linked input might be)."""
+    if strength is not None and not strength.is_linked and float(strength.default_value) <= 0.0:
+        return False
+    return colour.is_linked or max(float(v) for v in colour.default_value[:3]) > 0.0
+
+
 class CaptureSession:
     def __init__(self, objects: list[bpy.types.Object], settings: CaptureSettings, folder: Path) -> None:
         if not objects:
@@ -183,6 +314,7 @@ class CaptureSession:
         self.note = ""  # what the user should know about the capture (a pass that could not be used)
         self.lit_only = not (settings.passes and settings.engine in PASS_ENGINES)
         self.compositor: Compositor | None = None
+        self.probe: MaterialProbe | None = None
         folder.mkdir(parents=True, exist_ok=True)
         self.scene: bpy.types.Scene | None = bpy.data.scenes.new("GTR capture")
         try:
@@ -222,6 +354,8 @@ class CaptureSession:
             cycles.samples = s.samples
             cycles.use_denoising = False
             cycles.device = "CPU"
+            if s.passes:  # the passes the result is made of see the first hit only: light bounces cost for nothing
+                cycles.max_bounces = 1
         elif s.engine == "BLENDER_WORKBENCH":
             scene.display.shading.light = "FLAT"
             scene.display.shading.color_type = "TEXTURE"
@@ -236,7 +370,13 @@ class CaptureSession:
         scene.camera = self.camera
         if not self.lit_only:
             assert scene is not None
+            self.probe = MaterialProbe(self.objects, scene.view_layers[0])
             self.compositor = Compositor(scene, self.folder / "passes")
+            if not self.probe.copies:
+                self.note = (
+                    "its materials have no Principled BSDF, so the result has a base colour only (no roughness, "
+                    "metallic or emission)"
+                )
 
     @property
     def total(self) -> int:
@@ -276,22 +416,37 @@ class CaptureSession:
         return self.index < self.total
 
     def _use_passes(self, lit: Path) -> dict[str, object]:
-        """Put the diffuse colour into the view's image (the lit render's alpha kept) and write its depth in
-        the backend's units beside it; returns the cameras.json keys to add. The lit image is kept as
-        `*_lit.png`. If the diffuse colour is empty where the object is lit, every view keeps its lit colour."""
+        """Put the base colour into the view's image (the lit render's alpha kept) and write its depth in the
+        backend's units beside it, and its material and emission passes where the probe gave them; returns the
+        cameras.json keys to add. The lit image is kept as `*_lit.png`. If the base colour is empty where the
+        object is lit, every view keeps its lit colour."""
         assert self.compositor is not None
-        albedo, depth = self.compositor.read()
+        passes = self.compositor.read()
+        albedo = passes["albedo"][..., :3] if "albedo" in passes else None
+        depth = passes.get("depth")
         lit_rgba = read_png(lit)
         alpha = lit_rgba[..., 3]
         solid = alpha > 0.99
         keys: dict[str, object] = {}
         if depth is not None:
-            # Half floats: steps of 0.002 at the cameras' distance, a quarter of the finest grid's voxel, in half
-            # the file.
-            z = np.where(solid & (depth < 1e9), depth * self.normalization.scale, 0.0).astype(np.float16)
+            # Full floats: the depth places the surface to a fraction of a pixel.
+            z = np.where(solid & (depth[..., 0] < 1e9), depth[..., 0] * self.normalization.scale, 0.0)
             depth_name = lit.stem + "_depth.npy"
-            np.save(self.folder / depth_name, z)
+            np.save(self.folder / depth_name, z.astype(np.float32))
             keys["depth"] = depth_name
+        coverage = np.maximum(alpha, 1e-3)[..., None]  # the passes are filtered like coverage at outlines
+        if albedo is not None and "pbr" in passes and self.probe is not None and self.probe.copies:
+            pbr = passes["pbr"][..., :3] / coverage
+            known = (pbr[..., 2] > 0.5) & (alpha > 0.0)
+            if "base" in passes:  # the Principled BSDF's own base colour (a metal's too), where it told us
+                albedo = np.where(known[..., None], passes["base"][..., :3], albedo)
+            material = np.concatenate([pbr[..., :2], np.zeros_like(pbr[..., :1]), known[..., None]], axis=-1)
+            keys["material"] = lit.stem + "_material.png"
+            write_png(self.folder / str(keys["material"]), np.where(alpha[..., None] > 0, material, 0.0), raw=True)
+            if self.probe.emits and "emission" in passes:
+                emitted = linear_to_srgb(passes["emission"][..., :3] / coverage)
+                keys["emission"] = lit.stem + "_emission.png"
+                write_png(self.folder / str(keys["emission"]), np.concatenate([emitted, alpha[..., None]], -1))
         if albedo is None or self.lit_only:
             return keys
         object_pixels = alpha > 0.5
@@ -306,7 +461,7 @@ class CaptureSession:
                 image.with_name(image.stem + "_lit.png").replace(image)
             return keys
         lit.replace(lit.with_name(lit.stem + "_lit.png"))
-        straight = albedo / np.maximum(alpha, 1e-3)[..., None]  # the pass is filtered like coverage at outlines
+        straight = albedo / coverage
         write_png(lit, np.concatenate([linear_to_srgb(straight), alpha[..., None]], axis=-1))
         return keys
 
@@ -330,6 +485,9 @@ class CaptureSession:
         if self.compositor is not None:
             self.compositor.close()
             self.compositor = None
+        if self.probe is not None:
+            self.probe.close()
+            self.probe = None
         for datablock, collection in (
             (getattr(self, "camera", None), bpy.data.objects),
             (getattr(self, "camera_data", None), bpy.data.cameras),
@@ -360,10 +518,13 @@ def read_png(path: Path) -> np.ndarray:
     return pixels.reshape(height, width, 4)[::-1]
 
 
-def write_png(path: Path, rgba: np.ndarray) -> None:
-    """Write (H, W, 4) RGBA in [0, 1] (display values, row 0 at the top) as an 8-bit PNG."""
+def write_png(path: Path, rgba: np.ndarray, raw: bool = False) -> None:
+    """Write (H, W, 4) RGBA in [0, 1] (display values, row 0 at the top) as an 8-bit PNG; `raw`: plain values
+    (roughness, metallic), stored as they are."""
     height, width = rgba.shape[:2]
     image = bpy.data.images.new("GTR capture pass", width, height, alpha=True)
+    if raw:
+        image.colorspace_settings.name = "Non-Color"
     try:
         image.pixels.foreach_set(np.ascontiguousarray(rgba[::-1], dtype=np.float32).ravel())  # type: ignore[arg-type]
         image.filepath_raw = str(path)
@@ -386,11 +547,18 @@ def _read_exr(path: Path) -> np.ndarray:
 
 
 class Compositor:
-    """The capture scene's compositor: it writes each render's diffuse colour and depth passes as EXR files
-    into `folder`, which `read` returns as arrays and deletes. Blender 5.0 keeps the compositor in a node group
-    and names the diffuse pass "Diffuse Color"; 4.2 keeps it on the scene and calls it "DiffCol"."""
+    """The capture scene's compositor: it writes each render's diffuse colour and depth passes, and the material
+    probe's AOVs, as EXR files into `folder`, which `read` returns as arrays and deletes. Blender 5.0 keeps the
+    compositor in a node group and names the diffuse pass "Diffuse Color"; 4.2 keeps it on the scene and calls
+    it "DiffCol"."""
 
-    SOCKETS = {"albedo": ("Diffuse Color", "DiffCol"), "depth": ("Depth",)}
+    SOCKETS = {
+        "albedo": ("Diffuse Color", "DiffCol"),
+        "depth": ("Depth",),
+        "base": (AOV_BASE,),
+        "pbr": (AOV_PBR,),
+        "emission": (AOV_EMISSION,),
+    }
 
     def __init__(self, scene: bpy.types.Scene, folder: Path) -> None:
         self.scene, self.folder = scene, folder
@@ -411,32 +579,41 @@ class Compositor:
         layers = tree.nodes.new("CompositorNodeRLayers")
         layers.scene = scene  # a new node reads the scene in the context (the user's), not the one it belongs to
         layers.layer = layer.name
-        output = tree.nodes.new("CompositorNodeOutputFile")
-        if hasattr(output.format, "media_type"):
-            output.format.media_type = "IMAGE"
-        output.format.file_format = "OPEN_EXR"
-        output.format.color_depth = "32"
+        # Depth in full floats (it places the surface to a fraction of a pixel), the colours in half floats.
+        outputs = {depth: self._output(tree, "32" if depth else "16") for depth in (True, False)}
         self.keys: list[str] = []
         for key, names in self.SOCKETS.items():
             socket = next((layers.outputs[n] for n in names if n in layers.outputs), None)
             if socket is None:
                 continue
+            output = outputs[key == "depth"]
             if hasattr(output, "file_output_items"):  # Blender 5.0
                 output.directory, output.file_name = str(folder), ""
-                if not self.keys:
-                    output.file_output_items.clear()
                 output.file_output_items.new("FLOAT" if key == "depth" else "RGBA", key)
             else:
                 output.base_path = str(folder)
-                if not self.keys:
-                    output.file_slots.clear()
                 output.file_slots.new(key)
             tree.links.new(socket, output.inputs[key])
             self.keys.append(key)
 
-    def read(self) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """(albedo (H, W, 3) linear or None, depth (H, W) Blender units, 1e10 on the background, or None) of
-        the last render; its files are deleted."""
+    @staticmethod
+    def _output(tree: Any, depth: str) -> Any:
+        """A File Output node writing OpenEXR at `depth` bits ("16" or "32"), with no inputs yet."""
+        output = tree.nodes.new("CompositorNodeOutputFile")
+        if hasattr(output.format, "media_type"):
+            output.format.media_type = "IMAGE"
+        output.format.file_format = "OPEN_EXR"
+        output.format.color_depth = depth
+        if hasattr(output, "file_output_items"):  # Blender 5.0
+            output.file_output_items.clear()
+        else:
+            output.file_slots.clear()
+        return output
+
+    def read(self) -> dict[str, np.ndarray]:
+        """The last render's passes by key (`SOCKETS`) as (H, W, C) arrays: "albedo" linear, "depth" in Blender
+        units (1e10 on the background), the AOVs "base", "pbr" and "emission" (multiplied by the pixels'
+        coverage, as Blender filters them); its files are deleted."""
         found: dict[str, np.ndarray] = {}
         for key in self.keys:
             files = sorted(self.folder.glob(f"{key}*.exr"))  # 4.2 appends the frame number
@@ -444,9 +621,7 @@ class Compositor:
                 found[key] = _read_exr(files[-1])
             for file in files:
                 file.unlink()
-        albedo = found["albedo"][..., :3] if "albedo" in found else None
-        depth = found["depth"][..., 0] if "depth" in found else None
-        return albedo, depth
+        return found
 
     def close(self) -> None:
         if self.group is not None:

@@ -81,6 +81,8 @@ class GTR_AddonPreferences(bpy.types.AddonPreferences):
         name="Texture Size", items=TEXTURE_SIZES, default=str(OPTIONS["texture_size"].default)
     )
     target_faces: IntProperty(name="Faces", **_number("target_faces"))  # type: ignore[valid-type]
+    auto_faces: BoolProperty(name="Auto", **_flag("auto_faces"))  # type: ignore[valid-type]
+    lods: IntProperty(name="LODs", **_number("lods"))  # type: ignore[valid-type]
     vertex_colors: BoolProperty(name="Vertex Colours", **_flag("vertex_colors"))  # type: ignore[valid-type]
     mesh_resolution: IntProperty(  # type: ignore[valid-type]
         name="Mesh Resolution",
@@ -139,14 +141,17 @@ class GTR_AddonPreferences(bpy.types.AddonPreferences):
 
 
 def draw_output_options(layout: bpy.types.UILayout, prefs: GTR_AddonPreferences) -> None:
-    """What the result is made of (the panel's Output box and the preferences): faces, texture or vertex
-    colours, normal map."""
-    layout.prop(prefs, "target_faces")
+    """What the result is made of (the panel's Output box and the preferences): faces (a number, or as few as
+    the shape allows with that number as the cap), levels of detail, texture or vertex colours, normal map."""
+    row = layout.row(align=True)
+    row.prop(prefs, "target_faces", text="Faces (at most)" if prefs.auto_faces else "Faces")
+    row.prop(prefs, "auto_faces", toggle=True)
     layout.prop(prefs, "vertex_colors")
     sub = layout.column()
     sub.enabled = not prefs.vertex_colors
     sub.prop(prefs, "texture_size")
     sub.prop(prefs, "normal_map")
+    sub.prop(prefs, "lods")
 
 
 def option_values(prefs: GTR_AddonPreferences) -> dict[str, Any]:
@@ -156,6 +161,8 @@ def option_values(prefs: GTR_AddonPreferences) -> dict[str, Any]:
         "refine_steps": prefs.refine_steps,
         "texture_size": texture_size(prefs),
         "target_faces": prefs.target_faces,
+        "auto_faces": prefs.auto_faces,
+        "lods": prefs.lods,
         "mesh_resolution": prefs.mesh_resolution or None,  # the add-on's 0: chosen by the device
         "geometry_refine": prefs.geometry_refine,
         "geometry_steps": prefs.geometry_steps,

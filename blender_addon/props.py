@@ -54,7 +54,20 @@ class GTR_SceneSettings(bpy.types.PropertyGroup):
     )
     capture_engine: EnumProperty(name="Engine", items=ENGINES, default="CYCLES")  # type: ignore[valid-type]
     capture_resolution: IntProperty(name="Resolution", default=512, min=64, max=2048)  # type: ignore[valid-type]
-    capture_samples: IntProperty(name="Samples", default=16, min=1, max=4096)  # type: ignore[valid-type]
+    capture_samples: IntProperty(  # type: ignore[valid-type]
+        name="Samples",
+        default=4,
+        min=1,
+        max=4096,
+        description="Cycles samples per view: the colour, depth and material passes the result is made of need "
+        "few (edges are smooth from 4); the lit render, used only where a look has no base colour, more",
+    )
+    capture_auto_faces: BoolProperty(  # type: ignore[valid-type]
+        name="Faces: Auto",
+        default=True,
+        description="Simplify the result as far as its shape allows (flat sides become a few large faces, detail "
+        "keeps its faces), the Faces number its cap; off: about the Faces number",
+    )
     place_beside: BoolProperty(name="Place Beside Source", default=True)  # type: ignore[valid-type]
     keep_rig: BoolProperty(  # type: ignore[valid-type]
         name="Keep Camera Rig",

@@ -10,6 +10,13 @@ from the backend frame to its own local frame (for Bake to Active). Its material
 base-colour texture (or the vertex colours) and, when there is one, a tangent-space normal map; it is shaded
 smooth except across creases sharper than `CREASE_DEG`; its origin is the centre of its base (the middle of
 its bounding box's bottom face, in its own frame), so it stands on whatever it is put on.
+
+A job made with the views' material pass has a metallic-roughness texture too (glTF's packing: G roughness, B
+metallic), which the material reads through a Separate Color node into the Principled BSDF's Roughness and
+Metallic (the pattern Blender's glTF exporter writes back as `metallicRoughnessTexture`), and an emission
+texture, which drives Emission Color. A job with levels of detail becomes a collection named after the result
+holding `NAME_LOD0`, `NAME_LOD1`, ... (the names game engines import as a chain), every level at the same place
+and only the first shown in the viewport.
 """
 
 from __future__ import annotations
@@ -43,13 +50,16 @@ RESULTS_COLLECTION = "GTR Results"
 CREASE_DEG = 50.0  # edges where the surface turns by more than this are shaded sharp
 BASE_COLOR_NODE = "GTR Base Color"
 NORMAL_MAP_NODE = "GTR Normal Map"
+MATERIAL_NODE = "GTR Metallic Roughness"
+EMISSION_NODE = "GTR Emission"
+LOD_PROPERTY = "gtr_lod"  # the level of detail (0, 1, ...) of a result in a chain
 COLOR_ATTRIBUTE = "Color"
 
 
-def read_mesh(job: Path) -> dict[str, np.ndarray]:
-    """The job's mesh.npz (no pickles): vertices (V, 3) backend frame, faces (F, 3), and uv (V, 2) or colors
-    (V, 3)."""
-    with np.load(job / contract.JOB_ARRAYS, allow_pickle=False) as data:
+def read_mesh(job: Path, level: int = 0) -> dict[str, np.ndarray]:
+    """The job's mesh.npz (of level of detail `level`; no pickles): vertices (V, 3) backend frame, faces (F, 3),
+    and uv (V, 2) or colors (V, 3)."""
+    with np.load(job / contract.job_lod_file(contract.JOB_ARRAYS, level), allow_pickle=False) as data:
         arrays = {name: np.asarray(data[name]) for name in data.files}
     arrays["vertices"] = arrays["vertices"].astype(np.float64)
     arrays["faces"] = arrays["faces"].astype(np.int64)
@@ -77,9 +87,16 @@ def read_manifest(job: Path) -> dict[str, Any]:
     return contract.read_job_manifest(job) or {}
 
 
-def _material(name: str, image: bpy.types.Image | None, normals: bpy.types.Image | None) -> bpy.types.Material:
-    """Principled BSDF with the base-colour texture (or the vertex colours when `image` is None), and a
-    tangent-space Normal Map node when there is a normal map."""
+def _material(
+    name: str,
+    image: bpy.types.Image | None,
+    normals: bpy.types.Image | None,
+    pbr: bpy.types.Image | None = None,
+    emission: bpy.types.Image | None = None,
+) -> bpy.types.Material:
+    """Principled BSDF with the base-colour texture (or the vertex colours when `image` is None), a
+    tangent-space Normal Map node when there is a normal map, roughness and metallic from the metallic-roughness
+    texture `pbr` (else a matte 0.8) and the emission texture's colour."""
     material = bpy.data.materials.new(name)
     material.use_nodes = True
     tree = material.node_tree
@@ -94,6 +111,26 @@ def _material(name: str, image: bpy.types.Image | None, normals: bpy.types.Image
     texture.location = (-400, 300)
     tree.links.new(texture.outputs["Color"], shader.inputs["Base Color"])
     shader.inputs["Roughness"].default_value = 0.8
+    if pbr is not None:
+        pbr.colorspace_settings.name = "Non-Color"
+        values = tree.nodes.new("ShaderNodeTexImage")
+        values.name = values.label = MATERIAL_NODE
+        values.image = pbr
+        values.location = (-700, 100)
+        split = tree.nodes.new("ShaderNodeSeparateColor")
+        split.location = (-400, 50)
+        tree.links.new(values.outputs["Color"], split.inputs["Color"])
+        tree.links.new(split.outputs[1], shader.inputs["Roughness"])  # glTF: G roughness, B metallic
+        tree.links.new(split.outputs[2], shader.inputs["Metallic"])
+    if emission is not None:
+        glow = tree.nodes.new("ShaderNodeTexImage")
+        glow.name = glow.label = EMISSION_NODE
+        glow.image = emission
+        glow.location = (-700, -350)
+        colour = next(shader.inputs[n] for n in ("Emission Color", "Emission") if n in shader.inputs)
+        tree.links.new(glow.outputs["Color"], colour)
+        if "Emission Strength" in shader.inputs:
+            shader.inputs["Emission Strength"].default_value = 1.0
     if normals is not None:
         normals.colorspace_settings.name = "Non-Color"
         detail = tree.nodes.new("ShaderNodeTexImage")
@@ -168,49 +205,111 @@ def _fill_mesh(
 def add_result(
     context: bpy.types.Context, job: Path, name: str, matrix_world: Matrix, backend_to_local: Matrix
 ) -> bpy.types.Object:
-    """A new object, the next version of `name`, in the "GTR Results" collection: the job's mesh mapped by
-    `backend_to_local`, its texture packed, its origin moved to its base centre, placed at `matrix_world`
-    (where the backend frame's mapping puts it; moving the origin does not move the surface). If anything
-    fails, whatever was created is removed again."""
-    arrays = read_mesh(job)
+    """A new result, the next version of `name`, in the "GTR Results" collection: the job's mesh mapped by
+    `backend_to_local`, its textures packed, its origin moved to its base centre, placed at `matrix_world`
+    (where the backend frame's mapping puts it; moving the origin does not move the surface). With levels of
+    detail, a collection of that name holds NAME_LOD0, NAME_LOD1, ... (LOD0 is returned). If anything fails,
+    whatever was created is removed again."""
+    version = next_version(name)
+    label = name if version == 1 else f"{name} v{version}"
+    manifest = read_manifest(job)
+    levels = 1
+    while (job / contract.job_lod_file(contract.JOB_ARRAYS, levels)).is_file():
+        levels += 1
+    created: list[tuple[object, object]] = []
+    try:
+        collection = results_collection(context, created)
+        if levels > 1:
+            chain = bpy.data.collections.new(label)
+            created.append((chain, bpy.data.collections))
+            collection.children.link(chain)
+            collection = chain
+        first: bpy.types.Object | None = None
+        base: np.ndarray | None = None
+        for level in range(levels):
+            title = f"{label}_LOD{level}" if levels > 1 else label
+            obj, base = _add_level(job, level, title, backend_to_local, created, base)
+            obj.matrix_world = matrix_world @ Matrix.Translation(base.tolist())
+            _remember(obj, job, name, version, manifest, Matrix.Translation((-base).tolist()) @ backend_to_local)
+            obj[ORIGIN_PROPERTY] = base.tolist()
+            if levels > 1:
+                obj[LOD_PROPERTY] = level
+            collection.objects.link(obj)
+            if level:
+                obj.hide_set(True)  # every level in one place: the first one shows
+            first = first or obj
+        assert first is not None
+        return first
+    except Exception:
+        for datablock, kind in reversed(created):
+            kind.remove(datablock)  # type: ignore[attr-defined]
+        raise
+
+
+def _add_level(
+    job: Path,
+    level: int,
+    title: str,
+    backend_to_local: Matrix,
+    created: list[tuple[object, object]],
+    base: np.ndarray | None,
+) -> tuple[bpy.types.Object, np.ndarray]:
+    """Level `level` of a job as a new object named `title` (not yet linked or placed) with its material, and
+    the base centre its vertices were moved by (`base`, or its own when None: the first level's)."""
+    arrays = read_mesh(job, level)
     m = np.array(backend_to_local)
     # The job's vertices are split along UV seams; Blender keeps UVs per face corner, so the vertices at one
     # position become one again: smooth shading then runs across the seams, as in the GLB.
     welded, corner_vertex = weld(arrays)
     faces = corner_vertex[arrays["faces"]]
     local = transform_points(welded, m)
-    low, high = local.min(axis=0), local.max(axis=0)
-    base = np.array([(low[0] + high[0]) / 2, (low[1] + high[1]) / 2, low[2]])
+    if base is None:
+        low, high = local.min(axis=0), local.max(axis=0)
+        base = np.array([(low[0] + high[0]) / 2, (low[1] + high[1]) / 2, low[2]])
     local = local - base
-    version = next_version(name)
-    label = name if version == 1 else f"{name} v{version}"
-    manifest = read_manifest(job)
-    created: list[tuple[object, object]] = []
-    try:
-        mesh = bpy.data.meshes.new(label)
-        created.append((mesh, bpy.data.meshes))
-        _fill_mesh(mesh, local, faces, arrays, np.linalg.det(m[:3, :3]) < 0)
-        image = normals = None
-        if "uv" in arrays:
-            image = load_texture(job, f"{label} texture")
-            created.append((image, bpy.data.images))
-        if (job / contract.JOB_NORMALS).is_file() and "uv" in arrays:
-            normals = load_texture(job, f"{label} normal map", contract.JOB_NORMALS)
-            created.append((normals, bpy.data.images))
-        material = _material(f"{label} material", image, normals)
-        created.append((material, bpy.data.materials))
-        mesh.materials.append(material)
-        obj = bpy.data.objects.new(label, mesh)
-        created.append((obj, bpy.data.objects))
-        obj.matrix_world = matrix_world @ Matrix.Translation(base.tolist())
-        _remember(obj, job, name, version, manifest, Matrix.Translation((-base).tolist()) @ backend_to_local)
-        obj[ORIGIN_PROPERTY] = base.tolist()
-        results_collection(context, created).objects.link(obj)
-        return obj
-    except Exception:
-        for datablock, collection in reversed(created):
-            collection.remove(datablock)  # type: ignore[attr-defined]
-        raise
+    mesh = bpy.data.meshes.new(title)
+    created.append((mesh, bpy.data.meshes))
+    _fill_mesh(mesh, local, faces, arrays, np.linalg.det(m[:3, :3]) < 0)
+    images: dict[str, bpy.types.Image | None] = {}
+    files = {
+        "texture": contract.JOB_TEXTURE,
+        "roughness metallic": contract.JOB_MATERIAL,
+        "emission": contract.JOB_EMISSION,
+        "normal map": contract.JOB_NORMALS,
+    }
+    for kind, file in files.items():
+        path = contract.job_lod_file(file, level) if kind != "normal map" else file
+        images[kind] = None
+        if "uv" in arrays and (job / path).is_file() and (kind != "normal map" or level == 0):
+            images[kind] = load_texture(job, f"{title} {kind}", path)
+            created.append((images[kind], bpy.data.images))
+    material = _material(
+        f"{title} material",
+        images["texture"],
+        images["normal map"],
+        images["roughness metallic"],
+        images["emission"],
+    )
+    created.append((material, bpy.data.materials))
+    mesh.materials.append(material)
+    obj = bpy.data.objects.new(title, mesh)
+    created.append((obj, bpy.data.objects))
+    return obj, base
+
+
+def lod_chain(obj: bpy.types.Object) -> list[bpy.types.Object]:
+    """The levels of detail a result belongs to, LOD0 first (just the object itself when it has none)."""
+    if obj.get(LOD_PROPERTY) is None:
+        return [obj]
+    for collection in obj.users_collection:
+        chain = [
+            other
+            for other in collection.objects
+            if other.get(LOD_PROPERTY) is not None and other.get(JOB_PROPERTY) == obj.get(JOB_PROPERTY)
+        ]
+        if len(chain) > 1:
+            return sorted(chain, key=lambda other: int(other[LOD_PROPERTY]))
+    return [obj]
 
 
 def _remember(

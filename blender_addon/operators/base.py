@@ -86,11 +86,13 @@ class BackendJobOperator:
             context.window_manager.progress_begin(0, 100)
         return self._follow(context)
 
-    def launch_reconstruct(self, context: bpy.types.Context, views: dict[str, Any], job: Path) -> Result:
+    def launch_reconstruct(
+        self, context: bpy.types.Context, views: dict[str, Any], job: Path, **overrides: Any
+    ) -> Result:
         """`launch` a reconstruction of `views` (a request's view spec) into `job` with the preferences'
-        options, weights and device."""
+        options (but `overrides`, option name -> value), weights and device."""
         status(context).retry_options = status(context).retry_operator = ""  # a new attempt: no old offer
-        options = reconstruct_options(context)
+        options = {**reconstruct_options(context), **overrides}
         return self.launch(
             context, "reconstruct", views=views, job=str(job), options=options, **weights_and_device(context)
         )

@@ -8,7 +8,7 @@ import bpy
 from bpy.props import BoolProperty, StringProperty
 
 from ..contract import errors, files
-from ..results import BASE_NAME_PROPERTY
+from ..results import BASE_NAME_PROPERTY, lod_chain
 from .base import Result
 
 
@@ -17,7 +17,7 @@ def gtr_result(obj: bpy.types.Object | None) -> bool:
 
 
 class GTR_OT_export_glb(bpy.types.Operator):
-    """Export the active GTR result as a binary glTF (.glb) file: mesh, UVs, texture, normal map, its transform"""
+    """Export the active GTR result and its levels of detail as a binary glTF (.glb) file: meshes, UVs, textures"""
 
     bl_idname = "gtr.export_glb"
     bl_label = "Export GLB"
@@ -58,21 +58,31 @@ class GTR_OT_export_glb(bpy.types.Operator):
         return {"FINISHED"}
 
     def export(self, context: bpy.types.Context, target: Path) -> None:
-        """The active object alone through Blender's glTF exporter (modifiers applied), written beside `target`
-        and renamed over it only when complete, so a failed export never leaves a half-written file there."""
+        """The active object (with the rest of its chain of levels of detail, NAME_LOD0, NAME_LOD1, ...) through
+        Blender's glTF exporter (modifiers applied), written beside `target` and renamed over it only when
+        complete, so a failed export never leaves a half-written file there. Levels hidden in the viewport are
+        shown for the export and hidden again."""
         obj = context.active_object
+        assert obj is not None  # (poll)
+        chain = lod_chain(obj)
         selected = list(context.selected_objects)
+        hidden = [part for part in chain if part.hide_get()]
         try:
             with files.atomic_path(target) as temporary:
                 for other in selected:
                     other.select_set(False)
-                obj.select_set(True)
+                for part in chain:
+                    part.hide_set(False)
+                    part.select_set(True)
                 done = bpy.ops.export_scene.gltf(
                     filepath=str(temporary), export_format="GLB", use_selection=True, export_apply=True
                 )
                 if done != {"FINISHED"} or temporary.stat().st_size == 0:
                     raise RuntimeError("the glTF exporter wrote nothing")
         finally:
-            obj.select_set(False)
+            for part in chain:
+                part.select_set(False)
+            for part in hidden:
+                part.hide_set(True)
             for other in selected:
                 other.select_set(True)

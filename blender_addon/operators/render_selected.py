@@ -83,7 +83,7 @@ class GTR_OT_render_selected_to_3d(BackendJobOperator, bpy.types.Operator):
         self.session.close()
         self.session = None
         views = {"path": str(self.folder / "views"), "orbit": None, "zero123pp": False}
-        return self.launch_reconstruct(context, views, self.folder)
+        return self.launch_reconstruct(context, views, self.folder, auto_faces=settings(context).capture_auto_faces)
 
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
         if self.session is None:

@@ -96,6 +96,7 @@ class GTR_PT_panel(bpy.types.Panel):
         row.prop(s, "capture_views")
         row.prop(s, "capture_held_out")
         box.prop(s, "capture_passes")
+        box.prop(s, "capture_auto_faces")
         box.prop(s, "place_beside")
         box.prop(s, "keep_rig")
         box.operator("gtr.render_selected_to_3d", icon="OUTLINER_OB_CAMERA")

@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 
 
@@ -209,8 +211,8 @@ def test_versions_fidelity_export_bake_to_active_and_retry(blender, extension_zi
     # differ from each other, so a colour in the wrong place would fail.
     bake = r["bake"]
     assert len(bake["faces"]) == 5 and bake["packed"] and bake["uv_unchanged"] and bake["vertices_unchanged"]
-    for face in bake["faces"]:
-        assert face["near"] > 5 and np.abs(np.array(face["baked"]) - face["expected"]).max() < 0.08, face
+    for face in bake["faces"]:  # (Faces: Auto makes the cube's sides a few large faces: one is enough to compare)
+        assert face["near"] >= 1 and np.abs(np.array(face["baked"]) - face["expected"]).max() < 0.08, face
     expected = np.array([f["expected"] for f in bake["faces"]])
     assert min(np.abs(a - b).max() for i, a in enumerate(expected) for b in expected[i + 1 :]) > 0.2
     # The new material goes into the active slot (the third) only; the others keep theirs; Ctrl+Z: as it was.
@@ -244,3 +246,58 @@ def test_versions_fidelity_export_bake_to_active_and_retry(blender, extension_zi
     mirrored = r["mirrored"]
     assert textured["uv_error"] < 1e-6 and mirrored["uv_error"] < 1e-6
     assert textured["normals_out"] == mirrored["normals_out"] == 12
+
+
+def test_render_selected_makes_game_ready_assets(blender, extension_zip, tmp_path):
+    """Render Selected at its defaults (512 px, 16 views, Faces: Auto): a cube turned on two axes comes out flat
+    and sharp in few faces; a sphere half gold metal, half blue plastic, gets a metallic-roughness texture that
+    gives each half its values in the exported GLB, and three levels of detail named as a chain; the user's
+    materials are exactly as before each capture."""
+    import trimesh
+
+    out = tmp_path / "out"
+    out.mkdir()
+    r = blender("game_ready.py", str(extension_zip), str(out), timeout=900)
+    cube, ball = r["cube"], r["ball"]
+    for run in (cube, ball):
+        assert run["done"] == ["FINISHED"], run["status"]
+        assert run["materials_unchanged"] and run["slots_unchanged"]
+        assert not any("GTR capture" in name for name in run["materials"])  # no copy left behind
+    # The cube: in its own frame (the result lies beside it, turned alike), distances to the unit box and normals.
+    vertices, faces = np.array(cube["result"]["vertices"]), np.array(cube["result"]["faces"])
+    placement, source = np.array(cube["placement"]), np.array(cube["source_matrix"])
+    to_source = source @ np.linalg.inv(placement)  # the result's placement -> the source's
+    local = (np.linalg.inv(source) @ to_source @ np.c_[vertices, np.ones(len(vertices))].T).T[:, :3]
+    mesh = trimesh.Trimesh(local, faces, process=False)
+    points, index = trimesh.sample.sample_surface(mesh, 50000, seed=0)
+    q = np.abs(points) - 0.5
+    distance = np.abs(np.linalg.norm(np.maximum(q, 0), axis=1) + np.minimum(q.max(axis=1), 0))
+    axis = np.argmax(np.abs(points), axis=1)
+    truth = np.zeros_like(points)
+    truth[np.arange(len(points)), axis] = np.sign(points[np.arange(len(points)), axis])
+    angle = np.degrees(np.arccos(np.clip((mesh.face_normals[index] * truth).sum(axis=1), -1, 1)))
+    print(f"cube: {len(faces)} faces, normals {angle.mean():.3f} deg, p99 {np.percentile(distance, 99) * 100:.3f} %")
+    assert len(faces) <= 200
+    assert angle.mean() <= 0.5
+    assert np.percentile(distance, 99) <= 0.0025  # of the edge (1)
+    # The ball: LOD0, LOD1, LOD2 in a collection of the result's name, each about a quarter of the one before.
+    names = [name for name, _, _ in ball["chain"]]
+    counts = [count for _, count, _ in ball["chain"]]
+    assert names == ["Ball GTR_LOD0", "Ball GTR_LOD1", "Ball GTR_LOD2"] and ball["collections"] == ["Ball GTR"]
+    assert [hidden for _, _, hidden in ball["chain"]] == [False, True, True] == ball["hidden_after_export"]
+    for larger, smaller in itertools.pairwise(counts):
+        assert 0.15 * larger <= smaller <= 0.35 * larger, counts
+    assert ball["export"] == ["FINISHED"] and ball["roughness_linked"] and ball["warning"] == ""
+    scene = trimesh.load(ball["glb"])
+    assert sorted(scene.geometry) == names
+    lod0 = scene.geometry[names[0]]
+    transform = scene.graph[names[0]][0]
+    world = trimesh.transform_points(lod0.vertices, transform)
+    material = lod0.visual.material
+    image = np.asarray(material.metallicRoughnessTexture.convert("RGB")).astype(np.float32) / 255
+    uv = lod0.visual.uv
+    h, w = image.shape[:2]
+    texel = image[np.clip(((1 - uv[:, 1]) * h).astype(int), 0, h - 1), np.clip((uv[:, 0] * w).astype(int), 0, w - 1)]
+    x = world[:, 0] - (world[:, 0].max() + world[:, 0].min()) / 2  # glTF +X is Blender's +X
+    for half, roughness, metallic in ((x > 0.15, 0.25, 1.0), (x < -0.15, 0.9, 0.0)):
+        assert abs(texel[half, 1].mean() - roughness) <= 0.1 and abs(texel[half, 2].mean() - metallic) <= 0.1

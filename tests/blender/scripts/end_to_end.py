@@ -84,12 +84,13 @@ outcome.update(
 new_image = node.image.name
 # In the UI, Blender pushes an undo step when an operator flagged UNDO finishes; scripts push it themselves.
 bpy.ops.ed.undo_push(message="Refine Texture")
+source_name = source.name
 bpy.ops.ed.undo()  # Ctrl+Z: the texture before refinement comes back
-result = bpy.data.objects[f"{source.name} GTR"]  # undo reloads the data: fetch it again
+result = bpy.data.objects[f"{source_name} GTR"]  # undo may reload any data: fetch it again by name
 undone = addon_module("results").texture_node(result).image.name
 bpy.ops.ed.redo()
-result = bpy.data.objects[f"{source.name} GTR"]
-source = bpy.data.objects[source.name]
+result = bpy.data.objects[f"{source_name} GTR"]
+source = bpy.data.objects[source_name]
 settings = bpy.context.scene.gtr  # undo replaced the data these pointed to
 outcome["undo"] = [old_image, new_image, undone, addon_module("results").texture_node(result).image.name]
 # The bundled example through Import Views -> Reconstruct, twice: the first starts nothing new (the backend
