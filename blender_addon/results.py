@@ -383,7 +383,11 @@ def summary(obj: bpy.types.Object) -> list[str]:
     if settings:
         texture = "vertex colours" if settings.get("vertex_colors") else f"{settings.get('texture_size')} px"
         steps = settings.get("refine_steps")
-        words = [f"{settings.get('target_faces') or 'all'} faces", texture]
+        faces = f"{len(obj.data.polygons)} faces" + (" (auto)" if settings.get("auto_faces") else "")
+        chain = lod_chain(obj)
+        words = [faces + (f", {len(chain)} LODs" if len(chain) > 1 else ""), texture]
+        if material_node(obj, MATERIAL_NODE) is not None:
+            words.append("roughness and metallic")
         lines.append(", ".join(words + ([f"{steps} refinement steps"] if steps is not None else [])))
     timings = _stored_json(obj, TIMINGS_PROPERTY)
     weights = obj.get(WEIGHTS_PROPERTY)
@@ -391,6 +395,14 @@ def summary(obj: bpy.types.Object) -> list[str]:
         seconds = sum(float(v) for v in timings.values() if isinstance(v, int | float))
         lines.append(f"{weights or 'weights'}, {seconds:.1f} s in the backend")
     return lines
+
+
+def material_node(obj: bpy.types.Object, name: str) -> bpy.types.Node | None:
+    """The node named `name` in the object's materials, or None."""
+    for slot in obj.material_slots:
+        if slot.material and slot.material.node_tree and name in slot.material.node_tree.nodes:
+            return slot.material.node_tree.nodes[name]
+    return None
 
 
 def texture_node(obj: bpy.types.Object) -> bpy.types.ShaderNodeTexImage | None:

@@ -40,9 +40,9 @@ from .fidelity import Fidelity, fidelity
 from .mesh import DENSITY_LEVEL, Mesh, sdf_to_mesh, simplify
 from .mesh.clean import CleanOptions, clean_surface, membrane_share
 from .mesh.decimate import AUTO_FACE_ERROR, DecimateOptions, decimate, filtered_planes, simplify_by_error
-from .mesh.extract import McBackend, density_grid, grid_points
+from .mesh.extract import McBackend, density_grid
 from .mesh.fit import CarveOptions, FitOptions, carve_and_fill, fit_surface
-from .mesh.fusion import DepthField, FusionOptions, fuse_depth
+from .mesh.fusion import fuse_depth
 from .model import GTR, Precision
 from .model.fields import TriplaneField, sample_triplane
 from .refine import ColorField, RefineOptions, RefineResult, refine_texture
@@ -180,7 +180,7 @@ class Stages:
             plan += ["clean"] if options.geometry_refine else []
         plan += ["refine"] if options.refine_steps and not fused else []
         plan += ["bake"] if options.vertex_colors else ["unwrap", "bake"]
-        plan += ["normal map"] if options.normal_map and not options.vertex_colors else []
+        plan += ["normal map"] if options.normal_map and not options.vertex_colors and not fused else []
         plan += ["levels of detail"] if options.lods > 1 and not options.vertex_colors else []
         stages = cls(device, progress, cancel, (*plan, "score"))
         stages.options = options
@@ -295,6 +295,11 @@ def reconstruct(
             f"around the object (at most {MAX_FIT_VIEWS})"
         )
         fit = fit.select(chosen)
+    if fit.depth is not None and options.normal_map and options.geometry_refine and not options.vertex_colors:
+        notes.append(
+            "no normal map: the views know their depth, so the mesh itself follows the captured surface (its "
+            "creases sharp), and a normal map would only add the fused field's noise"
+        )
     size = model.config.image_size
     with stages.stage("triplane"):  # the network sees the views closest to the orbit it was trained on
         triplane = predict_triplane(model, fit.select(network_views(fit.c2w)).resized(size), options.precision)
@@ -358,14 +363,6 @@ class Shape:
     # surface (None where the normal map does not need it)
 
 
-def fused_grid(field: DepthField, resolution: int, device: torch.device, chunk: int = 1 << 16) -> Tensor:
-    """(R, R, R): the fused depth field on `grid_points`, positive inside, truncated at two voxels."""
-    grid = grid_points(resolution, device).reshape(-1, 3)
-    truncation = 4.0 / (resolution - 1)
-    values = torch.cat([field(grid[i : i + chunk], truncation) for i in range(0, len(grid), chunk)])
-    return values.reshape(resolution, resolution, resolution)
-
-
 def simplify_stage(mesh: Mesh, options: ReconstructOptions, stages: Stages) -> Mesh:
     """The mesh simplified: with `auto_faces` as far as the shape allows (`simplify_by_error`; `target_faces`, if
     set, caps it), else to about `target_faces` (0 keeps every face)."""
@@ -394,12 +391,11 @@ def geometry_stage(
     resolution = options.resolution(device)
     if options.geometry_refine and views.depth is not None:
         sharp = (originals if originals is not None and originals.depth is not None else views).to(device)
-        inside = None
         with stages.stage("depth fusion"), torch.no_grad():
             fused = fuse_depth(sharp, progress=stages.reporter("depth fusion"))
-            if options.normal_map and not options.vertex_colors:  # the fused field on the normal map's grid
-                inside = fused_grid(DepthField(sharp, FusionOptions().depth_jump), resolution, device)
-        return Shape(simplify_stage(fused, options, stages), inside)
+        # No field for a normal map: the mesh keeps the captured surface to a fraction of a pixel, and the
+        # fused field's gradient, rounded at creases the mesh keeps sharp, would only shade bands along them.
+        return Shape(simplify_stage(fused, options, stages), None)
 
     def density(points: Tensor) -> Tensor:
         return field.density(sample_triplane(triplane[None], points[None])[0])

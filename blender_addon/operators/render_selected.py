@@ -17,7 +17,7 @@ from ..paths import new_job_folder
 from ..props import settings, status
 from ..results import add_result
 from ..rig import build_rig, discard_rig, install_rig, load_image, remove_datablocks
-from .base import BackendJobOperator, Result
+from .base import BackendJobOperator, Result, warm_up
 
 CAPTURABLE = {"MESH", "CURVE", "SURFACE", "META", "FONT"}
 
@@ -58,6 +58,7 @@ class GTR_OT_render_selected_to_3d(BackendJobOperator, bpy.types.Operator):
             self.session = CaptureSession(objects, capture, self.folder / "views")
         except CaptureError as error:
             return self.fail(context, str(error))
+        warm_up(context)  # the backend starts and loads its model while the views render
         state = status(context)
         state.running, state.cancel_requested, state.message = True, False, ""
         if bpy.app.background:

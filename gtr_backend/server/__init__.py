@@ -23,10 +23,12 @@ Requests:
 - `ping` -> answered at once even while a job runs (`busy`): the add-on's check that the backend is alive.
 - `reconstruct` {`views`: {`path`, `orbit`: {azimuths, elevation, fov, distance} or null, `zero123pp`},
   `job`: folder, `weights`, `device`, `options`: {`refine_steps`, `texture_size`, `mesh_resolution`,
-  `target_faces`, `uv`, `normal_map`, `vertex_colors`, `geometry_refine`, `geometry_steps`,
-  `texture_from_views`} (each optional: `contract.RECONSTRUCT_OPTIONS`)}
+  `target_faces`, `auto_faces`, `lods`, `uv`, `normal_map`, `vertex_colors`, `geometry_refine`,
+  `geometry_steps`, `texture_from_views`} (each optional: `contract.RECONSTRUCT_OPTIONS`)}
   -> writes `mesh.glb`, `mesh.npz` (vertices (V, 3) float32 in the backend frame, faces (F, 3) int32,
   uv (V, 2) float32 or, with vertex colours, colors (V, 3)), `texture.png` (none with vertex colours),
+  `material.png` and `emission.png` (when the views carry those passes), `lod<k>_*` for each further level
+  of detail (`contract.job_lod_file`; mesh.glb holds the chain),
   `state.safetensors` (the refined colour field) and `job.json` (the views, the options, the weights' name,
   the timings, the fidelity) into `job`; replies with the files, timings, the refinement's PSNR, the
   options, the `fidelity` (`gtr_backend.fidelity`: each input view's and the worst one's mask IoU, the PSNR

@@ -47,6 +47,7 @@ outcome = {
     "normal_map": bool(normal_link and normal_link.from_node.bl_idname == "ShaderNodeNormalMap"),
     "normal_image_colorspace": tree.nodes["GTR Normal Map"].image.colorspace_settings.name if normal_link else None,
     "capture_status": status(),
+    "warning": bpy.context.window_manager.gtr_status.warning,
     "capture_total_s": capture_seconds,
     "summary": addon_module("results").summary(result),
     "held_out_psnr": result.get("gtr_fidelity_held_out_psnr"),
