@@ -1,6 +1,8 @@
 """Error-driven, crease-preserving simplification: flat sides collapse to their corners, curves keep the faces
 their error needs, creases come out sharp, the surface stays closed, and levels of detail quarter the faces."""
 
+import math
+
 import torch
 import trimesh
 from captures import box, box_errors, box_turn, capture, open_edges, sphere
@@ -84,16 +86,14 @@ def test_auto_faces_keeps_a_curved_surface_close():
 
 
 def test_filtered_planes_give_a_rounded_crease_the_planes_of_its_sides():
-    """A box with rounded edges (a chamfer of small faces): after filtering, its faces' planes are the box's own
-    six normals, so a collapse onto the crease costs nothing."""
-    rounded = trimesh.creation.box(extents=(1.0, 1.0, 1.0))
-    rounded = trimesh.Trimesh(*trimesh.remesh.subdivide_to_size(rounded.vertices, rounded.faces, 0.05))
-    rounded.vertices = (
-        rounded.vertices * 0.9
-        + 0.1 * rounded.vertices / torch.tensor(rounded.vertices).norm(dim=-1, keepdim=True).numpy() * 0.5 * 3**0.5
-    )  # pull the edges in a little
-    mesh = Mesh(torch.tensor(rounded.vertices, dtype=torch.float32), torch.tensor(rounded.faces))
-    raw = filtered_planes(mesh, iterations=0)
-    filtered = filtered_planes(mesh, iterations=10)
-    axis_aligned = lambda planes: planes[:, :3].abs().max(dim=1).values  # noqa: E731
-    assert float((axis_aligned(filtered) > 0.99).float().mean()) > float((axis_aligned(raw) > 0.99).float().mean())
+    """The faces marching cubes leaves along a fused box's edges lean between its sides; after filtering, far
+    more faces stand on one of the box's six planes (within 2 degrees)."""
+    fused = fuse_depth(capture(box(EXTENTS), size=256, count=16))
+    sides = torch.cat([torch.eye(3), -torch.eye(3)]) @ box_turn().T  # the turned box's face normals
+
+    def on_a_side(planes: torch.Tensor) -> float:
+        cosine = (planes[:, :3] @ sides.T).max(dim=1).values
+        return float((cosine > math.cos(math.radians(2.0))).float().mean())
+
+    raw, filtered = filtered_planes(fused, iterations=0), filtered_planes(fused)
+    assert on_a_side(filtered) > 0.75 and on_a_side(filtered) > on_a_side(raw) + 0.2  # measured 0.82 against 0.54
