@@ -279,6 +279,7 @@ def reconstruct(
     """Reconstruct a textured mesh from posed views with a model (or the path of its weights)."""
     options = options or ReconstructOptions()
     target = resolve_device(device)
+    views, notes = views.checked_depth()  # a depth map that cannot be right is dropped, and said so
     stages = Stages.planned(target, options, progress, cancel, depth=views.depth is not None)
     if isinstance(weights, GTR):
         model = weights.to(target)
@@ -288,7 +289,6 @@ def reconstruct(
     model.eval()
     fit, held_out = views.to(target).split_held_out()
     chosen = spread_views(fit.c2w)
-    notes = []
     if len(chosen) < fit.num_views:
         notes.append(
             f"{fit.num_views} views given: the shape and texture use {len(chosen)} of them, the most spread "

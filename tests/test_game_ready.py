@@ -97,3 +97,22 @@ def test_faces_auto_and_lods_on_the_command_line():
     assert (fixed.auto_faces, fixed.target_faces) == (False, 5000)
     with pytest.raises(SystemExit):
         parser.parse_args(["--faces", "auto:many"])
+
+
+def test_a_corrupt_depth_map_is_dropped_and_said(fitted_sphere):
+    """One view's depth at 1e30 (a corrupt file) would carve the object away: its depth is not used, the
+    result still matches every mask, and the notes name the view."""
+    from gtr_backend.model import GTR, PRESETS
+    from gtr_backend.reconstruction import reconstruct
+
+    views = capture(sphere(0.7, 4), size=128, count=8)
+    depth = views.depth.clone()
+    depth[0][depth[0] > 0] = 1e30
+    corrupt = views.__class__.from_tensors(views.rgb, views.mask, views.intrinsics, views.c2w, depth=depth)
+    checked, notes = corrupt.checked_depth()
+    assert checked.depth is not None and float(checked.depth[0].max()) == 0 and float(checked.depth[1].max()) > 0
+    assert len(notes) == 1 and "view 0" in notes[0] and "depth was not used" in notes[0]
+    model = GTR(PRESETS["gtr-small"])  # untrained: the shape comes from the depth
+    result = reconstruct(corrupt, model, "cpu", ReconstructOptions(auto_faces=True, texture_size=128, refine_steps=0))
+    assert any("view 0" in note for note in result.notes)
+    assert result.fidelity is not None and result.fidelity.mask_iou > 0.9

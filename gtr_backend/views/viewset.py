@@ -180,6 +180,32 @@ class ViewSet:
             None if self.emission is None else self.emission[idx.to(self.emission.device)],
         )
 
+    def checked_depth(self, reach: float = 3**0.5, tolerance: float = 0.01) -> tuple[ViewSet, list[str]]:
+        """The views with every depth map that cannot be right dropped (set unknown), and a sentence for each:
+        a map is dropped when more than `tolerance` of its known pixels lie outside the working volume (farther
+        from the camera's distance to the origin than `reach`, as 1e30 or a wrong unit would) or outside the
+        view's mask. The rest keep theirs; with none left, the views have no depth."""
+        if self.depth is None:
+            return self, []
+        distance = self.c2w[:, :3, 3].norm(dim=-1)[:, None, None, None]
+        known = self.depth > 0
+        impossible = known & (((self.depth - distance).abs() > reach) | (self.mask < 0.5))
+        count = known.flatten(1).sum(1).clamp_min(1)
+        share = impossible.flatten(1).sum(1) / count
+        bad = share > tolerance
+        if not bool(bad.any()):
+            return self, []
+        notes = [
+            f"view {i} ({self.names[i]}): {float(share[i]):.0%} of its depth map lies outside the object's working "
+            "volume or its mask (a wrong unit, a corrupt file), so its depth was not used"
+            for i in torch.nonzero(bad).squeeze(1).tolist()
+        ]
+        depth = torch.where(bad[:, None, None, None], torch.zeros_like(self.depth), self.depth)
+        if bool(bad.all()):
+            notes.append("no view's depth could be used: the shape comes from the views' images alone")
+            return dataclasses.replace(self, depth=None), notes
+        return dataclasses.replace(self, depth=depth), notes
+
     def split_held_out(self) -> tuple[ViewSet, ViewSet | None]:
         """(the views the result is made from, the held-out views or None), neither marked held out."""
         if not any(self.held_out):
