@@ -217,6 +217,9 @@ def _check(values: dict[str, Any], fields: dict[str, Field], where: str) -> None
         found = _kind(value)
         if found != kind and not (kind == _NUMBER and found == _INT) and not (kind == _ID and found in (_INT, _TEXT)):
             raise GTRError(f"{where}: the field {name!r} must be {kind}, got {type(value).__name__} {value!r:.40}")
+        numbers = value if isinstance(value, list) else [value] if found in (_INT, _NUMBER) else []
+        if not all(math.isfinite(v) for v in numbers):
+            raise GTRError(f"{where}: the field {name!r} must be finite, got {value!r:.40}")
         if isinstance(value, str) and "\0" in value:
             raise GTRError(f"{where}: the field {name!r} contains a NUL character; give it without one")
         if lowest is not None and value < lowest:

@@ -194,3 +194,18 @@ def test_progress_in_a_log_is_one_line_per_stage(tmp_path, fitted_sphere):
     assert "\r" not in result.stderr
     lines = result.stderr.splitlines()
     assert "carve..." in lines and "bake..." in lines and len(lines) == len(set(lines))
+
+
+def test_numbers_that_are_not_finite_are_refused_in_one_line(tmp_path):
+    """--elevation inf, an azimuth of 1e309: exit 2 with the option named, no traceback."""
+    import subprocess
+    import sys
+
+    for arguments in (["--elevation", "inf"], ["--azimuths", "1e309,0,90,180"], ["--fov", "nan"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "gtr_backend.cli", "reconstruct", "examples/toy", "--orbit", *arguments, "-o",
+             str(tmp_path / "x.glb")],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert f"argument {arguments[0]}: expected finite" in done.stderr or "expected a finite" in done.stderr

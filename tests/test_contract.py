@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gtr_backend import contract
 from gtr_backend.views import Orbit, loaders
 from gtr_lab.evaluation import protocol
@@ -188,3 +190,15 @@ def test_the_bundled_backend_is_found_in_one_place():
         if p.name != "contract.py" and '"gtr_backend"' in p.read_text()
     ]
     assert lookers == []
+
+
+def test_a_request_number_that_is_not_finite_is_refused_by_name():
+    import math
+
+    from gtr_backend.contract import check_request
+    from gtr_backend.errors import GTRError
+
+    for orbit in ({"azimuths": [math.inf, 0.0, 90.0, 180.0]}, {"elevation": math.nan}):
+        request = {"op": "reconstruct", "views": {"path": "x", "orbit": orbit}, "job": "j"}
+        with pytest.raises(GTRError, match="must be finite"):
+            check_request(request)

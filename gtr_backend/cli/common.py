@@ -4,6 +4,7 @@ definition in `contract.RECONSTRUCT_OPTIONS`), progress on a terminal or in a lo
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,9 +23,23 @@ STAGE_BAR = "{desc:<16} {bar} {percentage:3.0f}% {elapsed}"
 
 def _floats(text: str) -> tuple[float, ...]:
     try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
+        values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
+    return values
+
+
+def _finite(text: str) -> float:
+    """A command-line number that is a real, finite one (not inf or nan)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def _background(text: str) -> str | tuple[float, float, float]:
@@ -58,9 +73,9 @@ def add_view_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--azimuths", type=_floats, help="orbit azimuths in degrees, comma-separated (default: evenly spaced from 0)"
     )
-    parser.add_argument("--elevation", type=float, default=Orbit.elevation_deg, help="orbit elevation, degrees")
-    parser.add_argument("--fov", type=float, default=Orbit.fov_deg, help="orbit field of view, degrees")
-    parser.add_argument("--distance", type=float, default=Orbit.distance, help="orbit camera distance")
+    parser.add_argument("--elevation", type=_finite, default=Orbit.elevation_deg, help="orbit elevation, degrees")
+    parser.add_argument("--fov", type=_finite, default=Orbit.fov_deg, help="orbit field of view, degrees")
+    parser.add_argument("--distance", type=_finite, default=Orbit.distance, help="orbit camera distance")
     parser.add_argument(
         "--background",
         type=_background,
