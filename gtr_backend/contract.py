@@ -372,7 +372,19 @@ class JobManifest(TypedDict):
 
 
 def job_manifest_text(manifest: JobManifest) -> str:
-    return json.dumps(manifest, indent=2) + "\n"
+    """The manifest as strict JSON: a number that is not finite (a score nothing could measure) is written as
+    null, never as NaN or Infinity, which JSON does not have."""
+    return json.dumps(_finite_or_none(manifest), indent=2, allow_nan=False) + "\n"
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_none(item) for item in value]
+    return value
 
 
 def read_job_manifest(job: Path) -> dict[str, Any] | None:

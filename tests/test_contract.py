@@ -202,3 +202,15 @@ def test_a_request_number_that_is_not_finite_is_refused_by_name():
         request = {"op": "reconstruct", "views": {"path": "x", "orbit": orbit}, "job": "j"}
         with pytest.raises(GTRError, match="must be finite"):
             check_request(request)
+
+
+def test_a_job_manifest_is_strict_json_whatever_its_scores():
+    import json
+    import math
+
+    text = contract.job_manifest_text({"fidelity": {"psnr": math.nan, "mask_iou_per_view": [1.0, math.inf]}})  # type: ignore[typeddict-item]
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    assert json.loads(text, parse_constant=refuse) == {"fidelity": {"psnr": None, "mask_iou_per_view": [1.0, None]}}
