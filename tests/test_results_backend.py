@@ -227,3 +227,24 @@ def test_out_of_memory_offers_lower_settings_to_retry_with():
 
     (reply,) = run(Exhausted(), {"op": "reconstruct", "views": VIEWS, "job": "/tmp/x"})
     assert reply["type"] == "error" and reply["retry_options"] == lower and "try again" in reply["message"]
+
+
+def test_a_link_in_a_job_folder_is_never_followed_or_copied(tmp_path, fitted_sphere):
+    """A job folder holding a link to a folder outside: after the job is written, the link is gone and nothing
+    of what it pointed to was copied (a link to / or ~ would have copied the whole tree)."""
+    from gtr_backend.mesh import Mesh
+    from gtr_backend.refine import ColorField
+    from gtr_backend.server.jobs import write_job
+
+    field, triplane, _ = fitted_sphere
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("not the job's")
+    job = tmp_path / "jobs" / "one"
+    job.mkdir(parents=True)
+    (job / "extra").symlink_to(outside, target_is_directory=True)
+    (job / "kept.txt").write_text("the job's own")
+    mesh = Mesh(torch.eye(3), torch.tensor([[0, 1, 2]]), vertex_colors=torch.ones(3, 3))
+    write_job(job, mesh, ColorField(triplane, field), {"options": {}})  # type: ignore[arg-type]
+    assert not (job / "extra").exists() and (job / "kept.txt").read_text() == "the job's own"
+    assert (outside / "precious.txt").read_text() == "not the job's"

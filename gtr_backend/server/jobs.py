@@ -89,7 +89,7 @@ def write_job(
             rewritten |= {job_lod_file(name, level) for name in JOB_LOD_FILES for level in range(1, MAX_LODS)}
         if job.is_dir():  # whatever else lives there (the captured views, the mesh on a refine) is carried over
             for entry in job.iterdir():
-                if entry.name in rewritten:
+                if entry.name in rewritten or entry.is_symlink():  # a link is not the job's: never followed
                     continue
                 if entry.is_dir():
                     shutil.copytree(entry, staging / entry.name, symlinks=True)
