@@ -106,6 +106,37 @@ def atomic_write(path: Path | str, data: bytes | str | Callable[[Path], object])
     return Path(path)
 
 
+STAGING = "-gtr-staging-"  # in the names of the folders `staged_folder` makes, before the maker's process id
+
+
+def remove_stale_staging(root: Path) -> list[Path]:
+    """Remove the staging folders that `staged_folder` made directly inside `root` (its job folders' parents:
+    the jobs root, one level down) for processes that no longer run (a backend killed mid-write); nothing
+    else is touched. Returns what was removed."""
+    removed = []
+    candidates = [*root.glob(f".*{STAGING}*"), *root.glob(f"*/.*{STAGING}*")] if root.is_dir() else []
+    for path in candidates:
+        pid = path.name.split(STAGING, 1)[1].split("-", 1)[0]
+        if not pid.isdigit() or _running(int(pid)) or path.is_symlink() or not path.is_dir():
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """Whether a process with this id runs (on this machine)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, owned by someone else
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def staged_folder(folder: Path | str) -> Iterator[Path]:
     """Yield a new hidden folder beside `folder` to write its contents into; when the block ends without an
@@ -115,7 +146,7 @@ def staged_folder(folder: Path | str) -> Iterator[Path]:
     kept = folder.exists()
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}{STAGING}{os.getpid()}-", dir=folder.parent))
     except OSError as error:
         raise write_error(folder, error, kept) from None
     try:
@@ -132,7 +163,7 @@ def staged_folder(folder: Path | str) -> Iterator[Path]:
 def replace_folder(new: Path, old: Path) -> None:
     """Put folder `new` in the place of `old` (which may not exist): the old one is moved aside first and
     removed only once the new one is in place, so a failure leaves one complete folder there."""
-    aside = old.with_name(f".{old.name}-old-{os.getpid()}-{secrets.token_hex(2)}")
+    aside = old.with_name(f".{old.name}{STAGING}{os.getpid()}-old-{secrets.token_hex(2)}")
     if old.exists():
         os.replace(old, aside)
     try:

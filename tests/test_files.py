@@ -121,3 +121,22 @@ def test_the_command_line_says_a_full_disk_in_one_line(tmp_path, fitted_sphere, 
         "the old one is kept"
     )
     assert out.read_bytes() == b"the old mesh"
+
+
+def test_staging_folders_of_killed_runs_are_removed_at_the_next_start(tmp_path):
+    """A backend killed while writing a job leaves its hidden staging folder; the next session removes those
+    whose process is gone, and nothing else (a live process's, a user's own hidden folder)."""
+    import os
+
+    from gtr_backend.files import STAGING
+    from gtr_backend.server.session import Session
+
+    dead = 2**22 + 12345  # above Linux's default pid_max: no such process
+    stale = [tmp_path / f".job{STAGING}{dead}-abc", tmp_path / "job" / f".sub{STAGING}{dead}-old-1f"]
+    alive = tmp_path / f".job{STAGING}{os.getpid()}-def"
+    mine = tmp_path / ".my-notes"
+    for folder in (*stale, alive, mine):
+        folder.mkdir(parents=True)
+        (folder / "partial.bin").write_bytes(b"x")
+    Session(jobs_root=tmp_path)
+    assert not any(folder.exists() for folder in stale) and alive.exists() and mine.exists()

@@ -62,6 +62,12 @@ class Session:
     warm_stage: str = ""  # what the running warm-up does, shown to requests that wait for it
     warm_up_record: dict[str, Any] | None = None  # what the last warm-up measured (`warm_up`)
 
+    def __post_init__(self) -> None:
+        if self.jobs_root is not None:  # what a backend killed while writing a job left behind
+            from ..files import remove_stale_staging
+
+            remove_stale_staging(self.jobs_root)
+
     def start_warm_up(self, weights: str | None, device: str, log: TextIO) -> threading.Thread:
         """`warm_up` in a background thread; requests that need the model wait for it (`ready`)."""
         self.warmed.clear()
