@@ -169,7 +169,7 @@ class Stages:
         """Stages for a run with `options` (and the network first, if `network`; the depth maps fused, if
         `depth`: views that all know their depth)."""
         plan = ["triplane"] if network else []
-        fused = depth and options.geometry_refine
+        fused = depth and options.geometry_refine  # (`fuses_depth`)
         if fused:
             plan += ["depth fusion"]
         else:
@@ -295,7 +295,7 @@ def reconstruct(
             f"around the object (at most {MAX_FIT_VIEWS})"
         )
         fit = fit.select(chosen)
-    if fit.depth is not None and options.normal_map and options.geometry_refine and not options.vertex_colors:
+    if fuses_depth(fit, options) and options.normal_map and not options.vertex_colors:
         notes.append(
             "no normal map: the views know their depth, so the mesh itself follows the captured surface (its "
             "creases sharp), and a normal map would only add the fused field's noise"
@@ -363,6 +363,11 @@ class Shape:
     # surface (None where the normal map does not need it)
 
 
+def fuses_depth(views: ViewSet, options: ReconstructOptions) -> bool:
+    """Whether the shape comes from the views' depth maps fused (views that know their depth, a capture's)."""
+    return views.depth is not None and options.geometry_refine
+
+
 def simplify_stage(mesh: Mesh, options: ReconstructOptions, stages: Stages) -> Mesh:
     """The mesh simplified: with `auto_faces` as far as the shape allows (`simplify_by_error`; `target_faces`, if
     set, caps it), else to about `target_faces` (0 keeps every face)."""
@@ -389,7 +394,7 @@ def geometry_stage(
     themselves: their depth maps (`originals`' at their own resolution, else `views`') are fused."""
     device = triplane.device
     resolution = options.resolution(device)
-    if options.geometry_refine and views.depth is not None:
+    if fuses_depth(views, options):
         sharp = (originals if originals is not None and originals.depth is not None else views).to(device)
         with stages.stage("depth fusion"), torch.no_grad():
             fused = fuse_depth(sharp, progress=stages.reporter("depth fusion"))
@@ -448,10 +453,8 @@ def texture_stage(
     refinement = None
     colors = ColorField(triplane, field)
     # Views that know their depth see the whole surface the shape was fused from: the colour field would only
-    # shape the fill where none of them looks, and there the nearby seen colours (`CalmColors`) are the better
-    # guess; it is kept unrefined (Refine Texture can still refine it).
-    fused = views.depth is not None and options.geometry_refine
-    if options.refine_steps > 0 and not fused:
+    # shape the fill where none of them looks, so it is kept unrefined (Refine Texture can still refine it).
+    if options.refine_steps > 0 and not fuses_depth(views, options):
         with stages.stage("refine"):
             refine_options = RefineOptions(steps=options.refine_steps, params=options.refine_params)
             # The colour field is fitted to the network's own views (as in the paper): with many views the views'

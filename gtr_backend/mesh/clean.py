@@ -123,7 +123,7 @@ def _anchored(free: Tensor, edges: Tensor) -> Tensor:
     return touching[labels]
 
 
-def _face_neighbours(faces: Tensor) -> Tensor:
+def face_neighbours(faces: Tensor) -> Tensor:
     """(P, 2) pairs of faces that share an edge (both orders)."""
     count = len(faces)
     edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).sort(dim=1).values
@@ -140,7 +140,7 @@ def filter_normals(vertices: Tensor, faces: Tensor, options: CleanOptions = Clea
     """Feature-preserving smoothing (module docstring): (V, 3) vertices -> (V, 3)."""
     if len(faces) == 0:
         return vertices
-    pairs = _face_neighbours(faces)
+    pairs = face_neighbours(faces)
     v = vertices.clone()
     for _ in range(options.vertex_iterations if options.normal_iterations else 0):
         a, b, c = (v[faces[:, k]] for k in range(3))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .clean import face_neighbours
 from .mesh import Mesh
 
 
@@ -156,11 +157,9 @@ class _Cache:
 
 def _optimal(vertices: Tensor, quadric: _Quadric, a: Tensor, b: Tensor, regularisation: float) -> tuple[Tensor, Tensor]:
     """For edges (a, b): the point closest to their ends' planes (pulled towards the middle where the planes
-    leave it free) and its RMS distance to them, squared."""
+    leave it free) and its RMS distance to them, squared (`_error`)."""
     qa = quadric.a[a] + quadric.a[b]
     qb = quadric.b[a] + quadric.b[b]
-    qc = quadric.c[a] + quadric.c[b]
-    qw = (quadric.w[a] + quadric.w[b]).clamp_min(1e-30)
     middle = (vertices[a] + vertices[b]) / 2
     # The least-squares point nearest the middle: the quadric's pseudo-inverse, dropping the directions its
     # planes leave (nearly) free (a flat region: along it; a crease: along the crease).
@@ -172,8 +171,7 @@ def _optimal(vertices: Tensor, quadric: _Quadric, a: Tensor, b: Tensor, regulari
     length = (vertices[a] - vertices[b]).norm(dim=-1)
     astray = (point - middle).norm(dim=-1) > 2 * length  # an ill-posed solve: stay between the ends
     point = torch.where(astray[:, None], middle, point)
-    error = (torch.einsum("ei,eij,ej->e", point, qa, point) + 2 * (qb * point).sum(-1) + qc).clamp_min(0) / qw
-    return point, error
+    return point, _error(quadric, a, b, point)
 
 
 def _round(
@@ -400,7 +398,7 @@ def filtered_planes(mesh: Mesh, iterations: int = 10, sharpness: float = 0.35) -
     area = cross.norm(dim=-1, keepdim=True) / 2
     normal = cross / (2 * area).clamp_min(1e-30)
     centre = (p0 + p1 + p2) / 3
-    pairs = _face_pairs(faces)
+    pairs = face_neighbours(faces)
     planes = torch.cat([normal, -(normal * centre).sum(-1, keepdim=True)], dim=1)
     for _ in range(iterations):
         n = planes[:, :3]
@@ -410,15 +408,3 @@ def filtered_planes(mesh: Mesh, iterations: int = 10, sharpness: float = 0.35) -
         length = total[:, :3].norm(dim=-1, keepdim=True).clamp_min(1e-30)
         planes = total / length
     return planes.to(mesh.vertices.dtype)
-
-
-def _face_pairs(faces: Tensor) -> Tensor:
-    """(P, 2) pairs of faces that share an edge (both orders)."""
-    edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).sort(dim=1).values
-    owner = torch.arange(len(faces), device=faces.device).repeat(3)
-    key = edges[:, 0] * (int(faces.max()) + 1) + edges[:, 1]
-    order = torch.argsort(key)
-    key, owner = key[order], owner[order]
-    same = key[1:] == key[:-1]
-    pairs = torch.stack([owner[:-1][same], owner[1:][same]], dim=1)
-    return torch.cat([pairs, pairs.flip(1)])

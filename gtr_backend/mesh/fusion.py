@@ -215,7 +215,8 @@ def fuse_depth(views: ViewSet, options: FusionOptions | None = None, progress: P
     cells = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
     cell_size = coarse_cell
     lattice = cells[:, None, :] + _CORNER.to(device)  # (M, 8, 3)
-    values = _values_at(lattice, n, evaluate, _truncation(cell_size, fine_voxel, levels == 0, options))
+    first_level = functools.partial(evaluate, truncation=_truncation(cell_size, fine_voxel, levels == 0, options))
+    values = _values_at(lattice, n, first_level)
     for level in range(levels + 1):
         if progress:
             progress(level / (levels + 1))
@@ -231,7 +232,7 @@ def fuse_depth(views: ViewSet, options: FusionOptions | None = None, progress: P
         n, cell_size = 2 * (n - 1) + 1, cell_size / 2
         points = 2 * parents[:, None, :] + _CHILD.to(device)  # (M, 27, 3)
         truncation = _truncation(cell_size, fine_voxel, level + 1 == levels, options)
-        lattice_values = _values_at(points, n, evaluate, truncation)  # (M, 27)
+        lattice_values = _values_at(points, n, functools.partial(evaluate, truncation=truncation))  # (M, 27)
         child = _CORNER.to(device)
         cells = (2 * parents[:, None, :] + child[None]).reshape(-1, 3)  # (8M, 3)
         # Corner c of child k sits at lattice offset child[k] + corner[c].
@@ -272,7 +273,7 @@ def _close_band(cells: Tensor, values: Tensor, n: int, evaluate: Callable[[Tenso
         if len(new) == 0:
             return cells, values
         added = torch.stack([new // (n * n), new // n % n, new % n], dim=-1)
-        added_values = _values_at(added[:, None, :] + _CORNER.to(cells.device), n, lambda p, _: evaluate(p), 0.0)
+        added_values = _values_at(added[:, None, :] + _CORNER.to(cells.device), n, evaluate)
         crossing = (added_values > 0).any(dim=1) & (added_values <= 0).any(dim=1)
         cells = torch.cat([cells, added[crossing]])
         values = torch.cat([values, added_values[crossing]])
@@ -285,11 +286,11 @@ def _truncation(cell_size: float, fine_voxel: float, finest: bool, options: Fusi
     return fine if finest else max(fine, 2 * options.band * cell_size * math.sqrt(3))
 
 
-def _values_at(grid_points: Tensor, n: int, evaluate: Callable[[Tensor, float], Tensor], truncation: float) -> Tensor:
+def _values_at(grid_points: Tensor, n: int, evaluate: Callable[[Tensor], Tensor]) -> Tensor:
     """grid_points (M, K, 3) long on a grid of n points per side over [-1, 1]^3 -> the field there (M, K),
     each distinct point evaluated once."""
     flat = (grid_points[..., 0] * n + grid_points[..., 1]) * n + grid_points[..., 2]
     unique, inverse = torch.unique(flat.reshape(-1), return_inverse=True)
     ijk = torch.stack([unique // (n * n), unique // n % n, unique % n], dim=-1)
     world = ijk.float() * (2.0 / (n - 1)) - 1.0
-    return evaluate(world, truncation)[inverse].reshape(flat.shape)
+    return evaluate(world)[inverse].reshape(flat.shape)
