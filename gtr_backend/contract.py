@@ -57,7 +57,7 @@ def job_lod_file(name: str, level: int) -> str:
 BAKE_TARGET = "target.npz"  # vertices (V, 3) float32 in the job's backend frame, faces (F, 3) int32, uv (V, 2)
 BAKE_TEXTURE = "baked.png"  # the job's colours on the target's UV layout (8-bit RGB, row 0 = v 1)
 
-# View folders (README, "View sets"): the project's camera file and its format id, and the image files the
+# View folders (docs/command-line.md, "View sets"): the project's camera file and its format id, and the image files the
 # loaders read (what Import Views may offer).
 CAMERAS_JSON = "cameras.json"
 VIEWS_FORMAT = "gtr-views/1"

@@ -1,4 +1,4 @@
-"""The README's "Python API" example, run as written on the bundled views (examples/toy), with the bundled
+"""docs/command-line.md's "Python API" example, run as written on the bundled views (examples/toy), with the bundled
 weights on the CPU in place of the released weights on CUDA."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def readme_python_example() -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = (ROOT / "docs" / "command-line.md").read_text(encoding="utf-8")
     section = text.split("## Python API", 1)[1]
     match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
-    assert match is not None, "README.md: the section 'Python API' has no python code block"
+    assert match is not None, "docs/command-line.md: the section 'Python API' has no python code block"
     return match.group(1)
 
 
@@ -28,11 +28,11 @@ def test_the_readme_python_example_runs_on_the_bundled_views(tmp_path, monkeypat
         ('"gtr-paper.safetensors"', repr(str(BUNDLED_WEIGHTS))),
         ('"cuda"', '"cpu"'),
     ):
-        assert old in code, f"README.md's Python example no longer says {old}; update this test"
+        assert old in code, f"docs/command-line.md's Python example no longer says {old}; update this test"
         code = code.replace(old, new)
     monkeypatch.chdir(tmp_path)  # result.save("out.glb") writes here
     names: dict[str, object] = {}
-    exec(compile(code, "README.md (Python API)", "exec"), names)
+    exec(compile(code, "docs/command-line.md (Python API)", "exec"), names)
 
     views, result, triplane = names["views"], names["result"], names["triplane"]
     assert views.num_views == 4  # type: ignore[attr-defined]

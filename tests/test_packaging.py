@@ -112,7 +112,8 @@ def test_backend_setup_installs_what_pyproject_declares():
 
 
 def test_every_public_name_of_the_package_imports():
-    """The names `import gtr_backend as gtr` offers (README, "Python API"), each from the module that holds it."""
+    """The names `import gtr_backend as gtr` offers (docs/command-line.md, "Python API"), each from the module
+    that holds it."""
     import gtr_backend
 
     for name in gtr_backend.__all__:

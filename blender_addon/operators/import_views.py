@@ -75,7 +75,7 @@ def check_camera_folder(folder: Path) -> list[Path]:
         raise ViewsError(f"{cameras.name}: not valid JSON ({error})") from None
     views = data.get("views") if isinstance(data, dict) else None
     if not isinstance(views, list) or not views:
-        raise ViewsError(f'{cameras.name}: needs a non-empty list "views" (see README: view folders)')
+        raise ViewsError(f'{cameras.name}: needs a non-empty list "views" (see docs/command-line.md: view sets)')
     images = []
     for i, view in enumerate(views):
         if not isinstance(view, dict) or "image" not in view or "matrix" not in view:

@@ -1,8 +1,8 @@
 """View-set loaders and writers: files on disk in, a validated `ViewSet` (world frame of `views.cameras`) out.
 
 Formats:
-1. The project's own folder: images beside a ``cameras.json`` that states its conventions (README.md,
-   "View folders"); written by `save_views`.
+1. The project's own folder: images beside a ``cameras.json`` that states its conventions (docs/command-line.md,
+   "View sets"); written by `save_views`.
 2. The released GTR format: ``rgb_NNN.png`` (RGBA) beside ``cam_NNN.txt`` (world-to-camera extrinsic,
    OpenCV axes, and ``fx, fy, cx, cy, height, width``); written by `save_gtr_release`.
 3. A Zero123++ 3x2 grid image (6 views with fixed poses).
@@ -439,7 +439,7 @@ def load_views(
             return load_orbit(images, orbit, background)
         raise ViewError(
             f"{path}: found no {CAMERAS_JSON} and no cam_NNN.txt files, so the cameras are unknown; "
-            "add a cameras.json (see README, 'View folders') or use the orbit preset (--orbit) "
+            "add a cameras.json (see docs/command-line.md, 'View sets') or use the orbit preset (--orbit) "
             f"for {len(images)} image(s) taken around the object"
         )
     if path.suffix.lower() == ".json":
