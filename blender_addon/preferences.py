@@ -20,6 +20,11 @@ DEVICES = tuple((name, label, text) for name, (label, text) in contract.DEVICES.
 OPTIONS = contract.RECONSTRUCT_OPTIONS  # the backend's one definition of each option
 
 
+TEXTURE_VIEWS_ITEMS = (
+    ("blend", "Blend", "A mix weighted towards the views that see each point best (smooth; sharp on exact shapes)"),
+    ("best", "Best View", "Each face from the one view that sees it best, levelled across seams (sharpest when views "
+     "were taken at different distances or exposures)"),
+)  # fmt: skip
 UV_ITEMS = tuple((choice, choice.capitalize(), OPTIONS["uv"].help) for choice in OPTIONS["uv"].choices)
 # Texture sizes offered: the powers of two from 128 px to the option's largest.
 # Each item's number is its size, so a size stored by an older version (an integer property) still reads.
@@ -94,6 +99,11 @@ class GTR_AddonPreferences(bpy.types.AddonPreferences):
     geometry_refine: BoolProperty(name="Fit Geometry to Views", **_flag("geometry_refine"))  # type: ignore[valid-type]
     geometry_steps: IntProperty(name="Geometry Steps", **_number("geometry_steps"))  # type: ignore[valid-type]
     texture_from_views: BoolProperty(name="Texture from Views", **_flag("texture_from_views"))  # type: ignore[valid-type]
+    texture_views: EnumProperty(  # type: ignore[valid-type]
+        name="Views Meet",
+        items=TEXTURE_VIEWS_ITEMS,
+        default=OPTIONS["texture_views"].default,
+    )
     normal_map: BoolProperty(name="Normal Map", **_flag("normal_map"))  # type: ignore[valid-type]
     uv_method: EnumProperty(  # type: ignore[valid-type]
         name="UV Layout",
@@ -134,6 +144,9 @@ class GTR_AddonPreferences(bpy.types.AddonPreferences):
         sub.enabled = self.geometry_refine
         sub.prop(self, "geometry_steps")
         col.prop(self, "texture_from_views")
+        sub = col.column()
+        sub.enabled = self.texture_from_views
+        sub.prop(self, "texture_views")
         col.prop(self, "uv_method")
         col.prop(self, "keep_jobs")
         box = layout.box()
@@ -167,6 +180,7 @@ def option_values(prefs: GTR_AddonPreferences) -> dict[str, Any]:
         "geometry_refine": prefs.geometry_refine,
         "geometry_steps": prefs.geometry_steps,
         "texture_from_views": prefs.texture_from_views,
+        "texture_views": prefs.texture_views,
         "uv": prefs.uv_method,
         "normal_map": prefs.normal_map,
         "vertex_colors": prefs.vertex_colors,

@@ -44,6 +44,7 @@ MASK_IOU_PROPERTY = "gtr_fidelity_mask_iou"  # the worst input view's mask IoU
 PSNR_PROPERTY = "gtr_fidelity_psnr"  # dB inside the input masks (absent when none could be measured)
 HELD_OUT_PSNR_PROPERTY = "gtr_fidelity_held_out_psnr"  # dB on views kept out of the fit (absent when none were)
 HELD_OUT_IOU_PROPERTY = "gtr_fidelity_held_out_mask_iou"
+PROBLEM_PROPERTY = "gtr_fails_inputs"  # how the result fails the views it was made from (absent: it does not)
 FRAME_PROPERTY = "gtr_backend_to_local"  # 16 floats, row by row: backend frame -> the object's local frame
 ORIGIN_PROPERTY = "gtr_origin"  # where the origin was moved (the base centre), in the frame it was placed in
 RESULTS_COLLECTION = "GTR Results"
@@ -336,6 +337,11 @@ def set_fidelity(obj: bpy.types.Object, fidelity: Mapping[str, Any]) -> None:
     ):
         if fidelity.get(key) is not None:
             obj[name] = float(fidelity[key])
+    problem = contract.fidelity_problem(fidelity) if fidelity else None
+    if problem:  # marked, so that the panel keeps saying it
+        obj[PROBLEM_PROPERTY] = problem
+    elif obj.get(PROBLEM_PROPERTY) is not None:
+        del obj[PROBLEM_PROPERTY]
 
 
 def placement(obj: bpy.types.Object) -> Matrix:
@@ -367,6 +373,8 @@ def summary(obj: bpy.types.Object) -> list[str]:
     if obj.get(BASE_NAME_PROPERTY) is None:
         return []
     lines = [f"{obj[BASE_NAME_PROPERTY]}, version {obj.get(VERSION_PROPERTY, 1)}"]
+    if obj.get(PROBLEM_PROPERTY):
+        lines.append(f"Does not match its views: {obj[PROBLEM_PROPERTY]}")
     iou, psnr = obj.get(MASK_IOU_PROPERTY), obj.get(PSNR_PROPERTY)
     scores = ([f"mask IoU {iou:.3f}"] if iou is not None else []) + (
         [f"PSNR {psnr:.1f} dB"] if psnr is not None else []

@@ -104,6 +104,14 @@ RECONSTRUCT_OPTIONS: dict[str, Option] = {
     ),
     "geometry_steps": Option(20, "steps of the surface fit to the views after carving (0 turns it off)", 0, 200),
     "texture_from_views": Option(True, "take texel colours from the input views where they see the surface"),
+    "texture_views": Option(
+        "blend",
+        "how the views' colours meet where several see the surface: blend (a mix weighted towards the views that "
+        "see it best: smooth, and sharp when the shape is exact) or best (each face from the one view that sees it "
+        "closest and most squarely, colours levelled across seams: sharpest when views were taken at different "
+        "distances or exposures)",
+        choices=("blend", "best"),
+    ),
     "refine_steps": Option(20, "texture refinement steps (0 turns it off)", low=0, high=500),
     "texture_size": Option(1024, "texture atlas size in pixels", low=16, high=4096),
     "target_faces": Option(
@@ -258,6 +266,53 @@ class FidelityFields(TypedDict):
     held_out_views: int  # how many views were kept out of the fit (0: none)
     held_out_mask_iou: float | None
     held_out_psnr: float | None
+
+
+# A finished result is checked against its inputs before it is called done (`fidelity_problem`): a result
+# whose silhouette misses what a view saw, or whose colours are far from the views', is still written, but
+# `gtr reconstruct` exits with EXIT_FAILS_INPUTS, the server says so among its warnings, and the add-on marks it.
+EXIT_FAILS_INPUTS = 3
+FAILING_MASK_IOU = 0.75  # a view whose mask and the result's silhouette overlap less than this was not matched
+MATCHED_MASK_IOU = 0.9  # ... while the other views overlap at least this: that one view is the odd one out
+FAILING_PSNR = 14.0  # dB inside the masks: colours this far from the views are not theirs
+
+
+def fidelity_problem(fidelity: Mapping[str, Any], names: Sequence[str] = (), depth: bool = False) -> str | None:
+    """One line saying how a result fails the views it was made from (`FidelityFields`), naming the views and
+    the likely cause; None when it does not. `names`: the fitted views' names (else "view 1", ...); `depth`: the
+    views carried depth maps (a bad one is then a likely cause)."""
+    ious = [float(v) for v in fidelity.get("mask_iou_per_view") or []]
+
+    def name(i: int) -> str:
+        return names[i] if i < len(names) else f"view {i + 1}"
+
+    failing = [i for i, v in enumerate(ious) if v < FAILING_MASK_IOU]
+    if failing:
+        shown = ", ".join(f"{name(i)} ({ious[i]:.2f})" for i in failing[:4]) + (" ..." if len(failing) > 4 else "")
+        others = [v for i, v in enumerate(ious) if i not in failing]
+        if others and min(others) >= MATCHED_MASK_IOU:
+            what = "camera, mask or depth map" if depth else "camera or mask"
+            cause = f"its {what} disagrees" if len(failing) == 1 else f"their {what}s disagree"
+            cause = f"{cause} with the other views"
+            return f"the result does not match {shown} (silhouette overlap): {cause}; check or remove them"
+        return (
+            f"the result does not match its views: silhouette overlap {shown}. Likely an object with no thickness "
+            "(a plane or sheet: give it some, e.g. with a Solidify modifier) or cameras that do not fit the images"
+        )
+    held_out = fidelity.get("held_out_mask_iou")
+    if held_out is not None and float(held_out) < FAILING_MASK_IOU:
+        return (
+            f"the result does not match the {fidelity.get('held_out_views')} view(s) kept out of the fit "
+            f"(silhouette overlap {float(held_out):.2f}): its shape is wrong where the other views do not look; "
+            "more views around the object help"
+        )
+    psnr = fidelity.get("psnr")
+    if psnr is not None and float(psnr) < FAILING_PSNR:
+        return (
+            f"the result's colours do not match its views (PSNR {float(psnr):.1f} dB inside their masks): "
+            "check that the images and their masks belong together"
+        )
+    return None
 
 
 class HelloReply(TypedDict):

@@ -25,12 +25,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
 
-from .contract import MAX_FIT_VIEWS, RECONSTRUCT_OPTIONS
+from .contract import MAX_FIT_VIEWS, RECONSTRUCT_OPTIONS, FidelityFields, fidelity_problem
 from .devices import out_of_memory, resolve_device, synchronize
 from .errors import CancelledError, GTRError, OutOfMemoryError
 from .export import bake_vertex_colors, unwrap, write_mesh
@@ -46,7 +46,7 @@ from .mesh.fusion import fuse_depth
 from .model import GTR, Precision
 from .model.fields import TriplaneField, sample_triplane
 from .refine import ColorField, RefineOptions, RefineResult, refine_texture
-from .refine.projection import ViewColors
+from .refine.projection import ProjectionOptions, ViewColors
 from .refine.texture import RefineParams
 from .render.raster import RasterBackend, Rasterizer, get_rasterizer
 from .views import ViewSet, model_inputs
@@ -90,6 +90,7 @@ class ReconstructOptions:
     geometry_refine: bool = _default("geometry_refine")  # reconcile the network's shape with the masks
     geometry_steps: int = _default("geometry_steps")  # steps of the surface fit after carving (0: off)
     texture_from_views: bool = _default("texture_from_views")  # texel colours from the input views
+    texture_views: str = _default("texture_views")  # "blend" or "best" (one view per face, `refine.labelling`)
     refine_steps: int = _default("refine_steps")
     refine_params: RefineParams = "both"
     texture_size: int = _default("texture_size")
@@ -127,6 +128,7 @@ class Reconstruction:
     # its mask_iou_per_view is the final mesh's silhouette against each input view's mask
     notes: list[str] = field(default_factory=list)  # what the user should know about how the views were used
     lods: list[Mesh] = field(default_factory=list)  # levels of detail after `mesh` (LOD1, ...), each textured
+    problem: str | None = None  # how the result fails its views, in one line (`contract.fidelity_problem`)
 
     def save(self, path: Path | str, texture_format: str = "png") -> list[Path]:
         """Write the mesh (.glb, .obj or .ply; a GLB's texture as "png" or "jpeg"; a GLB holds the levels of
@@ -351,6 +353,7 @@ def reconstruct_from_triplane(
         stages.timings,
         score,
         lods=[lod.to("cpu") for lod in lods],
+        problem=fidelity_problem(cast(FidelityFields, score.as_dict()), views.names, views.depth is not None),
     )
 
 
@@ -471,7 +474,9 @@ def texture_stage(
     with stages.stage("unwrap"):
         unwrapped = unwrap(mesh, options.texture_size, options.uv)
     with stages.stage("bake"):
-        textured = bake(unwrapped, colors, sources, options.texture_size, rasterizer)
+        textured = bake(
+            unwrapped, colors, sources, options.texture_size, rasterizer, texture_views=options.texture_views
+        )
     if options.normal_map and inside is not None:
         with stages.stage("normal map"):
             normals = bake_normal_map(textured, inside, options.texture_size, rasterizer)
@@ -503,7 +508,9 @@ def levels_of_detail(
                 break
             size = max(64, options.texture_size >> level)  # a quarter of the faces: half the texels per side
             unwrapped = unwrap(smaller, size, options.uv)
-            levels.append(bake(unwrapped, colors, sources, size, rasterizer, stages.check, close=False))
+            levels.append(
+                bake(unwrapped, colors, sources, size, rasterizer, stages.check, False, options.texture_views)
+            )
             previous = smaller
     return levels
 
@@ -516,13 +523,16 @@ def bake(
     rasterizer: Rasterizer,
     check: Callable[[], None] | None = None,
     close: bool = True,
+    texture_views: str = _default("texture_views"),
 ) -> Mesh:
     """A mesh with uv -> the same mesh with its texture baked from `colors` (and `sources`' own colours, and
     their material and emission where they carry them). `check` is called between the bake's steps (it raises
-    to stop it); `close`: the mesh lies on the surface the sources' depth saw (`ViewColors`)."""
+    to stop it); `close`: the mesh lies on the surface the sources' depth saw (`ViewColors`); `texture_views`:
+    how the views' colours meet (the option of that name)."""
     if check is not None:
         check()
-    projected = ViewColors(mesh, sources, rasterizer, close=close) if sources is not None else None
+    how = ProjectionOptions(best_view=texture_views == "best")
+    projected = ViewColors(mesh, sources, rasterizer, how, close) if sources is not None else None
     baked = bake_textures(mesh, colors, size, rasterizer, views=projected, check=check)
     return Mesh(
         mesh.vertices,

@@ -38,6 +38,12 @@ def made(fitted_sphere, tmp_path_factory):
     return reconstruct_from_triplane(field, triplane, views, options, originals=views), views
 
 
+def test_a_result_that_matches_its_views_is_called_done(made):
+    """The check a sheet with no thickness fails (`test_result_check`) passes a sphere."""
+    result, _ = made
+    assert result.fidelity.mask_iou > 0.95 and result.problem is None
+
+
 def test_a_material_pass_survives_the_view_folder(made):
     _, views = made
     assert views.material is not None and views.depth is not None

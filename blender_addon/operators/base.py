@@ -141,7 +141,10 @@ class BackendJobOperator:
                     self.on_result(context, message)
                 except Exception as error:  # placing the result failed: nothing was added (see results.py)
                     return self.fail(context, f"could not add the result to the scene: {error}")
-                return self.finish(context, f"done in {time.perf_counter() - self.started:.1f} s")
+                seconds = time.perf_counter() - self.started
+                if contract.fidelity_problem(message.get("fidelity") or {}):  # delivered, but not called done
+                    return self.finish(context, f"finished in {seconds:.1f} s, but the result does not match its views")
+                return self.finish(context, f"done in {seconds:.1f} s")
             elif kind == "error":
                 if message.get("cancelled"):
                     return self.fail(context, "cancelled; the scene is unchanged", cancelled=True)

@@ -105,7 +105,7 @@ class GTR_PT_panel(bpy.types.Panel):
         box.label(text="Result", icon="OBJECT_DATA")
         active = context.active_object
         for line in summary(active) if active is not None else []:
-            box.label(text=line)
+            box.label(text=line, icon="ERROR" if line.startswith("Does not match") else "NONE")
         box.operator("gtr.export_glb", icon="EXPORT")
         box.prop(s, "refine_steps")
         row = box.row()

@@ -126,6 +126,7 @@ def add_reconstruct_options(parser: argparse.ArgumentParser) -> None:
         help="keep the network's shape as it is (no carving by the masks, no fill, no surface fit)")  # fmt: skip
     add("--geometry-steps", type=int, **described("geometry_steps"))
     add("--texture-from-views", type=_on_off, metavar="on|off", **described("texture_from_views"))
+    add("--texture-views", choices=option["texture_views"].choices, **described("texture_views"))
     add("--refine-steps", type=int, **described("refine_steps"))
     add("--texture-size", type=int, **described("texture_size"))
     add("--faces", type=_faces, default=option["target_faces"].default, metavar="N|auto|auto:N",
@@ -148,6 +149,7 @@ def options_from_arguments(args: argparse.Namespace) -> ReconstructOptions:
         geometry_refine=args.geometry_refine,
         geometry_steps=args.geometry_steps,
         texture_from_views=args.texture_from_views,
+        texture_views=args.texture_views,
         refine_steps=args.refine_steps,
         refine_params=getattr(args, "refine_params", "both"),
         texture_size=args.texture_size,

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..contract import EXIT_FAILS_INPUTS
 from ..errors import GTRError
 from ..files import check_output
 from .common import (
@@ -70,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(_summary(result, files, weights, views.num_views, total), indent=2))
     else:
         _report(result, files, total)
+    if result.problem:  # written, but not called done: a distinct exit status for scripts and batches
+        print(f"gtr: warning: {result.problem}", file=sys.stderr)
+        return EXIT_FAILS_INPUTS
     return 0
 
 
@@ -113,6 +117,7 @@ def _summary(result: Any, files: list[Path], weights: Path, views: int, total: f
         "refine_psnr_after": refinement.psnr_after if refinement else None,
         "fidelity": result.fidelity.as_dict() if result.fidelity else None,
         "notes": result.notes,
+        "problem": result.problem,
     }
 
 

@@ -50,9 +50,11 @@ def surface_values(
     views: ViewColors | None,
     chunk_points: int = 1 << 18,
     check: Callable[[], None] | None = None,
+    faces: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """(rgb (P, 3), material (P, 3: roughness, metallic, known) or None, emission (P, 3) or None) of surface
-    points: `surface_colors`, and the views' material and emission where they carry them."""
+    points: `surface_colors`, and the views' material and emission where they carry them. `faces` (P,): the
+    face of the views' mesh each point lies on (each then takes its face's view, `ViewColors.project`)."""
     rgbs: list[Tensor] = []
     materials: list[Tensor] = []
     emissions: list[Tensor] = []
@@ -64,7 +66,9 @@ def surface_values(
             if views is None:
                 rgbs.append(colors(p).float().clamp(0, 1))
                 continue
-            seen = views.project(p, normals[i : i + chunk_points])
+            seen = views.project(
+                p, normals[i : i + chunk_points], None if faces is None else faces[i : i + chunk_points]
+            )
             rgbs.append(views.blend(p, normals[i : i + chunk_points], colors, seen).clamp(0, 1))
             if seen.material is not None:
                 materials.append(seen.material)
@@ -157,7 +161,8 @@ def bake_textures(
     surface = rasterizer.interpolate(attributes, fragments, mesh.faces)[0]  # (S, S, 3 or 6)
     points, normals = surface[..., :3], surface[..., -3:]
     covered = fragments.mask[0]
-    rgb, material, emission = surface_values(colors, points[covered], normals[covered], views, check=check)
+    faces = fragments.triangle_id[0][covered]
+    rgb, material, emission = surface_values(colors, points[covered], normals[covered], views, check=check, faces=faces)
     if not bool(covered.any()):
         return Baked(torch.full((texture_size, texture_size, 3), 0.5, device=points.device))
 

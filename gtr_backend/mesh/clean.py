@@ -123,16 +123,22 @@ def _anchored(free: Tensor, edges: Tensor) -> Tensor:
     return touching[labels]
 
 
-def face_neighbours(faces: Tensor) -> Tensor:
-    """(P, 2) pairs of faces that share an edge (both orders)."""
+def shared_edges(faces: Tensor) -> tuple[Tensor, Tensor]:
+    """Pairs of faces (F, 3) that share an edge, each pair once: (P, 2) face indices and (P, 2) the vertices of
+    the edge they share (the smaller first)."""
     count = len(faces)
     edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).sort(dim=1).values
     owner = torch.arange(count, device=faces.device).repeat(3)
-    key = edges[:, 0] * (int(faces.max()) + 1) + edges[:, 1]
+    key = edges[:, 0] * (int(faces.max()) + 1) + edges[:, 1] if count else owner
     order = torch.argsort(key)
-    key, owner = key[order], owner[order]
+    key, owner, edges = key[order], owner[order], edges[order]
     same = key[1:] == key[:-1]
-    pairs = torch.stack([owner[:-1][same], owner[1:][same]], dim=1)
+    return torch.stack([owner[:-1][same], owner[1:][same]], dim=1), edges[:-1][same]
+
+
+def face_neighbours(faces: Tensor) -> Tensor:
+    """(P, 2) pairs of faces that share an edge (both orders)."""
+    pairs = shared_edges(faces)[0]
     return torch.cat([pairs, pairs.flip(1)])
 
 

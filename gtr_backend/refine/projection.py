@@ -22,6 +22,7 @@ colour field fitted to the views leaves where they do not look.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from ..pixels import pull_push
 from ..render.mesh_render import seen_surface
 from ..render.raster import Rasterizer, clip_to_pixels, project, sample_images
 from ..views.viewset import ViewSet
+from .labelling import ViewLabels
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class ProjectionOptions:
     agreement: float = 0.15  # colour distance (mean abs, 0-1) at which a view disagreeing with the others fades
     calm: bool = True  # the fill is half the calm colour of the nearby well-seen surface (else only the base)
     calm_cells: int = 64  # cells along the longest side of the calm colour volume
+    best_view: bool = False  # each face from the view that sees it best (`labelling`), where faces are given
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ class ViewColors:
         their depth can stand for its own; a coarse level of detail is not, and is rendered."""
         self.views = views
         self.options = options or ProjectionOptions()
-        surface = mesh.to(views.device)
+        self.mesh = surface = mesh.to(views.device)
         if views.depth is not None and close:  # what each view really saw (a capture's depth): no need to render
             self.depth = torch.where(
                 views.depth[:, 0] > 0, views.depth[:, 0], torch.full_like(views.depth[:, 0], math.inf)
@@ -96,27 +99,49 @@ class ViewColors:
         seen = self.project(points, normals)
         return seen.rgb, seen.quality
 
-    def project(self, points: Tensor, normals: Tensor) -> Projection:
-        """What the views show at surface points (P, 3) with normals (P, 3), world frame (`Projection`)."""
+    @functools.cached_property
+    def labels(self) -> ViewLabels:
+        """The view that textures each face of the mesh (`labelling.choose_views`), made on first use."""
+        from .labelling import choose_views
+
+        return choose_views(self, self.mesh)
+
+    def look(self, points: Tensor, normals: Tensor) -> tuple[Tensor, Tensor]:
+        """Where each view sees surface points (P, 3) with normals (P, 3), world frame: pixel coordinates
+        (N, P, 2) and how well it sees each (N, P): facing * edge (module docstring), 0 where hidden."""
         views, options = self.views, self.options
         clip = project(points.float(), views.intrinsics, views.c2w, views.height, views.width)  # (N, P, 4)
         pixels = clip_to_pixels(clip, views.height, views.width)  # (N, P, 2)
-
-        def sample(images: Tensor, mode: str = "bilinear") -> Tensor:  # (N, C, H, W) -> (N, P, C)
-            return sample_images(images, pixels, mode, "border")
-
         z = clip[..., 3]
-        surface = sample(self.depth[:, None], "nearest")[..., 0]
+        surface = sample_images(self.depth[:, None], pixels, "nearest", "border")[..., 0]
         focal = views.intrinsics[:, None, :2].mean(-1)
         visible = (z - surface).abs() <= options.depth_tolerance * z / focal
         in_image = (pixels >= 0).all(-1) & (pixels[..., 0] <= views.width) & (pixels[..., 1] <= views.height)
-        to_camera = F.normalize(views.c2w[:, None, :3, 3] - points[None], dim=-1)
-        facing = (F.normalize(normals, dim=-1)[None] * to_camera).sum(-1).clamp_min(0)
-        edge = (sample(self.edge[:, None])[..., 0] / options.edge_pixels).clamp(0, 1)
-        quality = facing * edge * (visible & in_image).float()  # (N, P): how well each view sees each point
+        to_camera = F.normalize(views.c2w[:, None, :3, 3] - points[None].float(), dim=-1)
+        facing = (F.normalize(normals.float(), dim=-1)[None] * to_camera).sum(-1).clamp_min(0)
+        edge = (sample_images(self.edge[:, None], pixels, "bilinear", "border")[..., 0] / options.edge_pixels).clamp(
+            0, 1
+        )
+        return pixels, facing * edge * (visible & in_image).float()
+
+    def project(self, points: Tensor, normals: Tensor, faces: Tensor | None = None) -> Projection:
+        """What the views show at surface points (P, 3) with normals (P, 3), world frame (`Projection`).
+        `faces` (P,): the face of the mesh each point lies on; with them (and `best_view`), each point takes the
+        colour of its face's view (`labels`) where that view sees it, levelled across seams."""
+        views, options = self.views, self.options
+        pixels, quality = self.look(points, normals)  # quality (N, P): how well each view sees each point
+
+        def sample(images: Tensor) -> Tensor:  # (N, C, H, W) -> (N, P, C)
+            return sample_images(images, pixels, "bilinear", "border")
+
         weight = quality.pow(options.sharpness)
         rgb = sample(views.rgb)  # (N, P, 3)
         mean = (weight[..., None] * rgb).sum(0) / weight.sum(0).clamp_min(1e-12)[:, None]
+        chosen = None
+        if faces is not None and options.best_view and views.num_views > 1:
+            label = self.labels.labels[faces]
+            seen = quality.gather(0, label.clamp_min(0)[None])[0] > 0
+            chosen = torch.nonzero((label >= 0) & seen).squeeze(1)
         if views.num_views > 1 and options.agreement > 0:
             # Each view is compared with the consensus of the others (weighted by how well they see the point):
             # a view the others outvote and that disagrees with them sees something else there (an occluder the
@@ -138,6 +163,12 @@ class ViewColors:
                 (weight[..., None] * rgb).sum(0) / weight.sum(0).clamp_min(1e-12)[:, None],
                 mean,
             )
+        if chosen is not None and faces is not None and len(chosen):  # each from its face's view alone
+            view = self.labels.labels[faces[chosen]]
+            weight[:, chosen] = 0
+            weight[view, chosen] = 1
+            offset = self.labels.offsets(points[chosen], faces[chosen])
+            mean[chosen] = rgb[view, chosen] + offset
         material = emission = None
         if views.material is not None:  # the views' weights, where each knows the material
             values = sample(views.material)  # (N, P, 3): roughness, metallic, known

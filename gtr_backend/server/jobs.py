@@ -203,6 +203,10 @@ class FinishedJob:
 
         return texture_views(self.originals) if self.info.get("texture_from_views", False) else None
 
+    def views_meet(self) -> str:
+        """How the views' colours met in its bake (the `texture_views` option; "blend" for jobs made before it)."""
+        return str((self.info.get("options") or {}).get("texture_views", "blend"))
+
     def texture_size(self, job: Path) -> int:
         from PIL import Image
 

@@ -226,7 +226,10 @@ class Session:
             "fidelity": info["fidelity"],
             "options": info["options"],
             "weights_name": info["weights_name"],
-            "warnings": view_warnings(views) + result.notes,
+            # A result that fails its views is delivered, but its first warning says so (the add-on marks it).
+            "warnings": ([f"{result.problem[0].upper()}{result.problem[1:]}."] if result.problem else [])
+            + view_warnings(views)
+            + result.notes,
         }
 
     def unload(self, request: dict[str, Any], emit: Emit, cancelled: Cancelled) -> UnloadReply:
@@ -315,7 +318,8 @@ class Session:
             projected = ViewColors(done.mesh, sources, rasterizer) if sources is not None else None
             coloured = bake_vertex_colors(done.mesh, result.colors, projected)
         else:
-            coloured = bake(done.mesh, result.colors, sources, done.texture_size(job), rasterizer, check)
+            size = done.texture_size(job)
+            coloured = bake(done.mesh, result.colors, sources, size, rasterizer, check, texture_views=done.views_meet())
         score = cast(FidelityFields, fidelity(coloured, done.views, rasterizer, done.held_out).as_dict())
         info = cast(JobManifest, {**done.info, "fidelity": score})
         files = write_job(job, coloured.to("cpu"), result.colors, info, mesh_files=done.mesh.uv is None)
