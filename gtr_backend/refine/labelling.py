@@ -85,10 +85,9 @@ def choose_views(views: ViewColors, mesh: Mesh, options: LabelOptions = LabelOpt
     welded, index = torch.unique(mesh.vertices.detach().float(), dim=0, return_inverse=True)
     faces = index[mesh.faces]  # same faces, in the same order, on vertices merged across UV seams
     corners = welded[faces]  # (F, 3, 3)
-    count, num_views = len(faces), views.views.num_views
-    none = ViewLabels(torch.full((count,), -1, dtype=torch.long, device=faces.device), corners, corners * 0)
-    if count == 0:
-        return none
+    num_views = views.views.num_views
+    if len(faces) == 0:
+        return ViewLabels(faces.new_zeros((0,)), corners, corners)
     score, colour = face_scores(views, welded, faces, options)  # (N, F), (N, F, 3)
     candidate = score > 0
     candidate &= photo_consistent(colour, score, views.options.agreement)
@@ -219,13 +218,18 @@ def level_seams(views: ViewColors, vertices: Tensor, faces: Tensor, labels: Tens
     spread = (difference.max(1).values - difference.min(1).values).abs().max(-1).values
     usable = torch.stack(seen, dim=1).all(1) & (spread <= options.max_spread)
     usable &= difference.abs().mean((1, 2)) <= options.max_difference
-    u = usable
     columns_ = torch.stack(
-        [unknown(a[u], view_l[u]), unknown(b[u], view_l[u]), unknown(a[u], view_r[u]), unknown(b[u], view_r[u])], dim=1
+        [
+            unknown(a[usable], view_l[usable]),
+            unknown(b[usable], view_l[usable]),
+            unknown(a[usable], view_r[usable]),
+            unknown(b[usable], view_r[usable]),
+        ],
+        dim=1,
     )
-    for k, t in enumerate(SEAM_SAMPLES if bool(u.any()) else ()):
+    for k, t in enumerate(SEAM_SAMPLES if bool(usable.any()) else ()):
         weights = torch.tensor([1 - t, t, -(1 - t), -t], device=vertices.device).expand(len(columns_), 4)
-        add(columns_, weights, difference[u, k])
+        add(columns_, weights, difference[usable, k])
     if count == 0:
         return offsets
     # Evenness: inside a patch, the corrections at the two ends of every edge are alike.

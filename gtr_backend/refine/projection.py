@@ -37,7 +37,7 @@ from ..pixels import pull_push
 from ..render.mesh_render import seen_surface
 from ..render.raster import Rasterizer, clip_to_pixels, project, sample_images
 from ..views.viewset import ViewSet
-from .labelling import ViewLabels
+from .labelling import ViewLabels, choose_views
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,6 @@ class ViewColors:
     @functools.cached_property
     def labels(self) -> ViewLabels:
         """The view that textures each face of the mesh (`labelling.choose_views`), made on first use."""
-        from .labelling import choose_views
-
         return choose_views(self, self.mesh)
 
     def look(self, points: Tensor, normals: Tensor) -> tuple[Tensor, Tensor]:
