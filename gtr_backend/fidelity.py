@@ -1,10 +1,12 @@
 """How faithfully a result reproduces the views it was made from: the score the add-on shows beside every
 result, `gtr reconstruct --json` prints and the evaluation's "mask IoU" and "input PSNR" columns report.
 
-- mask IoU, per input view: the mesh's coverage against the view's mask (at 1/2), at the view's resolution;
+- mask IoU, per input view: the mesh's coverage (at 1/2) against the view's mask, at the view's resolution;
   the score keeps the worst view (a part missing in one view is a part missing).
 - input PSNR: the finished mesh (its texture or vertex colours) rendered from the input cameras against the
   input views over white, over the pixels the masks cover fully (dB; None when no pixel is fully inside).
+- The texture is read through its mipmaps (`render_mesh(mipmaps=True)`), as a camera's pixel integrates its
+  area: a texture finer than a view's pixels then scores as sharp, not as aliased.
 - held out: the same two scores on views that were kept out of the fit and the texture (a capture's held-out
   views): what the result looks like from where it was not made to match, which the first two overstate.
 """
@@ -51,7 +53,9 @@ def fidelity(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer, held_out: ViewS
 
 
 def _scores(mesh: Mesh, views: ViewSet, rasterizer: Rasterizer) -> Fidelity:
-    render = render_mesh(mesh.to(views.device), views.intrinsics, views.c2w, views.height, views.width, rasterizer)
+    render = render_mesh(
+        mesh.to(views.device), views.intrinsics, views.c2w, views.height, views.width, rasterizer, mipmaps=True
+    )
     per_view = [round(float(v), 4) for v in mask_iou(render.fragments.mask, views.foreground())]
     inside = views.mask[:, 0] > 0.99
     score = None

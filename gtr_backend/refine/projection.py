@@ -50,6 +50,7 @@ class ProjectionOptions:
     calm: bool = True  # the fill is half the calm colour of the nearby well-seen surface (else only the base)
     calm_cells: int = 64  # cells along the longest side of the calm colour volume
     best_view: bool = False  # each face from the view that sees it best (`labelling`), where faces are given
+    sampling: str = "bicubic"  # how the views' pixels are read ("bicubic" or "bilinear", torch's grid_sample)
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,9 @@ class ViewColors:
         pixels, quality = self.look(points, normals)  # quality (N, P): how well each view sees each point
 
         def sample(images: Tensor) -> Tensor:  # (N, C, H, W) -> (N, P, C)
-            return sample_images(images, pixels, "bilinear", "border")
+            # Bicubic by default: the texture is read again when the result is drawn, and two bilinear reads in a
+            # row soften an edge by about a view's pixel; the overshoot bicubic can add at an edge is clipped.
+            return sample_images(images, pixels, options.sampling, "border").clamp(0, 1)
 
         weight = quality.pow(options.sharpness)
         rgb = sample(views.rgb)  # (N, P, 3)

@@ -7,6 +7,7 @@ z (0 on background), normals (N, 3, H, W) in the world frame, and the rasterizer
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -61,6 +62,34 @@ def sample_texture(texture: Tensor, uv: Tensor) -> Tensor:
     return out[0, :, :, 0].T.reshape(*uv.shape[:-1], texture.shape[-1])
 
 
+def sample_texture_mipmapped(texture: Tensor, uv: Tensor) -> Tensor:
+    """`sample_texture` for uv (N, H, W, 2) of rendered pixels, read as a renderer with mipmaps reads it
+    (trilinear): each pixel from the level of a box-filtered pyramid whose texels are about its own footprint,
+    so a texture finer than the pixels averages over each pixel instead of aliasing. The footprint is how far uv
+    moves to the next pixel (the smaller of the steps either side, so that a UV seam next to a pixel does not
+    count), in texels, the larger of the two image axes'."""
+    size = max(texture.shape[0], texture.shape[1])
+
+    def step(axis: int) -> Tensor:  # (N, H, W): |d uv| to the neighbouring pixel along `axis`, in texels
+        forward = (uv.diff(dim=axis, append=uv.narrow(axis, -1, 1))).norm(dim=-1)
+        backward = (uv.diff(dim=axis, prepend=uv.narrow(axis, 0, 1))).norm(dim=-1)
+        both = torch.minimum(forward, backward)
+        return torch.where(both > 0, both, torch.maximum(forward, backward)) * size
+
+    coarsest = (size - 1).bit_length()  # the level of one texel
+    level = (step(1) * step(2)).clamp_min(1).log2().mul(0.5).clamp_max(coarsest)  # 0: the texture itself
+    out = torch.zeros((*uv.shape[:-1], texture.shape[-1]), dtype=uv.dtype, device=uv.device)
+    image = texture
+    for k in range(math.ceil(float(level.max())) + 1):
+        if k > 0:
+            image = F.avg_pool2d(image.permute(2, 0, 1)[None], 2, ceil_mode=True)[0].permute(1, 2, 0)
+        weight = (1 - (level - k).abs()).clamp_min(0)  # trilinear: the two levels either side of each pixel's
+        read = weight > 0
+        if bool(read.any()):
+            out[read] += weight[read][:, None] * sample_texture(image, uv[read]).to(out.dtype)
+    return out
+
+
 def channels_first(image: Tensor) -> Tensor:
     return image.permute(0, 3, 1, 2)
 
@@ -74,11 +103,13 @@ def render_mesh(
     rasterizer: Rasterizer | None = None,
     background: float | None = 1.0,
     antialias: bool = True,
+    mipmaps: bool = False,
 ) -> MeshRender:
     """Render `mesh` from N cameras (intrinsics (N, 4), c2w (N, 4, 4)) at height x width.
 
     Colour comes from the texture (if the mesh has uv and texture), else the vertex colours, else a neutral
-    grey shaded by the normals' facing ratio (a clay render).
+    grey shaded by the normals' facing ratio (a clay render). `mipmaps`: the texture is read trilinearly from
+    its mipmaps (`sample_texture_mipmapped`) as a game engine or Blender reads it, not at one point per pixel.
     """
     rasterizer = rasterizer or TorchRasterizer()
     vertices = mesh.vertices.float()
@@ -90,7 +121,7 @@ def render_mesh(
     normals = normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-8)
     if mesh.uv is not None and mesh.texture is not None:
         uv = rasterizer.interpolate(mesh.uv.float(), fragments, mesh.faces)
-        rgb = sample_texture(mesh.texture, uv) * mask
+        rgb = (sample_texture_mipmapped(mesh.texture, uv) if mipmaps else sample_texture(mesh.texture, uv)) * mask
     elif mesh.vertex_colors is not None:
         rgb = rasterizer.interpolate(mesh.vertex_colors.float(), fragments, mesh.faces)
     else:

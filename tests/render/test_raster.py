@@ -104,6 +104,27 @@ def test_textured_quad_uses_the_obj_uv_convention():
     assert (render.rgb[0, :, 2, 2] == 0).all()  # transparent background stays empty
 
 
+def test_mipmaps_average_a_texture_finer_than_the_pixels_and_keep_one_as_coarse():
+    """A quad whose 240-texel checker is seen at 16 pixels: read at one point per pixel every pixel is black or
+    white, through the mipmaps each is the checker's mean (as the camera's own pixel would average it); seen at
+    256 pixels (about a texel per pixel) the mipmapped read is the plain one."""
+    cells = (torch.arange(240)[:, None] + torch.arange(240)[None]) % 2
+    texture = cells[..., None].float().expand(240, 240, 3).contiguous()
+    vertices = torch.tensor([[-0.5, -0.5, 0], [0.5, -0.5, 0], [0.5, 0.5, 0], [-0.5, 0.5, 0]])
+    quad = Mesh(vertices, torch.tensor([[0, 1, 2], [0, 2, 3]]), uv=vertices[:, :2] + 0.5, texture=texture)
+    c2w = look_at([0.0, 0.0, 2.0])[None].float()
+    inner = (slice(None), slice(None), slice(10, 22), slice(10, 22))  # well inside the quad at 32 px
+    for size in (32, 512):
+        k = torch.tensor([[size, size, size / 2, size / 2]])  # the quad spans half the image
+        plain = render_mesh(quad, k, c2w, size, size, background=None, antialias=False)
+        mipmapped = render_mesh(quad, k, c2w, size, size, background=None, antialias=False, mipmaps=True)
+        if size == 32:
+            assert ((plain.rgb[inner] - 0.5).abs() > 0.4).float().mean() > 0.9  # aliased: black or white
+            assert torch.allclose(mipmapped.rgb[inner], torch.full_like(mipmapped.rgb[inner], 0.5), atol=0.02)
+        else:
+            assert torch.allclose(mipmapped.rgb, plain.rgb, atol=1e-4)
+
+
 def nvdiffrast_or_skip():
     """nvdiffrast's rasterizer on CUDA; skipped where it is not installed or cannot be built (no nvcc or ninja),
     a failed build fails the test."""
