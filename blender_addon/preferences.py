@@ -20,10 +20,12 @@ DEVICES = tuple((name, label, text) for name, (label, text) in contract.DEVICES.
 OPTIONS = contract.RECONSTRUCT_OPTIONS  # the backend's one definition of each option
 
 
-TEXTURE_VIEWS_ITEMS = (
-    ("blend", "Blend", "A mix weighted towards the views that see each point best (smooth; sharp on exact shapes)"),
-    ("best", "Best View", "Each face from the one view that sees it best, levelled across seams (sharpest when views "
-     "were taken at different distances or exposures)"),
+TEXTURE_VIEWS_ITEMS = (  # numbered: a choice stored by an older version reads as the same choice
+    ("auto", "Auto", "Best View where the shape comes from the views' own depth (Render Selected), else Blend", 2),
+    ("blend", "Blend", "A mix weighted towards the views that see each point best (forgiving where the shape is "
+     "not exact)", 0),
+    ("best", "Best View", "Each face from the one view that sees it best, levelled across seams (the sharpest, "
+     "where the shape is exact)", 1),
 )  # fmt: skip
 UV_ITEMS = tuple((choice, choice.capitalize(), OPTIONS["uv"].help) for choice in OPTIONS["uv"].choices)
 # Texture sizes offered: the powers of two from 128 px to the option's largest.

@@ -105,12 +105,12 @@ RECONSTRUCT_OPTIONS: dict[str, Option] = {
     "geometry_steps": Option(20, "steps of the surface fit to the views after carving (0 turns it off)", 0, 200),
     "texture_from_views": Option(True, "take texel colours from the input views where they see the surface"),
     "texture_views": Option(
-        "blend",
-        "how the views' colours meet where several see the surface: blend (a mix weighted towards the views that "
-        "see it best: smooth, and sharp when the shape is exact) or best (each face from the one view that sees it "
-        "closest and most squarely, colours levelled across seams: sharpest when views were taken at different "
-        "distances or exposures)",
-        choices=("blend", "best"),
+        "auto",
+        "how the views' colours meet where several see the surface: best (each face from the one view that sees it "
+        "closest and most squarely, colours levelled across seams: the sharpest, where the shape is exact), blend (a "
+        "mix weighted towards the views that see each point best: forgiving where the shape is not) or auto (best "
+        "where the shape comes from the views' own depth, as in a capture; blend otherwise)",
+        choices=("auto", "blend", "best"),
     ),
     "refine_steps": Option(20, "texture refinement steps (0 turns it off)", low=0, high=500),
     "texture_size": Option(1024, "texture atlas size in pixels", low=16, high=4096),

@@ -90,7 +90,7 @@ class ReconstructOptions:
     geometry_refine: bool = _default("geometry_refine")  # reconcile the network's shape with the masks
     geometry_steps: int = _default("geometry_steps")  # steps of the surface fit after carving (0: off)
     texture_from_views: bool = _default("texture_from_views")  # texel colours from the input views
-    texture_views: str = _default("texture_views")  # "blend" or "best" (one view per face, `refine.labelling`)
+    texture_views: str = _default("texture_views")  # "auto", "blend" or "best" (one view per face, `refine.labelling`)
     refine_steps: int = _default("refine_steps")
     refine_params: RefineParams = "both"
     texture_size: int = _default("texture_size")
@@ -339,7 +339,7 @@ def reconstruct_from_triplane(
     textured, colors, refinement = texture_stage(
         field, triplane, shape.mesh, views, sources, options, stages, rasterizer, shape.inside
     )
-    lods = levels_of_detail(shape.mesh, colors, sources, options, stages, rasterizer)
+    lods = levels_of_detail(shape.mesh, colors, sources, options, stages, rasterizer, fuses_depth(views, options))
     with stages.stage("score"), torch.no_grad():
         unseen = None if held_out is None else held_out.to(triplane.device).resized((views.height, views.width))
         score = fidelity(textured, views, rasterizer, unseen)
@@ -369,6 +369,14 @@ class Shape:
 def fuses_depth(views: ViewSet, options: ReconstructOptions) -> bool:
     """Whether the shape comes from the views' depth maps fused (views that know their depth, a capture's)."""
     return views.depth is not None and options.geometry_refine
+
+
+def views_meet(texture_views: str, exact_shape: bool) -> str:
+    """The `texture_views` option made definite: "auto" is "best" where the shape is exact (fused from the views'
+    own depth: each face can take its one best view without ghosting), else "blend"."""
+    if texture_views == "auto":
+        return "best" if exact_shape else "blend"
+    return texture_views
 
 
 def simplify_stage(mesh: Mesh, options: ReconstructOptions, stages: Stages) -> Mesh:
@@ -471,12 +479,11 @@ def texture_stage(
         with stages.stage("bake"):
             projected = ViewColors(mesh, sources, rasterizer) if sources is not None else None
             return bake_vertex_colors(mesh, colors, projected), colors, refinement
+    how = views_meet(options.texture_views, fuses_depth(views, options))
     with stages.stage("unwrap"):
         unwrapped = unwrap(mesh, options.texture_size, options.uv)
     with stages.stage("bake"):
-        textured = bake(
-            unwrapped, colors, sources, options.texture_size, rasterizer, texture_views=options.texture_views
-        )
+        textured = bake(unwrapped, colors, sources, options.texture_size, rasterizer, texture_views=how)
     if options.normal_map and inside is not None:
         with stages.stage("normal map"):
             normals = bake_normal_map(textured, inside, options.texture_size, rasterizer)
@@ -491,12 +498,15 @@ def levels_of_detail(
     options: ReconstructOptions,
     stages: Stages,
     rasterizer: Rasterizer,
+    exact_shape: bool = False,
 ) -> list[Mesh]:
     """LOD1 ... LOD(n-1) of `options.lods` levels: each simplified (creases kept, `decimate`) to about a quarter
     of the faces of the one before, unwrapped and baked on its own; [] for one level or vertex colours. A level
-    that cannot get smaller (a few faces left) ends the chain."""
+    that cannot get smaller (a few faces left) ends the chain. `exact_shape`: the mesh was fused from the views'
+    depth (`views_meet`)."""
     if options.lods <= 1 or options.vertex_colors:
         return []
+    how = views_meet(options.texture_views, exact_shape)
     levels: list[Mesh] = []
     with stages.stage("levels of detail"), torch.no_grad():
         previous = mesh
@@ -508,9 +518,7 @@ def levels_of_detail(
                 break
             size = max(64, options.texture_size >> level)  # a quarter of the faces: half the texels per side
             unwrapped = unwrap(smaller, size, options.uv)
-            levels.append(
-                bake(unwrapped, colors, sources, size, rasterizer, stages.check, False, options.texture_views)
-            )
+            levels.append(bake(unwrapped, colors, sources, size, rasterizer, stages.check, False, how))
             previous = smaller
     return levels
 
@@ -523,12 +531,12 @@ def bake(
     rasterizer: Rasterizer,
     check: Callable[[], None] | None = None,
     close: bool = True,
-    texture_views: str = _default("texture_views"),
+    texture_views: str = "blend",
 ) -> Mesh:
     """A mesh with uv -> the same mesh with its texture baked from `colors` (and `sources`' own colours, and
     their material and emission where they carry them). `check` is called between the bake's steps (it raises
     to stop it); `close`: the mesh lies on the surface the sources' depth saw (`ViewColors`); `texture_views`:
-    how the views' colours meet (the option of that name)."""
+    how the views' colours meet: "blend" or "best" (the option of that name, made definite by `views_meet`)."""
     if check is not None:
         check()
     how = ProjectionOptions(best_view=texture_views == "best")

@@ -122,3 +122,15 @@ def test_a_corrupt_depth_map_is_dropped_and_said(fitted_sphere):
     result = reconstruct(corrupt, model, "cpu", ReconstructOptions(auto_faces=True, texture_size=128, refine_steps=0))
     assert any("view 0" in note for note in result.notes)
     assert result.fidelity is not None and result.fidelity.mask_iou > 0.9
+
+
+def test_a_capture_is_textured_one_view_per_face_by_default(fitted_sphere):
+    """Texture views "auto" (the default): a capture's shape comes from its own depth, so each face takes the one
+    view that sees it best (`refine.labelling`) rather than a blend of every view that sees it."""
+    field, triplane, _ = fitted_sphere
+    views = capture(sphere(0.7, 5), size=128, count=8, color=lambda p: 0.5 + 0.4 * torch.sin(p * 9))
+    textures = {}
+    for how in ("auto", "blend", "best"):
+        options = ReconstructOptions(auto_faces=True, texture_size=256, refine_steps=0, texture_views=how)
+        textures[how] = reconstruct_from_triplane(field, triplane, views, options, originals=views).mesh.texture
+    assert torch.equal(textures["auto"], textures["best"]) and not torch.equal(textures["auto"], textures["blend"])

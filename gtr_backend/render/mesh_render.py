@@ -67,7 +67,8 @@ def sample_texture_mipmapped(texture: Tensor, uv: Tensor) -> Tensor:
     (trilinear): each pixel from the level of a box-filtered pyramid whose texels are about its own footprint,
     so a texture finer than the pixels averages over each pixel instead of aliasing. The footprint is how far uv
     moves to the next pixel (the smaller of the steps either side, so that a UV seam next to a pixel does not
-    count), in texels, the larger of the two image axes'."""
+    count), in texels: the geometric mean of the two image axes' steps (the footprint's area, so a surface seen
+    at a grazing angle is not blurred along both axes by its long one)."""
     size = max(texture.shape[0], texture.shape[1])
 
     def step(axis: int) -> Tensor:  # (N, H, W): |d uv| to the neighbouring pixel along `axis`, in texels

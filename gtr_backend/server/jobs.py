@@ -204,8 +204,13 @@ class FinishedJob:
         return texture_views(self.originals) if self.info.get("texture_from_views", False) else None
 
     def views_meet(self) -> str:
-        """How the views' colours met in its bake (the `texture_views` option; "blend" for jobs made before it)."""
-        return str((self.info.get("options") or {}).get("texture_views", "blend"))
+        """How the views' colours met in its bake: "blend" or "best" (the `texture_views` option as its
+        reconstruction made it definite; "blend" for jobs made before the option)."""
+        from ..reconstruction import views_meet
+
+        options = self.info.get("options") or {}
+        exact = self.originals.depth is not None and bool(options.get("geometry_refine", True))
+        return views_meet(str(options.get("texture_views", "blend")), exact)
 
     def texture_size(self, job: Path) -> int:
         from PIL import Image
