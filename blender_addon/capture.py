@@ -64,6 +64,8 @@ PASS_ENGINES = {"CYCLES", "BLENDER_EEVEE", "BLENDER_EEVEE_NEXT"}  # engines that
 # The material probe's AOVs (`MaterialProbe`): the Principled BSDF's base colour; its roughness, metallic and 1
 # (known) as a colour; its emission colour times strength.
 AOV_BASE, AOV_PBR, AOV_EMISSION = "gtr_base_color", "gtr_pbr", "gtr_emission"
+ONE_SAMPLE_FILTER = 0.5  # Cycles' pixel filter width (px) for one sample per pixel: placed near the centre
+LIT_SAMPLES = 16  # at least this many Cycles samples where the result is made of the lit render (noisy from fewer)
 NO_ALBEDO = 0.02  # mean diffuse colour (0-1) below which, where the lit render is not dark, there is none
 
 
@@ -92,7 +94,7 @@ class CaptureSettings:
     fov: float = contract.ORBIT_FOV_DEG
     resolution: int = 512
     engine: str = "CYCLES"
-    samples: int = 16
+    samples: int = 1  # Cycles; where the result is made of the lit render, at least LIT_SAMPLES
     passes: bool = False  # the diffuse colour (albedo) and depth passes (Cycles and EEVEE)
 
     @property
@@ -313,6 +315,7 @@ class CaptureSession:
         self.best_coverage = 0.0  # the largest share of a view the object has covered so far
         self.note = ""  # what the user should know about the capture (a pass that could not be used)
         self.lit_only = not (settings.passes and settings.engine in PASS_ENGINES)
+        self.restart = False  # the views so far are to be rendered again (`set_samples` raised the samples)
         self.compositor: Compositor | None = None
         self.probe: MaterialProbe | None = None
         folder.mkdir(parents=True, exist_ok=True)
@@ -351,7 +354,6 @@ class CaptureSession:
         scene.view_settings.view_transform = "Standard"
         if s.engine == "CYCLES":
             cycles = getattr(scene, "cycles")  # noqa: B009  # registered by the Cycles add-on, not in the stubs
-            cycles.samples = s.samples
             cycles.use_denoising = False
             cycles.device = "CPU"
             if s.passes:  # the passes the result is made of see the first hit only: light bounces cost for nothing
@@ -377,6 +379,20 @@ class CaptureSession:
                     "its materials have no Principled BSDF, so the result has a base colour only (no roughness, "
                     "metallic or emission)"
                 )
+        self.set_samples()
+
+    def set_samples(self) -> None:
+        """Cycles samples: the passes the result is made of (diffuse colour, depth, material) are exact from one
+        sample per pixel (the surface at the pixel's centre: the sharpest texture); the lit render is noisy from
+        few, so where the result is made of it (no pass, or a look without a base colour) at least LIT_SAMPLES."""
+        if self.settings.engine != "CYCLES" or self.scene is None:
+            return
+        cycles = getattr(self.scene, "cycles")  # noqa: B009  # registered by the Cycles add-on, not in the stubs
+        cycles.samples = max(self.settings.samples, LIT_SAMPLES) if self.lit_only else self.settings.samples
+        # Cycles places each sample by its pixel filter (1.5 px wide by default): one sample alone would land
+        # anywhere within it, so it is narrowed to the middle of the pixel (exactly at its centre, thin stripes
+        # alias); more samples keep the filter's smoothing.
+        cycles.filter_width = ONE_SAMPLE_FILTER if cycles.samples == 1 else 1.5
 
     @property
     def total(self) -> int:
@@ -411,6 +427,9 @@ class CaptureSession:
             entry["held_out"] = True
         if self.compositor is not None:
             entry.update(self._use_passes(self.folder / name))
+        if self.restart:  # from the first view again, every one alike
+            self.restart, self.index, self.cameras, self.best_coverage = False, 0, [], 0.0
+            return True
         self.cameras.append(entry)
         self.index += 1
         return self.index < self.total
@@ -456,6 +475,11 @@ class CaptureSession:
                 "the object's look has no diffuse colour Blender can split out (emission-only or metallic "
                 "shaders, volumes), so its texture is taken from the lit renders"
             )
+            samples = int(getattr(self.scene, "cycles").samples) if self.settings.engine == "CYCLES" else 0  # noqa: B009
+            self.set_samples()
+            if self.settings.engine == "CYCLES" and int(getattr(self.scene, "cycles").samples) > samples:  # noqa: B009
+                self.restart = True  # the lit renders so far had too few samples: render them again
+                return keys
             for earlier in self.cameras:  # views already switched to their diffuse colour go back to lit
                 image = self.folder / str(earlier["image"])
                 image.with_name(image.stem + "_lit.png").replace(image)

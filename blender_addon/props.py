@@ -56,11 +56,12 @@ class GTR_SceneSettings(bpy.types.PropertyGroup):
     capture_resolution: IntProperty(name="Resolution", default=512, min=64, max=2048)  # type: ignore[valid-type]
     capture_samples: IntProperty(  # type: ignore[valid-type]
         name="Samples",
-        default=4,
+        default=1,
         min=1,
         max=4096,
-        description="Cycles samples per view: the colour, depth and material passes the result is made of need "
-        "few (edges are smooth from 4); the lit render, used only where a look has no base colour, more",
+        description="Cycles samples per view: the colour, depth and material passes the result is made of are "
+        "exact from 1 (each pixel the surface at its centre: the sharpest texture); where the result is made of "
+        "the lit render (a look with no base colour) at least 16",
     )
     capture_auto_faces: BoolProperty(  # type: ignore[valid-type]
         name="Faces: Auto",

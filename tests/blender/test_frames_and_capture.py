@@ -78,7 +78,9 @@ def test_any_selection_is_framed_whole(blender, extension_zip, fov):
 def test_capture_passes_give_unshaded_colour_depth_and_held_out_views(blender, extension_zip, tmp_path, bpy_python):
     """With the passes on, a glossy sphere's views carry its base colour without shading or highlights (the lit
     render varies across it), every view's depth puts the seen points on the sphere, the held-out views are
-    marked, and an emission-only object keeps its lit colours with a note saying so. Blender 5.0 and 4.2."""
+    marked, and an emission-only object keeps its lit colours with a note saying so. The passes are rendered
+    with one sample, the lit colours of the emission-only object (noisy from few) with more. Blender 5.0 and
+    4.2."""
     out = tmp_path / "views"
     r = blender("capture_passes.py", str(extension_zip), str(out), "CYCLES", python=bpy_python)
     assert r["changes"] == []  # each capture leaves the user's data as it was
@@ -94,5 +96,6 @@ def test_capture_passes_give_unshaded_colour_depth_and_held_out_views(blender, e
     assert low > 0.8 * 0.97 and high < 0.8 * 1.03, r["radius"]
     assert "lit renders" in r["glow_note"] and r["glow_lit_kept"] > 0.3
     assert not any(name.endswith("_lit.png") for name in r["glow_files"])
+    assert r["samples"] == {"sphere": 1, "glow": r["lit_samples"]} and r["lit_samples"] > 1
     views = load_views(out / "sphere")
     assert views.depth is not None and views.held_out == (False,) * 6 + (True,) * 2

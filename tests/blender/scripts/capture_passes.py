@@ -22,7 +22,8 @@ shader.inputs["Base Color"].default_value = (*colour, 1.0)
 shader.inputs["Roughness"].default_value = 0.15  # highlights the lit render shows and the albedo must not
 sphere.data.materials.append(material)
 changes = []
-settings = capture.CaptureSettings(views=6, held_out=2, resolution=96, engine=engine, samples=8, passes=True)
+settings = capture.CaptureSettings(views=6, held_out=2, resolution=96, engine=engine, passes=True)  # 1 sample
+samples = {}  # Cycles samples each capture rendered with
 
 
 def run(objects, folder):
@@ -32,6 +33,8 @@ def run(objects, folder):
         while session.render_next(bpy.context):
             pass
         session.write_cameras()
+        if engine == "CYCLES":
+            samples[folder.name] = int(session.scene.cycles.samples)
     finally:
         session.close()
     if scene_snapshot() != before:
@@ -89,5 +92,7 @@ finish(
         "glow_lit_kept": float(glow_first[glow_first[..., 3] > 0.99][:, :3].mean()),
         "glow_files": sorted(p.name for p in (out / "glow").iterdir()),
         "changes": changes,
+        "samples": samples,
+        "lit_samples": capture.LIT_SAMPLES,
     }
 )
