@@ -316,6 +316,7 @@ class CaptureSession:
         self.note = ""  # what the user should know about the capture (a pass that could not be used)
         self.lit_only = not (settings.passes and settings.engine in PASS_ENGINES)
         self.restart = False  # the views so far are to be rendered again (`set_samples` raised the samples)
+        self.samples = 0  # Cycles samples per view (`set_samples`; 0 for other engines)
         self.compositor: Compositor | None = None
         self.probe: MaterialProbe | None = None
         folder.mkdir(parents=True, exist_ok=True)
@@ -381,18 +382,21 @@ class CaptureSession:
                 )
         self.set_samples()
 
-    def set_samples(self) -> None:
-        """Cycles samples: the passes the result is made of (diffuse colour, depth, material) are exact from one
-        sample per pixel (the surface at the pixel's centre: the sharpest texture); the lit render is noisy from
-        few, so where the result is made of it (no pass, or a look without a base colour) at least LIT_SAMPLES."""
+    def set_samples(self) -> int:
+        """Set and return the Cycles samples (0 for other engines): the passes the result is made of (diffuse
+        colour, depth, material) are exact from one sample per pixel (the surface at the pixel's centre: the
+        sharpest texture); the lit render is noisy from few, so where the result is made of it (no pass, or a
+        look without a base colour) at least LIT_SAMPLES."""
         if self.settings.engine != "CYCLES" or self.scene is None:
-            return
+            return 0
+        self.samples = max(self.settings.samples, LIT_SAMPLES) if self.lit_only else self.settings.samples
         cycles = getattr(self.scene, "cycles")  # noqa: B009  # registered by the Cycles add-on, not in the stubs
-        cycles.samples = max(self.settings.samples, LIT_SAMPLES) if self.lit_only else self.settings.samples
+        cycles.samples = self.samples
         # Cycles places each sample by its pixel filter (1.5 px wide by default): one sample alone would land
         # anywhere within it, so it is narrowed to the middle of the pixel (exactly at its centre, thin stripes
         # alias); more samples keep the filter's smoothing.
-        cycles.filter_width = ONE_SAMPLE_FILTER if cycles.samples == 1 else 1.5
+        cycles.filter_width = ONE_SAMPLE_FILTER if self.samples == 1 else 1.5
+        return self.samples
 
     @property
     def total(self) -> int:
@@ -475,9 +479,8 @@ class CaptureSession:
                 "the object's look has no diffuse colour Blender can split out (emission-only or metallic "
                 "shaders, volumes), so its texture is taken from the lit renders"
             )
-            samples = int(getattr(self.scene, "cycles").samples) if self.settings.engine == "CYCLES" else 0  # noqa: B009
-            self.set_samples()
-            if self.settings.engine == "CYCLES" and int(getattr(self.scene, "cycles").samples) > samples:  # noqa: B009
+            before = self.samples
+            if self.set_samples() > before:
                 self.restart = True  # the lit renders so far had too few samples: render them again
                 return keys
             for earlier in self.cameras:  # views already switched to their diffuse colour go back to lit
